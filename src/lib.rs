@@ -1,0 +1,18 @@
+//! inferbench: a benchmarking and profiling harness for ML inference.
+//!
+//! The pipeline (DESIGN.md §3):
+//! `suite` (TOML, validated) -> `plan` (cases) -> `worker` (one isolated process per case,
+//! timing loop in `measure`) -> `results` (`RunResult` JSON and CSV, statistics from `stats`).
+//! `stats` is pure; candle types stay in `model`, `target` and `worker`.
+
+pub mod cli;
+pub mod measure;
+pub mod model;
+pub mod plan;
+pub mod probe;
+pub mod results;
+pub mod runner;
+pub mod stats;
+pub mod suite;
+pub mod target;
+pub mod worker;

@@ -1,0 +1,221 @@
+//! The environment fingerprint: what a run ran on, so two runs can be judged comparable.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
+
+/// ISA extensions that change which kernels candle (gemm, quantized matmul) can use.
+const ISA_FLAGS_OF_INTEREST: &[&str] = &[
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+    "asimd",
+    "asimddp",
+    "sve",
+    "sve2",
+    "i8mm",
+    "bf16",
+];
+
+/// Thread-related environment variables that candle and its dependencies read.
+pub const THREAD_VARS: &[&str] = &["RAYON_NUM_THREADS", "CANDLE_NUM_THREADS", "OMP_NUM_THREADS"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    pub hostname: Option<String>,
+    pub cpu_model: String,
+    pub cpu_vendor: String,
+    pub arch: String,
+    pub physical_cores: Option<usize>,
+    pub logical_cores: usize,
+    /// ISA extensions present (from /proc/cpuinfo), limited to those that matter for kernels.
+    pub isa_flags: Vec<String>,
+    pub memory_total_bytes: u64,
+    pub os: Option<String>,
+    pub kernel: Option<String>,
+    pub rustc: String,
+    pub candle_version: String,
+    pub inferbench_version: String,
+    pub git_commit: String,
+    /// The build had uncommitted changes to tracked files.
+    pub git_dirty: bool,
+    /// Thread variables of the parent process (each worker gets its target's own values).
+    pub thread_env: BTreeMap<String, String>,
+    /// 1, 5 and 15 minute load averages when the run started.
+    pub load_average: [f64; 3],
+    pub features: Vec<String>,
+}
+
+impl Environment {
+    pub fn capture() -> Self {
+        let sys = System::new_with_specifics(
+            RefreshKind::nothing()
+                .with_cpu(CpuRefreshKind::nothing())
+                .with_memory(MemoryRefreshKind::nothing().with_ram()),
+        );
+        let (cpu_model, cpu_vendor) = sys
+            .cpus()
+            .first()
+            .map(|c| (c.brand().trim().to_string(), c.vendor_id().to_string()))
+            .unwrap_or_else(|| ("unknown".into(), "unknown".into()));
+        let load = System::load_average();
+        let thread_env = THREAD_VARS
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+            .collect();
+        let mut features = Vec::new();
+        if cfg!(feature = "cuda") {
+            features.push("cuda".to_string());
+        }
+        Environment {
+            hostname: System::host_name(),
+            cpu_model,
+            cpu_vendor,
+            arch: System::cpu_arch(),
+            physical_cores: System::physical_core_count(),
+            logical_cores: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(sys.cpus().len()),
+            isa_flags: isa_flags(&std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default()),
+            memory_total_bytes: sys.total_memory(),
+            os: System::long_os_version(),
+            kernel: System::kernel_version(),
+            rustc: env!("INFERBENCH_RUSTC_VERSION").to_string(),
+            candle_version: env!("INFERBENCH_CANDLE_VERSION").to_string(),
+            inferbench_version: env!("CARGO_PKG_VERSION").to_string(),
+            git_commit: env!("INFERBENCH_GIT_COMMIT").to_string(),
+            git_dirty: env!("INFERBENCH_GIT_DIRTY") == "true",
+            thread_env,
+            load_average: [load.one, load.five, load.fifteen],
+            features,
+        }
+    }
+
+    /// (field, value) rows for the `env` command's table.
+    pub fn rows(&self) -> Vec<(&'static str, String)> {
+        let or_unknown = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".into());
+        vec![
+            ("hostname", or_unknown(&self.hostname)),
+            ("cpu_model", self.cpu_model.clone()),
+            ("cpu_vendor", self.cpu_vendor.clone()),
+            ("arch", self.arch.clone()),
+            (
+                "physical_cores",
+                self.physical_cores
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "unknown".into()),
+            ),
+            ("logical_cores", self.logical_cores.to_string()),
+            ("isa_flags", self.isa_flags.join(" ")),
+            (
+                "memory_total",
+                format!(
+                    "{:.1} GiB",
+                    self.memory_total_bytes as f64 / (1u64 << 30) as f64
+                ),
+            ),
+            ("os", or_unknown(&self.os)),
+            ("kernel", or_unknown(&self.kernel)),
+            ("rustc", self.rustc.clone()),
+            ("candle", self.candle_version.clone()),
+            ("inferbench", self.inferbench_version.clone()),
+            (
+                "git_commit",
+                format!(
+                    "{}{}",
+                    self.git_commit,
+                    if self.git_dirty { " (dirty)" } else { "" }
+                ),
+            ),
+            (
+                "thread_env",
+                if self.thread_env.is_empty() {
+                    "(none set)".into()
+                } else {
+                    self.thread_env
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                },
+            ),
+            (
+                "load_average",
+                format!(
+                    "{:.2} {:.2} {:.2}",
+                    self.load_average[0], self.load_average[1], self.load_average[2]
+                ),
+            ),
+            (
+                "features",
+                if self.features.is_empty() {
+                    "(cpu only)".into()
+                } else {
+                    self.features.join(" ")
+                },
+            ),
+        ]
+    }
+}
+
+/// The flags of interest from the first `flags`/`Features` line of /proc/cpuinfo.
+fn isa_flags(cpuinfo: &str) -> Vec<String> {
+    let line = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("flags") || l.starts_with("Features"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v)
+        .unwrap_or("");
+    let present: std::collections::BTreeSet<&str> = line.split_whitespace().collect();
+    ISA_FLAGS_OF_INTEREST
+        .iter()
+        .filter(|f| present.contains(**f))
+        .map(|f| f.to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_kernel_relevant_flags() {
+        let cpuinfo =
+            "processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512_vnni amx_tile ht\n";
+        assert_eq!(
+            isa_flags(cpuinfo),
+            [
+                "sse4_2",
+                "avx",
+                "avx2",
+                "fma",
+                "avx512f",
+                "avx512_vnni",
+                "amx_tile"
+            ]
+        );
+        assert!(isa_flags("").is_empty());
+    }
+
+    #[test]
+    fn capture_fills_the_build_fields() {
+        let env = Environment::capture();
+        assert!(env.logical_cores >= 1);
+        assert!(env.rustc.starts_with("rustc "), "{}", env.rustc);
+        assert_ne!(env.candle_version, "unknown");
+        assert!(env.memory_total_bytes > 0);
+    }
+}

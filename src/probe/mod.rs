@@ -1,0 +1,2 @@
+//! Collectors beside the timing: the environment fingerprint (memory and energy come later).
+pub mod env;

@@ -1,0 +1,403 @@
+//! Run files: the versioned `RunResult` schema, its JSON and CSV forms, atomic writes.
+//! Only this module reads or writes files under `results/`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::measure::StopReason;
+use crate::plan::Case;
+use crate::probe::env::Environment;
+use crate::stats::{self, Summary};
+use crate::suite::{Settings, Suite};
+use crate::worker::{Measurement, Outcome, ThreadsInEffect};
+
+/// Version of the run-file schema; it changes only on purpose (README: "Run files").
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub schema_version: u32,
+    pub suite: SuiteInfo,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub status: RunStatus,
+    /// `--quick` shortened warm-up and sampling.
+    pub quick: bool,
+    pub filter: Option<String>,
+    /// The settings every case ran with (after `--quick`).
+    pub settings: Settings,
+    pub environment: Environment,
+    pub cases: Vec<CaseResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuiteInfo {
+    pub name: String,
+    pub description: String,
+    pub file: PathBuf,
+    pub sha256: String,
+}
+
+impl SuiteInfo {
+    pub fn of(suite: &Suite) -> Self {
+        SuiteInfo {
+            name: suite.name.clone(),
+            description: suite.description.clone(),
+            file: suite.path.clone(),
+            sha256: suite.sha256.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Every planned case has a result.
+    Complete,
+    /// Written while the run was still going (or it stopped early); later cases are missing.
+    Partial,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    /// Measured, and the median's CI is within `max_noise`.
+    Ok,
+    /// Measured, but the noise bound or the minimum count was not met before sampling stopped.
+    Noisy,
+    /// The worker crashed, failed, or timed out.
+    Failed,
+    /// Not run: the target is not available in this build or on this machine.
+    Skipped,
+}
+
+impl CaseStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CaseStatus::Ok => "ok",
+            CaseStatus::Noisy => "noisy",
+            CaseStatus::Failed => "failed",
+            CaseStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// Latency of one iteration (a whole batch in `offline`), milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyMs {
+    /// Every measured sample, in order: the evidence the statistics are computed from.
+    pub samples: Vec<f64>,
+    #[serde(flatten)]
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Weight elements, all tensors.
+    pub params: usize,
+    /// Bytes of the weights in memory at their dtype.
+    pub weight_bytes: usize,
+    pub flops_per_sample: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseResult {
+    pub id: String,
+    /// The model's name in the suite (`model` holds its size figures).
+    pub model_name: String,
+    pub variant: String,
+    pub target: String,
+    pub device: String,
+    pub threads: usize,
+    pub scenario: String,
+    pub batch_size: usize,
+    pub status: CaseStatus,
+    /// Why the case is failed, skipped or noisy.
+    pub error: Option<String>,
+    pub latency_ms: Option<LatencyMs>,
+    /// Samples (inputs) per second over the measured window.
+    pub throughput_per_s: Option<f64>,
+    pub warmup_iterations: Option<u64>,
+    pub warmup_s: Option<f64>,
+    /// Wall time of the timed chunks.
+    pub measured_s: Option<f64>,
+    pub stop_reason: Option<StopReason>,
+    /// Relative half-width of the median's 95% CI at the end of sampling.
+    pub noise: Option<f64>,
+    pub threads_in_effect: Option<ThreadsInEffect>,
+    pub model: ModelInfo,
+    pub clock_overhead_ns: Option<f64>,
+    pub build_s: Option<f64>,
+}
+
+impl CaseResult {
+    fn bare(case: &Case, status: CaseStatus, error: Option<String>) -> Self {
+        CaseResult {
+            id: case.id.clone(),
+            model_name: case.model.clone(),
+            variant: case.variant.clone(),
+            target: case.target.label.clone(),
+            device: case.target.device.to_string(),
+            threads: case.target.threads,
+            scenario: case.scenario.as_str().to_string(),
+            batch_size: case.batch_size,
+            status,
+            error,
+            latency_ms: None,
+            throughput_per_s: None,
+            warmup_iterations: None,
+            warmup_s: None,
+            measured_s: None,
+            stop_reason: None,
+            noise: None,
+            threads_in_effect: None,
+            model: ModelInfo {
+                params: case.arch.param_count(),
+                weight_bytes: 0,
+                flops_per_sample: case.arch.flops_per_sample(),
+            },
+            clock_overhead_ns: None,
+            build_s: None,
+        }
+    }
+
+    pub fn skipped(case: &Case, reason: String) -> Self {
+        Self::bare(case, CaseStatus::Skipped, Some(reason))
+    }
+
+    /// The collect step: statistics and status from a worker's outcome.
+    pub fn from_outcome(case: &Case, outcome: Outcome) -> Self {
+        let m: Measurement = match outcome {
+            Outcome::Failed(reason) => return Self::bare(case, CaseStatus::Failed, Some(reason)),
+            Outcome::Measured(m) => *m,
+        };
+        let s = &case.settings;
+        let summary = stats::summarize(&m.samples_ms, s.bootstrap_resamples, s.seed);
+        let count = m.samples_ms.len();
+        let (status, error) = match &summary {
+            None => (CaseStatus::Failed, Some("no valid latency samples".to_string())),
+            Some(_) if (count as u64) < s.min_iterations => (
+                CaseStatus::Noisy,
+                Some(format!("only {count} of min_iterations = {} samples before sampling stopped", s.min_iterations)),
+            ),
+            Some(_) if m.noise > s.max_noise => (
+                CaseStatus::Noisy,
+                Some(format!(
+                    "median CI half-width {:.2}% exceeds max_noise {:.2}% ({} samples, stopped by {})",
+                    m.noise * 100.0,
+                    s.max_noise * 100.0,
+                    count,
+                    match m.stop_reason {
+                        StopReason::MaxTime => "max_time_s",
+                        StopReason::MaxSamples => "max_samples",
+                        StopReason::Converged => "the stopping rule",
+                    }
+                )),
+            ),
+            Some(_) => (CaseStatus::Ok, None),
+        };
+        let throughput =
+            (m.measured_s > 0.0).then(|| (count * case.batch_size) as f64 / m.measured_s);
+        let mut r = Self::bare(case, status, error);
+        r.latency_ms = summary.map(|summary| LatencyMs {
+            samples: m.samples_ms,
+            summary,
+        });
+        r.throughput_per_s = throughput;
+        r.warmup_iterations = Some(m.warmup_iterations);
+        r.warmup_s = Some(m.warmup_s);
+        r.measured_s = Some(m.measured_s);
+        r.stop_reason = Some(m.stop_reason);
+        r.noise = Some(m.noise);
+        r.threads_in_effect = Some(m.threads);
+        r.model = ModelInfo {
+            params: m.params,
+            weight_bytes: m.weight_bytes,
+            flops_per_sample: m.flops_per_sample,
+        };
+        r.clock_overhead_ns = Some(m.clock_overhead_ns);
+        r.build_s = Some(m.build_s);
+        r
+    }
+}
+
+/// One CSV row per case: flat columns, no raw samples.
+#[derive(Debug, Serialize)]
+struct CsvRow<'a> {
+    id: &'a str,
+    model: &'a str,
+    variant: &'a str,
+    target: &'a str,
+    device: &'a str,
+    threads: usize,
+    scenario: &'a str,
+    batch_size: usize,
+    status: &'a str,
+    error: Option<&'a str>,
+    count: Option<usize>,
+    mean_ms: Option<f64>,
+    stdev_ms: Option<f64>,
+    min_ms: Option<f64>,
+    p50_ms: Option<f64>,
+    p50_ci_low_ms: Option<f64>,
+    p50_ci_high_ms: Option<f64>,
+    p90_ms: Option<f64>,
+    p95_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    p99_ci_low_ms: Option<f64>,
+    p99_ci_high_ms: Option<f64>,
+    p999_ms: Option<f64>,
+    max_ms: Option<f64>,
+    outliers_mild: Option<usize>,
+    outliers_severe: Option<usize>,
+    throughput_per_s: Option<f64>,
+    noise: Option<f64>,
+    params: usize,
+    weight_bytes: usize,
+    flops_per_sample: u64,
+}
+
+impl<'a> CsvRow<'a> {
+    fn of(c: &'a CaseResult) -> Self {
+        let s = c.latency_ms.as_ref().map(|l| &l.summary);
+        CsvRow {
+            id: &c.id,
+            model: &c.model_name,
+            variant: &c.variant,
+            target: &c.target,
+            device: &c.device,
+            threads: c.threads,
+            scenario: &c.scenario,
+            batch_size: c.batch_size,
+            status: c.status.as_str(),
+            error: c.error.as_deref(),
+            count: s.map(|s| s.count),
+            mean_ms: s.map(|s| s.mean),
+            stdev_ms: s.map(|s| s.stdev),
+            min_ms: s.map(|s| s.min),
+            p50_ms: s.map(|s| s.p50),
+            p50_ci_low_ms: s.map(|s| s.p50_ci[0]),
+            p50_ci_high_ms: s.map(|s| s.p50_ci[1]),
+            p90_ms: s.map(|s| s.p90),
+            p95_ms: s.map(|s| s.p95),
+            p99_ms: s.map(|s| s.p99),
+            p99_ci_low_ms: s.map(|s| s.p99_ci[0]),
+            p99_ci_high_ms: s.map(|s| s.p99_ci[1]),
+            p999_ms: s.map(|s| s.p999),
+            max_ms: s.map(|s| s.max),
+            outliers_mild: s.map(|s| s.outliers_mild),
+            outliers_severe: s.map(|s| s.outliers_severe),
+            throughput_per_s: c.throughput_per_s,
+            noise: c.noise,
+            params: c.model.params,
+            weight_bytes: c.model.weight_bytes,
+            flops_per_sample: c.model.flops_per_sample,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read results file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid run file: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// `results/<suite>/<UTC timestamp>.json`.
+pub fn default_output(results_dir: &Path, suite: &str, at: DateTime<Utc>) -> PathBuf {
+    results_dir
+        .join(suite)
+        .join(format!("{}.json", at.format("%Y%m%dT%H%M%SZ")))
+}
+
+/// The CSV beside a run file: same name, `.csv`.
+pub fn csv_path(json: &Path) -> PathBuf {
+    json.with_extension("csv")
+}
+
+/// Writes the run as JSON, atomically (a temporary file in the same folder, then rename).
+pub fn write_json(run: &RunResult, path: &Path) -> Result<(), ResultsError> {
+    write_atomically(path, |w| {
+        serde_json::to_writer(w, run).map_err(std::io::Error::other)
+    })
+}
+
+/// Writes the run's CSV (one row per case), atomically.
+pub fn write_csv(run: &RunResult, path: &Path) -> Result<(), ResultsError> {
+    write_atomically(path, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        for case in &run.cases {
+            csv.serialize(CsvRow::of(case))
+                .map_err(std::io::Error::other)?;
+        }
+        csv.flush()
+    })
+}
+
+fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<(), ResultsError> {
+    let err = |source| ResultsError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let file = std::fs::File::create(&tmp)?;
+        let mut w = std::io::BufWriter::new(file);
+        write(&mut w)?;
+        w.flush()?;
+        w.get_ref().sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(err)
+}
+
+/// Reads a run file, refusing a schema this build does not know.
+pub fn read_json(path: &Path) -> Result<RunResult, ResultsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ResultsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let invalid = |reason: String| ResultsError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| invalid(format!("{e} (line {}, column {})", e.line(), e.column())))?;
+    match value.get("schema_version").and_then(|v| v.as_u64()) {
+        Some(v) if v == SCHEMA_VERSION as u64 => {}
+        Some(v) => {
+            return Err(invalid(format!(
+                "schema_version {v} is not supported by this inferbench (it reads version {SCHEMA_VERSION}); use a matching inferbench"
+            )))
+        }
+        None => return Err(invalid("no `schema_version`: not an inferbench run file".into())),
+    }
+    serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
+}

@@ -1,0 +1,1031 @@
+//! Suite files: parse (TOML), validate (every problem at once, each with file, line,
+//! column and a hint), and resolve into a plain `Suite`.
+
+pub mod schema;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+use crate::model::{self, Architecture, Padding, WeightSource};
+use crate::target::{DeviceKind, Target};
+use schema::*;
+
+/// Measurement settings after defaults are applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Warm-up duration before sampling (at least one iteration runs).
+    pub warmup_s: f64,
+    /// Sampling runs at least this long...
+    pub min_time_s: f64,
+    /// ...and at least this many iterations...
+    pub min_iterations: u64,
+    /// ...until the median's 95% CI half-width is within `max_noise` of the median...
+    pub max_noise: f64,
+    /// ...or this much time has passed (the case is then marked `noisy`).
+    pub max_time_s: f64,
+    /// Hard cap on kept samples per case (memory and run-file size).
+    pub max_samples: usize,
+    /// A worker running longer than this is killed and its case marked `failed`.
+    pub case_timeout_s: f64,
+    /// Resamples for the reported bootstrap confidence intervals.
+    pub bootstrap_resamples: usize,
+    /// Seeds weights, inputs and the bootstrap.
+    pub seed: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            warmup_s: 0.5,
+            min_time_s: 1.0,
+            min_iterations: 10,
+            max_noise: 0.02,
+            max_time_s: 3.0,
+            max_samples: 100_000,
+            case_timeout_s: 120.0,
+            bootstrap_resamples: crate::stats::DEFAULT_RESAMPLES,
+            seed: 42,
+        }
+    }
+}
+
+impl Settings {
+    /// `--quick`: short warm-up and sampling for smoke runs; the noise bound is kept, so a
+    /// quick case that did not settle is reported `noisy` rather than passed off as clean.
+    pub fn quick(&self) -> Settings {
+        Settings {
+            warmup_s: self.warmup_s.min(0.05),
+            min_time_s: self.min_time_s.min(0.1),
+            min_iterations: self.min_iterations.min(5),
+            max_time_s: self.max_time_s.min(0.3),
+            ..self.clone()
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelDef {
+    pub name: String,
+    pub arch: Architecture,
+    pub weights: WeightSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantDef {
+    pub name: String,
+    pub model: String,
+    /// `baseline` or `file`.
+    pub source: String,
+    pub weights: WeightSource,
+}
+
+impl VariantDef {
+    /// `<model>-<variant>`, the first part of every case id.
+    pub fn id(&self) -> String {
+        format!("{}-{}", self.model, self.name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    SingleStream,
+    Offline,
+}
+
+impl Scenario {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Scenario::SingleStream => "single_stream",
+            Scenario::Offline => "offline",
+        }
+    }
+}
+
+/// A validated suite: plain data, ready to expand into a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suite {
+    pub path: PathBuf,
+    pub name: String,
+    pub description: String,
+    /// SHA-256 of the suite file's bytes, so runs of different suites are told apart.
+    pub sha256: String,
+    pub models: Vec<ModelDef>,
+    pub variants: Vec<VariantDef>,
+    pub targets: Vec<Target>,
+    /// Scenarios with their batch sizes (`single_stream` is always batch 1).
+    pub scenarios: Vec<(Scenario, Vec<usize>)>,
+    pub settings: Settings,
+}
+
+/// One thing wrong with a suite file, located as precisely as the parser allows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub field: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    #[error("cannot read suite file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", render_problems(path, problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+fn render_problems(path: &Path, problems: &[Problem]) -> String {
+    let mut out = format!(
+        "invalid suite {} ({} problem{}):",
+        path.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        out.push_str(&format!("\n  {}:{p}", path.display()));
+    }
+    out
+}
+
+/// `LINE:COLUMN: `field`: message` and the hint on its own line; callers put the path first.
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "{l}:{c}: ")?,
+            (Some(l), None) => write!(f, "{l}: ")?,
+            _ => write!(f, " ")?,
+        }
+        write!(f, "`{}`: {}", self.field, self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n      hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads, parses, validates and resolves a suite file.
+pub fn load(path: &Path) -> Result<Suite, SuiteError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// As `load`, on text already read; `path` locates errors and relative weight paths.
+pub fn parse(path: &Path, text: &str) -> Result<Suite, SuiteError> {
+    let invalid = |problems| SuiteError::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    };
+    let lines = LineIndex::new(text);
+    let raw: SuiteFile = match toml::de::Deserializer::parse(text) {
+        Ok(de) => serde_path_to_error::deserialize(de)
+            .map_err(|e| invalid(vec![syntax_problem(&lines, e)]))?,
+        Err(e) => {
+            let (line, column) = e.span().map(|s| lines.locate(s.start)).unzip();
+            return Err(invalid(vec![Problem {
+                field: "(file)".into(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+                hint: Some("the file is not valid TOML; see https://toml.io for the syntax".into()),
+            }]));
+        }
+    };
+    let mut v = Validator {
+        lines: &lines,
+        problems: Vec::new(),
+        base: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+    };
+    let suite = v.resolve(path, text, raw);
+    match suite {
+        Some(suite) if v.problems.is_empty() => Ok(suite),
+        _ => Err(invalid(v.problems)),
+    }
+}
+
+fn syntax_problem(lines: &LineIndex, e: serde_path_to_error::Error<toml::de::Error>) -> Problem {
+    let field = e.path().to_string();
+    let inner = e.inner();
+    let (line, column) = inner.span().map(|s| lines.locate(s.start)).unzip();
+    let message = inner.message().trim().to_string();
+    Problem {
+        hint: hint_for(&message),
+        field,
+        line,
+        column,
+        message,
+    }
+}
+
+/// A hint for serde's messages: the nearest allowed field for a misspelt one, and so on.
+fn hint_for(message: &str) -> Option<String> {
+    let quoted: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+    if message.starts_with("unknown field") {
+        let (unknown, allowed) = quoted.split_first()?;
+        let nearest = allowed
+            .iter()
+            .map(|a| (strsim::damerau_levenshtein(unknown, a), *a))
+            .min()
+            .filter(|(d, a)| *d <= 2 || a.starts_with(unknown) || unknown.starts_with(a));
+        return Some(match nearest {
+            Some((_, a)) => format!("did you mean `{a}`?"),
+            None => format!("allowed fields here: {}", allowed.join(", ")),
+        });
+    }
+    if message.starts_with("missing field") {
+        return quoted
+            .first()
+            .map(|f| format!("add `{f}`; the README's suite reference lists every field"));
+    }
+    if message.starts_with("invalid type") {
+        return Some("check the value's type against the README's suite reference".into());
+    }
+    None
+}
+
+/// Byte offset to one-based (line, column).
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+    fn locate(&self, offset: usize) -> (usize, usize) {
+        let line = self.starts.partition_point(|&s| s <= offset);
+        (line, offset - self.starts[line - 1] + 1)
+    }
+}
+
+struct Validator<'a> {
+    lines: &'a LineIndex,
+    problems: Vec<Problem>,
+    base: PathBuf,
+}
+
+impl Validator<'_> {
+    fn problem(
+        &mut self,
+        field: impl Into<String>,
+        span: Range<usize>,
+        message: impl Into<String>,
+        hint: Option<&str>,
+    ) {
+        let (line, column) = self.lines.locate(span.start);
+        self.problems.push(Problem {
+            field: field.into(),
+            line: Some(line),
+            column: Some(column),
+            message: message.into(),
+            hint: hint.map(str::to_string),
+        });
+    }
+
+    /// A whole number >= `min`, or a recorded problem.
+    fn count(&mut self, field: &str, v: &Spanned<i64>, min: i64) -> Option<usize> {
+        let n = *v.get_ref();
+        if n < min {
+            let hint = format!("use a whole number of at least {min}");
+            self.problem(
+                field,
+                v.span(),
+                format!("must be at least {min}, got {n}"),
+                Some(&hint),
+            );
+            return None;
+        }
+        Some(n as usize)
+    }
+
+    fn counts(
+        &mut self,
+        field: &str,
+        v: &Spanned<Vec<i64>>,
+        min: i64,
+        allow_empty: bool,
+    ) -> Option<Vec<usize>> {
+        if v.get_ref().is_empty() && !allow_empty {
+            self.problem(
+                field,
+                v.span(),
+                "must not be empty",
+                Some("list at least one value, as in `[1, 2]`"),
+            );
+            return None;
+        }
+        let mut out = Vec::new();
+        for (i, &n) in v.get_ref().iter().enumerate() {
+            if n < min {
+                let hint = format!("every entry must be a whole number of at least {min}");
+                self.problem(
+                    format!("{field}[{i}]"),
+                    v.span(),
+                    format!("must be at least {min}, got {n}"),
+                    Some(&hint),
+                );
+                return None;
+            }
+            out.push(n as usize);
+        }
+        Some(out)
+    }
+
+    fn seconds(
+        &mut self,
+        field: &str,
+        v: &Option<Spanned<f64>>,
+        default: f64,
+        allow_zero: bool,
+    ) -> f64 {
+        let Some(v) = v else { return default };
+        let x = *v.get_ref();
+        let ok = x.is_finite() && (x > 0.0 || (allow_zero && x == 0.0));
+        if !ok {
+            let bound = if allow_zero {
+                "zero or more"
+            } else {
+                "more than zero"
+            };
+            self.problem(
+                field,
+                v.span(),
+                format!("must be {bound} seconds, got {x}"),
+                Some("durations are seconds, as in `0.5`"),
+            );
+            return default;
+        }
+        x
+    }
+
+    fn resolve(&mut self, path: &Path, text: &str, raw: SuiteFile) -> Option<Suite> {
+        let name = raw.suite.name.get_ref().trim().to_string();
+        if name.is_empty() || name.contains(['/', '\\']) {
+            self.problem(
+                "suite.name",
+                raw.suite.name.span(),
+                "must be a non-empty name without slashes",
+                Some("it names the results folder, as in `quickstart`"),
+            );
+        }
+        let settings = self.settings(&raw.settings);
+        let models = self.models(&raw.models, settings.seed);
+        let variants = self.variants(&raw.variants, &models);
+        let targets = self.targets(&raw.targets);
+        let scenarios = self.scenarios(&raw.scenarios);
+        Some(Suite {
+            path: path.to_path_buf(),
+            name,
+            description: raw.suite.description,
+            sha256: format!("{:x}", Sha256::digest(text.as_bytes())),
+            models,
+            variants,
+            targets,
+            scenarios,
+            settings,
+        })
+    }
+
+    fn settings(&mut self, s: &SettingsEntry) -> Settings {
+        let d = Settings::default();
+        let mut out = Settings {
+            warmup_s: self.seconds("settings.warmup_s", &s.warmup_s, d.warmup_s, true),
+            min_time_s: self.seconds("settings.min_time_s", &s.min_time_s, d.min_time_s, true),
+            max_time_s: self.seconds("settings.max_time_s", &s.max_time_s, d.max_time_s, false),
+            case_timeout_s: self.seconds(
+                "settings.case_timeout_s",
+                &s.case_timeout_s,
+                d.case_timeout_s,
+                false,
+            ),
+            seed: s.seed.unwrap_or(d.seed),
+            ..d
+        };
+        if let Some(v) = &s.min_iterations {
+            out.min_iterations = self.count("settings.min_iterations", v, 1).unwrap_or(1) as u64;
+        }
+        if let Some(v) = &s.max_samples {
+            out.max_samples = self
+                .count("settings.max_samples", v, 2)
+                .unwrap_or(out.max_samples);
+        }
+        if let Some(v) = &s.bootstrap_resamples {
+            out.bootstrap_resamples = self
+                .count("settings.bootstrap_resamples", v, 100)
+                .unwrap_or(out.bootstrap_resamples);
+        }
+        if let Some(v) = &s.max_noise {
+            let x = *v.get_ref();
+            if !(x > 0.0 && x < 1.0) {
+                self.problem(
+                    "settings.max_noise",
+                    v.span(),
+                    format!("must be between 0 and 1 (exclusive), got {x}"),
+                    Some(
+                        "it is the median CI's half-width relative to the median: 0.02 means +/-2%",
+                    ),
+                );
+            } else {
+                out.max_noise = x;
+            }
+        }
+        if let Some(min) = &s.min_time_s {
+            if out.min_time_s > out.max_time_s {
+                self.problem(
+                    "settings.min_time_s",
+                    min.span(),
+                    format!(
+                        "min_time_s ({}) is longer than max_time_s ({})",
+                        out.min_time_s, out.max_time_s
+                    ),
+                    Some("raise max_time_s or lower min_time_s"),
+                );
+            }
+        }
+        if out.max_time_s + out.warmup_s >= out.case_timeout_s {
+            let span = s
+                .case_timeout_s
+                .as_ref()
+                .or(s.max_time_s.as_ref())
+                .map(|v| v.span());
+            if let Some(span) = span {
+                self.problem(
+                    "settings.case_timeout_s",
+                    span,
+                    format!(
+                        "case_timeout_s ({}) must exceed warmup_s + max_time_s ({})",
+                        out.case_timeout_s,
+                        out.warmup_s + out.max_time_s
+                    ),
+                    Some("leave room for building the model, as in case_timeout_s = 120"),
+                );
+            }
+        }
+        out
+    }
+
+    fn models(
+        &mut self,
+        models: &Spanned<Vec<Spanned<ModelEntry>>>,
+        default_seed: u64,
+    ) -> Vec<ModelDef> {
+        if models.get_ref().is_empty() {
+            self.problem(
+                "models",
+                models.span(),
+                "no models",
+                Some("add a [[models]] table"),
+            );
+        }
+        let mut names = BTreeSet::new();
+        let mut out = Vec::new();
+        for (i, m) in models.get_ref().iter().enumerate() {
+            let at = format!("models[{i}]");
+            let m = m.get_ref();
+            let name = m.name.get_ref().clone();
+            if !valid_name(&name) {
+                self.problem(
+                    format!("{at}.name"),
+                    m.name.span(),
+                    format!("`{name}` is not a valid name"),
+                    Some(NAME_HINT),
+                );
+            } else if !names.insert(name.clone()) {
+                self.problem(
+                    format!("{at}.name"),
+                    m.name.span(),
+                    format!("model `{name}` is defined twice"),
+                    Some("give each model its own name"),
+                );
+            }
+            let Some(arch) = self.architecture(&at, m) else {
+                continue;
+            };
+            let weights = match &m.weights {
+                None => WeightSource::Seeded {
+                    seed: m.seed.unwrap_or(default_seed),
+                },
+                Some(p) => match self.weights_file(&format!("{at}.weights"), p, &arch) {
+                    Some(path) => WeightSource::Safetensors { path },
+                    None => continue,
+                },
+            };
+            out.push(ModelDef {
+                name,
+                arch,
+                weights,
+            });
+        }
+        out
+    }
+
+    fn architecture(&mut self, at: &str, m: &ModelEntry) -> Option<Architecture> {
+        let classes = self.count(&format!("{at}.classes"), &m.classes, 1);
+        let arch = m.arch.get_ref().as_str();
+        let fields_of_other: &[(&str, bool)] = match arch {
+            "mlp" => &[
+                ("input", m.input.is_some()),
+                ("conv_channels", m.conv_channels.is_some()),
+                ("pool_after", m.pool_after.is_some()),
+                ("kernel", m.kernel.is_some()),
+                ("padding", m.padding.is_some()),
+                ("pool", m.pool.is_some()),
+                ("dense", m.dense.is_some()),
+            ],
+            "cnn" => &[
+                ("input_size", m.input_size.is_some()),
+                ("hidden", m.hidden.is_some()),
+            ],
+            other => {
+                let hint = match strsim::damerau_levenshtein(other, "mlp")
+                    .min(strsim::damerau_levenshtein(other, "cnn"))
+                {
+                    d if d <= 1 => "did you mean `mlp` or `cnn`?",
+                    _ => "built-in architectures are `mlp` and `cnn`",
+                };
+                self.problem(
+                    format!("{at}.arch"),
+                    m.arch.span(),
+                    format!("unknown architecture `{other}`"),
+                    Some(hint),
+                );
+                return None;
+            }
+        };
+        for (field, present) in fields_of_other {
+            if *present {
+                self.problem(
+                    format!("{at}.{field}"),
+                    m.arch.span(),
+                    format!("`{field}` does not apply to arch `{arch}`"),
+                    Some("remove it, or change `arch`"),
+                );
+            }
+        }
+        if arch == "mlp" {
+            let Some(input) = &m.input_size else {
+                self.problem(
+                    format!("{at}.input_size"),
+                    m.arch.span(),
+                    "an `mlp` needs `input_size`",
+                    Some("add `input_size = 64`, the number of input features"),
+                );
+                return None;
+            };
+            let input_size = self.count(&format!("{at}.input_size"), input, 1);
+            let hidden = match &m.hidden {
+                Some(h) => self.counts(&format!("{at}.hidden"), h, 1, true),
+                None => Some(Vec::new()),
+            };
+            return Some(Architecture::Mlp {
+                input_size: input_size?,
+                hidden: hidden?,
+                classes: classes?,
+            });
+        }
+        let (Some(input), Some(channels)) = (&m.input, &m.conv_channels) else {
+            self.problem(
+                format!(
+                    "{at}.{}",
+                    if m.input.is_none() {
+                        "input"
+                    } else {
+                        "conv_channels"
+                    }
+                ),
+                m.arch.span(),
+                "a `cnn` needs `input` ([height, width, channels]) and `conv_channels`",
+                Some("for 28x28 greyscale images: input = [28, 28, 1], conv_channels = [32, 64]"),
+            );
+            return None;
+        };
+        let input_v = self.counts(&format!("{at}.input"), input, 1, false);
+        if input.get_ref().len() != 3 {
+            self.problem(
+                format!("{at}.input"),
+                input.span(),
+                format!(
+                    "needs 3 values [height, width, channels], got {}",
+                    input.get_ref().len()
+                ),
+                Some("as in `input = [28, 28, 1]`"),
+            );
+            return None;
+        }
+        let conv_channels = self.counts(&format!("{at}.conv_channels"), channels, 1, false)?;
+        let kernel = match &m.kernel {
+            Some(k) => self.count(&format!("{at}.kernel"), k, 1)?,
+            None => 3,
+        };
+        let padding = match m.padding.as_ref().map(|p| (p.get_ref().as_str(), p.span())) {
+            None | Some(("valid", _)) => Padding::Valid,
+            Some(("same", span)) => {
+                if kernel % 2 == 0 {
+                    self.problem(
+                        format!("{at}.padding"),
+                        span,
+                        format!("`same` padding needs an odd kernel, got {kernel}"),
+                        Some("use kernel = 3 or 5, or padding = \"valid\""),
+                    );
+                }
+                Padding::Same
+            }
+            Some((other, span)) => {
+                self.problem(
+                    format!("{at}.padding"),
+                    span,
+                    format!("unknown padding `{other}`"),
+                    Some("use \"valid\" or \"same\""),
+                );
+                return None;
+            }
+        };
+        let pool = match &m.pool {
+            Some(p) => self.count(&format!("{at}.pool"), p, 1)?,
+            None => 2,
+        };
+        let pool_after = match &m.pool_after {
+            None => vec![true; conv_channels.len()],
+            Some(list) => {
+                let after = self.counts(&format!("{at}.pool_after"), list, 1, true)?;
+                if let Some(&bad) = after.iter().find(|&&i| i > conv_channels.len()) {
+                    let hint = format!(
+                        "entries are 1-based convolution numbers, 1 to {}",
+                        conv_channels.len()
+                    );
+                    self.problem(
+                        format!("{at}.pool_after"),
+                        list.span(),
+                        format!("there is no convolution {bad}"),
+                        Some(&hint),
+                    );
+                    return None;
+                }
+                (1..=conv_channels.len())
+                    .map(|i| after.contains(&i))
+                    .collect()
+            }
+        };
+        let dense = match &m.dense {
+            Some(d) => self.counts(&format!("{at}.dense"), d, 1, true)?,
+            None => Vec::new(),
+        };
+        let input_v = input_v?;
+        let arch = Architecture::Cnn {
+            input_hwc: [input_v[0], input_v[1], input_v[2]],
+            conv_channels,
+            pool_after,
+            kernel,
+            padding,
+            pool,
+            dense,
+            classes: classes?,
+        };
+        if let Err(i) = arch.conv_output_sizes() {
+            self.problem(
+                format!("{at}.conv_channels[{i}]"),
+                channels.span(),
+                format!("the image is too small for convolution {}: its output would be empty", i + 1),
+                Some("use a larger `input`, fewer convolutions, a smaller `kernel` or `pool`, or padding = \"same\""),
+            );
+            return None;
+        }
+        Some(arch)
+    }
+
+    fn weights_file(
+        &mut self,
+        field: &str,
+        p: &Spanned<String>,
+        arch: &Architecture,
+    ) -> Option<PathBuf> {
+        let path = self.base.join(p.get_ref());
+        if !path.is_file() {
+            self.problem(
+                field,
+                p.span(),
+                format!("weights file {} does not exist", path.display()),
+                Some("paths are relative to the suite file; remove `weights` to use seeded random weights"),
+            );
+            return None;
+        }
+        if let Err(e) = model::check_weights_file(arch, &path) {
+            self.problem(field, p.span(), e.to_string(), Some("the file must hold the architecture's tensors by name and shape (README: weights layout)"));
+            return None;
+        }
+        Some(path)
+    }
+
+    fn variants(
+        &mut self,
+        variants: &[Spanned<VariantEntry>],
+        models: &[ModelDef],
+    ) -> Vec<VariantDef> {
+        if variants.is_empty() {
+            // No [[variants]]: each model is measured as its baseline.
+            return models
+                .iter()
+                .map(|m| VariantDef {
+                    name: "baseline".into(),
+                    model: m.name.clone(),
+                    source: "baseline".into(),
+                    weights: m.weights.clone(),
+                })
+                .collect();
+        }
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for (i, v) in variants.iter().enumerate() {
+            let at = format!("variants[{i}]");
+            let v = v.get_ref();
+            let name = v.name.get_ref().clone();
+            if !valid_name(&name) {
+                self.problem(
+                    format!("{at}.name"),
+                    v.name.span(),
+                    format!("`{name}` is not a valid name"),
+                    Some(NAME_HINT),
+                );
+                continue;
+            }
+            let Some(model) = models.iter().find(|m| &m.name == v.model.get_ref()) else {
+                let known: Vec<_> = models.iter().map(|m| format!("`{}`", m.name)).collect();
+                let hint = format!("models defined in this suite: {}", known.join(", "));
+                self.problem(
+                    format!("{at}.model"),
+                    v.model.span(),
+                    format!("no model named `{}`", v.model.get_ref()),
+                    Some(&hint),
+                );
+                continue;
+            };
+            if !seen.insert((model.name.clone(), name.clone())) {
+                self.problem(
+                    format!("{at}.name"),
+                    v.name.span(),
+                    format!(
+                        "variant `{name}` of model `{}` is defined twice",
+                        model.name
+                    ),
+                    None,
+                );
+                continue;
+            }
+            let source = v
+                .source
+                .as_ref()
+                .map(|s| s.get_ref().as_str())
+                .unwrap_or(if v.path.is_some() { "file" } else { "baseline" });
+            let weights = match (source, &v.path) {
+                ("baseline", None) => model.weights.clone(),
+                ("baseline", Some(p)) => {
+                    self.problem(
+                        format!("{at}.path"),
+                        p.span(),
+                        "a `baseline` variant uses its model's weights",
+                        Some("remove `path`, or set source = \"file\""),
+                    );
+                    continue;
+                }
+                ("file", Some(p)) => match self.weights_file(&format!("{at}.path"), p, &model.arch)
+                {
+                    Some(path) => WeightSource::Safetensors { path },
+                    None => continue,
+                },
+                ("file", None) => {
+                    let span = v.source.as_ref().map(|s| s.span()).unwrap_or(v.name.span());
+                    self.problem(
+                        format!("{at}.path"),
+                        span,
+                        "a `file` variant needs `path`",
+                        Some("add `path = \"weights.safetensors\"`"),
+                    );
+                    continue;
+                }
+                (other, _) => {
+                    let span = v.source.as_ref().map(|s| s.span()).unwrap_or(v.name.span());
+                    self.problem(
+                        format!("{at}.source"),
+                        span,
+                        format!("unknown variant source `{other}`"),
+                        Some("use \"baseline\" or \"file\""),
+                    );
+                    continue;
+                }
+            };
+            out.push(VariantDef {
+                name,
+                model: model.name.clone(),
+                source: source.into(),
+                weights,
+            });
+        }
+        out
+    }
+
+    fn targets(&mut self, targets: &Spanned<Vec<Spanned<TargetEntry>>>) -> Vec<Target> {
+        if targets.get_ref().is_empty() {
+            self.problem(
+                "targets",
+                targets.span(),
+                "no targets",
+                Some("add [[targets]] with device = \"cpu\""),
+            );
+        }
+        let mut out: Vec<Target> = Vec::new();
+        for (i, t) in targets.get_ref().iter().enumerate() {
+            let at = format!("targets[{i}]");
+            let t = t.get_ref();
+            let device = match t.device.get_ref().parse::<DeviceKind>() {
+                Ok(d) => d,
+                Err(msg) => {
+                    self.problem(
+                        format!("{at}.device"),
+                        t.device.span(),
+                        msg,
+                        Some("devices are `cpu` or `cuda:N` (N = 0, 1, ...)"),
+                    );
+                    continue;
+                }
+            };
+            let name = match &t.name {
+                Some(n) if !valid_name(n.get_ref()) => {
+                    self.problem(
+                        format!("{at}.name"),
+                        n.span(),
+                        format!("`{}` is not a valid name", n.get_ref()),
+                        Some(NAME_HINT),
+                    );
+                    continue;
+                }
+                Some(n) => Some(n.get_ref().as_str()),
+                None => None,
+            };
+            let threads = match &t.threads {
+                Some(list) => match self.counts(&format!("{at}.threads"), list, 1, false) {
+                    Some(v) => v,
+                    None => continue,
+                },
+                None => vec![1],
+            };
+            for n in threads {
+                let target = Target::new(name, device, n);
+                if out.iter().any(|o| o.label == target.label) {
+                    self.problem(
+                        format!("{at}.threads"),
+                        t.device.span(),
+                        format!("target `{}` appears twice", target.label),
+                        Some("give targets distinct names or thread counts"),
+                    );
+                    continue;
+                }
+                out.push(target);
+            }
+        }
+        out
+    }
+
+    fn scenarios(&mut self, s: &Spanned<ScenariosEntry>) -> Vec<(Scenario, Vec<usize>)> {
+        let mut out = Vec::new();
+        if s.get_ref().single_stream.is_some() {
+            out.push((Scenario::SingleStream, vec![1]));
+        }
+        if let Some(off) = &s.get_ref().offline {
+            if let Some(mut b) =
+                self.counts("scenarios.offline.batch_sizes", &off.batch_sizes, 1, false)
+            {
+                // Repeated sizes would give repeated case ids.
+                let mut seen = BTreeSet::new();
+                b.retain(|x| seen.insert(*x));
+                out.push((Scenario::Offline, b));
+            }
+        }
+        if s.get_ref().single_stream.is_none() && s.get_ref().offline.is_none() {
+            self.problem(
+                "scenarios",
+                s.span(),
+                "no scenario",
+                Some("add [scenarios.single_stream] and/or [scenarios.offline] with batch_sizes = [1, 8]"),
+            );
+        }
+        out
+    }
+}
+
+const NAME_HINT: &str = "names use letters, digits, `_` and `.` (they become part of case ids)";
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[suite]
+name = "t"
+
+[[models]]
+name = "cnn"
+arch = "cnn"
+input = [28, 28, 1]
+conv_channels = [32, 64]
+dense = [64]
+classes = 10
+
+[[models]]
+name = "mlp"
+arch = "mlp"
+input_size = 64
+hidden = [32]
+classes = 10
+
+[[targets]]
+device = "cpu"
+threads = [1, 2]
+
+[scenarios.single_stream]
+[scenarios.offline]
+batch_sizes = [1, 8]
+"#;
+
+    fn problems(text: &str) -> Vec<Problem> {
+        match parse(Path::new("suites/x.toml"), text) {
+            Err(SuiteError::Invalid { problems, .. }) => problems,
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn resolves_a_good_suite() {
+        let s = parse(Path::new("suites/t.toml"), GOOD).unwrap();
+        assert_eq!(s.models.len(), 2);
+        assert_eq!(
+            s.variants.iter().map(|v| v.id()).collect::<Vec<_>>(),
+            ["cnn-baseline", "mlp-baseline"]
+        );
+        assert_eq!(
+            s.targets
+                .iter()
+                .map(|t| t.label.as_str())
+                .collect::<Vec<_>>(),
+            ["cpu-t1", "cpu-t2"]
+        );
+        assert_eq!(
+            s.scenarios,
+            vec![
+                (Scenario::SingleStream, vec![1]),
+                (Scenario::Offline, vec![1, 8])
+            ]
+        );
+        assert_eq!(s.settings, Settings::default());
+        assert_eq!(s.models[0].arch.param_count(), 121_930);
+    }
+
+    #[test]
+    fn misspelt_field_gets_a_suggestion_and_a_location() {
+        let text = GOOD.replace("threads = [1, 2]", "thread = [1, 2]");
+        let p = &problems(&text)[0];
+        assert!(p.message.contains("unknown field `thread`"), "{p}");
+        assert_eq!(p.hint.as_deref(), Some("did you mean `threads`?"));
+        assert_eq!(p.field, "targets[0]");
+        let line = GOOD.lines().position(|l| l.starts_with("threads")).unwrap() + 1;
+        assert_eq!(p.line, Some(line), "{p}");
+    }
+
+    #[test]
+    fn every_semantic_problem_is_reported_at_once() {
+        let text = GOOD
+            .replace("threads = [1, 2]", "threads = []")
+            .replace("batch_sizes = [1, 8]", "batch_sizes = [0]");
+        let ps = problems(&text);
+        let fields: Vec<_> = ps.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["targets[0].threads", "scenarios.offline.batch_sizes[0]"],
+            "{ps:?}"
+        );
+        assert!(ps.iter().all(|p| p.line.is_some() && p.hint.is_some()));
+    }
+}

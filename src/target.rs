@@ -1,0 +1,128 @@
+//! Targets: where a case runs (device and CPU thread count) and whether it can run here.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    Cpu,
+    Cuda(usize),
+}
+
+impl FromStr for DeviceKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "cpu" {
+            return Ok(DeviceKind::Cpu);
+        }
+        if let Some(ordinal) = s.strip_prefix("cuda:") {
+            return ordinal
+                .parse()
+                .map(DeviceKind::Cuda)
+                .map_err(|_| format!("`{s}`: the CUDA ordinal must be a number, as in `cuda:0`"));
+        }
+        if s == "cuda" {
+            return Ok(DeviceKind::Cuda(0));
+        }
+        Err(format!("unknown device `{s}`; use `cpu` or `cuda:N`"))
+    }
+}
+
+impl fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceKind::Cpu => write!(f, "cpu"),
+            DeviceKind::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+/// One concrete target of the plan: a device and the CPU threads the worker may use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// Label used in case ids: `cpu-t2`, `cuda0-t1`, or the suite's `name` plus `-t<threads>`.
+    pub label: String,
+    pub device: DeviceKind,
+    pub threads: usize,
+}
+
+impl Target {
+    pub fn new(name: Option<&str>, device: DeviceKind, threads: usize) -> Self {
+        let base = match (name, device) {
+            (Some(name), _) => name.to_string(),
+            (None, DeviceKind::Cpu) => "cpu".to_string(),
+            (None, DeviceKind::Cuda(n)) => format!("cuda{n}"),
+        };
+        Target {
+            label: format!("{base}-t{threads}"),
+            device,
+            threads,
+        }
+    }
+
+    /// Environment for the worker process. candle's kernels read these when the process
+    /// starts (see DESIGN.md §8), which is why each case gets a fresh process.
+    pub fn worker_env(&self) -> Vec<(&'static str, String)> {
+        let n = self.threads.to_string();
+        vec![
+            ("RAYON_NUM_THREADS", n.clone()),
+            ("CANDLE_NUM_THREADS", n.clone()),
+            ("OMP_NUM_THREADS", n),
+        ]
+    }
+
+    /// Why a case on this target cannot run in this build, if it cannot.
+    pub fn unavailable_reason(&self) -> Option<String> {
+        match self.device {
+            DeviceKind::Cpu => None,
+            DeviceKind::Cuda(_) if !cfg!(feature = "cuda") => Some(
+                "inferbench was built without the `cuda` feature (cargo build --features cuda)"
+                    .into(),
+            ),
+            DeviceKind::Cuda(_) => None,
+        }
+    }
+
+    /// The candle device; only the worker calls this.
+    pub fn candle_device(&self) -> candle_core::Result<candle_core::Device> {
+        match self.device {
+            DeviceKind::Cpu => Ok(candle_core::Device::Cpu),
+            DeviceKind::Cuda(n) => candle_core::Device::new_cuda(n),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_devices_and_labels_targets() {
+        assert_eq!("cpu".parse::<DeviceKind>(), Ok(DeviceKind::Cpu));
+        assert_eq!("cuda:1".parse::<DeviceKind>(), Ok(DeviceKind::Cuda(1)));
+        assert!("tpu"
+            .parse::<DeviceKind>()
+            .unwrap_err()
+            .contains("unknown device `tpu`"));
+        assert!("cuda:x".parse::<DeviceKind>().is_err());
+        assert_eq!(Target::new(None, DeviceKind::Cpu, 2).label, "cpu-t2");
+        assert_eq!(
+            Target::new(Some("edge"), DeviceKind::Cpu, 1).label,
+            "edge-t1"
+        );
+        assert_eq!(Target::new(None, DeviceKind::Cuda(0), 1).label, "cuda0-t1");
+    }
+
+    #[test]
+    fn cuda_is_unavailable_without_the_feature() {
+        let t = Target::new(None, DeviceKind::Cuda(0), 1);
+        assert_eq!(t.unavailable_reason().is_some(), !cfg!(feature = "cuda"));
+        assert_eq!(
+            Target::new(None, DeviceKind::Cpu, 1).unavailable_reason(),
+            None
+        );
+    }
+}
