@@ -355,7 +355,7 @@ mod tests {
         }
         let err = check_weights_file(&wider, &path).unwrap_err().to_string();
         assert!(
-            err.contains("fc1.weight") && err.contains("[16, 200]"),
+            err.contains("fc1.weight") && err.contains("[16, 8]"),
             "{err}"
         );
 

@@ -301,15 +301,15 @@ impl<'a> CsvRow<'a> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsError {
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {error}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("cannot read results file {path}: {source}")]
+    #[error("cannot read results file {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path} is not a valid run file: {reason}")]
     Invalid { path: PathBuf, reason: String },
@@ -350,9 +350,9 @@ fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> Result<(), ResultsError> {
-    let err = |source| ResultsError::Write {
+    let err = |error| ResultsError::Write {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let dir = path
         .parent()
@@ -380,9 +380,9 @@ fn write_atomically(
 
 /// Reads a run file, refusing a schema this build does not know.
 pub fn read_json(path: &Path) -> Result<RunResult, ResultsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ResultsError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ResultsError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let invalid = |reason: String| ResultsError::Invalid {
         path: path.to_path_buf(),

@@ -136,10 +136,10 @@ pub struct Problem {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
-    #[error("cannot read suite file {path}: {source}")]
+    #[error("cannot read suite file {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}", render_problems(path, problems))]
     Invalid {
@@ -179,9 +179,9 @@ impl fmt::Display for Problem {
 
 /// Reads, parses, validates and resolves a suite file.
 pub fn load(path: &Path) -> Result<Suite, SuiteError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| SuiteError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     parse(path, &text)
 }
@@ -220,10 +220,19 @@ pub fn parse(path: &Path, text: &str) -> Result<Suite, SuiteError> {
 }
 
 fn syntax_problem(lines: &LineIndex, e: serde_path_to_error::Error<toml::de::Error>) -> Problem {
-    let field = e.path().to_string();
+    // `Spanned` wrappers show up in the path as a private field name; drop them.
+    let field = e
+        .path()
+        .to_string()
+        .replace(".$__serde_spanned_private_value", "")
+        .replace("$__serde_spanned_private_value", "");
     let inner = e.inner();
     let (line, column) = inner.span().map(|s| lines.locate(s.start)).unzip();
-    let message = inner.message().trim().to_string();
+    // Sizes are read as i64 so that negative values get our own message; say it plainly.
+    let message = inner
+        .message()
+        .trim()
+        .replace("expected i64", "expected an integer");
     Problem {
         hint: hint_for(&message),
         field,
@@ -1009,7 +1018,7 @@ batch_sizes = [1, 8]
         let p = &problems(&text)[0];
         assert!(p.message.contains("unknown field `thread`"), "{p}");
         assert_eq!(p.hint.as_deref(), Some("did you mean `threads`?"));
-        assert_eq!(p.field, "targets[0]");
+        assert_eq!(p.field, "targets[0].thread");
         let line = GOOD.lines().position(|l| l.starts_with("threads")).unwrap() + 1;
         assert_eq!(p.line, Some(line), "{p}");
     }

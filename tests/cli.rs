@@ -1,0 +1,413 @@
+//! Drives the real binary: malformed suites, a quick run's files, faults in workers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use inferbench::results::{self, CaseStatus, RunResult, RunStatus};
+
+fn inferbench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_inferbench"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// A tiny suite: two small models, two thread counts, single-stream and offline b1/b4.
+const TINY: &str = r#"
+[suite]
+name = "tiny"
+
+[[models]]
+name = "cnn"
+arch = "cnn"
+input = [12, 12, 1]
+conv_channels = [4, 8]
+dense = [16]
+classes = 10
+
+[[models]]
+name = "mlp"
+arch = "mlp"
+input_size = 32
+hidden = [16]
+classes = 4
+
+[[targets]]
+device = "cpu"
+threads = [1, 2]
+
+[scenarios.single_stream]
+
+[scenarios.offline]
+batch_sizes = [1, 4]
+
+[settings]
+case_timeout_s = 20
+"#;
+
+fn write_suite(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("suite.toml");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+#[test]
+fn every_malformed_suite_exits_2_naming_file_line_and_field() {
+    let dir = fixtures().join("bad_suites");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let body = std::fs::read_to_string(&path).unwrap();
+        let expect = |key: &str| {
+            body.lines()
+                .find_map(|l| l.strip_prefix(&format!("# expect-{key}: ")))
+                .unwrap_or_else(|| panic!("{} lacks `# expect-{key}:`", path.display()))
+                .to_string()
+        };
+        let (field, message) = (expect("field"), expect("message"));
+        for command in ["validate", "run"] {
+            let out = inferbench(&[command, path.to_str().unwrap()]);
+            let stderr = text(&out.stderr);
+            let name = path.file_name().unwrap().to_str().unwrap();
+            assert_eq!(out.status.code(), Some(2), "{command} {name}: {stderr}");
+            assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+            assert!(
+                stderr.contains(&format!("`{field}")),
+                "{name}: no field `{field}` in {stderr}"
+            );
+            assert!(
+                stderr.contains(&message),
+                "{name}: no `{message}` in {stderr}"
+            );
+            let located = stderr.lines().any(|l| {
+                l.trim_start()
+                    .strip_prefix(path.to_str().unwrap())
+                    .is_some_and(|rest| {
+                        let mut parts = rest.trim_start_matches(':').split(':');
+                        parts.next().is_some_and(|n| n.parse::<usize>().is_ok())
+                    })
+            });
+            assert!(located, "{name}: no file:line in {stderr}");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 15, "only {checked} malformed suites");
+}
+
+#[test]
+fn missing_suite_file_and_bad_filter_exit_2() {
+    let out = inferbench(&["run", "no/such/suite.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no/such/suite.toml"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), TINY);
+    let out = inferbench(&["run", suite.to_str().unwrap(), "--filter", "(unclosed"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--filter"));
+    let out = inferbench(&[
+        "run",
+        suite.to_str().unwrap(),
+        "--filter",
+        "matches-nothing",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no case"));
+}
+
+fn run_quick(suite: &Path, output: &Path, extra: &[&str]) -> (Output, RunResult) {
+    let mut args = vec![
+        "run",
+        suite.to_str().unwrap(),
+        "--quick",
+        "--output",
+        output.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = inferbench(&args);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let run = results::read_json(output).unwrap();
+    (out, run)
+}
+
+#[test]
+fn quick_run_writes_consistent_json_and_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), TINY);
+    let output = dir.path().join("out/run.json");
+    let (out, run) = run_quick(&suite, &output, &[]);
+
+    // Every case of the plan, in order, once.
+    let listed = text(&inferbench(&["list", suite.to_str().unwrap()]).stdout);
+    let ids: Vec<&str> = run.cases.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids.len(), 2 * 2 * 3);
+    for id in &ids {
+        assert!(listed.contains(id), "{id} not listed");
+    }
+    assert!(ids.contains(&"cnn-baseline/cpu-t2/offline/b4"));
+    assert_eq!(run.status, RunStatus::Complete);
+    assert_eq!(run.schema_version, results::SCHEMA_VERSION);
+    assert!(run.quick);
+    assert_eq!(run.suite.name, "tiny");
+    assert_eq!(run.suite.sha256.len(), 64);
+    assert!(!run.environment.cpu_model.is_empty());
+
+    for c in &run.cases {
+        assert!(
+            matches!(c.status, CaseStatus::Ok | CaseStatus::Noisy),
+            "{}: {:?} {:?}",
+            c.id,
+            c.status,
+            c.error
+        );
+        let l = c.latency_ms.as_ref().unwrap();
+        let s = &l.summary;
+        assert_eq!(l.samples.len(), s.count);
+        assert!(s.count >= 1);
+        assert!(
+            0.0 < s.min && s.min <= s.p50 && s.p50 <= s.p99 && s.p99 <= s.max,
+            "{}: {s:?}",
+            c.id
+        );
+        assert!(
+            s.p50_ci[0] <= s.p50 && s.p50 <= s.p50_ci[1],
+            "{}: {s:?}",
+            c.id
+        );
+        assert!(
+            s.p99_ci[0] <= s.p99 && s.p99 <= s.p99_ci[1],
+            "{}: {s:?}",
+            c.id
+        );
+        assert!(c.throughput_per_s.unwrap() > 0.0);
+        let threads = c.threads_in_effect.as_ref().unwrap();
+        assert_eq!(threads.requested, c.threads);
+        assert_eq!(
+            threads.rayon_pool, c.threads,
+            "{}: rayon pool follows the target",
+            c.id
+        );
+        assert_eq!(threads.candle, c.threads);
+        assert!(c.model.params > 0 && c.model.weight_bytes == 4 * c.model.params);
+    }
+    // Offline throughput counts samples, not batches.
+    let b4 = run
+        .cases
+        .iter()
+        .find(|c| c.id == "mlp-baseline/cpu-t1/offline/b4")
+        .unwrap();
+    let expected =
+        4.0 * b4.latency_ms.as_ref().unwrap().summary.count as f64 / b4.measured_s.unwrap();
+    assert!((b4.throughput_per_s.unwrap() - expected).abs() < 1e-6 * expected);
+
+    let mut csv = csv::Reader::from_path(output.with_extension("csv")).unwrap();
+    let headers = csv.headers().unwrap().clone();
+    for column in [
+        "id",
+        "status",
+        "p50_ms",
+        "p99_ci_low_ms",
+        "throughput_per_s",
+        "params",
+        "weight_bytes",
+    ] {
+        assert!(headers.iter().any(|h| h == column), "CSV lacks {column}");
+    }
+    let rows: Vec<_> = csv.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), run.cases.len());
+    let p50_col = headers.iter().position(|h| h == "p50_ms").unwrap();
+    for (row, case) in rows.iter().zip(&run.cases) {
+        assert_eq!(&row[0], case.id);
+        let p50: f64 = row[p50_col].parse().unwrap();
+        assert_eq!(p50, case.latency_ms.as_ref().unwrap().summary.p50);
+    }
+    // The summary table went to stdout.
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("p99 ms [95% CI]") && stdout.contains("cnn-baseline"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn crashing_and_hanging_workers_fail_their_case_only() {
+    let dir = tempfile::tempdir().unwrap();
+    // A short timeout so the hanging worker is killed quickly.
+    let body = TINY
+        .replace("case_timeout_s = 20", "case_timeout_s = 4")
+        .replace("threads = [1, 2]", "threads = [1]");
+    let suite = write_suite(dir.path(), &body);
+
+    let output = dir.path().join("crash.json");
+    let (_, run) = run_quick(
+        &suite,
+        &output,
+        &["--inject-fault", "crash:^cnn-baseline/cpu-t1/offline/b1$"],
+    );
+    assert_eq!(run.cases.len(), 6);
+    for c in &run.cases {
+        if c.id == "cnn-baseline/cpu-t1/offline/b1" {
+            assert_eq!(c.status, CaseStatus::Failed);
+            let why = c.error.as_deref().unwrap();
+            assert!(why.contains("crashed") && why.contains("SIGABRT"), "{why}");
+            assert!(c.latency_ms.is_none());
+        } else {
+            assert!(
+                matches!(c.status, CaseStatus::Ok | CaseStatus::Noisy),
+                "{}: {:?}",
+                c.id,
+                c.error
+            );
+        }
+    }
+
+    let output = dir.path().join("hang.json");
+    let started = std::time::Instant::now();
+    let (_, run) = run_quick(
+        &suite,
+        &output,
+        &["--inject-fault", "hang:^mlp-baseline/cpu-t1/single_stream"],
+    );
+    assert!(started.elapsed().as_secs_f64() < 60.0);
+    let hung = run
+        .cases
+        .iter()
+        .find(|c| c.id == "mlp-baseline/cpu-t1/single_stream/b1")
+        .unwrap();
+    assert_eq!(hung.status, CaseStatus::Failed);
+    assert!(
+        hung.error
+            .as_deref()
+            .unwrap()
+            .contains("timed out after 4.0 s"),
+        "{:?}",
+        hung.error
+    );
+    let finished = run
+        .cases
+        .iter()
+        .filter(|c| c.status != CaseStatus::Failed)
+        .count();
+    assert_eq!(finished, 5);
+}
+
+#[test]
+fn weights_from_safetensors_for_model_and_file_variant() {
+    use inferbench::model::{save_seeded_weights, Architecture};
+    let dir = tempfile::tempdir().unwrap();
+    let arch = Architecture::Mlp {
+        input_size: 32,
+        hidden: vec![16],
+        classes: 4,
+    };
+    save_seeded_weights(&arch, 1, &dir.path().join("base.safetensors")).unwrap();
+    save_seeded_weights(&arch, 2, &dir.path().join("tuned.safetensors")).unwrap();
+    let body = r#"
+[suite]
+name = "files"
+[[models]]
+name = "mlp"
+arch = "mlp"
+input_size = 32
+hidden = [16]
+classes = 4
+weights = "base.safetensors"
+[[variants]]
+name = "baseline"
+model = "mlp"
+[[variants]]
+name = "tuned"
+model = "mlp"
+path = "tuned.safetensors"
+[[targets]]
+device = "cpu"
+[scenarios.single_stream]
+"#;
+    let suite = write_suite(dir.path(), body);
+    let (_, run) = run_quick(&suite, &dir.path().join("r.json"), &[]);
+    let ids: Vec<_> = run.cases.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "mlp-baseline/cpu-t1/single_stream/b1",
+            "mlp-tuned/cpu-t1/single_stream/b1"
+        ]
+    );
+    assert!(run.cases.iter().all(|c| c.latency_ms.is_some()));
+
+    // A file for another architecture is an input error naming the tensor.
+    let wrong = Architecture::Mlp {
+        input_size: 32,
+        hidden: vec![8],
+        classes: 4,
+    };
+    save_seeded_weights(&wrong, 1, &dir.path().join("tuned.safetensors")).unwrap();
+    let out = inferbench(&["validate", suite.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("variants[1].path") && stderr.contains("fc1.weight"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn cuda_targets_are_skipped_without_the_feature() {
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let body = TINY.replace("device = \"cpu\"\nthreads = [1, 2]", "device = \"cuda:0\"");
+    let suite = write_suite(dir.path(), &body);
+    let (_, run) = run_quick(&suite, &dir.path().join("r.json"), &["--filter", "mlp"]);
+    assert!(!run.cases.is_empty());
+    for c in &run.cases {
+        assert_eq!(c.status, CaseStatus::Skipped);
+        assert!(
+            c.error.as_deref().unwrap().contains("cuda"),
+            "{:?}",
+            c.error
+        );
+    }
+}
+
+#[test]
+fn env_prints_the_fingerprint_as_json() {
+    let out = inferbench(&["env", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "cpu_model",
+        "logical_cores",
+        "isa_flags",
+        "rustc",
+        "candle_version",
+        "git_commit",
+        "load_average",
+    ] {
+        assert!(v.get(key).is_some(), "env --json lacks {key}");
+    }
+}
+
+#[test]
+fn run_files_of_an_unknown_schema_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("future.json");
+    std::fs::write(&path, r#"{"schema_version": 99, "cases": []}"#).unwrap();
+    let err = results::read_json(&path).unwrap_err().to_string();
+    assert!(err.contains("schema_version 99"), "{err}");
+    std::fs::write(&path, r#"{"schema_version": 1, "cases": [ "#).unwrap();
+    let err = results::read_json(&path).unwrap_err().to_string();
+    assert!(err.contains("line 1"), "{err}");
+}
