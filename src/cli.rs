@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
@@ -13,8 +14,8 @@ use regex::Regex;
 use crate::measure::{Phase, Progress};
 use crate::plan::{self, Case};
 use crate::probe::env::Environment;
-use crate::results::{self, CaseResult, CaseStatus, RunResult};
-use crate::runner::{self, RunObserver, RunOptions};
+use crate::results::{self, journal, CaseResult, CaseStatus, RunResult, RunStatus};
+use crate::runner::{self, RunObserver, RunOptions, Start};
 use crate::suite::{self, Suite};
 use crate::worker::{self, Fault};
 
@@ -45,20 +46,24 @@ pub struct Cli {
 pub enum Command {
     /// Run every case of a suite in isolated workers and write results/<suite>/<time>.json and .csv
     Run {
-        /// Suite file (TOML)
-        suite: PathBuf,
+        /// Suite file (TOML); with --resume, defaults to the suite the journal names
+        #[arg(required_unless_present = "resume")]
+        suite: Option<PathBuf>,
         /// Write the run here instead of results/<suite>/<UTC time>.json (the CSV goes beside it)
-        #[arg(long, short)]
+        #[arg(long, short, conflicts_with = "resume")]
         output: Option<PathBuf>,
         /// Short warm-up and sampling, for smoke runs (the noise bound still applies)
-        #[arg(long)]
+        #[arg(long, conflicts_with = "resume")]
         quick: bool,
         /// Only cases whose id matches this regular expression
-        #[arg(long)]
+        #[arg(long, conflicts_with = "resume")]
         filter: Option<String>,
         /// Folder for default output paths
         #[arg(long, default_value = "results")]
         results_dir: PathBuf,
+        /// Finish an interrupted or killed run from its journal (<output>.journal.jsonl)
+        #[arg(long, value_name = "JOURNAL")]
+        resume: Option<PathBuf>,
         /// Test only: `crash:REGEX` or `hang:REGEX` makes matching cases' workers fail that way
         #[arg(long, hide = true)]
         inject_fault: Option<String>,
@@ -121,15 +126,17 @@ fn dispatch(command: Command) -> Result<i32, Failure> {
             quick,
             filter,
             results_dir,
+            resume,
             inject_fault,
-        } => cmd_run(
-            &suite,
+        } => cmd_run(RunArgs {
+            suite,
             output,
             quick,
-            filter.as_deref(),
-            &results_dir,
-            inject_fault.as_deref(),
-        ),
+            filter,
+            results_dir,
+            resume,
+            inject_fault,
+        }),
         Command::Validate { suite } => cmd_validate(&suite),
         Command::List { suite, filter } => cmd_list(&suite, filter.as_deref()),
         Command::Env { json } => cmd_env(json),
@@ -170,33 +177,102 @@ fn parse_fault(spec: Option<&str>) -> Result<Option<(Fault, Regex)>, Failure> {
     Ok(Some((fault, re)))
 }
 
-fn cmd_run(
-    suite_path: &Path,
+struct RunArgs {
+    suite: Option<PathBuf>,
     output: Option<PathBuf>,
     quick: bool,
-    filter: Option<&str>,
-    results_dir: &Path,
-    inject_fault: Option<&str>,
-) -> Result<i32, Failure> {
-    let suite = load_suite(suite_path)?;
-    let filter = parse_filter(filter)?;
-    let fault = parse_fault(inject_fault)?;
-    let settings = if quick {
-        suite.settings.quick()
-    } else {
-        suite.settings.clone()
+    filter: Option<String>,
+    results_dir: PathBuf,
+    resume: Option<PathBuf>,
+    inject_fault: Option<String>,
+}
+
+/// Raised by SIGINT/SIGTERM; a second signal exits at once.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn cmd_run(args: RunArgs) -> Result<i32, Failure> {
+    let fault = parse_fault(args.inject_fault.as_deref())?;
+    let (suite, settings, output, quick, filter, start) = match &args.resume {
+        Some(journal_file) => {
+            let loaded = journal::load(journal_file).exit_with(exit::INVALID_INPUT)?;
+            let header = &loaded.header;
+            let suite_path = args
+                .suite
+                .clone()
+                .unwrap_or_else(|| header.suite_file.clone());
+            let suite = load_suite(&suite_path)?;
+            if suite.sha256 != header.suite_sha256 {
+                return Err(anyhow!(
+                    "{} changed since the run in {} started (sha256 {} then, {} now); start a new run instead",
+                    suite_path.display(),
+                    journal_file.display(),
+                    &header.suite_sha256[..12],
+                    &suite.sha256[..12]
+                ))
+                .exit_with(exit::INVALID_INPUT);
+            }
+            if journal::journal_path(&header.output) != *journal_file {
+                return Err(anyhow!(
+                    "{} belongs beside its run file {}; move it back to {}",
+                    journal_file.display(),
+                    header.output.display(),
+                    journal::journal_path(&header.output).display()
+                ))
+                .exit_with(exit::INVALID_INPUT);
+            }
+            let filter = parse_filter(header.filter.as_deref())?;
+            let (settings, output, quick) =
+                (header.settings.clone(), header.output.clone(), header.quick);
+            (
+                suite,
+                settings,
+                output,
+                quick,
+                filter,
+                Start::Resume(Box::new(loaded)),
+            )
+        }
+        None => {
+            let suite_path = args
+                .suite
+                .clone()
+                .expect("clap requires SUITE without --resume");
+            let suite = load_suite(&suite_path)?;
+            let filter = parse_filter(args.filter.as_deref())?;
+            let settings = if args.quick {
+                suite.settings.quick()
+            } else {
+                suite.settings.clone()
+            };
+            let output = args.output.clone().unwrap_or_else(|| {
+                results::default_output(&args.results_dir, &suite.name, chrono::Utc::now())
+            });
+            let journal_file = journal::journal_path(&output);
+            if journal_file.exists() {
+                return Err(anyhow!(
+                    "{} holds an unfinished run; finish it with `inferbench run --resume {}`, or delete it",
+                    journal_file.display(),
+                    journal_file.display()
+                ))
+                .exit_with(exit::INVALID_INPUT);
+            }
+            (suite, settings, output, args.quick, filter, Start::Fresh)
+        }
     };
     let cases = plan::filter(plan::expand(&suite, &settings), filter.as_ref());
     if cases.is_empty() {
         return Err(anyhow!(
             "no case of {} matches --filter `{}`; `inferbench list` shows the ids",
-            suite_path.display(),
+            suite.path.display(),
             filter.map(|f| f.to_string()).unwrap_or_default()
         ))
         .exit_with(exit::INVALID_INPUT);
     }
-    let output = output
-        .unwrap_or_else(|| results::default_output(results_dir, &suite.name, chrono::Utc::now()));
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(exit::INTERRUPTED);
+        }
+    });
     let opts = RunOptions {
         output: output.clone(),
         quick,
@@ -204,10 +280,21 @@ fn cmd_run(
         fault,
     };
     let mut display = ProgressDisplay::new();
-    let run =
-        runner::run(&suite, &cases, &settings, &opts, &mut display).exit_with(exit::INTERNAL)?;
+    let run = runner::run(
+        &suite,
+        &cases,
+        &settings,
+        &opts,
+        start,
+        &INTERRUPTED,
+        &mut display,
+    )
+    .exit_with(exit::INTERNAL)?;
     display.clear();
     println!("{}", summary_table(&run));
+    if let Some(note) = energy_footnote(&run) {
+        println!("{note}");
+    }
     let failed = run
         .cases
         .iter()
@@ -229,6 +316,16 @@ fn cmd_run(
         output.display(),
         results::csv_path(&output).display()
     );
+    if run.status == RunStatus::Interrupted {
+        let journal_file = journal::journal_path(&output);
+        eprintln!(
+            "interrupted: {} of {} cases finished; finish the rest with `inferbench run --resume {}`",
+            run.cases.len(),
+            cases.len(),
+            journal_file.display()
+        );
+        return Ok(exit::INTERRUPTED);
+    }
     Ok(exit::OK)
 }
 
@@ -310,6 +407,8 @@ pub fn summary_table(run: &RunResult) -> Table {
         "p99 ms [95% CI]",
         "samples/s",
         "noise",
+        "peak RSS MiB",
+        "energy mJ/inf",
         "status",
     ]);
     for c in &run.cases {
@@ -342,10 +441,54 @@ pub fn summary_table(run: &RunResult) -> Table {
                     .map(|n| format!("±{:.1}%", n * 100.0))
                     .unwrap_or_else(|| "-".into()),
             ),
+            right(
+                c.memory
+                    .as_ref()
+                    .map(|m| format!("{:.1}", m.peak_rss_bytes as f64 / (1u64 << 20) as f64))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            right(
+                c.energy
+                    .as_ref()
+                    .map(fmt_energy)
+                    .unwrap_or_else(|| "-".into()),
+            ),
             Cell::new(c.status.as_str()),
         ]);
     }
     table
+}
+
+/// Millijoules per inference; an estimate is marked `~` (explained under the table).
+fn fmt_energy(e: &crate::probe::energy::EnergyInfo) -> String {
+    let mj = e.joules_per_inference * 1000.0;
+    let mark = if e.method.is_estimate() { "~" } else { "" };
+    match mj {
+        x if x >= 10.0 => format!("{mark}{x:.1}"),
+        x => format!("{mark}{x:.3}"),
+    }
+}
+
+/// The line under the summary table saying how energy was obtained.
+fn energy_footnote(run: &RunResult) -> Option<String> {
+    let estimate = run
+        .cases
+        .iter()
+        .filter_map(|c| c.energy.as_ref())
+        .find(|e| e.method.is_estimate())?;
+    let source = estimate
+        .estimate
+        .as_ref()
+        .map(|t| t.source.as_str())
+        .unwrap_or("unknown");
+    let why = estimate
+        .note
+        .as_deref()
+        .map(|n| format!("; no counter: {n}"))
+        .unwrap_or_default();
+    Some(format!(
+        "~ energy ESTIMATED (method estimate-tdp): worker CPU time x TDP per hardware thread, TDP from {source}{why}"
+    ))
 }
 
 /// indicatif bars on a terminal; one plain line per finished case otherwise (CI logs).
@@ -380,7 +523,15 @@ impl ProgressDisplay {
 }
 
 impl RunObserver for ProgressDisplay {
-    fn planned(&mut self, cases: &[Case]) {
+    fn note(&mut self, message: &str) {
+        if self.plain {
+            eprintln!("{message}");
+        } else {
+            let _ = self.multi.println(message);
+        }
+    }
+
+    fn planned(&mut self, cases: &[Case], already_done: usize) {
         self.total = cases.len();
         self.overall = self.multi.add(ProgressBar::new(cases.len() as u64));
         self.overall.set_style(
@@ -391,6 +542,7 @@ impl RunObserver for ProgressDisplay {
             .progress_chars("=> "),
         );
         self.overall.set_prefix("run");
+        self.overall.set_position(already_done as u64);
     }
 
     fn case_started(&mut self, _index: usize, case: &Case) {

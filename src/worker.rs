@@ -1,14 +1,20 @@
 //! The isolated worker: every case runs in a fresh child process of this binary.
 //!
 //! Protocol: the parent starts `inferbench __worker` with the target's thread variables set,
-//! writes one JSON `WorkerRequest` to its stdin and closes it. The worker answers on stdout
-//! with JSON lines: any number of `progress` messages, then one `done` (the measurement) or
-//! `error`. A crash, a non-zero exit, a missing answer or the case timeout make the case
-//! `failed` with the reason; the parent never waits longer than the timeout.
+//! in its own process group (so a terminal's Ctrl-C reaches only the parent), writes one
+//! JSON `WorkerRequest` to its stdin and closes it. The worker answers on stdout with JSON
+//! lines: any number of `progress` messages, then one `done` (the measurement) or `error`.
+//! A crash, a non-zero exit, a missing answer, the case timeout or the memory limit make the
+//! case `failed` with the reason; the parent never waits longer than the timeout.
+//!
+//! Inside the worker, one pass per metric: latency (energy counters read at the window's
+//! edges), then a short heap pass with the counting allocator on; peak RSS is read last.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -17,31 +23,49 @@ use serde::{Deserialize, Serialize};
 use crate::measure::{self, Progress, SamplerConfig, StopReason};
 use crate::model::{synthetic_input, Network};
 use crate::plan::Case;
+use crate::probe::energy::{self, EnergyInfo, EnergyMethod, Rapl, RaplReading, Tdp};
+use crate::probe::memory::{self, GpuMemory, MemoryInfo};
+use crate::target::DeviceKind;
 
 /// The hidden subcommand that runs one case.
 pub const WORKER_SUBCOMMAND: &str = "__worker";
+
+/// Forward passes in the heap pass: the peak is the same each time once warm; a few
+/// passes catch allocator reuse patterns.
+const HEAP_PASS_ITERATIONS: u64 = 5;
 
 /// Test-only faults (hidden `run --inject-fault`), to prove a broken case cannot sink a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fault {
-    /// Abort the worker process after the model is built (as a segfault or OOM kill would).
+    /// Abort the worker process after the model is built (as a segfault would).
     Crash,
     /// Stop making progress after the model is built, so the parent's timeout must fire.
     Hang,
+}
+
+/// How the worker should measure energy: decided by the parent once per run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnergySetup {
+    pub tdp: Tdp,
+    /// Idle power measured by the parent before the run, per counter.
+    pub rapl_idle_watts: Option<f64>,
+    pub nvml_idle_watts: Option<f64>,
+    pub powercap_root: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkerRequest {
     pub case: Case,
     pub fault: Option<Fault>,
+    pub energy: EnergySetup,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WorkerMessage {
     Progress(Progress),
-    Done(Measurement),
+    Done(Box<Measurement>),
     Error { message: String },
 }
 
@@ -72,10 +96,13 @@ pub struct Measurement {
     pub clock_overhead_ns: f64,
     /// Time to build the model's weights on the device (not part of any latency).
     pub build_s: f64,
+    pub memory: MemoryInfo,
+    pub energy: Option<EnergyInfo>,
 }
 
 /// Entry point of the hidden subcommand. Returns the process exit code.
 pub fn worker_main() -> i32 {
+    die_with_parent();
     let mut input = String::new();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -87,11 +114,24 @@ pub fn worker_main() -> i32 {
         })
         .and_then(|req| measure_case(&req, &mut out));
     let (message, code) = match result {
-        Ok(m) => (WorkerMessage::Done(m), 0),
+        Ok(m) => (WorkerMessage::Done(Box::new(m)), 0),
         Err(message) => (WorkerMessage::Error { message }, 1),
     };
     send(&mut out, &message);
     code
+}
+
+/// A worker whose parent was killed must not run on alone (it is in its own process group,
+/// so the terminal will not stop it).
+fn die_with_parent() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with PR_SET_PDEATHSIG only sets a signal number for this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() == 1 {
+            libc::_exit(1);
+        }
+    }
 }
 
 fn send(out: &mut impl Write, message: &WorkerMessage) {
@@ -102,16 +142,142 @@ fn send(out: &mut impl Write, message: &WorkerMessage) {
     }
 }
 
-struct StdoutProgress<'a, W: Write>(&'a mut W);
+/// The energy source chosen for this case, with what the window's edges read.
+enum Meter {
+    Rapl {
+        rapl: Rapl,
+        idle: Option<f64>,
+        start: Option<RaplReading>,
+    },
+    Nvml {
+        gpu: Box<energy::nvml::Gpu>,
+        idle: Option<f64>,
+        start: Option<u64>,
+    },
+    Estimate {
+        tdp: Tdp,
+        note: String,
+        start_cpu_s: f64,
+    },
+}
 
-impl<W: Write> measure::Observer for StdoutProgress<'_, W> {
+impl Meter {
+    fn choose(setup: &EnergySetup, device: DeviceKind) -> Meter {
+        let mut notes = Vec::new();
+        if let DeviceKind::Cuda(index) = device {
+            match energy::nvml::Gpu::open(index) {
+                Ok(gpu) if gpu.energy_mj().is_ok() => {
+                    return Meter::Nvml {
+                        gpu: Box::new(gpu),
+                        idle: setup.nvml_idle_watts,
+                        start: None,
+                    }
+                }
+                Ok(gpu) => notes.push(gpu.energy_mj().err().unwrap_or_default()),
+                Err(why) => notes.push(why),
+            }
+        } else {
+            match Rapl::open(&setup.powercap_root) {
+                Ok(rapl) => {
+                    return Meter::Rapl {
+                        rapl,
+                        idle: setup.rapl_idle_watts,
+                        start: None,
+                    }
+                }
+                Err(why) => notes.push(why),
+            }
+        }
+        Meter::Estimate {
+            tdp: setup.tdp.clone(),
+            note: notes.join("; "),
+            start_cpu_s: 0.0,
+        }
+    }
+}
+
+/// The worker's observer: progress to the parent, energy counters at the window's edges.
+struct WorkerObserver<'a, W: Write> {
+    out: &'a mut W,
+    meter: Meter,
+    window_start: Option<Instant>,
+    batch_size: usize,
+    energy: Option<Result<EnergyInfo, String>>,
+}
+
+impl<W: Write> measure::Observer for WorkerObserver<'_, W> {
     fn progress(&mut self, p: &Progress) {
-        send(self.0, &WorkerMessage::Progress(p.clone()));
+        send(self.out, &WorkerMessage::Progress(p.clone()));
+    }
+
+    fn window_started(&mut self) {
+        match &mut self.meter {
+            Meter::Rapl { rapl, start, .. } => *start = rapl.read().ok(),
+            Meter::Nvml { gpu, start, .. } => *start = gpu.energy_mj().ok(),
+            Meter::Estimate { start_cpu_s, .. } => *start_cpu_s = energy::process_cpu_time_s(),
+        }
+        self.window_start = Some(Instant::now());
+    }
+
+    fn window_ended(&mut self, samples: usize) {
+        let window_s = self
+            .window_start
+            .map(|t| t.elapsed().as_secs_f64())
+            .unwrap_or(0.0);
+        let inferences = (samples * self.batch_size) as u64;
+        self.energy = Some(match &self.meter {
+            Meter::Rapl { rapl, idle, start } => match (start, rapl.read()) {
+                (Some(a), Ok(b)) => {
+                    let mut info = EnergyInfo::new(
+                        EnergyMethod::Rapl,
+                        rapl.joules_between(a, &b),
+                        *idle,
+                        window_s,
+                        inferences,
+                    );
+                    info.domains = rapl.domain_names();
+                    Ok(info)
+                }
+                (None, _) => Err("RAPL could not be read at the window's start".into()),
+                (_, Err(e)) => Err(e),
+            },
+            Meter::Nvml { gpu, idle, start } => match (start, gpu.energy_mj()) {
+                (Some(a), Ok(b)) => {
+                    let joules = b.saturating_sub(*a) as f64 / 1000.0;
+                    let mut info =
+                        EnergyInfo::new(EnergyMethod::Nvml, joules, *idle, window_s, inferences);
+                    info.domains = vec!["gpu".into()];
+                    Ok(info)
+                }
+                (None, _) => Err("NVML could not be read at the window's start".into()),
+                (_, Err(e)) => Err(e),
+            },
+            Meter::Estimate {
+                tdp,
+                note,
+                start_cpu_s,
+            } => {
+                let cpu_s = energy::process_cpu_time_s() - start_cpu_s;
+                let (joules, estimate) = energy::estimate_from_cpu_time(cpu_s, tdp);
+                let mut info = EnergyInfo::new(
+                    EnergyMethod::EstimateTdp,
+                    joules,
+                    None,
+                    window_s,
+                    inferences,
+                );
+                info.domains = vec!["cpu-time".into()];
+                info.estimate = Some(estimate);
+                info.note = (!note.is_empty()).then(|| note.clone());
+                Ok(info)
+            }
+        });
     }
 }
 
 fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement, String> {
     let case = &req.case;
+    let rss_before_load = memory::rss_bytes("self").unwrap_or(0);
     let device = case
         .target
         .candle_device()
@@ -119,6 +285,7 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
     let built = Instant::now();
     let net = Network::build(&case.arch, &case.weights, &device).map_err(|e| e.to_string())?;
     let build_s = built.elapsed().as_secs_f64();
+    let rss_after_load = memory::rss_bytes("self").unwrap_or(0);
     match req.fault {
         Some(Fault::Crash) => std::process::abort(),
         Some(Fault::Hang) => loop {
@@ -143,8 +310,52 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
     };
     let cfg = SamplerConfig::from(&case.settings);
     let clock_overhead_ns = measure::clock_overhead_ns();
-    let sampled = measure::sample(&mut forward, &cfg, &mut StdoutProgress(out))
+    let mut observer = WorkerObserver {
+        out,
+        meter: Meter::choose(&req.energy, case.target.device),
+        window_start: None,
+        batch_size: case.batch_size,
+        energy: None,
+    };
+    let sampled = measure::sample(&mut forward, &cfg, &mut observer)
         .map_err(|e| format!("forward pass failed: {e}"))?;
+    // An energy reading that failed is reported as absent, not as zero.
+    let energy = observer.energy.take().and_then(Result::ok);
+
+    // Heap pass: separate from the latency window so the counting never runs while timing.
+    let peak_heap_bytes = if memory::counting_allocator_installed() {
+        memory::start_heap_window();
+        let result = (0..HEAP_PASS_ITERATIONS).try_for_each(|_| forward());
+        let peak = memory::end_heap_window();
+        result.map_err(|e| format!("forward pass failed in the heap pass: {e}"))?;
+        Some(peak)
+    } else {
+        None
+    };
+    let gpu = match case.target.device {
+        DeviceKind::Cuda(index) => energy::nvml::Gpu::open(index)
+            .and_then(|g| g.memory())
+            .ok()
+            .map(|m| GpuMemory {
+                process_used_bytes: m.process_used,
+                device_used_bytes: m.device_used,
+                device_total_bytes: m.device_total,
+            }),
+        DeviceKind::Cpu => None,
+    };
+    let memory = MemoryInfo {
+        rss_before_load_bytes: rss_before_load,
+        rss_after_load_bytes: rss_after_load,
+        peak_rss_bytes: memory::peak_rss_bytes().unwrap_or(0),
+        peak_heap_bytes,
+        heap_pass_iterations: if peak_heap_bytes.is_some() {
+            HEAP_PASS_ITERATIONS
+        } else {
+            0
+        },
+        weight_bytes: net.weight_bytes() as u64,
+        gpu,
+    };
     Ok(Measurement {
         samples_ms: sampled
             .samples_ns
@@ -170,6 +381,8 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         flops_per_sample: case.arch.flops_per_sample(),
         clock_overhead_ns,
         build_s,
+        memory,
+        energy,
     })
 }
 
@@ -178,6 +391,8 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
 pub enum Outcome {
     Measured(Box<Measurement>),
     Failed(String),
+    /// The run was interrupted while this case ran; the worker was stopped.
+    Interrupted,
 }
 
 enum Event {
@@ -185,10 +400,18 @@ enum Event {
     Closed,
 }
 
-/// Runs `case` in a fresh worker process, forwarding its progress, enforcing the timeout.
+/// How often the parent looks at the worker's memory when `max_rss_mb` is set, and at the
+/// interrupt flag otherwise. Reading /proc/<pid>/status costs microseconds.
+const RSS_POLL: Duration = Duration::from_millis(20);
+const INTERRUPT_POLL: Duration = Duration::from_millis(200);
+
+/// Runs `case` in a fresh worker process, forwarding its progress, enforcing the timeout and
+/// the memory limit, and stopping it if `interrupted` is raised.
 pub fn run_in_worker(
     case: &Case,
     fault: Option<Fault>,
+    energy: &EnergySetup,
+    interrupted: &AtomicBool,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Outcome {
     let exe = match std::env::current_exe() {
@@ -199,14 +422,16 @@ pub fn run_in_worker(
             ))
         }
     };
-    let mut child = match Command::new(&exe)
+    let mut command = Command::new(&exe);
+    command
         .arg(WORKER_SUBCOMMAND)
         .envs(case.target.worker_env())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
+        .stderr(Stdio::piped());
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
             return Outcome::Failed(format!("cannot start a worker ({}): {e}", exe.display()))
@@ -215,6 +440,7 @@ pub fn run_in_worker(
     let request = WorkerRequest {
         case: case.clone(),
         fault,
+        energy: energy.clone(),
     };
     let request = serde_json::to_vec(&request).expect("requests are plain data");
     if let Some(mut stdin) = child.stdin.take() {
@@ -242,14 +468,41 @@ pub fn run_in_worker(
 
     let timeout = Duration::from_secs_f64(case.settings.case_timeout_s);
     let deadline = Instant::now() + timeout;
+    let rss_limit = case.settings.max_rss_mb.map(|mb| mb * 1024 * 1024);
+    let poll = if rss_limit.is_some() {
+        RSS_POLL
+    } else {
+        INTERRUPT_POLL
+    };
+    let pid = child.id().to_string();
     let mut answer: Option<Result<Measurement, String>> = None;
     let mut unreadable: Option<String> = None;
+    let stop = |child: &mut std::process::Child| {
+        let _ = child.kill();
+        let _ = child.wait();
+    };
     loop {
+        if interrupted.load(Ordering::SeqCst) {
+            stop(&mut child);
+            return Outcome::Interrupted;
+        }
+        if let (Some(limit), Some(rss)) =
+            (rss_limit, rss_limit.and_then(|_| memory::rss_bytes(&pid)))
+        {
+            if rss > limit {
+                stop(&mut child);
+                return Outcome::Failed(format!(
+                    "memory limit: the worker's RSS reached {:.1} MiB, above settings.max_rss_mb = {}; it was stopped",
+                    rss as f64 / (1 << 20) as f64,
+                    limit / (1024 * 1024)
+                ));
+            }
+        }
         let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
+        match rx.recv_timeout(left.min(poll)) {
             Ok(Event::Line(line)) => match serde_json::from_str::<WorkerMessage>(&line) {
                 Ok(WorkerMessage::Progress(p)) => on_progress(&p),
-                Ok(WorkerMessage::Done(m)) => answer = Some(Ok(m)),
+                Ok(WorkerMessage::Done(m)) => answer = Some(Ok(*m)),
                 Ok(WorkerMessage::Error { message }) => answer = Some(Err(message)),
                 Err(e) => {
                     unreadable = Some(format!(
@@ -259,9 +512,9 @@ pub fn run_in_worker(
                 }
             },
             Ok(Event::Closed) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                stop(&mut child);
                 return Outcome::Failed(format!(
                     "timed out after {:.1} s (settings.case_timeout_s); the worker was killed",
                     timeout.as_secs_f64()

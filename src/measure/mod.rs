@@ -37,9 +37,14 @@ pub struct Progress {
     pub noise: Option<f64>,
 }
 
-/// Receives progress between chunks. Default: ignore.
+/// Receives progress between chunks, and the edges of the measured window (energy counters
+/// are read there). Nothing here runs inside a timed chunk. Default: ignore.
 pub trait Observer {
     fn progress(&mut self, _progress: &Progress) {}
+    /// Just before the first timed chunk.
+    fn window_started(&mut self) {}
+    /// Just after the last timed chunk, with the samples taken.
+    fn window_ended(&mut self, _samples: usize) {}
 }
 
 impl Observer for () {}
@@ -170,6 +175,7 @@ where
     let mut scratch: Vec<f64> = Vec::with_capacity(capacity);
     let mut chunk = chunk_len(per_call);
 
+    observer.window_started();
     let start = Instant::now();
     let mut measured = Duration::ZERO;
     let mut last_report = start;
@@ -208,6 +214,7 @@ where
             });
         }
     };
+    observer.window_ended(samples.len());
     Ok(Sampled {
         samples_ns: samples,
         warmup_iterations,

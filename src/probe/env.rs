@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
 
+use super::energy::{self, Rapl};
+use super::state::MachineState;
+
 /// ISA extensions that change which kernels candle (gemm, quantized matmul) can use.
 const ISA_FLAGS_OF_INTEREST: &[&str] = &[
     "sse4_2",
@@ -57,6 +60,12 @@ pub struct Environment {
     /// 1, 5 and 15 minute load averages when the run started.
     pub load_average: [f64; 3],
     pub features: Vec<String>,
+    /// Frequency governor, clocks, temperatures, virtualisation at the start of the run.
+    pub state: MachineState,
+    /// Whether the RAPL energy counters can be read here, or why not.
+    pub rapl: String,
+    /// Whether NVIDIA's management library loads here, or why not.
+    pub nvml: String,
 }
 
 impl Environment {
@@ -101,6 +110,12 @@ impl Environment {
             thread_env,
             load_average: [load.one, load.five, load.fifteen],
             features,
+            state: MachineState::capture(),
+            rapl: match Rapl::open(std::path::Path::new(energy::POWERCAP_ROOT)) {
+                Ok(r) => format!("readable: {}", r.domain_names().join(", ")),
+                Err(why) => why,
+            },
+            nvml: energy::nvml::availability(),
         }
     }
 
@@ -167,6 +182,37 @@ impl Environment {
                     self.features.join(" ")
                 },
             ),
+            ("virtualization", or_unknown(&self.state.virtualization)),
+            (
+                "governor",
+                self.state
+                    .governor
+                    .clone()
+                    .unwrap_or_else(|| "not exposed".into()),
+            ),
+            (
+                "cpu_mhz",
+                match (self.state.cur_freq_mhz, self.state.max_freq_mhz) {
+                    (Some(c), Some(m)) => format!("{c:.0} (max {m:.0})"),
+                    (Some(c), None) => format!("{c:.0}"),
+                    _ => "unknown".into(),
+                },
+            ),
+            (
+                "thermal",
+                if self.state.thermal.is_empty() {
+                    "no readable thermal zone".into()
+                } else {
+                    self.state
+                        .thermal
+                        .iter()
+                        .map(|t| format!("{} {:.1} C", t.kind, t.celsius))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            ),
+            ("rapl", self.rapl.clone()),
+            ("nvml", self.nvml.clone()),
         ]
     }
 }

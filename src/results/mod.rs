@@ -1,6 +1,8 @@
 //! Run files: the versioned `RunResult` schema, its JSON and CSV forms, atomic writes.
 //! Only this module reads or writes files under `results/`.
 
+pub mod journal;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -9,7 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::measure::StopReason;
 use crate::plan::Case;
+use crate::probe::energy::EnergyInfo;
 use crate::probe::env::Environment;
+use crate::probe::memory::MemoryInfo;
+use crate::probe::state::CaseLoad;
 use crate::stats::{self, Summary};
 use crate::suite::{Settings, Suite};
 use crate::worker::{Measurement, Outcome, ThreadsInEffect};
@@ -57,8 +62,11 @@ impl SuiteInfo {
 pub enum RunStatus {
     /// Every planned case has a result.
     Complete,
-    /// Written while the run was still going (or it stopped early); later cases are missing.
+    /// Written while the run was still going; later cases are missing.
     Partial,
+    /// Stopped by SIGINT/SIGTERM: the finished cases are here, the rest can be run with
+    /// `run --resume <journal>`.
+    Interrupted,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +139,15 @@ pub struct CaseResult {
     pub model: ModelInfo,
     pub clock_overhead_ns: Option<f64>,
     pub build_s: Option<f64>,
+    /// Memory measured in the worker (README: "Memory").
+    #[serde(default)]
+    pub memory: Option<MemoryInfo>,
+    /// Energy of the measured window, with its `method` (README: "Energy").
+    #[serde(default)]
+    pub energy: Option<EnergyInfo>,
+    /// Other load on the machine before and during the case.
+    #[serde(default)]
+    pub load: Option<CaseLoad>,
 }
 
 impl CaseResult {
@@ -161,6 +178,9 @@ impl CaseResult {
             },
             clock_overhead_ns: None,
             build_s: None,
+            memory: None,
+            energy: None,
+            load: None,
         }
     }
 
@@ -172,6 +192,13 @@ impl CaseResult {
     pub fn from_outcome(case: &Case, outcome: Outcome) -> Self {
         let m: Measurement = match outcome {
             Outcome::Failed(reason) => return Self::bare(case, CaseStatus::Failed, Some(reason)),
+            Outcome::Interrupted => {
+                return Self::bare(
+                    case,
+                    CaseStatus::Failed,
+                    Some("interrupted before the case finished".into()),
+                )
+            }
             Outcome::Measured(m) => *m,
         };
         let s = &case.settings;
@@ -220,6 +247,8 @@ impl CaseResult {
         };
         r.clock_overhead_ns = Some(m.clock_overhead_ns);
         r.build_s = Some(m.build_s);
+        r.memory = Some(m.memory);
+        r.energy = m.energy;
         r
     }
 }
@@ -258,6 +287,16 @@ struct CsvRow<'a> {
     params: usize,
     weight_bytes: usize,
     flops_per_sample: u64,
+    rss_before_load_bytes: Option<u64>,
+    peak_rss_bytes: Option<u64>,
+    peak_heap_bytes: Option<u64>,
+    energy_method: Option<&'a str>,
+    /// "yes" when the energy figures are an estimate, so a spreadsheet cannot miss it.
+    energy_estimated: Option<&'a str>,
+    energy_joules: Option<f64>,
+    joules_per_inference: Option<f64>,
+    inferences_per_joule: Option<f64>,
+    avg_watts: Option<f64>,
 }
 
 impl<'a> CsvRow<'a> {
@@ -295,6 +334,21 @@ impl<'a> CsvRow<'a> {
             params: c.model.params,
             weight_bytes: c.model.weight_bytes,
             flops_per_sample: c.model.flops_per_sample,
+            rss_before_load_bytes: c.memory.as_ref().map(|m| m.rss_before_load_bytes),
+            peak_rss_bytes: c.memory.as_ref().map(|m| m.peak_rss_bytes),
+            peak_heap_bytes: c.memory.as_ref().and_then(|m| m.peak_heap_bytes),
+            energy_method: c.energy.as_ref().map(|e| e.method.as_str()),
+            energy_estimated: c.energy.as_ref().map(|e| {
+                if e.method.is_estimate() {
+                    "yes"
+                } else {
+                    "no"
+                }
+            }),
+            energy_joules: c.energy.as_ref().map(|e| e.joules),
+            joules_per_inference: c.energy.as_ref().map(|e| e.joules_per_inference),
+            inferences_per_joule: c.energy.as_ref().map(|e| e.inferences_per_joule),
+            avg_watts: c.energy.as_ref().map(|e| e.avg_watts),
         }
     }
 }

@@ -37,6 +37,22 @@ pub struct Settings {
     pub bootstrap_resamples: usize,
     /// Seeds weights, inputs and the bootstrap.
     pub seed: u64,
+    /// A worker whose resident memory exceeds this is stopped and its case marked `failed`.
+    #[serde(default)]
+    pub max_rss_mb: Option<u64>,
+    /// Package TDP for the `estimate-tdp` energy method (else a table by CPU model, else a default).
+    #[serde(default)]
+    pub tdp_watts: Option<f64>,
+    /// Hardware threads sharing `tdp_watts` (default: the logical CPUs visible).
+    #[serde(default)]
+    pub tdp_threads: Option<f64>,
+    /// Seconds of idle power sampled before the run where an energy counter exists.
+    #[serde(default = "default_idle_power_s")]
+    pub idle_power_s: f64,
+}
+
+fn default_idle_power_s() -> f64 {
+    1.0
 }
 
 impl Default for Settings {
@@ -51,6 +67,10 @@ impl Default for Settings {
             case_timeout_s: 120.0,
             bootstrap_resamples: crate::stats::DEFAULT_RESAMPLES,
             seed: 42,
+            max_rss_mb: None,
+            tdp_watts: None,
+            tdp_threads: None,
+            idle_power_s: default_idle_power_s(),
         }
     }
 }
@@ -456,6 +476,33 @@ impl Validator<'_> {
                 out.max_noise = x;
             }
         }
+        if let Some(v) = &s.max_rss_mb {
+            out.max_rss_mb = self.count("settings.max_rss_mb", v, 1).map(|n| n as u64);
+        }
+        for (field, value, slot) in [
+            ("settings.tdp_watts", &s.tdp_watts, &mut out.tdp_watts),
+            ("settings.tdp_threads", &s.tdp_threads, &mut out.tdp_threads),
+        ] {
+            if let Some(v) = value {
+                let x = *v.get_ref();
+                if x.is_finite() && x > 0.0 {
+                    *slot = Some(x);
+                } else {
+                    self.problem(
+                        field,
+                        v.span(),
+                        format!("must be more than zero, got {x}"),
+                        Some("as in tdp_watts = 65 (the CPU package's TDP)"),
+                    );
+                }
+            }
+        }
+        out.idle_power_s = self.seconds(
+            "settings.idle_power_s",
+            &s.idle_power_s,
+            out.idle_power_s,
+            true,
+        );
         if let Some(min) = &s.min_time_s {
             if out.min_time_s > out.max_time_s {
                 self.problem(

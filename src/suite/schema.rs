@@ -97,4 +97,8 @@ pub struct SettingsEntry {
     pub case_timeout_s: Option<Spanned<f64>>,
     pub bootstrap_resamples: Option<Spanned<i64>>,
     pub seed: Option<u64>,
+    pub max_rss_mb: Option<Spanned<i64>>,
+    pub tdp_watts: Option<Spanned<f64>>,
+    pub tdp_threads: Option<Spanned<f64>>,
+    pub idle_power_s: Option<Spanned<f64>>,
 }

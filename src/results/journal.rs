@@ -1,0 +1,185 @@
+//! The run journal: one JSON line per finished case, appended and synced as each case ends,
+//! so Ctrl-C or a kill loses at most the case in flight. `run --resume JOURNAL` reads it and
+//! runs the cases it lacks. The journal sits beside the output (`<output>.journal.jsonl`)
+//! and is removed once the complete run file is written.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{CaseResult, ResultsError, SCHEMA_VERSION};
+use crate::probe::env::Environment;
+use crate::suite::Settings;
+
+/// Everything needed to finish the run later: where it came from and how it was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalHeader {
+    pub schema_version: u32,
+    pub suite_file: PathBuf,
+    pub suite_sha256: String,
+    pub output: PathBuf,
+    pub quick: bool,
+    pub filter: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub settings: Settings,
+    pub environment: Environment,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Line {
+    Header(Box<JournalHeader>),
+    Case(Box<CaseResult>),
+}
+
+pub fn journal_path(output: &Path) -> PathBuf {
+    output.with_extension("journal.jsonl")
+}
+
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+}
+
+impl Journal {
+    /// Starts a journal. An existing one is never overwritten: it holds an unfinished run.
+    pub fn create(path: &Path, header: &JournalHeader) -> Result<Journal, ResultsError> {
+        if path.exists() {
+            return Err(ResultsError::Invalid {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "a journal of an unfinished run is already there; finish it with `inferbench run --resume {}` or delete it",
+                    path.display()
+                ),
+            });
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|error| ResultsError::Write {
+                path: dir.to_path_buf(),
+                error,
+            })?;
+        }
+        let file = File::create(path).map_err(|error| ResultsError::Write {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        let mut journal = Journal {
+            path: path.to_path_buf(),
+            file,
+        };
+        journal.write(&Line::Header(Box::new(header.clone())))?;
+        Ok(journal)
+    }
+
+    /// Reopens a journal for appending after `load`, cutting a torn last line off.
+    pub fn reopen(path: &Path, valid_len: u64) -> Result<Journal, ResultsError> {
+        let err = |error| ResultsError::Write {
+            path: path.to_path_buf(),
+            error,
+        };
+        let file = OpenOptions::new().append(true).open(path).map_err(err)?;
+        file.set_len(valid_len).map_err(err)?;
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    pub fn record(&mut self, case: &CaseResult) -> Result<(), ResultsError> {
+        self.write(&Line::Case(Box::new(case.clone())))
+    }
+
+    fn write(&mut self, line: &Line) -> Result<(), ResultsError> {
+        let err = |error| ResultsError::Write {
+            path: self.path.clone(),
+            error,
+        };
+        let mut text = serde_json::to_string(line).map_err(|e| err(std::io::Error::other(e)))?;
+        text.push('\n');
+        self.file.write_all(text.as_bytes()).map_err(err)?;
+        self.file.sync_data().map_err(err)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// What a journal holds: its header, the finished cases, and the length of its valid part.
+pub struct Loaded {
+    pub header: JournalHeader,
+    pub cases: Vec<CaseResult>,
+    pub valid_len: u64,
+    /// A last line cut short by a kill was dropped (its case will run again).
+    pub dropped_torn_line: bool,
+}
+
+/// Reads a journal. A final line without its newline is a write cut short by a kill and is
+/// dropped; any other bad line is an error naming its line number.
+pub fn load(path: &Path) -> Result<Loaded, ResultsError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ResultsError::Read {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let invalid = |reason: String| ResultsError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut header: Option<JournalHeader> = None;
+    let mut cases = Vec::new();
+    let mut valid_len = 0u64;
+    let mut dropped_torn_line = false;
+    let mut offset = 0usize;
+    for (index, raw) in text.split_inclusive('\n').enumerate() {
+        let number = index + 1;
+        offset += raw.len();
+        let complete = raw.ends_with('\n');
+        let parsed = serde_json::from_str::<Line>(raw.trim_end());
+        match (parsed, complete) {
+            (Ok(Line::Header(h)), true) if number == 1 => {
+                if h.schema_version != SCHEMA_VERSION {
+                    return Err(invalid(format!(
+                        "journal schema_version {} is not supported by this inferbench (it reads version {SCHEMA_VERSION})",
+                        h.schema_version
+                    )));
+                }
+                header = Some(*h);
+            }
+            (Ok(Line::Case(c)), true) if header.is_some() => cases.push(*c),
+            (Ok(_), true) => {
+                return Err(invalid(format!(
+                    "line {number}: unexpected entry (the header must come first, once)"
+                )))
+            }
+            (_, false) => {
+                dropped_torn_line = true;
+                break;
+            }
+            (Err(e), true) => {
+                return Err(invalid(format!(
+                    "line {number}, column {}: {e}",
+                    e.column()
+                )))
+            }
+        }
+        valid_len = offset as u64;
+    }
+    let header =
+        header.ok_or_else(|| invalid("no header line: not an inferbench journal".into()))?;
+    Ok(Loaded {
+        header,
+        cases,
+        valid_len,
+        dropped_torn_line,
+    })
+}
+
+pub fn remove(path: &Path) -> Result<(), ResultsError> {
+    std::fs::remove_file(path).map_err(|error| ResultsError::Write {
+        path: path.to_path_buf(),
+        error,
+    })
+}
