@@ -24,7 +24,7 @@ fn timing_loop(c: &mut Criterion) {
                 Ok(())
             };
             let start = Instant::now();
-            let _ = black_box(time_chunk(&mut noop, &mut samples, n));
+            let _ = black_box(time_chunk(&mut noop, &mut samples, &mut [], n));
             let elapsed = start.elapsed();
             black_box(&samples);
             elapsed

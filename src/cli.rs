@@ -295,6 +295,7 @@ fn cmd_run(args: RunArgs) -> Result<i32, Failure> {
     if let Some(note) = energy_footnote(&run) {
         println!("{note}");
     }
+    println!("{}", cold_start_table(&run));
     let failed = run
         .cases
         .iter()
@@ -455,6 +456,66 @@ pub fn summary_table(run: &RunResult) -> Table {
             ),
             Cell::new(c.status.as_str()),
         ]);
+    }
+    table
+}
+
+/// Load time, first inference, warm-up, and per-stage medians when stages were timed.
+pub fn cold_start_table(run: &RunResult) -> Table {
+    let mut table = Table::new();
+    let staged = run.cases.iter().any(|c| c.stages.is_some());
+    let mut header = vec![
+        "case",
+        "load ms",
+        "first inference ms",
+        "warm-up",
+        "steady p50 ms",
+    ];
+    if staged {
+        header.extend(["preprocess p50", "forward p50", "postprocess p50"]);
+    }
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(header);
+    for c in &run.cases {
+        let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+        let k = c.cold_start.as_ref();
+        let mut row = vec![
+            Cell::new(&c.id),
+            right(
+                k.map(|k| format!("{:.1}", k.load_ms))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            right(
+                k.map(|k| fmt_ms(k.first_inference_ms))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            Cell::new(
+                k.map(|k| {
+                    let end = match k.warmup_end {
+                        crate::measure::WarmupEnd::Stable => "stable",
+                        crate::measure::WarmupEnd::MaxTime => "still moving at max_warmup_s",
+                    };
+                    format!("{:.0} ms, {} it, {end}", k.warmup_ms, k.warmup_iterations)
+                })
+                .unwrap_or_else(|| "-".into()),
+            ),
+            right(
+                c.latency_ms
+                    .as_ref()
+                    .map(|l| fmt_ms(l.summary.p50))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+        ];
+        if staged {
+            for stage in ["preprocess", "forward", "postprocess"] {
+                let p50 = c
+                    .stages
+                    .as_ref()
+                    .and_then(|s| s.get(stage))
+                    .map(|l| fmt_ms(l.summary.p50));
+                row.push(right(p50.unwrap_or_else(|| "-".into())));
+            }
+        }
+        table.add_row(row);
     }
     table
 }

@@ -20,6 +20,9 @@ pub struct Case {
     pub scenario: Scenario,
     pub batch_size: usize,
     pub settings: Settings,
+    /// Shape of a raw input before the preprocess stage (default: the model's input).
+    #[serde(default)]
+    pub raw_input: Option<Vec<usize>>,
 }
 
 pub fn case_id(variant_id: &str, target: &Target, scenario: Scenario, batch: usize) -> String {
@@ -52,6 +55,7 @@ pub fn expand(suite: &Suite, settings: &Settings) -> Vec<Case> {
                         scenario: *scenario,
                         batch_size,
                         settings: settings.clone(),
+                        raw_input: model.raw_input.clone(),
                     });
                 }
             }

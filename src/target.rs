@@ -47,6 +47,12 @@ pub struct Target {
     pub label: String,
     pub device: DeviceKind,
     pub threads: usize,
+    /// CPU cores the worker is pinned to (operating-system affinity), if the suite names any.
+    #[serde(default)]
+    pub cores: Option<Vec<usize>>,
+    /// Memory cap for this target's workers (overrides `settings.max_rss_mb`).
+    #[serde(default)]
+    pub max_rss_mb: Option<u64>,
 }
 
 impl Target {
@@ -60,6 +66,8 @@ impl Target {
             label: format!("{base}-t{threads}"),
             device,
             threads,
+            cores: None,
+            max_rss_mb: None,
         }
     }
 
@@ -92,6 +100,60 @@ impl Target {
             DeviceKind::Cpu => Ok(candle_core::Device::Cpu),
             DeviceKind::Cuda(n) => candle_core::Device::new_cuda(n),
         }
+    }
+}
+
+/// The CPU cores this process may run on (its affinity mask), in ascending order.
+pub fn available_cores() -> Vec<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: cpu_set_t is plain data; sched_getaffinity fills the set we own.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+                return (0..libc::CPU_SETSIZE as usize)
+                    .filter(|&c| libc::CPU_ISSET(c, &set))
+                    .collect();
+            }
+        }
+    }
+    (0..std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1))
+        .collect()
+}
+
+/// Pins this process (and the threads it creates afterwards) to `cores`; returns the
+/// affinity in effect afterwards, as the operating system reports it.
+pub fn pin_to_cores(cores: &[usize]) -> Result<Vec<usize>, String> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: cpu_set_t is plain data; CPU_SET only writes bits inside it, for indices
+        // below CPU_SETSIZE, checked first.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            for &c in cores {
+                if c >= libc::CPU_SETSIZE as usize {
+                    return Err(format!(
+                        "core {c} is beyond what the affinity call can name"
+                    ));
+                }
+                libc::CPU_SET(c, &mut set);
+            }
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(format!(
+                    "sched_setaffinity({cores:?}): {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+        }
+        Ok(available_cores())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Err(format!(
+            "pinning to cores {cores:?} needs Linux's sched_setaffinity"
+        ))
     }
 }
 

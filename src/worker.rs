@@ -21,10 +21,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::measure::{self, Progress, SamplerConfig, StopReason};
-use crate::model::{synthetic_input, Network};
+use crate::measure::{WarmupEnd, Workload};
+use crate::model::{synthetic_raw_input, Network};
 use crate::plan::Case;
 use crate::probe::energy::{self, EnergyInfo, EnergyMethod, Rapl, RaplReading, Tdp};
 use crate::probe::memory::{self, GpuMemory, MemoryInfo};
+use crate::suite::Stage;
 use crate::target::DeviceKind;
 
 /// The hidden subcommand that runs one case.
@@ -78,6 +80,9 @@ pub struct ThreadsInEffect {
     /// candle's own count (quantized matmul, elementwise ops).
     pub candle: usize,
     pub env: BTreeMap<String, String>,
+    /// CPU cores the worker could run on (its affinity mask), pinned or not.
+    #[serde(default)]
+    pub affinity: Vec<usize>,
 }
 
 /// What a worker measured for one case: raw data, before statistics.
@@ -98,6 +103,9 @@ pub struct Measurement {
     pub build_s: f64,
     pub memory: MemoryInfo,
     pub energy: Option<EnergyInfo>,
+    pub cold_start: ColdStart,
+    /// Latencies of each timed stage when there are several, in stage order.
+    pub stage_samples_ms: Vec<(Stage, Vec<f64>)>,
 }
 
 /// Entry point of the hidden subcommand. Returns the process exit code.
@@ -275,8 +283,67 @@ impl<W: Write> measure::Observer for WorkerObserver<'_, W> {
     }
 }
 
+/// One inference as stages over prepared inputs; `stages` are the timed ones, in order.
+struct Pipeline<'a> {
+    net: &'a Network,
+    device: &'a candle_core::Device,
+    stages: Vec<Stage>,
+    raw: candle_core::Tensor,
+    input: candle_core::Tensor,
+    logits: Option<candle_core::Tensor>,
+}
+
+/// Classes the postprocess stage ranks.
+const TOP_K: usize = 5;
+
+impl Workload for Pipeline<'_> {
+    type Error = candle_core::Error;
+
+    fn stages(&self) -> usize {
+        self.stages.len()
+    }
+
+    fn run_stage(&mut self, stage: usize) -> candle_core::Result<()> {
+        match self.stages[stage] {
+            Stage::Preprocess => self.input = self.net.preprocess(&self.raw)?,
+            Stage::Forward => self.logits = Some(self.net.forward(&self.input)?),
+            Stage::Postprocess => {
+                let logits = match &self.logits {
+                    Some(l) => l,
+                    None => {
+                        return Err(candle_core::Error::Msg("postprocess before forward".into()))
+                    }
+                };
+                std::hint::black_box(self.net.postprocess(logits, TOP_K)?);
+            }
+        }
+        // Stage boundaries are only meaningful once the device has finished the work.
+        self.device.synchronize()
+    }
+}
+
+/// Cold-start figures of a case, measured in its fresh worker before warm-up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColdStart {
+    /// Reading and preparing the variant's weights on the target.
+    pub load_ms: f64,
+    /// The very first iteration of the timed stages (lazy allocation, caches); never a sample.
+    pub first_inference_ms: f64,
+    pub warmup_ms: f64,
+    pub warmup_iterations: u64,
+    /// `stable` (the running median settled) or `max_time` (it was still moving).
+    pub warmup_end: WarmupEnd,
+    /// Median latency of each ~50 ms warm-up block: the warm-up curve.
+    pub warmup_trace_ms: Vec<f64>,
+}
+
 fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement, String> {
     let case = &req.case;
+    // Pin first: threads created from here on (rayon's, candle's) inherit the affinity.
+    if let Some(cores) = &case.target.cores {
+        crate::target::pin_to_cores(cores)
+            .map_err(|e| format!("cannot pin to cores {cores:?}: {e}"))?;
+    }
     let rss_before_load = memory::rss_bytes("self").unwrap_or(0);
     let device = case
         .target
@@ -293,20 +360,29 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         },
         None => {}
     }
-    // Inputs are prepared before timing; only the forward pass and the device sync are timed.
-    let input = synthetic_input(
-        &case.arch,
+    // Inputs are prepared before timing: raw 8-bit inputs, and the model input made from
+    // them once; the timed stages (forward by default) then run on them.
+    let raw_shape = case
+        .raw_input
+        .clone()
+        .unwrap_or_else(|| Network::default_raw_shape(&case.arch));
+    let raw = synthetic_raw_input(
+        &raw_shape,
         case.batch_size,
         case.settings.seed ^ 0x1a2b_3c4d,
-        net.dtype(),
         &device,
     )
     .map_err(|e| format!("cannot build the input batch: {e}"))?;
-    let mut forward = || -> candle_core::Result<()> {
-        let logits = net.forward(&input)?;
-        device.synchronize()?;
-        drop(logits);
-        Ok(())
+    let input = net
+        .preprocess(&raw)
+        .map_err(|e| format!("cannot preprocess the input batch: {e}"))?;
+    let mut pipeline = Pipeline {
+        net: &net,
+        device: &device,
+        stages: case.settings.timed.clone(),
+        raw,
+        input,
+        logits: None,
     };
     let cfg = SamplerConfig::from(&case.settings);
     let clock_overhead_ns = measure::clock_overhead_ns();
@@ -317,7 +393,7 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         batch_size: case.batch_size,
         energy: None,
     };
-    let sampled = measure::sample(&mut forward, &cfg, &mut observer)
+    let sampled = measure::sample(&mut pipeline, &cfg, &mut observer)
         .map_err(|e| format!("forward pass failed: {e}"))?;
     // An energy reading that failed is reported as absent, not as zero.
     let energy = observer.energy.take().and_then(Result::ok);
@@ -325,7 +401,9 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
     // Heap pass: separate from the latency window so the counting never runs while timing.
     let peak_heap_bytes = if memory::counting_allocator_installed() {
         memory::start_heap_window();
-        let result = (0..HEAP_PASS_ITERATIONS).try_for_each(|_| forward());
+        let stages = pipeline.stages();
+        let result = (0..HEAP_PASS_ITERATIONS)
+            .try_for_each(|_| (0..stages).try_for_each(|s| pipeline.run_stage(s)));
         let peak = memory::end_heap_window();
         result.map_err(|e| format!("forward pass failed in the heap pass: {e}"))?;
         Some(peak)
@@ -375,6 +453,7 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
                 .iter()
                 .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
                 .collect(),
+            affinity: crate::target::available_cores(),
         },
         params: net.params(),
         weight_bytes: net.weight_bytes(),
@@ -383,6 +462,21 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         build_s,
         memory,
         energy,
+        cold_start: ColdStart {
+            load_ms: build_s * 1e3,
+            first_inference_ms: sampled.first_iteration_ns as f64 / 1e6,
+            warmup_ms: sampled.warmup_s * 1e3,
+            warmup_iterations: sampled.warmup_iterations,
+            warmup_end: sampled.warmup_end,
+            warmup_trace_ms: sampled.warmup_trace_ms.clone(),
+        },
+        stage_samples_ms: case
+            .settings
+            .timed
+            .iter()
+            .zip(&sampled.stage_samples_ns)
+            .map(|(stage, ns)| (*stage, ns.iter().map(|&v| v as f64 / 1e6).collect()))
+            .collect(),
     })
 }
 
@@ -468,7 +562,11 @@ pub fn run_in_worker(
 
     let timeout = Duration::from_secs_f64(case.settings.case_timeout_s);
     let deadline = Instant::now() + timeout;
-    let rss_limit = case.settings.max_rss_mb.map(|mb| mb * 1024 * 1024);
+    let (rss_limit, rss_limit_from) = match (case.target.max_rss_mb, case.settings.max_rss_mb) {
+        (Some(mb), _) => (Some(mb * 1024 * 1024), "the target's max_rss_mb"),
+        (None, Some(mb)) => (Some(mb * 1024 * 1024), "settings.max_rss_mb"),
+        (None, None) => (None, ""),
+    };
     let poll = if rss_limit.is_some() {
         RSS_POLL
     } else {
@@ -492,7 +590,7 @@ pub fn run_in_worker(
             if rss > limit {
                 stop(&mut child);
                 return Outcome::Failed(format!(
-                    "memory limit: the worker's RSS reached {:.1} MiB, above settings.max_rss_mb = {}; it was stopped",
+                    "memory limit: the worker's RSS reached {:.1} MiB, above {rss_limit_from} = {}; it was stopped",
                     rss as f64 / (1 << 20) as f64,
                     limit / (1024 * 1024)
                 ));

@@ -200,6 +200,16 @@ fn quick_run_writes_consistent_json_and_csv() {
         );
         assert_eq!(threads.candle, c.threads);
         assert!(c.model.params > 0 && c.model.weight_bytes == 4 * c.model.params);
+        // Cold start: measured, positive, and the first inference kept apart from the samples.
+        let k = c.cold_start.as_ref().unwrap();
+        assert!(
+            k.load_ms > 0.0 && k.first_inference_ms > 0.0 && k.warmup_ms > 0.0,
+            "{}: {k:?}",
+            c.id
+        );
+        assert!(k.warmup_iterations >= 1);
+        assert_eq!(c.timed, ["forward"]);
+        assert!(c.stages.is_none());
     }
     // Offline throughput counts samples, not batches.
     let b4 = run
@@ -245,7 +255,10 @@ fn crashing_and_hanging_workers_fail_their_case_only() {
     let dir = tempfile::tempdir().unwrap();
     // A short timeout so the hanging worker is killed quickly.
     let body = TINY
-        .replace("case_timeout_s = 20", "case_timeout_s = 4")
+        .replace(
+            "case_timeout_s = 20",
+            "case_timeout_s = 4\nmax_warmup_s = 0.5",
+        )
         .replace("threads = [1, 2]", "threads = [1]");
     let suite = write_suite(dir.path(), &body);
 
@@ -410,4 +423,61 @@ fn run_files_of_an_unknown_schema_are_refused() {
     std::fs::write(&path, r#"{"schema_version": 1, "cases": [ "#).unwrap();
     let err = results::read_json(&path).unwrap_err().to_string();
     assert!(err.contains("line 1"), "{err}");
+}
+
+#[test]
+fn a_costly_preprocess_dominates_the_stage_breakdown_on_a_pinned_edge_target() {
+    let dir = tempfile::tempdir().unwrap();
+    // Raw 512x512 images resized to the model's 12x12 input: preprocessing outweighs the
+    // tiny network by far.
+    let body = r#"
+[suite]
+name = "stages"
+[[models]]
+name = "cnn"
+arch = "cnn"
+input = [12, 12, 1]
+conv_channels = [4]
+classes = 10
+raw_input = [512, 512, 1]
+[[targets]]
+device = "cpu"
+name = "edge-1core"
+threads = [1]
+cores = [0]
+max_rss_mb = 512
+[scenarios.single_stream]
+[settings]
+timed = ["preprocess", "forward", "postprocess"]
+"#;
+    let suite = write_suite(dir.path(), body);
+    let (out, run) = run_quick(&suite, &dir.path().join("r.json"), &[]);
+    let c = &run.cases[0];
+    assert_eq!(c.id, "cnn-baseline/edge-1core-t1/single_stream/b1");
+    assert_eq!(c.timed, ["preprocess", "forward", "postprocess"]);
+    assert_eq!(
+        c.threads_in_effect.as_ref().unwrap().affinity,
+        [0],
+        "the recorded affinity is the request"
+    );
+    let stages = c.stages.as_ref().unwrap();
+    let p50 = |s: &str| stages[s].summary.p50;
+    assert!(p50("preprocess") > 3.0 * p50("forward"), "{stages:?}");
+    assert!(p50("preprocess") > 3.0 * p50("postprocess"));
+    // End to end is one span around the three stages, so it is at least the slowest one.
+    let e2e = &c.latency_ms.as_ref().unwrap().summary;
+    assert!(e2e.p50 >= p50("preprocess"));
+    assert_eq!(stages["forward"].samples.len(), e2e.count);
+    assert!(text(&out.stdout).contains("preprocess p50"));
+
+    // The CSV carries the stage medians.
+    let mut csv = csv::Reader::from_path(dir.path().join("r.csv")).unwrap();
+    let headers = csv.headers().unwrap().clone();
+    let row = csv.records().next().unwrap().unwrap();
+    let col = |name: &str| row[headers.iter().position(|h| h == name).unwrap()].to_string();
+    assert_eq!(col("timed"), "preprocess+forward+postprocess");
+    assert_eq!(
+        col("preprocess_p50_ms").parse::<f64>().unwrap(),
+        p50("preprocess")
+    );
 }

@@ -60,12 +60,28 @@ pub enum StopReason {
     MaxSamples,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarmupEnd {
+    /// The running median settled (after at least the minimum warm-up time).
+    Stable,
+    /// The maximum warm-up time ran out first: the model may still have been speeding up.
+    MaxTime,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sampled {
-    /// One latency per iteration, nanoseconds, in the order measured.
+    /// One end-to-end latency per iteration, nanoseconds, in the order measured.
     pub samples_ns: Vec<u64>,
+    /// With several timed stages: each stage's latencies, in stage order; else empty.
+    pub stage_samples_ns: Vec<Vec<u64>>,
+    /// The very first iteration, before warm-up (cold start).
+    pub first_iteration_ns: u64,
     pub warmup_iterations: u64,
     pub warmup_s: f64,
+    pub warmup_end: WarmupEnd,
+    /// Median latency (ms) of each warm-up block of about 50 ms: the warm-up curve.
+    pub warmup_trace_ms: Vec<f64>,
     /// Wall time of the timed chunks (the stopping checks between chunks excluded).
     pub measured_s: f64,
     pub stop_reason: StopReason,
@@ -75,7 +91,11 @@ pub struct Sampled {
 
 #[derive(Debug, Clone)]
 pub struct SamplerConfig {
+    /// Minimum warm-up.
     pub warmup: Duration,
+    pub max_warmup: Duration,
+    /// Relative spread of the last block medians under which warm-up counts as stable.
+    pub warmup_tolerance: f64,
     pub min_time: Duration,
     pub min_iterations: u64,
     pub max_time: Duration,
@@ -88,6 +108,8 @@ impl From<&Settings> for SamplerConfig {
     fn from(s: &Settings) -> Self {
         SamplerConfig {
             warmup: Duration::from_secs_f64(s.warmup_s),
+            max_warmup: Duration::from_secs_f64(s.max_warmup_s),
+            warmup_tolerance: s.warmup_tolerance,
             min_time: Duration::from_secs_f64(s.min_time_s),
             min_iterations: s.min_iterations,
             max_time: Duration::from_secs_f64(s.max_time_s),
@@ -98,21 +120,63 @@ impl From<&Settings> for SamplerConfig {
     }
 }
 
-/// Times `n` calls of `forward`, appending one latency (ns) per call to `out`, and returns
-/// the wall time of the whole chunk. `out` must have room for `n` more values, so pushing
-/// never allocates.
-#[inline]
-pub fn time_chunk<F, E>(forward: &mut F, out: &mut Vec<u64>, n: usize) -> Result<Duration, E>
+/// Something to time: one iteration is its timed stages run in order (1 to 3 of them, e.g.
+/// preprocess, forward, postprocess). A closure is a one-stage workload.
+pub trait Workload {
+    type Error;
+    /// Number of timed stages per iteration (at least 1).
+    fn stages(&self) -> usize {
+        1
+    }
+    /// Runs timed stage `stage` (0-based) of the current iteration.
+    fn run_stage(&mut self, stage: usize) -> Result<(), Self::Error>;
+}
+
+impl<F, E> Workload for F
 where
     F: FnMut() -> Result<(), E>,
 {
+    type Error = E;
+    #[inline]
+    fn run_stage(&mut self, _stage: usize) -> Result<(), E> {
+        self()
+    }
+}
+
+/// One iteration of all stages, untimed by us (warm-up and cold start time it as a whole).
+fn run_iteration<W: Workload>(w: &mut W, stages: usize) -> Result<(), W::Error> {
+    (0..stages).try_for_each(|s| w.run_stage(s))
+}
+
+/// Times `n` iterations of `workload`, appending one end-to-end latency (ns) per iteration
+/// to `out` (one span from the start of the first stage to the end of the last, not a sum),
+/// and, with several stages, each stage's latency to `stage_out[stage]`. Returns the chunk's
+/// wall time. Every buffer must have room for `n` more values, so pushing never allocates.
+#[inline]
+pub fn time_chunk<W: Workload>(
+    workload: &mut W,
+    out: &mut Vec<u64>,
+    stage_out: &mut [Vec<u64>],
+    n: usize,
+) -> Result<Duration, W::Error> {
+    let stages = workload.stages();
     debug_assert!(out.capacity() - out.len() >= n, "time_chunk would allocate");
+    debug_assert!(stages == 1 || stage_out.iter().all(|s| s.capacity() - s.len() >= n));
     let chunk_start = Instant::now();
     for _ in 0..n {
         let t0 = Instant::now();
-        forward()?;
-        let t1 = Instant::now();
-        out.push((t1 - t0).as_nanos() as u64);
+        let mut prev = t0;
+        // An index loop: it drives `run_stage` too, and `stage_out` is empty for one stage.
+        #[allow(clippy::needless_range_loop)]
+        for stage in 0..stages {
+            workload.run_stage(stage)?;
+            let t = Instant::now();
+            if stages > 1 {
+                stage_out[stage].push((t - prev).as_nanos() as u64);
+            }
+            prev = t;
+        }
+        out.push((prev - t0).as_nanos() as u64);
     }
     Ok(chunk_start.elapsed())
 }
@@ -131,39 +195,68 @@ pub fn clock_overhead_ns() -> f64 {
     v[v.len() / 2]
 }
 
-/// Warm-up, then adaptive sampling of `forward`.
-pub fn sample<F, E>(
-    forward: &mut F,
+/// Warm-up ends when the medians of the last `STABLE_BLOCKS` blocks of iterations agree
+/// within `warmup_tolerance` (after at least `warmup`), or at `max_warmup`.
+const STABLE_BLOCKS: usize = 3;
+/// Target duration of one warm-up block.
+const WARMUP_BLOCK: Duration = Duration::from_millis(50);
+
+/// Cold start, warm-up until the running median is stable, then adaptive sampling.
+pub fn sample<W: Workload>(
+    workload: &mut W,
     cfg: &SamplerConfig,
     observer: &mut dyn Observer,
-) -> Result<Sampled, E>
-where
-    F: FnMut() -> Result<(), E>,
-{
-    // Warm-up: at least one call, until the warm-up time has passed.
+) -> Result<Sampled, W::Error> {
+    let stages = workload.stages().max(1);
+    // Cold start: the very first iteration pays for lazy allocation and caches. It is
+    // reported on its own and never among the samples.
+    let t = Instant::now();
+    run_iteration(workload, stages)?;
+    let first_iteration = t.elapsed();
+
+    // Warm-up in blocks of about 50 ms; each block's median goes into the trace.
     let warm_start = Instant::now();
     let mut warmup_iterations = 0u64;
     let mut last_report = warm_start;
-    loop {
-        forward()?;
-        warmup_iterations += 1;
+    let block_len = ((WARMUP_BLOCK.as_secs_f64() / first_iteration.as_secs_f64().max(1e-9))
+        as usize)
+        .clamp(3, 100_000);
+    let mut block: Vec<f64> = Vec::with_capacity(block_len);
+    let mut trace_ms: Vec<f64> = Vec::new();
+    let warmup_end = loop {
+        let t = Instant::now();
+        run_iteration(workload, stages)?;
         let now = Instant::now();
-        if now - warm_start >= cfg.warmup {
-            break;
+        block.push((now - t).as_secs_f64() * 1e3);
+        warmup_iterations += 1;
+        if block.len() >= block_len {
+            block.sort_by(f64::total_cmp);
+            trace_ms.push(stats::percentile(&block, 0.5));
+            block.clear();
+        }
+        let elapsed = now - warm_start;
+        if elapsed >= cfg.warmup && is_stable(&trace_ms, cfg.warmup_tolerance) {
+            break WarmupEnd::Stable;
+        }
+        if elapsed >= cfg.max_warmup.max(cfg.warmup) {
+            break WarmupEnd::MaxTime;
         }
         if now - last_report >= PROGRESS_EVERY {
             last_report = now;
             observer.progress(&Progress {
                 phase: Phase::Warmup,
                 iterations: warmup_iterations,
-                elapsed_s: (now - warm_start).as_secs_f64(),
-                budget_s: cfg.warmup.as_secs_f64(),
+                elapsed_s: elapsed.as_secs_f64(),
+                budget_s: cfg.max_warmup.as_secs_f64(),
                 noise: None,
             });
         }
-    }
+    };
     let warmup = warm_start.elapsed();
-    let per_call = warmup.as_secs_f64() / warmup_iterations as f64;
+    let per_call = trace_ms
+        .last()
+        .map(|ms| ms / 1e3)
+        .unwrap_or(warmup.as_secs_f64() / warmup_iterations as f64);
 
     // Room for every sample the time budget can produce (twice the warm-up estimate), so
     // the timed chunks never allocate; a faster-than-expected model stops at the cap.
@@ -172,6 +265,11 @@ where
         .max(cfg.min_iterations as usize)
         .clamp(2, cfg.max_samples.max(2));
     let mut samples: Vec<u64> = Vec::with_capacity(capacity);
+    let mut stage_samples: Vec<Vec<u64>> = if stages > 1 {
+        (0..stages).map(|_| Vec::with_capacity(capacity)).collect()
+    } else {
+        Vec::new()
+    };
     let mut scratch: Vec<f64> = Vec::with_capacity(capacity);
     let mut chunk = chunk_len(per_call);
 
@@ -182,7 +280,7 @@ where
     let mut noise = f64::INFINITY;
     let stop_reason = loop {
         let n = chunk.min(capacity - samples.len());
-        let wall = time_chunk(forward, &mut samples, n)?;
+        let wall = time_chunk(workload, &mut samples, &mut stage_samples, n)?;
         measured += wall;
         chunk = chunk_len(wall.as_secs_f64() / n as f64);
 
@@ -217,12 +315,27 @@ where
     observer.window_ended(samples.len());
     Ok(Sampled {
         samples_ns: samples,
+        stage_samples_ns: stage_samples,
+        first_iteration_ns: first_iteration.as_nanos() as u64,
         warmup_iterations,
         warmup_s: warmup.as_secs_f64(),
+        warmup_end,
+        warmup_trace_ms: trace_ms,
         measured_s: measured.as_secs_f64(),
         stop_reason,
         noise,
     })
+}
+
+/// The last `STABLE_BLOCKS` block medians lie within `tolerance` of their own median.
+fn is_stable(trace_ms: &[f64], tolerance: f64) -> bool {
+    if trace_ms.len() < STABLE_BLOCKS {
+        return false;
+    }
+    let mut last = trace_ms[trace_ms.len() - STABLE_BLOCKS..].to_vec();
+    last.sort_by(f64::total_cmp);
+    let mid = last[STABLE_BLOCKS / 2];
+    mid > 0.0 && (last[STABLE_BLOCKS - 1] - last[0]) / mid <= tolerance
 }
 
 fn chunk_len(per_call_s: f64) -> usize {
@@ -246,6 +359,8 @@ mod tests {
     fn cfg(max_noise: f64) -> SamplerConfig {
         SamplerConfig {
             warmup: Duration::from_millis(5),
+            max_warmup: Duration::from_millis(100),
+            warmup_tolerance: 0.5,
             min_time: Duration::from_millis(20),
             min_iterations: 10,
             max_time: Duration::from_millis(200),
@@ -309,6 +424,97 @@ mod tests {
         assert_eq!(s.samples_ns.len(), 50);
         assert_eq!(s.samples_ns.capacity(), 50);
         assert_eq!(s.stop_reason, StopReason::MaxSamples);
+    }
+
+    #[test]
+    fn the_first_iteration_is_timed_alone_and_never_sampled() {
+        // Lazy initialisation, as a real model's first forward has: the first call builds a
+        // table the later calls reuse.
+        let mut table: Vec<u64> = Vec::new();
+        let mut lazy = || -> Result<(), ()> {
+            if table.is_empty() {
+                table = (0..3_000_000u64)
+                    .map(|i| i.wrapping_mul(2654435761))
+                    .collect();
+            }
+            black_box(table[table.len() / 2]);
+            work()
+        };
+        let s = sample(&mut lazy, &cfg(0.5), &mut ()).unwrap();
+        let slowest = *s.samples_ns.iter().max().unwrap();
+        assert!(
+            s.first_iteration_ns > 5 * slowest,
+            "first {} vs slowest sample {slowest}",
+            s.first_iteration_ns
+        );
+    }
+
+    #[test]
+    fn warm_up_waits_for_a_stable_median_and_records_the_curve() {
+        let mut c = cfg(0.5);
+        c.warmup_tolerance = 0.10;
+        c.max_warmup = Duration::from_secs(2);
+        // The first 2,000 calls are four times as expensive, as a cache that takes a while
+        // to fill: warm-up must outlast them (blocks are sized from the slow first call).
+        let mut calls = 0u64;
+        let mut slow_start = || -> Result<(), ()> {
+            calls += 1;
+            for _ in 0..(if calls <= 2_000 { 4 } else { 1 }) {
+                work()?;
+            }
+            Ok(())
+        };
+        let s = sample(&mut slow_start, &c, &mut ()).unwrap();
+        assert_eq!(s.warmup_end, WarmupEnd::Stable);
+        assert!(s.warmup_iterations >= 2_000, "{}", s.warmup_iterations);
+        assert!(s.warmup_trace_ms.len() >= STABLE_BLOCKS);
+        assert!(
+            s.warmup_trace_ms[0] > 2.0 * s.warmup_trace_ms.last().unwrap(),
+            "{:?}",
+            s.warmup_trace_ms
+        );
+
+        c.warmup_tolerance = 1e-9; // never stable
+        c.max_warmup = Duration::from_millis(60);
+        let s = sample(&mut work, &c, &mut ()).unwrap();
+        assert_eq!(s.warmup_end, WarmupEnd::MaxTime);
+    }
+
+    #[test]
+    fn stages_are_timed_apart_and_end_to_end_is_one_span() {
+        struct ThreeStages;
+        impl Workload for ThreeStages {
+            type Error = ();
+            fn stages(&self) -> usize {
+                3
+            }
+            fn run_stage(&mut self, stage: usize) -> Result<(), ()> {
+                // Stage 0 does five times the work of the others.
+                for _ in 0..(if stage == 0 { 5 } else { 1 }) {
+                    work()?;
+                }
+                Ok(())
+            }
+        }
+        let s = sample(&mut ThreeStages, &cfg(0.5), &mut ()).unwrap();
+        assert_eq!(s.stage_samples_ns.len(), 3);
+        let n = s.samples_ns.len();
+        assert!(s.stage_samples_ns.iter().all(|v| v.len() == n));
+        for i in 0..n {
+            let sum: u64 = s.stage_samples_ns.iter().map(|v| v[i]).sum();
+            // The span covers the stages (and the clock reads between them).
+            assert!(
+                s.samples_ns[i] >= sum,
+                "span {} < sum {sum}",
+                s.samples_ns[i]
+            );
+        }
+        let median = |v: &Vec<u64>| {
+            let mut v = v.clone();
+            v.sort();
+            v[v.len() / 2]
+        };
+        assert!(median(&s.stage_samples_ns[0]) > 3 * median(&s.stage_samples_ns[1]));
     }
 
     #[test]

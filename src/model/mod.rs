@@ -180,6 +180,74 @@ impl Network {
     }
 }
 
+/// Per input: the top-k class indices and their probabilities.
+pub type TopK = (Vec<Vec<u32>>, Vec<Vec<f32>>);
+
+/// Mean and standard deviation the preprocess stage normalises 0..1 pixel values with.
+const NORMALISE: (f64, f64) = (0.5, 0.25);
+
+impl Network {
+    /// The shape of one raw input: `[H, W, C]` for images, `[features]` otherwise.
+    pub fn default_raw_shape(arch: &Architecture) -> Vec<usize> {
+        match arch {
+            Architecture::Cnn { input_hwc, .. } => input_hwc.to_vec(),
+            Architecture::Mlp { input_size, .. } => vec![*input_size],
+        }
+    }
+
+    /// The preprocess stage: 8-bit raw inputs `[batch, ...raw]` to model inputs: scaled to
+    /// 0..1, normalised, and for images laid out as NCHW and resized (bilinear) to `input`.
+    pub fn preprocess(&self, raw: &Tensor) -> candle_core::Result<Tensor> {
+        let x = raw
+            .to_dtype(DType::F32)?
+            .affine(1.0 / 255.0 / NORMALISE.1, -NORMALISE.0 / NORMALISE.1)?;
+        let x = match &self.arch {
+            Architecture::Cnn {
+                input_hwc: [h, w, _],
+                ..
+            } => {
+                let x = x.permute((0, 3, 1, 2))?.contiguous()?;
+                let (_, _, raw_h, raw_w) = x.dims4()?;
+                if (raw_h, raw_w) == (*h, *w) {
+                    x
+                } else {
+                    x.upsample_bilinear2d(*h, *w, false)?
+                }
+            }
+            Architecture::Mlp { .. } => x,
+        };
+        x.to_dtype(self.dtype)
+    }
+
+    /// The postprocess stage: softmax over the logits and the `k` most likely classes with
+    /// their probabilities, copied to the host as an application would.
+    pub fn postprocess(&self, logits: &Tensor, k: usize) -> candle_core::Result<TopK> {
+        let probs = candle_nn::ops::softmax_last_dim(&logits.to_dtype(DType::F32)?)?;
+        let k = k.min(probs.dim(1)?);
+        let top = probs
+            .arg_sort_last_dim(false)?
+            .narrow(1, 0, k)?
+            .contiguous()?;
+        let top_probs = probs.gather(&top, 1)?;
+        Ok((top.to_vec2()?, top_probs.to_vec2()?))
+    }
+}
+
+/// A seeded batch of 8-bit raw inputs `[batch, ...raw_shape]`, uniform over 0..=255.
+pub fn synthetic_raw_input(
+    raw_shape: &[usize],
+    batch: usize,
+    seed: u64,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    let mut shape = vec![batch];
+    shape.extend_from_slice(raw_shape);
+    let n: usize = shape.iter().product();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let values: Vec<u8> = (0..n).map(|_| rng.random::<u8>()).collect();
+    Tensor::from_vec(values, shape, device)
+}
+
 /// A seeded standard-normal input batch `[batch, ...input_shape]` in the network's dtype.
 pub fn synthetic_input(
     arch: &Architecture,
@@ -362,6 +430,24 @@ mod tests {
         std::fs::write(&path, b"not a safetensors file").unwrap();
         let err = check_weights_file(&arch, &path).unwrap_err();
         assert!(matches!(err, ModelError::Unreadable { .. }), "{err}");
+    }
+
+    #[test]
+    fn preprocess_resizes_images_and_postprocess_ranks_classes() {
+        let arch = small_cnn();
+        let net = Network::build(&arch, &WeightSource::Seeded { seed: 3 }, &Device::Cpu).unwrap();
+        let raw = synthetic_raw_input(&[40, 30, 1], 2, 1, &Device::Cpu).unwrap();
+        let x = net.preprocess(&raw).unwrap();
+        assert_eq!(x.dims(), &[2, 1, 12, 12]);
+        // 0..255 scaled and normalised with mean 0.5, std 0.25 lies in [-2, 2].
+        let v: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+        assert!(v.iter().all(|x| (-2.0..=2.0).contains(x)));
+        let logits = net.forward(&x).unwrap();
+        let (top, probs) = net.postprocess(&logits, 3).unwrap();
+        assert_eq!((top.len(), top[0].len()), (2, 3));
+        assert!(probs[0][0] >= probs[0][1] && probs[0][1] >= probs[0][2]);
+        let argmax: Vec<u32> = logits.argmax(1).unwrap().to_vec1().unwrap();
+        assert_eq!(top[0][0], argmax[0]);
     }
 
     #[test]

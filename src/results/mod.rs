@@ -17,7 +17,7 @@ use crate::probe::memory::MemoryInfo;
 use crate::probe::state::CaseLoad;
 use crate::stats::{self, Summary};
 use crate::suite::{Settings, Suite};
-use crate::worker::{Measurement, Outcome, ThreadsInEffect};
+use crate::worker::{ColdStart, Measurement, Outcome, ThreadsInEffect};
 
 /// Version of the run-file schema; it changes only on purpose (README: "Run files").
 pub const SCHEMA_VERSION: u32 = 1;
@@ -148,6 +148,15 @@ pub struct CaseResult {
     /// Other load on the machine before and during the case.
     #[serde(default)]
     pub load: Option<CaseLoad>,
+    /// Load time, first inference and warm-up, measured before any sample.
+    #[serde(default)]
+    pub cold_start: Option<ColdStart>,
+    /// The stages inside the timed region; `latency_ms` is their end-to-end span.
+    #[serde(default)]
+    pub timed: Vec<String>,
+    /// With several timed stages: each stage's own latency statistics.
+    #[serde(default)]
+    pub stages: Option<std::collections::BTreeMap<String, LatencyMs>>,
 }
 
 impl CaseResult {
@@ -181,6 +190,14 @@ impl CaseResult {
             memory: None,
             energy: None,
             load: None,
+            cold_start: None,
+            timed: case
+                .settings
+                .timed
+                .iter()
+                .map(|s| s.as_str().to_string())
+                .collect(),
+            stages: None,
         }
     }
 
@@ -249,6 +266,18 @@ impl CaseResult {
         r.build_s = Some(m.build_s);
         r.memory = Some(m.memory);
         r.energy = m.energy;
+        r.cold_start = Some(m.cold_start);
+        if !m.stage_samples_ms.is_empty() {
+            r.stages = Some(
+                m.stage_samples_ms
+                    .into_iter()
+                    .filter_map(|(stage, samples)| {
+                        let summary = stats::summarize(&samples, s.bootstrap_resamples, s.seed)?;
+                        Some((stage.as_str().to_string(), LatencyMs { samples, summary }))
+                    })
+                    .collect(),
+            );
+        }
         r
     }
 }
@@ -297,6 +326,14 @@ struct CsvRow<'a> {
     joules_per_inference: Option<f64>,
     inferences_per_joule: Option<f64>,
     avg_watts: Option<f64>,
+    load_ms: Option<f64>,
+    first_inference_ms: Option<f64>,
+    warmup_ms: Option<f64>,
+    warmup_end: Option<&'a str>,
+    timed: String,
+    preprocess_p50_ms: Option<f64>,
+    forward_p50_ms: Option<f64>,
+    postprocess_p50_ms: Option<f64>,
 }
 
 impl<'a> CsvRow<'a> {
@@ -349,7 +386,29 @@ impl<'a> CsvRow<'a> {
             joules_per_inference: c.energy.as_ref().map(|e| e.joules_per_inference),
             inferences_per_joule: c.energy.as_ref().map(|e| e.inferences_per_joule),
             avg_watts: c.energy.as_ref().map(|e| e.avg_watts),
+            load_ms: c.cold_start.as_ref().map(|k| k.load_ms),
+            first_inference_ms: c.cold_start.as_ref().map(|k| k.first_inference_ms),
+            warmup_ms: c.cold_start.as_ref().map(|k| k.warmup_ms),
+            warmup_end: c.cold_start.as_ref().map(|k| match k.warmup_end {
+                crate::measure::WarmupEnd::Stable => "stable",
+                crate::measure::WarmupEnd::MaxTime => "max_time",
+            }),
+            timed: c.timed.join("+"),
+            preprocess_p50_ms: stage_p50(c, "preprocess"),
+            forward_p50_ms: stage_p50(c, "forward"),
+            postprocess_p50_ms: stage_p50(c, "postprocess"),
         }
+    }
+}
+
+/// A stage's median: from its own statistics, or the whole latency when it is the only one.
+fn stage_p50(c: &CaseResult, stage: &str) -> Option<f64> {
+    match &c.stages {
+        Some(stages) => stages.get(stage).map(|l| l.summary.p50),
+        None if c.timed.len() == 1 && c.timed[0] == stage => {
+            c.latency_ms.as_ref().map(|l| l.summary.p50)
+        }
+        None => None,
     }
 }
 

@@ -19,8 +19,17 @@ use schema::*;
 /// Measurement settings after defaults are applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
-    /// Warm-up duration before sampling (at least one iteration runs).
+    /// Minimum warm-up before sampling.
     pub warmup_s: f64,
+    /// Warm-up ends once the running median is stable (see `warmup_tolerance`), or here.
+    #[serde(default = "default_max_warmup_s")]
+    pub max_warmup_s: f64,
+    /// Warm-up is stable when the last three ~50 ms block medians spread less than this.
+    #[serde(default = "default_warmup_tolerance")]
+    pub warmup_tolerance: f64,
+    /// Stages inside the timed region, in pipeline order; `forward` always among them.
+    #[serde(default = "default_timed")]
+    pub timed: Vec<Stage>,
     /// Sampling runs at least this long...
     pub min_time_s: f64,
     /// ...and at least this many iterations...
@@ -59,6 +68,9 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             warmup_s: 0.5,
+            max_warmup_s: default_max_warmup_s(),
+            warmup_tolerance: default_warmup_tolerance(),
+            timed: default_timed(),
             min_time_s: 1.0,
             min_iterations: 10,
             max_noise: 0.02,
@@ -81,6 +93,7 @@ impl Settings {
     pub fn quick(&self) -> Settings {
         Settings {
             warmup_s: self.warmup_s.min(0.05),
+            max_warmup_s: self.max_warmup_s.min(0.3),
             min_time_s: self.min_time_s.min(0.1),
             min_iterations: self.min_iterations.min(5),
             max_time_s: self.max_time_s.min(0.3),
@@ -94,6 +107,41 @@ pub struct ModelDef {
     pub name: String,
     pub arch: Architecture,
     pub weights: WeightSource,
+    /// Shape of a raw input before preprocessing (default: the model's input).
+    pub raw_input: Option<Vec<usize>>,
+}
+
+/// Stages of one inference; `settings.timed` says which are inside the timed region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Raw input (8-bit values) to model input: scale, normalise, resize, lay out as NCHW.
+    Preprocess,
+    Forward,
+    /// Logits to answers: softmax, top-k, copied to the host.
+    Postprocess,
+}
+
+impl Stage {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Stage::Preprocess => "preprocess",
+            Stage::Forward => "forward",
+            Stage::Postprocess => "postprocess",
+        }
+    }
+}
+
+fn default_timed() -> Vec<Stage> {
+    vec![Stage::Forward]
+}
+
+fn default_max_warmup_s() -> f64 {
+    3.0
+}
+
+fn default_warmup_tolerance() -> f64 {
+    0.05
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -479,6 +527,43 @@ impl Validator<'_> {
         if let Some(v) = &s.max_rss_mb {
             out.max_rss_mb = self.count("settings.max_rss_mb", v, 1).map(|n| n as u64);
         }
+        out.max_warmup_s = self.seconds(
+            "settings.max_warmup_s",
+            &s.max_warmup_s,
+            out.max_warmup_s,
+            false,
+        );
+        if let Some(v) = &s.max_warmup_s {
+            if out.max_warmup_s < out.warmup_s {
+                self.problem(
+                    "settings.max_warmup_s",
+                    v.span(),
+                    format!(
+                        "max_warmup_s ({}) is shorter than warmup_s ({})",
+                        out.max_warmup_s, out.warmup_s
+                    ),
+                    Some("warmup_s is the minimum warm-up, max_warmup_s the maximum"),
+                );
+            }
+        }
+        if let Some(v) = &s.warmup_tolerance {
+            let x = *v.get_ref();
+            if x.is_finite() && x > 0.0 {
+                out.warmup_tolerance = x;
+            } else {
+                self.problem(
+                    "settings.warmup_tolerance",
+                    v.span(),
+                    format!("must be more than zero, got {x}"),
+                    Some("as in 0.05 (5%)"),
+                );
+            }
+        }
+        if let Some(v) = &s.timed {
+            if let Some(timed) = self.timed_stages(v) {
+                out.timed = timed;
+            }
+        }
         for (field, value, slot) in [
             ("settings.tdp_watts", &s.tdp_watts, &mut out.tdp_watts),
             ("settings.tdp_threads", &s.tdp_threads, &mut out.tdp_threads),
@@ -516,7 +601,8 @@ impl Validator<'_> {
                 );
             }
         }
-        if out.max_time_s + out.warmup_s >= out.case_timeout_s {
+        let longest_warmup = out.max_warmup_s.max(out.warmup_s);
+        if out.max_time_s + longest_warmup >= out.case_timeout_s {
             let span = s
                 .case_timeout_s
                 .as_ref()
@@ -527,15 +613,81 @@ impl Validator<'_> {
                     "settings.case_timeout_s",
                     span,
                     format!(
-                        "case_timeout_s ({}) must exceed warmup_s + max_time_s ({})",
+                        "case_timeout_s ({}) must exceed max_warmup_s + max_time_s ({})",
                         out.case_timeout_s,
-                        out.warmup_s + out.max_time_s
+                        longest_warmup + out.max_time_s
                     ),
                     Some("leave room for building the model, as in case_timeout_s = 120"),
                 );
             }
         }
         out
+    }
+
+    fn timed_stages(&mut self, v: &Spanned<Vec<String>>) -> Option<Vec<Stage>> {
+        const HINT: &str = "use [\"forward\"], [\"preprocess\", \"forward\"], [\"forward\", \"postprocess\"] or [\"preprocess\", \"forward\", \"postprocess\"]";
+        let mut stages = Vec::new();
+        for name in v.get_ref() {
+            let stage = match name.as_str() {
+                "preprocess" => Stage::Preprocess,
+                "forward" => Stage::Forward,
+                "postprocess" => Stage::Postprocess,
+                other => {
+                    self.problem(
+                        "settings.timed",
+                        v.span(),
+                        format!("unknown stage `{other}`"),
+                        Some(HINT),
+                    );
+                    return None;
+                }
+            };
+            stages.push(stage);
+        }
+        let contiguous = stages.windows(2).all(|w| w[1] as u8 == w[0] as u8 + 1);
+        if !stages.contains(&Stage::Forward) || !contiguous {
+            self.problem(
+                "settings.timed",
+                v.span(),
+                "the timed stages must include `forward` and be consecutive, in pipeline order",
+                Some(HINT),
+            );
+            return None;
+        }
+        Some(stages)
+    }
+
+    /// `raw_input`: the shape of inputs before preprocessing, same channels or features.
+    fn raw_input(
+        &mut self,
+        at: &str,
+        m: &ModelEntry,
+        arch: &Architecture,
+    ) -> Option<Option<Vec<usize>>> {
+        let Some(v) = &m.raw_input else {
+            return Some(None);
+        };
+        let field = format!("{at}.raw_input");
+        let dims = self.counts(&field, v, 1, false)?;
+        let input = arch.input_shape();
+        let ok = match arch {
+            Architecture::Cnn { .. } => dims.len() == 3 && dims[2] == input[0],
+            Architecture::Mlp { .. } => dims.len() == 1 && dims[0] == input[0],
+        };
+        if !ok {
+            let hint = match arch {
+                Architecture::Cnn { .. } => format!("[height, width, channels] with the model's {} channel(s); images are resized to `input`", input[0]),
+                Architecture::Mlp { .. } => format!("[{}]: an mlp's raw input has its input_size features", input[0]),
+            };
+            self.problem(
+                field,
+                v.span(),
+                format!("raw input {dims:?} does not fit the model"),
+                Some(&hint),
+            );
+            return None;
+        }
+        Some(Some(dims))
     }
 
     fn models(
@@ -584,10 +736,14 @@ impl Validator<'_> {
                     None => continue,
                 },
             };
+            let Some(raw_input) = self.raw_input(&at, m, &arch) else {
+                continue;
+            };
             out.push(ModelDef {
                 name,
                 arch,
                 weights,
+                raw_input,
             });
         }
         out
@@ -942,8 +1098,40 @@ impl Validator<'_> {
                 },
                 None => vec![1],
             };
+            let cores = match &t.cores {
+                None => None,
+                Some(list) => {
+                    let Some(mut cores) = self.counts(&format!("{at}.cores"), list, 0, false)
+                    else {
+                        continue;
+                    };
+                    cores.sort_unstable();
+                    cores.dedup();
+                    let available = crate::target::available_cores();
+                    if let Some(bad) = cores.iter().find(|c| !available.contains(c)) {
+                        let hint = format!("cores this process may use here: {available:?}");
+                        self.problem(
+                            format!("{at}.cores"),
+                            list.span(),
+                            format!("core {bad} does not exist or is not available"),
+                            Some(&hint),
+                        );
+                        continue;
+                    }
+                    Some(cores)
+                }
+            };
+            let max_rss_mb = match &t.max_rss_mb {
+                None => None,
+                Some(v) => match self.count(&format!("{at}.max_rss_mb"), v, 1) {
+                    Some(mb) => Some(mb as u64),
+                    None => continue,
+                },
+            };
             for n in threads {
-                let target = Target::new(name, device, n);
+                let mut target = Target::new(name, device, n);
+                target.cores = cores.clone();
+                target.max_rss_mb = max_rss_mb;
                 if out.iter().any(|o| o.label == target.label) {
                     self.problem(
                         format!("{at}.threads"),
@@ -986,12 +1174,13 @@ impl Validator<'_> {
     }
 }
 
-const NAME_HINT: &str = "names use letters, digits, `_` and `.` (they become part of case ids)";
+const NAME_HINT: &str =
+    "names use letters, digits, `_`, `-` and `.` (they become part of case ids)";
 
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 #[cfg(test)]

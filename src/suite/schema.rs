@@ -44,6 +44,8 @@ pub struct ModelEntry {
     pub padding: Option<Spanned<String>>,
     pub pool: Option<Spanned<i64>>,
     pub dense: Option<Spanned<Vec<i64>>>,
+    /// Shape of the raw input before the `preprocess` stage ([H, W, C] or [features]).
+    pub raw_input: Option<Spanned<Vec<i64>>>,
     // weights
     pub weights: Option<Spanned<String>>,
     pub seed: Option<u64>,
@@ -66,6 +68,8 @@ pub struct TargetEntry {
     pub device: Spanned<String>,
     pub name: Option<Spanned<String>>,
     pub threads: Option<Spanned<Vec<i64>>>,
+    pub cores: Option<Spanned<Vec<i64>>>,
+    pub max_rss_mb: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,4 +105,7 @@ pub struct SettingsEntry {
     pub tdp_watts: Option<Spanned<f64>>,
     pub tdp_threads: Option<Spanned<f64>>,
     pub idle_power_s: Option<Spanned<f64>>,
+    pub max_warmup_s: Option<Spanned<f64>>,
+    pub warmup_tolerance: Option<Spanned<f64>>,
+    pub timed: Option<Spanned<Vec<String>>>,
 }
