@@ -61,10 +61,14 @@ pub struct Environment {
     pub load_average: [f64; 3],
     pub features: Vec<String>,
     /// Frequency governor, clocks, temperatures, virtualisation at the start of the run.
+    /// (Run files written before these were recorded read them as unknown.)
+    #[serde(default)]
     pub state: MachineState,
     /// Whether the RAPL energy counters can be read here, or why not.
+    #[serde(default)]
     pub rapl: String,
     /// Whether NVIDIA's management library loads here, or why not.
+    #[serde(default)]
     pub nvml: String,
 }
 
