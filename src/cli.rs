@@ -202,6 +202,8 @@ fn cmd_run(
         quick,
         filter,
         fault,
+        shard: None,
+        slowdown: None,
     };
     let mut display = ProgressDisplay::new();
     let run =

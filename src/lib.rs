@@ -6,6 +6,7 @@
 //! `stats` is pure; candle types stay in `model`, `target` and `worker`.
 
 pub mod cli;
+pub mod compare;
 pub mod measure;
 pub mod model;
 pub mod plan;

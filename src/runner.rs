@@ -6,7 +6,7 @@ use chrono::Utc;
 use regex::Regex;
 
 use crate::measure::Progress;
-use crate::plan::Case;
+use crate::plan::{Case, Shard};
 use crate::probe::env::Environment;
 use crate::results::{self, CaseResult, ResultsError, RunResult, RunStatus, SuiteInfo};
 use crate::suite::{Settings, Suite};
@@ -28,6 +28,10 @@ pub struct RunOptions {
     pub filter: Option<Regex>,
     /// Test-only: make the workers of matching cases fail in a chosen way.
     pub fault: Option<(Fault, Regex)>,
+    /// `--shard K/N`: `cases` are this shard's (recorded in the run file).
+    pub shard: Option<Shard>,
+    /// Test-only: make every forward pass slower by this fraction of its own time.
+    pub slowdown: Option<f64>,
 }
 
 /// Runs every case of `cases` and returns the finished run. The JSON run file is rewritten
@@ -51,6 +55,10 @@ pub fn run(
         settings: settings.clone(),
         environment: Environment::capture(),
         cases: Vec::with_capacity(cases.len()),
+        check: suite.check.clone(),
+        shard: opts.shard,
+        merged_from: Vec::new(),
+        injected_slowdown: opts.slowdown,
     };
     observer.planned(cases);
     for (index, case) in cases.iter().enumerate() {
@@ -63,7 +71,7 @@ pub fn run(
                     .as_ref()
                     .filter(|(_, re)| re.is_match(&case.id))
                     .map(|(f, _)| *f);
-                let outcome = worker::run_in_worker(case, fault, &mut |p| {
+                let outcome = worker::run_in_worker(case, fault, opts.slowdown, &mut |p| {
                     observer.case_progress(index, case, p)
                 });
                 CaseResult::from_outcome(case, outcome)

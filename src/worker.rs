@@ -35,6 +35,10 @@ pub enum Fault {
 pub struct WorkerRequest {
     pub case: Case,
     pub fault: Option<Fault>,
+    /// Test only (`run --inject-slowdown`): after each forward pass, busy-wait for this
+    /// fraction of the pass's own duration, inside the timed region.
+    #[serde(default)]
+    pub slowdown: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,10 +139,15 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         &device,
     )
     .map_err(|e| format!("cannot build the input batch: {e}"))?;
+    let slowdown = req.slowdown.filter(|f| *f > 0.0);
     let mut forward = || -> candle_core::Result<()> {
+        let started = slowdown.map(|_| Instant::now());
         let logits = net.forward(&input)?;
         device.synchronize()?;
         drop(logits);
+        if let (Some(f), Some(started)) = (slowdown, started) {
+            injected_delay(started.elapsed().mul_f64(f));
+        }
         Ok(())
     };
     let cfg = SamplerConfig::from(&case.settings);
@@ -173,6 +182,15 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
     })
 }
 
+/// Test only: keeps the core busy for `d` (a spin on the monotonic clock, no sleep), so the
+/// injected slowdown costs CPU time the way slower code would, and scales with each pass.
+fn injected_delay(d: Duration) {
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
 /// How a case ended, seen from the parent.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -189,6 +207,7 @@ enum Event {
 pub fn run_in_worker(
     case: &Case,
     fault: Option<Fault>,
+    slowdown: Option<f64>,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Outcome {
     let exe = match std::env::current_exe() {
@@ -215,6 +234,7 @@ pub fn run_in_worker(
     let request = WorkerRequest {
         case: case.clone(),
         fault,
+        slowdown,
     };
     let request = serde_json::to_vec(&request).expect("requests are plain data");
     if let Some(mut stdin) = child.stdin.take() {

@@ -1,6 +1,10 @@
 //! Run files: the versioned `RunResult` schema, its JSON and CSV forms, atomic writes.
 //! Only this module reads or writes files under `results/`.
 
+mod merge;
+
+pub use merge::{merge, MergeError};
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -8,10 +12,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::measure::StopReason;
-use crate::plan::Case;
+use crate::plan::{Case, Shard};
 use crate::probe::env::Environment;
 use crate::stats::{self, Summary};
-use crate::suite::{Settings, Suite};
+use crate::suite::{CheckConfig, Settings, Suite};
 use crate::worker::{Measurement, Outcome, ThreadsInEffect};
 
 /// Version of the run-file schema; it changes only on purpose (README: "Run files").
@@ -31,6 +35,32 @@ pub struct RunResult {
     pub settings: Settings,
     pub environment: Environment,
     pub cases: Vec<CaseResult>,
+    /// Thresholds of the regression check, from the suite's `[check]` table (files written
+    /// before the table existed read as the defaults).
+    #[serde(default)]
+    pub check: CheckConfig,
+    /// `run --shard K/N`: this file holds shard K of N (the cases at plan positions
+    /// `p` with `p mod N = K - 1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// `merge`: the shard files this run was joined from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<MergedPart>,
+    /// Test only (`run --inject-slowdown F`): every forward pass of this run was followed,
+    /// inside the timed region, by a busy wait of F times its own duration. Never set in a
+    /// real measurement; recorded so that such a run cannot pass for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injected_slowdown: Option<f64>,
+}
+
+/// One input of `merge`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergedPart {
+    pub file: PathBuf,
+    pub shard: Option<Shard>,
+    pub started_at: DateTime<Utc>,
+    pub hostname: Option<String>,
+    pub cases: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -376,6 +406,11 @@ fn write_atomically(
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(err)
+}
+
+/// Writes a text file (an export, a check report), atomically.
+pub fn write_text(text: &str, path: &Path) -> Result<(), ResultsError> {
+    write_atomically(path, |w| w.write_all(text.as_bytes()))
 }
 
 /// Reads a run file, refusing a schema this build does not know.

@@ -15,6 +15,8 @@ pub struct SuiteFile {
     pub scenarios: Spanned<ScenariosEntry>,
     #[serde(default)]
     pub settings: SettingsEntry,
+    #[serde(default)]
+    pub check: CheckEntry,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,4 +99,20 @@ pub struct SettingsEntry {
     pub case_timeout_s: Option<Spanned<f64>>,
     pub bootstrap_resamples: Option<Spanned<i64>>,
     pub seed: Option<u64>,
+}
+
+/// `[check]`: thresholds of the regression check (`suite::check::CheckConfig` has the defaults).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckEntry {
+    pub latency_p50: Option<Spanned<f64>>,
+    pub latency_p99: Option<Spanned<f64>>,
+    pub throughput: Option<Spanned<f64>>,
+    pub weight_bytes: Option<Spanned<f64>>,
+    pub peak_rss: Option<Spanned<f64>>,
+    pub energy: Option<Spanned<f64>>,
+    pub accuracy_points: Option<Spanned<f64>>,
+    pub f1_points: Option<Spanned<f64>>,
+    pub significance: Option<Spanned<f64>>,
+    pub min_samples: Option<Spanned<i64>>,
 }
