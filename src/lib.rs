@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod compare;
+pub mod export;
 pub mod measure;
 pub mod model;
 pub mod plan;

@@ -242,6 +242,9 @@ pub struct MetricComparison {
     /// equal the change).
     pub change_ci: Option<[f64; 2]>,
     pub p_value: Option<f64>,
+    /// How the interval and `p_value` were obtained: `mann_whitney+bootstrap`, `bootstrap`,
+    /// `delta_method`, `exact`, or `none` when the metric could not be compared.
+    pub method: &'static str,
     pub threshold: f64,
     pub verdict: Verdict,
     /// One line on why.
@@ -555,6 +558,7 @@ pub fn compare_case(
             change: None,
             change_ci: None,
             p_value: None,
+            method: "none",
             threshold: 0.0,
             verdict: Verdict::Regressed,
             reason: format!("the case failed in the candidate: {}", status_line(c)),
@@ -616,6 +620,7 @@ pub fn compare_case(
             change: None,
             change_ci: None,
             p_value: None,
+            method: "none",
             threshold: 0.0,
             verdict: Verdict::Inconclusive,
             reason: format!(
@@ -652,6 +657,7 @@ fn blank_row(m: &MetricValue<'_>, config: &CheckConfig) -> MetricComparison {
         change: None,
         change_ci: None,
         p_value: None,
+        method: "none",
         threshold: (m.threshold)(config),
         verdict: Verdict::Inconclusive,
         reason: String::new(),
@@ -696,7 +702,7 @@ pub fn compare_metric(
             ),
         );
     }
-    let (change, ci, p) = match (b.evidence, c.evidence) {
+    let (change, ci, p, method) = match (b.evidence, c.evidence) {
         (Evidence::Percentile { samples: bs, q }, Evidence::Percentile { samples: cs, .. }) => {
             let needed = samples_needed(q, config.min_samples);
             if bs.len() < needed || cs.len() < needed {
@@ -720,14 +726,15 @@ pub fn compare_metric(
                 return inconclusive(row, "samples that are not positive numbers".into());
             }
             let r = stats::bootstrap_percentile_ratio(&bs, &cs, q, 1.0 - alpha, resamples, seed);
-            let p = if q == 0.5 {
-                stats::mann_whitney_u(&cs, &bs)
+            let (p, method) = if q == 0.5 {
+                let p = stats::mann_whitney_u(&cs, &bs)
                     .map(|m| m.p_value)
-                    .unwrap_or(1.0)
+                    .unwrap_or(1.0);
+                (p, "mann_whitney+bootstrap")
             } else {
-                r.p_value
+                (r.p_value, "bootstrap")
             };
-            (r.ratio - 1.0, [r.ci[0] - 1.0, r.ci[1] - 1.0], p)
+            (r.ratio - 1.0, [r.ci[0] - 1.0, r.ci[1] - 1.0], p, method)
         }
         (
             Evidence::Rate {
@@ -769,6 +776,7 @@ pub fn compare_metric(
                 ratio - 1.0,
                 [ratio * (-z * se).exp() - 1.0, ratio * (z * se).exp() - 1.0],
                 p,
+                "delta_method",
             )
         }
         (Evidence::Exact, Evidence::Exact) => {
@@ -779,17 +787,18 @@ pub fn compare_metric(
             } else {
                 return inconclusive(row, "the baseline value is zero".into());
             };
-            (change, [change, change], exact_p(change))
+            (change, [change, change], exact_p(change), "exact")
         }
         (Evidence::Points, Evidence::Points) => {
             let change = c.value - b.value;
-            (change, [change, change], exact_p(change))
+            (change, [change, change], exact_p(change), "exact")
         }
         _ => return inconclusive(row, "the two sides measured this differently".into()),
     };
     row.change = Some(change);
     row.change_ci = Some(ci);
     row.p_value = Some(p);
+    row.method = method;
     let (verdict, reason) = decide(c.better, ci, p, alpha, row.threshold, row.kind);
     row.verdict = verdict;
     row.reason = reason;

@@ -366,14 +366,23 @@ pub fn write_json(run: &RunResult, path: &Path) -> Result<(), ResultsError> {
 
 /// Writes the run's CSV (one row per case), atomically.
 pub fn write_csv(run: &RunResult, path: &Path) -> Result<(), ResultsError> {
-    write_atomically(path, |w| {
-        let mut csv = csv::Writer::from_writer(w);
-        for case in &run.cases {
-            csv.serialize(CsvRow::of(case))
-                .map_err(std::io::Error::other)?;
-        }
-        csv.flush()
-    })
+    write_atomically(path, |w| write_csv_to(run, w))
+}
+
+/// The run's CSV (one row per case, no raw samples) as text.
+pub fn csv_text(run: &RunResult) -> String {
+    let mut buf = Vec::new();
+    write_csv_to(run, &mut buf).expect("writing CSV to memory cannot fail");
+    String::from_utf8(buf).expect("CSV of UTF-8 fields is UTF-8")
+}
+
+fn write_csv_to(run: &RunResult, w: impl std::io::Write) -> std::io::Result<()> {
+    let mut csv = csv::Writer::from_writer(w);
+    for case in &run.cases {
+        csv.serialize(CsvRow::of(case))
+            .map_err(std::io::Error::other)?;
+    }
+    csv.flush()
 }
 
 fn write_atomically(
