@@ -43,14 +43,17 @@ fn fmt_threshold(m: &MetricComparison) -> String {
 fn fmt_p(p: Option<f64>) -> String {
     match p {
         None => "-".into(),
-        Some(p) if p == 0.0 => "0".into(),
+        Some(0.0) => "0".into(),
         Some(p) if p < 1e-3 => format!("{p:.0e}"),
         Some(p) => format!("{p:.3}"),
     }
 }
 
 fn cells(m: &MetricComparison) -> [String; 6] {
-    let v = |x: Option<f64>| x.map(|x| fmt_value(&m.unit, x)).unwrap_or_else(|| "-".into());
+    let v = |x: Option<f64>| {
+        x.map(|x| fmt_value(&m.unit, x))
+            .unwrap_or_else(|| "-".into())
+    };
     let change = m
         .change
         .map(|x| fmt_change(m.kind, x))
@@ -268,11 +271,7 @@ pub fn markdown(c: &Comparison) -> String {
             r.cases
         );
         if let Some(x) = r.injected_slowdown {
-            let _ = write!(
-                out,
-                " **test only: injected slowdown {:+.1}%**",
-                100.0 * x
-            );
+            let _ = write!(out, " **test only: injected slowdown {:+.1}%**", 100.0 * x);
         }
         out.push('\n');
     }
@@ -281,7 +280,14 @@ pub fn markdown(c: &Comparison) -> String {
     if !blocking.is_empty() {
         let list: Vec<String> = blocking
             .iter()
-            .map(|d| format!("{} `{}` vs `{}`", md(&d.field), md(&d.baseline), md(&d.candidate)))
+            .map(|d| {
+                format!(
+                    "{} `{}` vs `{}`",
+                    md(&d.field),
+                    md(&d.baseline),
+                    md(&d.candidate)
+                )
+            })
             .collect();
         let _ = writeln!(
             out,
@@ -300,10 +306,7 @@ pub fn markdown(c: &Comparison) -> String {
         out.push('\n');
     }
     let total = m.regressed + m.improved + m.unchanged + m.inconclusive;
-    let _ = writeln!(
-        out,
-        "<details><summary>All {total} metrics</summary>\n"
-    );
+    let _ = writeln!(out, "<details><summary>All {total} metrics</summary>\n");
     md_rows(&mut out, c, |_| true, false);
     let _ = writeln!(out, "\n</details>\n");
     if !c.differences.is_empty() {
@@ -312,7 +315,10 @@ pub fn markdown(c: &Comparison) -> String {
             "<details><summary>Differences between the runs ({})</summary>\n",
             c.differences.len()
         );
-        let _ = writeln!(out, "| field | baseline | candidate | blocking |\n|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "| field | baseline | candidate | blocking |\n|---|---|---|---|"
+        );
         for d in &c.differences {
             let _ = writeln!(
                 out,
@@ -359,7 +365,12 @@ fn xml(s: &str) -> String {
 fn metric_line(m: &MetricComparison) -> String {
     let [b, cand, change, ci, t, p] = cells(m);
     if m.change.is_none() {
-        return format!("{}: {} ({b} -> {cand}): {}", m.metric, m.verdict.as_str(), m.reason);
+        return format!(
+            "{}: {} ({b} -> {cand}): {}",
+            m.metric,
+            m.verdict.as_str(),
+            m.reason
+        );
     }
     format!(
         "{}: {} ({b} -> {cand}, change {change} {ci}, threshold {t}, p {p}): {}",
@@ -379,8 +390,7 @@ pub fn junit(c: &Comparison) -> String {
             .iter()
             .all(|m| m.verdict == Verdict::Inconclusive)
     };
-    let skipped =
-        c.cases.iter().filter(|c| all_inconclusive(c)).count() + c.only_in_baseline.len();
+    let skipped = c.cases.iter().filter(|c| all_inconclusive(c)).count() + c.only_in_baseline.len();
     let tests = c.cases.len() + c.only_in_baseline.len();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
@@ -398,11 +408,7 @@ pub fn junit(c: &Comparison) -> String {
         ("candidate", &c.candidate.label),
         ("candidate_commit", &c.candidate.git_commit),
     ] {
-        let _ = writeln!(
-            out,
-            "      <property name=\"{k}\" value=\"{}\"/>",
-            xml(v)
-        );
+        let _ = writeln!(out, "      <property name=\"{k}\" value=\"{}\"/>", xml(v));
     }
     for d in &c.differences {
         let _ = writeln!(

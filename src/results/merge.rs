@@ -11,15 +11,12 @@ pub enum MergeError {
     #[error("nothing to merge: give at least one run file")]
     Empty,
     #[error(
-        "{file} is a run of another suite than {first} (suite `{suite}` sha256 {sha} vs `{first_suite}` {first_sha}); only shards of one suite file merge"
+        "{file} is a run of another suite than {first} ({detail}); only shards of one suite file merge"
     )]
     MixedSuites {
         first: PathBuf,
-        first_suite: String,
-        first_sha: String,
         file: PathBuf,
-        suite: String,
-        sha: String,
+        detail: String,
     },
     #[error(
         "{file} was not run like {first}: {what} differ; shards of one run share `--quick`, `--filter` and the settings"
@@ -75,11 +72,11 @@ pub fn merge(
         if run.suite.sha256 != first.suite.sha256 {
             return Err(MergeError::MixedSuites {
                 first: first_file.clone(),
-                first_suite: first.suite.name.clone(),
-                first_sha: first.suite.sha256.clone(),
                 file: file.clone(),
-                suite: run.suite.name.clone(),
-                sha: run.suite.sha256.clone(),
+                detail: format!(
+                    "suite `{}` sha256 {} vs `{}` {}",
+                    run.suite.name, run.suite.sha256, first.suite.name, first.suite.sha256
+                ),
             });
         }
         let mut what = Vec::new();
