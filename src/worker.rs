@@ -146,7 +146,8 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         device.synchronize()?;
         drop(logits);
         if let (Some(f), Some(started)) = (slowdown, started) {
-            injected_delay(started.elapsed().mul_f64(f));
+            let done = Instant::now();
+            injected_delay(done + (done - started).mul_f64(f));
         }
         Ok(())
     };
@@ -182,10 +183,9 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
     })
 }
 
-/// Test only: keeps the core busy for `d` (a spin on the monotonic clock, no sleep), so the
-/// injected slowdown costs CPU time the way slower code would, and scales with each pass.
-fn injected_delay(d: Duration) {
-    let until = Instant::now() + d;
+/// Test only: keeps the core busy until `until` (a spin on the monotonic clock, no sleep), so
+/// the injected slowdown costs CPU time the way slower code would, and scales with each pass.
+fn injected_delay(until: Instant) {
     while Instant::now() < until {
         std::hint::spin_loop();
     }
