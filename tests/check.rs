@@ -554,3 +554,29 @@ fn shards_cover_every_case_once_and_merge_back_in_plan_order() {
     assert_eq!(run.cases.len(), 4);
     let _: PathBuf = merged;
 }
+
+#[test]
+fn the_committed_ci_baseline_belongs_to_the_ci_suite() {
+    // Editing suites/ci.toml changes its sha256 and makes every CI check exit 2: re-record
+    // results/baselines/ci.json in the same change (docs/check.md, "The CI gate").
+    let suite = inferbench::suite::load(&root().join("suites/ci.toml")).unwrap();
+    let baseline = results::read_json(&root().join("results/baselines/ci.json")).unwrap();
+    assert_eq!(
+        baseline.suite.sha256, suite.sha256,
+        "results/baselines/ci.json was recorded from another suites/ci.toml: re-record it"
+    );
+    assert_eq!(baseline.status, RunStatus::Complete);
+    assert!(!baseline.quick && baseline.injected_slowdown.is_none() && baseline.shard.is_none());
+    assert_eq!(baseline.check, suite.check);
+    let ids: Vec<&str> = baseline.cases.iter().map(|c| c.id.as_str()).collect();
+    let planned: Vec<String> = inferbench::plan::expand(&suite, &suite.settings)
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(ids, planned);
+    for c in &baseline.cases {
+        assert_eq!(c.status, results::CaseStatus::Ok, "{}: {:?}", c.id, c.error);
+        let n = c.latency_ms.as_ref().unwrap().samples.len();
+        assert!(n >= 1000, "{}: {n} samples; p99 needs 1000", c.id);
+    }
+}
