@@ -580,3 +580,55 @@ fn the_committed_ci_baseline_belongs_to_the_ci_suite() {
         assert!(n >= 1000, "{}: {n} samples; p99 needs 1000", c.id);
     }
 }
+
+/// Rebuilds tests/fixtures/runs/small.json and small-candidate.json from a real quick run of
+/// tests/fixtures/runs/fixture.toml: 200 samples per case (rounded to the nanosecond), the
+/// statistics recomputed; the candidate is the same run with the first case 25% slower.
+/// Needed when the run-file schema changes in a way old files cannot be read.
+/// Run: `cargo test --test check regenerate_fixture_runs -- --ignored`, then
+/// `INFERBENCH_BLESS=1 cargo test --test check` and review the diff.
+#[test]
+#[ignore]
+fn regenerate_fixture_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw.json");
+    let out = inferbench(&[
+        "run",
+        "tests/fixtures/runs/fixture.toml",
+        "--quick",
+        "--output",
+        raw.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run = results::read_json(&raw).unwrap();
+    for (name, first_case_scale) in [("small", 1.0), ("small-candidate", 1.25)] {
+        let mut r = run.clone();
+        for (i, c) in r.cases.iter_mut().enumerate() {
+            let Some(l) = &mut c.latency_ms else { continue };
+            let scale = if i == 0 { first_case_scale } else { 1.0 };
+            let samples: Vec<f64> = l
+                .samples
+                .iter()
+                .take(200)
+                .map(|x| (x * scale * 1e6).round() / 1e6)
+                .collect();
+            let summary = inferbench::stats::summarize(&samples, 1000, 42).unwrap();
+            let total_s: f64 = samples.iter().sum::<f64>() / 1000.0;
+            c.throughput_per_s = Some((samples.len() * c.batch_size) as f64 / total_s);
+            c.measured_s = Some(total_s);
+            c.noise = Some(inferbench::stats::relative_half_width(
+                summary.p50_ci,
+                summary.p50,
+            ));
+            l.samples = samples;
+            l.summary = summary;
+        }
+        let mut json = serde_json::to_string_pretty(&r).unwrap();
+        json.push('\n');
+        std::fs::write(
+            root().join(format!("tests/fixtures/runs/{name}.json")),
+            json,
+        )
+        .unwrap();
+    }
+}

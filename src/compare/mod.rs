@@ -189,9 +189,10 @@ pub fn metrics(case: &CaseResult) -> Vec<MetricValue<'_>> {
             |t| t.weight_bytes,
         ));
     }
-    // TODO(merge) issue #4, one line each once `CaseResult` has `memory` and `energy`:
+    // TODO(merge) issue #4, one line each once `CaseResult` has `memory` and `energy` (as on
+    // main: `MemoryInfo::peak_rss_bytes: u64`, `EnergyInfo { method: EnergyMethod, joules_per_inference: f64, .. }`):
     // if let Some(m) = &case.memory { out.push(MetricValue::exact("peak_rss", "B", Better::Lower, m.peak_rss_bytes as f64, |t| t.peak_rss)); }
-    // if let Some(e) = &case.energy { out.push(MetricValue::exact("energy_per_inference", "J", Better::Lower, e.joules_per_inference, |t| t.energy).tagged(e.method.to_string())); }
+    // if let Some(e) = &case.energy { out.push(MetricValue::exact("energy_per_inference", "J", Better::Lower, e.joules_per_inference, |t| t.energy).tagged(e.method.as_str())); }
     // TODO(merge) issue #3, once `CaseResult` has `quality` (values in percent, 0 to 100):
     // if let Some(q) = &case.quality { out.push(MetricValue::points("accuracy", 100.0 * q.accuracy, |t| t.accuracy_points)); }
     // if let Some(q) = &case.quality { out.push(MetricValue::points("f1_macro", 100.0 * q.f1_macro, |t| t.f1_points)); }
