@@ -193,9 +193,11 @@ pub fn metrics(case: &CaseResult) -> Vec<MetricValue<'_>> {
     // main: `MemoryInfo::peak_rss_bytes: u64`, `EnergyInfo { method: EnergyMethod, joules_per_inference: f64, .. }`):
     // if let Some(m) = &case.memory { out.push(MetricValue::exact("peak_rss", "B", Better::Lower, m.peak_rss_bytes as f64, |t| t.peak_rss)); }
     // if let Some(e) = &case.energy { out.push(MetricValue::exact("energy_per_inference", "J", Better::Lower, e.joules_per_inference, |t| t.energy).tagged(e.method.as_str())); }
-    // TODO(merge) issue #3, once `CaseResult` has `quality` (values in percent, 0 to 100):
-    // if let Some(q) = &case.quality { out.push(MetricValue::points("accuracy", 100.0 * q.accuracy, |t| t.accuracy_points)); }
-    // if let Some(q) = &case.quality { out.push(MetricValue::points("f1_macro", 100.0 * q.f1_macro, |t| t.f1_points)); }
+    // TODO(merge) issue #3, once `CaseResult` has `quality` (branch issue-3-variants:
+    // `QualityInfo { dataset: String, accuracy: f64, f1_macro: f64, .. }`, fractions 0 to 1;
+    // tagged with the dataset so scores on different data are never compared):
+    // if let Some(q) = &case.quality { out.push(MetricValue::points("accuracy", 100.0 * q.accuracy, |t| t.accuracy_points).tagged(&q.dataset)); }
+    // if let Some(q) = &case.quality { out.push(MetricValue::points("f1_macro", 100.0 * q.f1_macro, |t| t.f1_points).tagged(&q.dataset)); }
     out
 }
 
