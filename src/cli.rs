@@ -11,8 +11,10 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use regex::Regex;
 
+use crate::compare::{self, render, CompareError};
+use crate::export;
 use crate::measure::{Phase, Progress};
-use crate::plan::{self, Case};
+use crate::plan::{self, Case, Shard};
 use crate::probe::env::Environment;
 use crate::results::{self, journal, CaseResult, CaseStatus, RunResult, RunStatus};
 use crate::runner::{self, RunObserver, RunOptions, Start};
@@ -67,6 +69,63 @@ pub enum Command {
         /// Test only: `crash:REGEX` or `hang:REGEX` makes matching cases' workers fail that way
         #[arg(long, hide = true)]
         inject_fault: Option<String>,
+        /// Run only shard K of N (1 <= K <= N): the case at plan position p (after --filter)
+        /// belongs to shard p mod N + 1; join the shard files with `merge`
+        #[arg(long, value_name = "K/N", conflicts_with = "resume")]
+        shard: Option<Shard>,
+        /// Test only: make every forward pass slower by this fraction of its own time (a busy
+        /// wait inside the timed region), to prove that `check` catches a real slowdown.
+        /// Recorded in the run file as `injected_slowdown`
+        #[arg(long, hide = true, value_name = "FRACTION", conflicts_with = "resume")]
+        inject_slowdown: Option<f64>,
+    },
+    /// Compare a candidate run with a baseline run; exit 1 if anything regressed
+    Check {
+        /// The reference run (for example results/baselines/ci.json)
+        #[arg(long)]
+        baseline: PathBuf,
+        /// The run to judge
+        #[arg(long)]
+        candidate: PathBuf,
+        /// Also write the report as Markdown (for a pull-request comment)
+        #[arg(long, value_name = "FILE")]
+        markdown: Option<PathBuf>,
+        /// Also write JUnit XML: one test per case, failed on a regression
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Also write every verdict as JSON
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Compare runs from different CPUs, versions, suites or settings anyway (the
+        /// differences are listed in every output)
+        #[arg(long)]
+        allow_env_mismatch: bool,
+        /// Override a `[check]` key of the suite, as in `--threshold latency_p50=0.03`
+        /// (repeatable)
+        #[arg(long = "threshold", value_name = "KEY=VALUE")]
+        thresholds: Vec<String>,
+    },
+    /// Export a run for another tracker: Bencher (BMF JSON), github-action-benchmark, CSV
+    Export {
+        /// Run file (JSON)
+        run: PathBuf,
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Write here instead of standard output
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Join the shard files of one run (`run --shard K/N`) into one run file
+    Merge {
+        /// Shard files (JSON) of the same suite
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// The merged run file (the CSV goes beside it)
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Merge shards that ran on different CPUs or builds anyway
+        #[arg(long)]
+        allow_env_mismatch: bool,
     },
     /// Check a suite file and report every problem, without running anything
     Validate { suite: PathBuf },
@@ -85,6 +144,31 @@ pub enum Command {
     /// Internal: run one case (request on stdin, JSON lines on stdout)
     #[command(name = worker::WORKER_SUBCOMMAND, hide = true)]
     Worker,
+}
+
+/// `export --format`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// Bencher Metric Format JSON
+    Bencher,
+    /// github-action-benchmark `customSmallerIsBetter` JSON (latencies, bytes)
+    #[value(alias = "gab")]
+    GabSmaller,
+    /// github-action-benchmark `customBiggerIsBetter` JSON (throughput)
+    GabBigger,
+    /// The flat CSV, one row per case
+    Csv,
+}
+
+impl ExportFormat {
+    fn to_format(self) -> export::Format {
+        match self {
+            ExportFormat::Bencher => export::Format::Bencher,
+            ExportFormat::GabSmaller => export::Format::GabSmaller,
+            ExportFormat::GabBigger => export::Format::GabBigger,
+            ExportFormat::Csv => export::Format::Csv,
+        }
+    }
 }
 
 /// A failure on its way to an exit code.
@@ -128,6 +212,8 @@ fn dispatch(command: Command) -> Result<i32, Failure> {
             results_dir,
             resume,
             inject_fault,
+            shard,
+            inject_slowdown,
         } => cmd_run(RunArgs {
             suite,
             output,
@@ -136,7 +222,36 @@ fn dispatch(command: Command) -> Result<i32, Failure> {
             results_dir,
             resume,
             inject_fault,
+            shard,
+            inject_slowdown,
         }),
+        Command::Check {
+            baseline,
+            candidate,
+            markdown,
+            junit,
+            json,
+            allow_env_mismatch,
+            thresholds,
+        } => cmd_check(CheckArgs {
+            baseline,
+            candidate,
+            markdown,
+            junit,
+            json,
+            allow_env_mismatch,
+            thresholds,
+        }),
+        Command::Export {
+            run,
+            format,
+            output,
+        } => cmd_export(&run, format, output.as_deref()),
+        Command::Merge {
+            runs,
+            output,
+            allow_env_mismatch,
+        } => cmd_merge(&runs, &output, allow_env_mismatch),
         Command::Validate { suite } => cmd_validate(&suite),
         Command::List { suite, filter } => cmd_list(&suite, filter.as_deref()),
         Command::Env { json } => cmd_env(json),
@@ -185,107 +300,169 @@ struct RunArgs {
     results_dir: PathBuf,
     resume: Option<PathBuf>,
     inject_fault: Option<String>,
+    shard: Option<Shard>,
+    inject_slowdown: Option<f64>,
 }
 
 /// Raised by SIGINT/SIGTERM; a second signal exits at once.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-fn cmd_run(args: RunArgs) -> Result<i32, Failure> {
-    let fault = parse_fault(args.inject_fault.as_deref())?;
-    let (suite, settings, output, quick, filter, start) = match &args.resume {
-        Some(journal_file) => {
-            let loaded = journal::load(journal_file).exit_with(exit::INVALID_INPUT)?;
-            let header = &loaded.header;
-            let suite_path = args
-                .suite
-                .clone()
-                .unwrap_or_else(|| header.suite_file.clone());
-            let suite = load_suite(&suite_path)?;
-            if suite.sha256 != header.suite_sha256 {
-                return Err(anyhow!(
-                    "{} changed since the run in {} started (sha256 {} then, {} now); start a new run instead",
-                    suite_path.display(),
-                    journal_file.display(),
-                    &header.suite_sha256[..12],
-                    &suite.sha256[..12]
-                ))
-                .exit_with(exit::INVALID_INPUT);
-            }
-            if journal::journal_path(&header.output) != *journal_file {
-                return Err(anyhow!(
-                    "{} belongs beside its run file {}; move it back to {}",
-                    journal_file.display(),
-                    header.output.display(),
-                    journal::journal_path(&header.output).display()
-                ))
-                .exit_with(exit::INVALID_INPUT);
-            }
-            let filter = parse_filter(header.filter.as_deref())?;
-            let (settings, output, quick) =
-                (header.settings.clone(), header.output.clone(), header.quick);
-            (
-                suite,
-                settings,
-                output,
-                quick,
-                filter,
-                Start::Resume(Box::new(loaded)),
-            )
-        }
-        None => {
-            let suite_path = args
-                .suite
-                .clone()
-                .expect("clap requires SUITE without --resume");
-            let suite = load_suite(&suite_path)?;
-            let filter = parse_filter(args.filter.as_deref())?;
-            let settings = if args.quick {
-                suite.settings.quick()
-            } else {
-                suite.settings.clone()
-            };
-            let output = args.output.clone().unwrap_or_else(|| {
-                results::default_output(&args.results_dir, &suite.name, chrono::Utc::now())
-            });
-            let journal_file = journal::journal_path(&output);
-            if journal_file.exists() {
-                return Err(anyhow!(
-                    "{} holds an unfinished run; finish it with `inferbench run --resume {}`, or delete it",
-                    journal_file.display(),
-                    journal_file.display()
-                ))
-                .exit_with(exit::INVALID_INPUT);
-            }
-            (suite, settings, output, args.quick, filter, Start::Fresh)
-        }
-    };
-    let cases = plan::filter(plan::expand(&suite, &settings), filter.as_ref());
-    if cases.is_empty() {
+/// How the run was asked for: from the command line, or from a journal being resumed.
+struct RunRequest {
+    suite: Suite,
+    settings: suite::Settings,
+    output: PathBuf,
+    quick: bool,
+    filter: Option<Regex>,
+    shard: Option<Shard>,
+    slowdown: Option<f64>,
+    start: Start,
+}
+
+fn resume_request(journal_file: &Path, suite_arg: Option<&Path>) -> Result<RunRequest, Failure> {
+    let loaded = journal::load(journal_file).exit_with(exit::INVALID_INPUT)?;
+    let header = &loaded.header;
+    let suite_path = suite_arg
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| header.suite_file.clone());
+    let suite = load_suite(&suite_path)?;
+    if suite.sha256 != header.suite_sha256 {
         return Err(anyhow!(
-            "no case of {} matches --filter `{}`; `inferbench list` shows the ids",
-            suite.path.display(),
-            filter.map(|f| f.to_string()).unwrap_or_default()
+            "{} changed since the run in {} started (sha256 {} then, {} now); start a new run instead",
+            suite_path.display(),
+            journal_file.display(),
+            &header.suite_sha256[..12],
+            &suite.sha256[..12]
         ))
         .exit_with(exit::INVALID_INPUT);
     }
+    if journal::journal_path(&header.output) != journal_file {
+        return Err(anyhow!(
+            "{} belongs beside its run file {}; move it back to {}",
+            journal_file.display(),
+            header.output.display(),
+            journal::journal_path(&header.output).display()
+        ))
+        .exit_with(exit::INVALID_INPUT);
+    }
+    Ok(RunRequest {
+        filter: parse_filter(header.filter.as_deref())?,
+        settings: header.settings.clone(),
+        output: header.output.clone(),
+        quick: header.quick,
+        shard: header.shard,
+        slowdown: header.injected_slowdown,
+        suite,
+        start: Start::Resume(Box::new(loaded)),
+    })
+}
+
+fn fresh_request(args: &RunArgs) -> Result<RunRequest, Failure> {
+    let suite_path = args
+        .suite
+        .clone()
+        .expect("clap requires SUITE without --resume");
+    let suite = load_suite(&suite_path)?;
+    if let Some(x) = args.inject_slowdown {
+        if !(x > 0.0 && x <= 10.0) {
+            return Err(anyhow!("--inject-slowdown must be a fraction above 0 and at most 10 (0.10 = 10% slower), got {x}"))
+                .exit_with(exit::INVALID_INPUT);
+        }
+    }
+    let settings = if args.quick {
+        suite.settings.quick()
+    } else {
+        suite.settings.clone()
+    };
+    let output = args.output.clone().unwrap_or_else(|| {
+        let path = results::default_output(&args.results_dir, &suite.name, chrono::Utc::now());
+        match args.shard {
+            None => path,
+            Some(s) => {
+                let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+                path.with_file_name(format!("{stem}-shard{}of{}.json", s.index, s.count))
+            }
+        }
+    });
+    let journal_file = journal::journal_path(&output);
+    if journal_file.exists() {
+        return Err(anyhow!(
+            "{} holds an unfinished run; finish it with `inferbench run --resume {}`, or delete it",
+            journal_file.display(),
+            journal_file.display()
+        ))
+        .exit_with(exit::INVALID_INPUT);
+    }
+    Ok(RunRequest {
+        filter: parse_filter(args.filter.as_deref())?,
+        settings,
+        output,
+        quick: args.quick,
+        shard: args.shard,
+        slowdown: args.inject_slowdown,
+        suite,
+        start: Start::Fresh,
+    })
+}
+
+fn cmd_run(args: RunArgs) -> Result<i32, Failure> {
+    let fault = parse_fault(args.inject_fault.as_deref())?;
+    let req = match &args.resume {
+        Some(journal_file) => resume_request(journal_file, args.suite.as_deref())?,
+        None => fresh_request(&args)?,
+    };
+    if let Some(x) = req.slowdown {
+        eprintln!(
+            "TEST ONLY: every forward pass is made {:.1}% slower (--inject-slowdown); this run is not a measurement",
+            100.0 * x
+        );
+    }
+    let cases = plan::filter(plan::expand(&req.suite, &req.settings), req.filter.as_ref());
+    if cases.is_empty() {
+        return Err(anyhow!(
+            "no case of {} matches --filter `{}`; `inferbench list` shows the ids",
+            req.suite.path.display(),
+            req.filter
+                .as_ref()
+                .map(|f| f.to_string())
+                .unwrap_or_default()
+        ))
+        .exit_with(exit::INVALID_INPUT);
+    }
+    let cases = match req.shard {
+        None => cases,
+        Some(s) => {
+            let planned = cases.len();
+            let mine = plan::shard(cases, s);
+            if mine.is_empty() {
+                return Err(anyhow!("shard {s} has no cases: the plan has {planned} case(s) after --filter; use N <= {planned}"))
+                    .exit_with(exit::INVALID_INPUT);
+            }
+            eprintln!("shard {s}: {} of {planned} cases", mine.len());
+            mine
+        }
+    };
     let _ = ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             std::process::exit(exit::INTERRUPTED);
         }
     });
+    let output = req.output.clone();
     let opts = RunOptions {
         output: output.clone(),
-        quick,
-        filter,
+        quick: req.quick,
+        filter: req.filter,
         fault,
+        shard: req.shard,
+        slowdown: req.slowdown,
     };
     let mut display = ProgressDisplay::new();
     let run = runner::run(
-        &suite,
+        &req.suite,
         &cases,
-        &settings,
+        &req.settings,
         &opts,
-        start,
+        req.start,
         &INTERRUPTED,
         &mut display,
     )
@@ -328,6 +505,115 @@ fn cmd_run(args: RunArgs) -> Result<i32, Failure> {
         return Ok(exit::INTERRUPTED);
     }
     Ok(exit::OK)
+}
+
+struct CheckArgs {
+    baseline: PathBuf,
+    candidate: PathBuf,
+    markdown: Option<PathBuf>,
+    junit: Option<PathBuf>,
+    json: Option<PathBuf>,
+    allow_env_mismatch: bool,
+    thresholds: Vec<String>,
+}
+
+fn cmd_check(args: CheckArgs) -> Result<i32, Failure> {
+    let baseline = read_run(&args.baseline)?;
+    let candidate = read_run(&args.candidate)?;
+    // The candidate's suite decides the thresholds; the command line overrides them.
+    let mut config = candidate.check.clone();
+    for spec in &args.thresholds {
+        config
+            .set_from_str(spec)
+            .map_err(|e| anyhow!("--threshold {spec}: {e}; {}", e.hint))
+            .exit_with(exit::INVALID_INPUT)?;
+    }
+    for (side, path, run) in [
+        ("baseline", &args.baseline, &baseline),
+        ("candidate", &args.candidate, &candidate),
+    ] {
+        if run.status == RunStatus::Partial {
+            eprintln!(
+                "warning: the {side} {} is partial (the run stopped early, or shards are missing); only the cases it holds are compared",
+                path.display()
+            );
+        }
+    }
+    let mut comparison =
+        match compare::compare(&baseline, &candidate, &config, args.allow_env_mismatch) {
+            Ok(c) => c,
+            Err(e @ (CompareError::NoCommonCases { .. } | CompareError::Incomparable(_))) => {
+                return Err(anyhow!(
+                    "cannot compare {} with {}: {e}",
+                    args.candidate.display(),
+                    args.baseline.display()
+                ))
+                .exit_with(exit::INVALID_INPUT)
+            }
+        };
+    comparison.baseline.label = args.baseline.display().to_string();
+    comparison.candidate.label = args.candidate.display().to_string();
+    print!("{}", render::terminal(&comparison));
+    if let Some(path) = &args.markdown {
+        write_text(&render::markdown(&comparison), path)?;
+    }
+    if let Some(path) = &args.junit {
+        write_text(&render::junit(&comparison), path)?;
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&comparison).exit_with(exit::INTERNAL)?;
+        write_text(&text, path)?;
+    }
+    Ok(if comparison.regressed() {
+        println!("REGRESSION: see the rows marked REGRESSED above");
+        exit::REGRESSION
+    } else {
+        exit::OK
+    })
+}
+
+fn cmd_export(path: &Path, format: ExportFormat, output: Option<&Path>) -> Result<i32, Failure> {
+    let run = read_run(path)?;
+    let text = export::render(&run, format.to_format());
+    match output {
+        Some(out) => {
+            write_text(&text, out)?;
+            eprintln!("wrote {}", out.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(exit::OK)
+}
+
+fn cmd_merge(paths: &[PathBuf], output: &Path, allow_env_mismatch: bool) -> Result<i32, Failure> {
+    let parts = paths
+        .iter()
+        .map(|p| read_run(p).map(|r| (p.clone(), r)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let merged = results::merge(&parts, allow_env_mismatch).exit_with(exit::INVALID_INPUT)?;
+    results::write_json(&merged, output).exit_with(exit::INTERNAL)?;
+    results::write_csv(&merged, &results::csv_path(output)).exit_with(exit::INTERNAL)?;
+    println!(
+        "merged {} file(s), {} cases ({}) into {} and {}",
+        parts.len(),
+        merged.cases.len(),
+        match merged.status {
+            RunStatus::Complete => "complete",
+            RunStatus::Partial | RunStatus::Interrupted =>
+                "partial: a shard is missing or stopped early",
+        },
+        output.display(),
+        results::csv_path(output).display()
+    );
+    Ok(exit::OK)
+}
+
+fn write_text(text: &str, path: &Path) -> Result<(), Failure> {
+    results::write_text(text, path).exit_with(exit::INTERNAL)
+}
+
+fn read_run(path: &Path) -> Result<RunResult, Failure> {
+    results::read_json(path).exit_with(exit::INVALID_INPUT)
 }
 
 fn cmd_validate(path: &Path) -> Result<i32, Failure> {

@@ -3,9 +3,13 @@
 //! The pipeline (DESIGN.md §3):
 //! `suite` (TOML, validated) -> `plan` (cases) -> `worker` (one isolated process per case,
 //! timing loop in `measure`) -> `results` (`RunResult` JSON and CSV, statistics from `stats`).
-//! `stats` is pure; candle types stay in `model`, `target` and `worker`.
+//! `compare` holds a candidate run against a baseline run (`check`; `compare::render` for the
+//! terminal, Markdown and JUnit forms) and `export` writes runs for other trackers.
+//! `stats`, `compare` and `export` are pure; candle types stay in `model`, `target` and `worker`.
 
 pub mod cli;
+pub mod compare;
+pub mod export;
 pub mod measure;
 pub mod model;
 pub mod plan;

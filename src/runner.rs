@@ -10,7 +10,7 @@ use chrono::Utc;
 use regex::Regex;
 
 use crate::measure::Progress;
-use crate::plan::Case;
+use crate::plan::{Case, Shard};
 use crate::probe::energy::{self, Rapl};
 use crate::probe::env::Environment;
 use crate::probe::state::{CaseLoad, LoadSampler};
@@ -37,6 +37,10 @@ pub struct RunOptions {
     pub filter: Option<Regex>,
     /// Test-only: make the workers of matching cases fail in a chosen way.
     pub fault: Option<(Fault, Regex)>,
+    /// `--shard K/N`: `cases` are this shard's (recorded in the run file).
+    pub shard: Option<Shard>,
+    /// Test-only: make every forward pass slower by this fraction of its own time.
+    pub slowdown: Option<f64>,
 }
 
 /// A fresh run, or the rest of one whose journal was loaded.
@@ -70,6 +74,8 @@ pub fn run(
                 started_at: Utc::now(),
                 settings: settings.clone(),
                 environment: Environment::capture(),
+                shard: opts.shard,
+                injected_slowdown: opts.slowdown,
             };
             let journal = Journal::create(&journal_path, &header)?;
             (header, Vec::new(), journal)
@@ -93,6 +99,10 @@ pub fn run(
         settings: settings.clone(),
         environment: header.environment.clone(),
         cases: done,
+        check: suite.check.clone(),
+        shard: opts.shard,
+        merged_from: Vec::new(),
+        injected_slowdown: opts.slowdown,
     };
     let done_ids: BTreeSet<String> = run.cases.iter().map(|c| c.id.clone()).collect();
     observer.planned(cases, done_ids.len());
@@ -116,10 +126,14 @@ pub fn run(
                     .as_ref()
                     .filter(|(_, re)| re.is_match(&case.id))
                     .map(|(f, _)| *f);
-                let outcome =
-                    worker::run_in_worker(case, fault, &energy_setup, interrupted, &mut |p| {
-                        observer.case_progress(index, case, p)
-                    });
+                let outcome = worker::run_in_worker(
+                    case,
+                    fault,
+                    opts.slowdown,
+                    &energy_setup,
+                    interrupted,
+                    &mut |p| observer.case_progress(index, case, p),
+                );
                 if outcome == Outcome::Interrupted {
                     break;
                 }

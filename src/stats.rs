@@ -7,6 +7,13 @@
 //! - confidence intervals are percentile bootstrap intervals (95%), seeded;
 //! - Tukey outliers: mild lie beyond 1.5 IQR of the quartiles (but within 3 IQR), severe beyond 3 IQR.
 //!   They are counted, never removed.
+//!
+//! Change tests used by `compare` (docs/check.md explains how they combine into a verdict):
+//! - `mann_whitney_u`: two-sided Mann-Whitney U, normal approximation with tie and continuity
+//!   corrections;
+//! - `bootstrap_percentile_ratio`: seeded bootstrap interval and p-value of the ratio of two
+//!   percentiles (candidate / baseline);
+//! - `log_ratio_of_means_se`: standard error of the log ratio of two means (delta method).
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -138,6 +145,20 @@ pub fn bootstrap_percentile_ci(sorted: &[f64], q: f64, resamples: usize, seed: u
         let v = percentile(sorted, q);
         return [v, v];
     }
+    let mut stats = bootstrap_percentile_draws(sorted, q, resamples, seed);
+    stats.sort_unstable_by(f64::total_cmp);
+    let tail = (1.0 - CONFIDENCE) / 2.0;
+    [percentile(&stats, tail), percentile(&stats, 1.0 - tail)]
+}
+
+/// `resamples` bootstrap replicates of percentile `q` of an ascending slice, in draw order
+/// (the Beta order-statistic method of `bootstrap_percentile_ci`). Seeded.
+pub fn bootstrap_percentile_draws(sorted: &[f64], q: f64, resamples: usize, seed: u64) -> Vec<f64> {
+    let n = sorted.len();
+    assert!(n > 0, "bootstrap of an empty sample");
+    if n == 1 || sorted[0] == sorted[n - 1] {
+        return vec![percentile(sorted, q); resamples];
+    }
     let (lo, frac) = rank(n, q);
     let k = (lo + 1) as f64; // one-based order statistic
     let first = Beta::new(k, n as f64 - k + 1.0).expect("k in 1..=n gives valid Beta parameters");
@@ -146,7 +167,7 @@ pub fn bootstrap_percentile_ci(sorted: &[f64], q: f64, resamples: usize, seed: u
         .then(|| Beta::new(1.0, n as f64 - k).expect("k < n gives valid Beta parameters"));
     let index = |u: f64| ((u * n as f64) as usize).min(n - 1);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut stats: Vec<f64> = (0..resamples)
+    (0..resamples)
         .map(|_| {
             let u = first.sample(&mut rng);
             let a = sorted[index(u)];
@@ -158,10 +179,214 @@ pub fn bootstrap_percentile_ci(sorted: &[f64], q: f64, resamples: usize, seed: u
                 None => a,
             }
         })
+        .collect()
+}
+
+/// Bootstrap of the ratio `percentile(candidate, q) / percentile(baseline, q)`: both samples
+/// are resampled independently (`resamples` times each, seeded), and the ratio of each pair
+/// of replicates is one draw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RatioBootstrap {
+    /// Ratio of the two observed percentiles.
+    pub ratio: f64,
+    /// Two-sided percentile interval of the ratio at `confidence`.
+    pub ci: [f64; 2],
+    /// Two-sided bootstrap p-value for "the ratio is 1": twice the smaller share of
+    /// replicates on either side of 1 (at least `1 / resamples`, at most 1).
+    pub p_value: f64,
+}
+
+/// `RatioBootstrap` of percentile `q`; both slices ascending and non-empty, baseline > 0.
+pub fn bootstrap_percentile_ratio(
+    baseline: &[f64],
+    candidate: &[f64],
+    q: f64,
+    confidence: f64,
+    resamples: usize,
+    seed: u64,
+) -> RatioBootstrap {
+    let resamples = resamples.max(1);
+    let b = bootstrap_percentile_draws(baseline, q, resamples, seed);
+    let c = bootstrap_percentile_draws(candidate, q, resamples, seed ^ 0x9e37_79b9_7f4a_7c15);
+    let mut ratios: Vec<f64> = c.iter().zip(&b).map(|(c, b)| c / b).collect();
+    ratios.sort_unstable_by(f64::total_cmp);
+    let tail = (1.0 - confidence) / 2.0;
+    let below = ratios.partition_point(|&r| r < 1.0);
+    let above = ratios.len() - ratios.partition_point(|&r| r <= 1.0);
+    let p_value = (2.0 * below.min(above) as f64 / ratios.len() as f64)
+        .max(1.0 / ratios.len() as f64)
+        .min(1.0);
+    // All replicates equal to 1 (identical constant samples): no evidence of a change.
+    let p_value = if below == 0 && above == 0 {
+        1.0
+    } else {
+        p_value
+    };
+    RatioBootstrap {
+        ratio: percentile(candidate, q) / percentile(baseline, q),
+        ci: [percentile(&ratios, tail), percentile(&ratios, 1.0 - tail)],
+        p_value,
+    }
+}
+
+/// Mann-Whitney U test of two independent samples (two-sided).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MannWhitney {
+    /// U of the first sample: the number of (x, y) pairs with x > y, ties counting one half.
+    pub u: f64,
+    /// Standardised U (normal approximation, tie and continuity corrected); positive when the
+    /// first sample tends to be larger.
+    pub z: f64,
+    pub p_value: f64,
+}
+
+/// Mann-Whitney U test of `x` against `y` with the normal approximation, the tie correction
+/// of the variance and a continuity correction of 0.5 (scipy's `mannwhitneyu(x, y,
+/// method="asymptotic")`):
+/// `U = R_x - n_x (n_x + 1) / 2`, `mu = n_x n_y / 2`,
+/// `sigma^2 = n_x n_y / 12 ((N + 1) - sum(t^3 - t) / (N (N - 1)))` over tie groups of size `t`,
+/// `z = sign(U - mu) max(|U - mu| - 0.5, 0) / sigma`, `p = erfc(|z| / sqrt 2)`.
+/// `None` when either sample is empty or holds NaN.
+pub fn mann_whitney_u(x: &[f64], y: &[f64]) -> Option<MannWhitney> {
+    if x.is_empty() || y.is_empty() || x.iter().chain(y).any(|v| v.is_nan()) {
+        return None;
+    }
+    let (nx, ny) = (x.len() as f64, y.len() as f64);
+    let mut all: Vec<(f64, bool)> = x
+        .iter()
+        .map(|&v| (v, true))
+        .chain(y.iter().map(|&v| (v, false)))
         .collect();
-    stats.sort_unstable_by(f64::total_cmp);
-    let tail = (1.0 - CONFIDENCE) / 2.0;
-    [percentile(&stats, tail), percentile(&stats, 1.0 - tail)]
+    all.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    let n = all.len();
+    let mut rank_sum_x = 0.0;
+    let mut ties = 0.0;
+    let mut i = 0;
+    while i < n {
+        let mut j = i;
+        while j + 1 < n && all[j + 1].0 == all[i].0 {
+            j += 1;
+        }
+        let mean_rank = (i + j) as f64 / 2.0 + 1.0;
+        let from_x = all[i..=j].iter().filter(|(_, is_x)| *is_x).count();
+        rank_sum_x += mean_rank * from_x as f64;
+        let t = (j - i + 1) as f64;
+        ties += t * t * t - t;
+        i = j + 1;
+    }
+    let u = rank_sum_x - nx * (nx + 1.0) / 2.0;
+    let mu = nx * ny / 2.0;
+    let big_n = n as f64;
+    let variance = nx * ny / 12.0 * ((big_n + 1.0) - ties / (big_n * (big_n - 1.0)));
+    if variance <= 0.0 {
+        // Every value is the same: no evidence of any difference.
+        return Some(MannWhitney {
+            u,
+            z: 0.0,
+            p_value: 1.0,
+        });
+    }
+    let d = u - mu;
+    let z = d.signum() * (d.abs() - 0.5).max(0.0) / variance.sqrt();
+    Some(MannWhitney {
+        u,
+        z,
+        p_value: erfc(z.abs() / std::f64::consts::SQRT_2).min(1.0),
+    })
+}
+
+/// Complementary error function, Chebyshev fit (Numerical Recipes `erfcc`): relative error
+/// below 1.2e-7 everywhere, which is plenty for p-values.
+pub fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let r = t * poly.exp();
+    if x >= 0.0 {
+        r
+    } else {
+        2.0 - r
+    }
+}
+
+/// Standard normal CDF.
+pub fn normal_cdf(x: f64) -> f64 {
+    0.5 * erfc(-x / std::f64::consts::SQRT_2)
+}
+
+/// Standard normal quantile (inverse CDF) for `p` in (0, 1), Acklam's rational
+/// approximation (relative error below 1.2e-9).
+pub fn normal_quantile(p: f64) -> f64 {
+    assert!(
+        p > 0.0 && p < 1.0,
+        "normal_quantile needs 0 < p < 1, got {p}"
+    );
+    const A: [f64; 6] = [
+        -3.969_683_028_665_376e1,
+        2.209_460_984_245_205e2,
+        -2.759_285_104_469_687e2,
+        1.383_577_518_672_69e2,
+        -3.066_479_806_614_716e1,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -5.447_609_879_822_406e1,
+        1.615_858_368_580_409e2,
+        -1.556_989_798_598_866e2,
+        6.680_131_188_771_972e1,
+        -1.328_068_155_288_572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -3.223_964_580_411_365e-1,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    const LOW: f64 = 0.024_25;
+    if p < LOW {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - LOW {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    }
+}
+
+/// Standard error of `ln(mean(candidate) / mean(baseline))` by the delta method:
+/// `sqrt(s_b^2 / (n_b m_b^2) + s_c^2 / (n_c m_c^2))`. Infinite when a sample has fewer than two
+/// values or a non-positive mean.
+pub fn log_ratio_of_means_se(baseline: &[f64], candidate: &[f64]) -> f64 {
+    let part = |xs: &[f64]| {
+        let m = mean(xs);
+        if xs.len() < 2 || m.is_nan() || m <= 0.0 {
+            return f64::INFINITY;
+        }
+        let s = stdev(xs);
+        s * s / (xs.len() as f64 * m * m)
+    };
+    (part(baseline) + part(candidate)).sqrt()
 }
 
 /// Relative half-width of an interval around a point: `(high - low) / 2 / point`.
@@ -322,5 +547,103 @@ mod tests {
     fn relative_half_width_of_an_interval() {
         assert!(close(relative_half_width([9.0, 11.0], 10.0), 0.1));
         assert_eq!(relative_half_width([0.0, 1.0], 0.0), f64::INFINITY);
+    }
+
+    #[test]
+    fn mann_whitney_matches_hand_computed_values() {
+        // x = [1, 2, 3, 4], y = [3, 5, 6, 7, 8]. Pooled ranks: 1, 2, 3.5 (x's 3), 3.5 (y's 3),
+        // 5, 6, 7, 8, 9, so R_x = 11.5 and U = 11.5 - 4*5/2 = 1.5; mu = 10; one tie pair:
+        // sigma^2 = 20/12 * (10 - 6/72) = 16.527777...; z = -(8.5 - 0.5)/sigma = -1.967808;
+        // p = erfc(1.967808 / sqrt 2) = 0.049090.
+        let r = mann_whitney_u(&[1.0, 2.0, 3.0, 4.0], &[3.0, 5.0, 6.0, 7.0, 8.0]).unwrap();
+        assert_eq!(r.u, 1.5);
+        assert!((r.z - -1.967_808_148).abs() < 1e-6, "{r:?}");
+        assert!((r.p_value - 0.049_090_116).abs() < 1e-6, "{r:?}");
+
+        // Complete separation, no ties: U = 0, sigma^2 = 9*7/12 = 5.25,
+        // z = -(4.5 - 0.5)/sqrt(5.25) = -1.745743, p = 0.080856.
+        let r = mann_whitney_u(&[1.1, 2.2, 3.3], &[4.4, 5.5, 6.6]).unwrap();
+        assert_eq!(r.u, 0.0);
+        assert!((r.z - -1.745_743_122).abs() < 1e-6, "{r:?}");
+        assert!((r.p_value - 0.080_855_598).abs() < 1e-6, "{r:?}");
+        // Swapping the samples mirrors U and z, not p.
+        let s = mann_whitney_u(&[4.4, 5.5, 6.6], &[1.1, 2.2, 3.3]).unwrap();
+        assert_eq!(s.u, 9.0);
+        assert!((s.z + r.z).abs() < 1e-12 && (s.p_value - r.p_value).abs() < 1e-12);
+
+        // Heavy ties: x = [5, 5, 5, 6], y = [5, 6, 6, 7]. Ranks: the four 5s share 2.5, the
+        // three 6s share 6, 7 is 8: R_x = 3*2.5 + 6 = 13.5, U = 3.5; ties 4^3-4 + 3^3-3 = 84;
+        // sigma^2 = 16/12 * (9 - 84/56) = 10; z = -(4.5 - 0.5)/sqrt(10) = -1.264911;
+        // p = 0.205903.
+        let r = mann_whitney_u(&[5.0, 5.0, 5.0, 6.0], &[5.0, 6.0, 6.0, 7.0]).unwrap();
+        assert_eq!(r.u, 3.5);
+        assert!((r.z - -1.264_911_064).abs() < 1e-6, "{r:?}");
+        assert!((r.p_value - 0.205_903_211).abs() < 1e-6, "{r:?}");
+
+        // All equal: no evidence at all. Empty or NaN: no test.
+        let r = mann_whitney_u(&[2.0; 5], &[2.0; 7]).unwrap();
+        assert_eq!((r.z, r.p_value), (0.0, 1.0));
+        assert!(mann_whitney_u(&[], &[1.0]).is_none());
+        assert!(mann_whitney_u(&[1.0, f64::NAN], &[1.0]).is_none());
+    }
+
+    #[test]
+    fn normal_functions_match_tables() {
+        // erfc(1/sqrt 2) = 0.3173105 (two-sided p of z = 1), erfc(3/sqrt 2) = 0.0026998.
+        assert!((erfc(1.0 / std::f64::consts::SQRT_2) - 0.317_310_508).abs() < 1e-7);
+        assert!((erfc(3.0 / std::f64::consts::SQRT_2) - 0.002_699_796).abs() < 1e-8);
+        assert!((erfc(-1.0) - (2.0 - erfc(1.0))).abs() < 1e-15);
+        assert!((normal_cdf(1.959_964) - 0.975).abs() < 1e-6);
+        assert!((normal_quantile(0.975) - 1.959_963_985).abs() < 1e-8);
+        assert!((normal_quantile(0.995) - 2.575_829_304).abs() < 1e-8);
+        assert!((normal_quantile(0.001) - -3.090_232_306).abs() < 1e-8);
+        assert_eq!(normal_quantile(0.5), 0.0);
+    }
+
+    fn lognormal_sample(n: usize, scale: f64, seed: u64) -> Vec<f64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut xs: Vec<f64> = (0..n)
+            .map(|_| {
+                let z: f64 = rng.sample(rand_distr::StandardNormal);
+                scale * (0.1 * z).exp()
+            })
+            .collect();
+        xs.sort_by(f64::total_cmp);
+        xs
+    }
+
+    #[test]
+    fn ratio_bootstrap_finds_a_scaled_sample_and_not_a_resampled_one() {
+        let a = lognormal_sample(2000, 1.0, 1);
+        let b = lognormal_sample(2000, 1.0, 2);
+        let same = bootstrap_percentile_ratio(&a, &b, 0.5, 0.99, 4000, 5);
+        assert!(same.ci[0] < 1.0 && 1.0 < same.ci[1], "{same:?}");
+        assert!(same.p_value > 0.01, "{same:?}");
+        assert!(same.ci[1] - same.ci[0] < 0.03, "{same:?}");
+
+        let slower: Vec<f64> = b.iter().map(|x| x * 1.2).collect();
+        let r = bootstrap_percentile_ratio(&a, &slower, 0.5, 0.99, 4000, 5);
+        assert!(r.ci[0] > 1.15 && r.ci[1] < 1.25, "{r:?}");
+        assert!(r.p_value <= 1.0 / 4000.0 + 1e-12, "{r:?}");
+        assert_eq!(
+            r,
+            bootstrap_percentile_ratio(&a, &slower, 0.5, 0.99, 4000, 5),
+            "seeded"
+        );
+
+        let constant = bootstrap_percentile_ratio(&[2.0; 10], &[2.0; 10], 0.99, 0.99, 100, 1);
+        assert_eq!(
+            (constant.ratio, constant.ci, constant.p_value),
+            (1.0, [1.0, 1.0], 1.0)
+        );
+    }
+
+    #[test]
+    fn delta_method_standard_error_by_hand() {
+        // baseline [1, 3]: m = 2, s^2 = 2, term 2 / (2 * 4) = 0.25;
+        // candidate [2, 4, 6]: m = 4, s^2 = 4, term 4 / (3 * 16) = 1/12. se = sqrt(1/3).
+        let se = log_ratio_of_means_se(&[1.0, 3.0], &[2.0, 4.0, 6.0]);
+        assert!(close(se, (1.0f64 / 3.0).sqrt()), "{se}");
+        assert_eq!(log_ratio_of_means_se(&[1.0], &[1.0, 2.0]), f64::INFINITY);
     }
 }

@@ -61,6 +61,10 @@ pub struct WorkerRequest {
     pub case: Case,
     pub fault: Option<Fault>,
     pub energy: EnergySetup,
+    /// Test only (`run --inject-slowdown`): after each forward pass, busy-wait for this
+    /// fraction of the pass's own duration, inside the timed region.
+    #[serde(default)]
+    pub slowdown: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -291,6 +295,9 @@ struct Pipeline<'a> {
     raw: candle_core::Tensor,
     input: candle_core::Tensor,
     logits: Option<candle_core::Tensor>,
+    /// Test only (`run --inject-slowdown`): extra busy time per forward pass, as a fraction
+    /// of the pass's own duration.
+    slowdown: Option<f64>,
 }
 
 /// Classes the postprocess stage ranks.
@@ -306,7 +313,15 @@ impl Workload for Pipeline<'_> {
     fn run_stage(&mut self, stage: usize) -> candle_core::Result<()> {
         match self.stages[stage] {
             Stage::Preprocess => self.input = self.net.preprocess(&self.raw)?,
-            Stage::Forward => self.logits = Some(self.net.forward(&self.input)?),
+            Stage::Forward => {
+                let started = Instant::now();
+                self.logits = Some(self.net.forward(&self.input)?);
+                if let Some(f) = self.slowdown {
+                    self.device.synchronize()?;
+                    let done = Instant::now();
+                    injected_delay(done + (done - started).mul_f64(f));
+                }
+            }
             Stage::Postprocess => {
                 let logits = match &self.logits {
                     Some(l) => l,
@@ -383,6 +398,7 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         raw,
         input,
         logits: None,
+        slowdown: req.slowdown.filter(|f| *f > 0.0),
     };
     let cfg = SamplerConfig::from(&case.settings);
     let clock_overhead_ns = measure::clock_overhead_ns();
@@ -480,6 +496,14 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
     })
 }
 
+/// Test only: keeps the core busy until `until` (a spin on the monotonic clock, no sleep), so
+/// the injected slowdown costs CPU time the way slower code would, and scales with each pass.
+fn injected_delay(until: Instant) {
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
 /// How a case ended, seen from the parent.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -504,6 +528,7 @@ const INTERRUPT_POLL: Duration = Duration::from_millis(200);
 pub fn run_in_worker(
     case: &Case,
     fault: Option<Fault>,
+    slowdown: Option<f64>,
     energy: &EnergySetup,
     interrupted: &AtomicBool,
     on_progress: &mut dyn FnMut(&Progress),
@@ -535,6 +560,7 @@ pub fn run_in_worker(
         case: case.clone(),
         fault,
         energy: energy.clone(),
+        slowdown,
     };
     let request = serde_json::to_vec(&request).expect("requests are plain data");
     if let Some(mut stdin) = child.stdin.take() {

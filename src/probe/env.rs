@@ -221,6 +221,118 @@ impl Environment {
     }
 }
 
+/// One field that differs between the environments of two runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvDifference {
+    pub field: String,
+    pub baseline: String,
+    pub candidate: String,
+    /// The difference makes timings incomparable (another CPU, ISA, version of inferbench or
+    /// candle). Other differences are listed for information only.
+    pub blocking: bool,
+}
+
+impl Environment {
+    /// Fields that differ from `other` (`self` is the baseline), blocking ones first.
+    ///
+    /// Blocking: CPU model, vendor and architecture, the ISA flags, the inferbench and candle
+    /// versions. Informational: host name, core counts, memory, OS, kernel, rustc, git
+    /// commit, the parent's thread variables (each worker sets its own) and build features.
+    /// The load average always differs and is not listed.
+    pub fn differences(&self, other: &Environment) -> Vec<EnvDifference> {
+        let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".into());
+        let fields: Vec<(&str, String, String, bool)> = vec![
+            (
+                "cpu_model",
+                self.cpu_model.clone(),
+                other.cpu_model.clone(),
+                true,
+            ),
+            (
+                "cpu_vendor",
+                self.cpu_vendor.clone(),
+                other.cpu_vendor.clone(),
+                true,
+            ),
+            ("arch", self.arch.clone(), other.arch.clone(), true),
+            (
+                "isa_flags",
+                self.isa_flags.join(" "),
+                other.isa_flags.join(" "),
+                true,
+            ),
+            (
+                "inferbench_version",
+                self.inferbench_version.clone(),
+                other.inferbench_version.clone(),
+                true,
+            ),
+            (
+                "candle_version",
+                self.candle_version.clone(),
+                other.candle_version.clone(),
+                true,
+            ),
+            ("hostname", opt(&self.hostname), opt(&other.hostname), false),
+            (
+                "logical_cores",
+                self.logical_cores.to_string(),
+                other.logical_cores.to_string(),
+                false,
+            ),
+            (
+                "physical_cores",
+                format!("{:?}", self.physical_cores),
+                format!("{:?}", other.physical_cores),
+                false,
+            ),
+            (
+                "memory_total_bytes",
+                self.memory_total_bytes.to_string(),
+                other.memory_total_bytes.to_string(),
+                false,
+            ),
+            ("os", opt(&self.os), opt(&other.os), false),
+            ("kernel", opt(&self.kernel), opt(&other.kernel), false),
+            ("rustc", self.rustc.clone(), other.rustc.clone(), false),
+            (
+                "git_commit",
+                commit_label(&self.git_commit, self.git_dirty),
+                commit_label(&other.git_commit, other.git_dirty),
+                false,
+            ),
+            (
+                "thread_env",
+                format!("{:?}", self.thread_env),
+                format!("{:?}", other.thread_env),
+                false,
+            ),
+            (
+                "features",
+                self.features.join(" "),
+                other.features.join(" "),
+                false,
+            ),
+        ];
+        let mut out: Vec<EnvDifference> = fields
+            .into_iter()
+            .filter(|(_, a, b, _)| a != b)
+            .map(|(field, baseline, candidate, blocking)| EnvDifference {
+                field: field.to_string(),
+                baseline,
+                candidate,
+                blocking,
+            })
+            .collect();
+        out.sort_by_key(|d| !d.blocking);
+        out
+    }
+}
+
+fn commit_label(commit: &str, dirty: bool) -> String {
+    format!("{commit}{}", if dirty { " (dirty)" } else { "" })
+}
+
 /// The flags of interest from the first `flags`/`Features` line of /proc/cpuinfo.
 fn isa_flags(cpuinfo: &str) -> Vec<String> {
     let line = cpuinfo
@@ -267,5 +379,20 @@ mod tests {
         assert!(env.rustc.starts_with("rustc "), "{}", env.rustc);
         assert_ne!(env.candle_version, "unknown");
         assert!(env.memory_total_bytes > 0);
+    }
+
+    #[test]
+    fn differences_separate_blocking_from_informational() {
+        let a = Environment::capture();
+        assert!(a.differences(&a).is_empty());
+        let mut b = a.clone();
+        b.cpu_model = "Other CPU".into();
+        b.git_commit = "0123".into();
+        b.load_average = [9.0, 9.0, 9.0];
+        let d = a.differences(&b);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert_eq!((d[0].field.as_str(), d[0].blocking), ("cpu_model", true));
+        assert_eq!(d[0].candidate, "Other CPU");
+        assert_eq!((d[1].field.as_str(), d[1].blocking), ("git_commit", false));
     }
 }

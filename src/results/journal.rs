@@ -26,6 +26,12 @@ pub struct JournalHeader {
     pub started_at: DateTime<Utc>,
     pub settings: Settings,
     pub environment: Environment,
+    /// `run --shard K/N`: this journal's cases are that shard's.
+    #[serde(default)]
+    pub shard: Option<crate::plan::Shard>,
+    /// Test only: `run --inject-slowdown`.
+    #[serde(default)]
+    pub injected_slowdown: Option<f64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -2,6 +2,9 @@
 //! Only this module reads or writes files under `results/`.
 
 pub mod journal;
+mod merge;
+
+pub use merge::{merge, MergeError};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,13 +13,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::measure::StopReason;
-use crate::plan::Case;
+use crate::plan::{Case, Shard};
 use crate::probe::energy::EnergyInfo;
 use crate::probe::env::Environment;
 use crate::probe::memory::MemoryInfo;
 use crate::probe::state::CaseLoad;
 use crate::stats::{self, Summary};
-use crate::suite::{Settings, Suite};
+use crate::suite::{CheckConfig, Settings, Suite};
 use crate::worker::{ColdStart, Measurement, Outcome, ThreadsInEffect};
 
 /// Version of the run-file schema; it changes only on purpose (README: "Run files").
@@ -36,6 +39,32 @@ pub struct RunResult {
     pub settings: Settings,
     pub environment: Environment,
     pub cases: Vec<CaseResult>,
+    /// Thresholds of the regression check, from the suite's `[check]` table (files written
+    /// before the table existed read as the defaults).
+    #[serde(default)]
+    pub check: CheckConfig,
+    /// `run --shard K/N`: this file holds shard K of N (the cases at plan positions
+    /// `p` with `p mod N = K - 1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// `merge`: the shard files this run was joined from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<MergedPart>,
+    /// Test only (`run --inject-slowdown F`): every forward pass of this run was followed,
+    /// inside the timed region, by a busy wait of F times its own duration. Never set in a
+    /// real measurement; recorded so that such a run cannot pass for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injected_slowdown: Option<f64>,
+}
+
+/// One input of `merge`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergedPart {
+    pub file: PathBuf,
+    pub shard: Option<Shard>,
+    pub started_at: DateTime<Utc>,
+    pub hostname: Option<String>,
+    pub cases: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -449,14 +478,23 @@ pub fn write_json(run: &RunResult, path: &Path) -> Result<(), ResultsError> {
 
 /// Writes the run's CSV (one row per case), atomically.
 pub fn write_csv(run: &RunResult, path: &Path) -> Result<(), ResultsError> {
-    write_atomically(path, |w| {
-        let mut csv = csv::Writer::from_writer(w);
-        for case in &run.cases {
-            csv.serialize(CsvRow::of(case))
-                .map_err(std::io::Error::other)?;
-        }
-        csv.flush()
-    })
+    write_atomically(path, |w| write_csv_to(run, w))
+}
+
+/// The run's CSV (one row per case, no raw samples) as text.
+pub fn csv_text(run: &RunResult) -> String {
+    let mut buf = Vec::new();
+    write_csv_to(run, &mut buf).expect("writing CSV to memory cannot fail");
+    String::from_utf8(buf).expect("CSV of UTF-8 fields is UTF-8")
+}
+
+fn write_csv_to(run: &RunResult, w: impl std::io::Write) -> std::io::Result<()> {
+    let mut csv = csv::Writer::from_writer(w);
+    for case in &run.cases {
+        csv.serialize(CsvRow::of(case))
+            .map_err(std::io::Error::other)?;
+    }
+    csv.flush()
 }
 
 fn write_atomically(
@@ -489,6 +527,11 @@ fn write_atomically(
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(err)
+}
+
+/// Writes a text file (an export, a check report), atomically.
+pub fn write_text(text: &str, path: &Path) -> Result<(), ResultsError> {
+    write_atomically(path, |w| w.write_all(text.as_bytes()))
 }
 
 /// Reads a run file, refusing a schema this build does not know.

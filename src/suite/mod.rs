@@ -1,6 +1,7 @@
 //! Suite files: parse (TOML), validate (every problem at once, each with file, line,
 //! column and a hint), and resolve into a plain `Suite`.
 
+pub mod check;
 pub mod schema;
 
 use std::collections::BTreeSet;
@@ -15,6 +16,8 @@ use toml::Spanned;
 use crate::model::{self, Architecture, Padding, WeightSource};
 use crate::target::{DeviceKind, Target};
 use schema::*;
+
+pub use check::CheckConfig;
 
 /// Measurement settings after defaults are applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -190,6 +193,8 @@ pub struct Suite {
     /// Scenarios with their batch sizes (`single_stream` is always batch 1).
     pub scenarios: Vec<(Scenario, Vec<usize>)>,
     pub settings: Settings,
+    /// Thresholds of the regression check (`[check]`).
+    pub check: CheckConfig,
 }
 
 /// One thing wrong with a suite file, located as precisely as the parser allows.
@@ -468,6 +473,7 @@ impl Validator<'_> {
         let variants = self.variants(&raw.variants, &models);
         let targets = self.targets(&raw.targets);
         let scenarios = self.scenarios(&raw.scenarios);
+        let check = self.check(&raw.check);
         Some(Suite {
             path: path.to_path_buf(),
             name,
@@ -478,6 +484,7 @@ impl Validator<'_> {
             targets,
             scenarios,
             settings,
+            check,
         })
     }
 

@@ -15,6 +15,8 @@ pub struct SuiteFile {
     pub scenarios: Spanned<ScenariosEntry>,
     #[serde(default)]
     pub settings: SettingsEntry,
+    #[serde(default)]
+    pub check: CheckEntry,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,4 +110,20 @@ pub struct SettingsEntry {
     pub max_warmup_s: Option<Spanned<f64>>,
     pub warmup_tolerance: Option<Spanned<f64>>,
     pub timed: Option<Spanned<Vec<String>>>,
+}
+
+/// `[check]`: thresholds of the regression check (`suite::check::CheckConfig` has the defaults).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckEntry {
+    pub latency_p50: Option<Spanned<f64>>,
+    pub latency_p99: Option<Spanned<f64>>,
+    pub throughput: Option<Spanned<f64>>,
+    pub weight_bytes: Option<Spanned<f64>>,
+    pub peak_rss: Option<Spanned<f64>>,
+    pub energy: Option<Spanned<f64>>,
+    pub accuracy_points: Option<Spanned<f64>>,
+    pub f1_points: Option<Spanned<f64>>,
+    pub significance: Option<Spanned<f64>>,
+    pub min_samples: Option<Spanned<i64>>,
 }

@@ -1,0 +1,420 @@
+//! Verdicts on synthetic samples: every kind, the rule's edges, comparability.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+use crate::probe::env::Environment;
+use crate::results::{LatencyMs, ModelInfo, RunStatus, SuiteInfo, SCHEMA_VERSION};
+use crate::suite::Settings;
+use crate::worker::ThreadsInEffect;
+
+/// Log-normal latencies around `median` ms with a 5% spread, seeded.
+fn latencies(n: usize, median: f64, seed: u64) -> Vec<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let z: f64 = rng.sample(rand_distr::StandardNormal);
+            median * (0.05 * z).exp()
+        })
+        .collect()
+}
+
+fn case(id: &str, samples: Vec<f64>, status: CaseStatus) -> CaseResult {
+    let summary = crate::stats::summarize(&samples, 1000, 1);
+    let total_ms: f64 = samples.iter().sum();
+    let n = samples.len();
+    CaseResult {
+        id: id.into(),
+        model_name: "m".into(),
+        variant: "baseline".into(),
+        target: "cpu-t1".into(),
+        device: "cpu".into(),
+        threads: 1,
+        scenario: "single_stream".into(),
+        batch_size: 1,
+        status,
+        error: None,
+        throughput_per_s: summary.as_ref().map(|_| n as f64 / (total_ms / 1000.0)),
+        latency_ms: summary.map(|summary| LatencyMs { samples, summary }),
+        warmup_iterations: None,
+        warmup_s: None,
+        measured_s: None,
+        stop_reason: None,
+        noise: None,
+        threads_in_effect: Some(ThreadsInEffect {
+            requested: 1,
+            rayon_pool: 1,
+            candle: 1,
+            env: Default::default(),
+            affinity: vec![0],
+        }),
+        model: ModelInfo {
+            params: 100,
+            weight_bytes: 400,
+            flops_per_sample: 200,
+        },
+        clock_overhead_ns: None,
+        build_s: None,
+        memory: None,
+        energy: None,
+        load: None,
+        cold_start: None,
+        timed: vec!["forward".into()],
+        stages: None,
+    }
+}
+
+fn failed(id: &str) -> CaseResult {
+    let mut c = case(id, vec![], CaseStatus::Failed);
+    c.error = Some("worker crashed".into());
+    c.model.weight_bytes = 0;
+    c.threads_in_effect = None;
+    c
+}
+
+fn run(cases: Vec<CaseResult>) -> RunResult {
+    RunResult {
+        schema_version: SCHEMA_VERSION,
+        suite: SuiteInfo {
+            name: "s".into(),
+            description: String::new(),
+            file: "suites/s.toml".into(),
+            sha256: "ab".repeat(32),
+        },
+        started_at: DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc),
+        finished_at: None,
+        status: RunStatus::Complete,
+        quick: false,
+        filter: None,
+        settings: Settings::default(),
+        environment: Environment::capture(),
+        cases,
+        check: CheckConfig::default(),
+        shard: None,
+        merged_from: Vec::new(),
+        injected_slowdown: None,
+    }
+}
+
+fn one(b: CaseResult, c: CaseResult) -> CaseComparison {
+    compare_case(&b, &c, &CheckConfig::default(), 2000, 7)
+}
+
+fn verdict_of(cc: &CaseComparison, metric: &str) -> Verdict {
+    cc.metrics
+        .iter()
+        .find(|m| m.metric == metric)
+        .unwrap_or_else(|| panic!("no {metric} in {cc:#?}"))
+        .verdict
+}
+
+#[test]
+fn same_distribution_is_unchanged() {
+    let cc = one(
+        case("a", latencies(3000, 2.0, 1), CaseStatus::Ok),
+        case("a", latencies(3000, 2.0, 2), CaseStatus::Ok),
+    );
+    for m in ["latency_p50", "latency_p99", "throughput", "weight_bytes"] {
+        assert_eq!(verdict_of(&cc, m), Verdict::Unchanged, "{m}: {cc:#?}");
+    }
+    assert_eq!(cc.verdict, Verdict::Unchanged);
+}
+
+#[test]
+fn a_twenty_percent_slowdown_regresses_every_timing() {
+    let slow: Vec<f64> = latencies(3000, 2.0, 2).iter().map(|x| x * 1.2).collect();
+    let cc = one(
+        case("a", latencies(3000, 2.0, 1), CaseStatus::Ok),
+        case("a", slow, CaseStatus::Ok),
+    );
+    for m in ["latency_p50", "latency_p99", "throughput"] {
+        assert_eq!(verdict_of(&cc, m), Verdict::Regressed, "{m}: {cc:#?}");
+    }
+    let p50 = &cc.metrics[0];
+    assert_eq!(p50.metric, "latency_p50");
+    let change = p50.change.unwrap();
+    let [lo, hi] = p50.change_ci.unwrap();
+    assert!((change - 0.2).abs() < 0.01 && lo <= change && change <= hi && lo > 0.05);
+    assert!(p50.p_value.unwrap() < 1e-10);
+    assert_eq!(p50.threshold, 0.05);
+    // Throughput falls by 1 - 1/1.2 = 16.7%.
+    let t = cc
+        .metrics
+        .iter()
+        .find(|m| m.metric == "throughput")
+        .unwrap();
+    assert!((t.change.unwrap() + 1.0 / 6.0).abs() < 0.01, "{t:?}");
+    assert_eq!(cc.verdict, Verdict::Regressed);
+}
+
+#[test]
+fn a_twenty_percent_speedup_improves() {
+    let fast: Vec<f64> = latencies(3000, 2.0, 2).iter().map(|x| x * 0.8).collect();
+    let cc = one(
+        case("a", latencies(3000, 2.0, 1), CaseStatus::Ok),
+        case("a", fast, CaseStatus::Ok),
+    );
+    for m in ["latency_p50", "latency_p99", "throughput"] {
+        assert_eq!(verdict_of(&cc, m), Verdict::Improved, "{m}");
+    }
+    assert_eq!(cc.verdict, Verdict::Improved);
+}
+
+#[test]
+fn a_real_two_percent_change_is_unchanged_at_the_default_threshold() {
+    let slow: Vec<f64> = latencies(3000, 2.0, 2).iter().map(|x| x * 1.02).collect();
+    let cc = one(
+        case("a", latencies(3000, 2.0, 1), CaseStatus::Ok),
+        case("a", slow, CaseStatus::Ok),
+    );
+    let p50 = &cc.metrics[0];
+    assert!(p50.p_value.unwrap() < 0.01, "the test sees it: {p50:?}");
+    assert_eq!(p50.verdict, Verdict::Unchanged, "{p50:?}");
+    assert!(p50.reason.contains("within 5%"), "{}", p50.reason);
+    assert_ne!(cc.verdict, Verdict::Regressed);
+}
+
+#[test]
+fn an_interval_straddling_the_threshold_is_inconclusive() {
+    // A 5% change measured to about +-0.5%: the interval crosses +5%.
+    let slow: Vec<f64> = latencies(3000, 2.0, 2).iter().map(|x| x * 1.05).collect();
+    let cc = one(
+        case("a", latencies(3000, 2.0, 1), CaseStatus::Ok),
+        case("a", slow, CaseStatus::Ok),
+    );
+    let p50 = &cc.metrics[0];
+    assert_eq!(p50.verdict, Verdict::Inconclusive, "{p50:?}");
+    assert!(p50.reason.contains("straddles"), "{}", p50.reason);
+}
+
+#[test]
+fn too_few_samples_are_inconclusive_and_p99_needs_a_tail() {
+    let cc = one(
+        case("a", latencies(5, 2.0, 1), CaseStatus::Noisy),
+        case("a", latencies(5, 4.0, 2), CaseStatus::Ok),
+    );
+    let p50 = &cc.metrics[0];
+    assert_eq!(p50.verdict, Verdict::Inconclusive);
+    assert!(
+        p50.reason.contains("too few samples (5 vs 5; 10 needed"),
+        "{}",
+        p50.reason
+    );
+    assert!(p50.reason.contains("baseline case noisy"), "{}", p50.reason);
+    // 500 samples decide the median but not the 99th percentile.
+    let cc = one(
+        case("a", latencies(500, 2.0, 1), CaseStatus::Ok),
+        case("a", latencies(500, 2.0, 2), CaseStatus::Ok),
+    );
+    assert_eq!(verdict_of(&cc, "latency_p50"), Verdict::Unchanged);
+    assert_eq!(verdict_of(&cc, "latency_p99"), Verdict::Inconclusive);
+    assert_eq!(cc.verdict, Verdict::Inconclusive);
+    assert_eq!(samples_needed(0.99, 10), 1000);
+    assert_eq!(samples_needed(0.5, 10), 10);
+}
+
+#[test]
+fn failed_and_skipped_cases() {
+    // Failed in the candidate only: a regression, whatever the noise.
+    let cc = one(
+        case("a", latencies(100, 2.0, 1), CaseStatus::Ok),
+        failed("a"),
+    );
+    assert_eq!(cc.verdict, Verdict::Regressed);
+    assert_eq!(cc.metrics[0].metric, "status");
+    assert!(cc.metrics[0].reason.contains("worker crashed"));
+    assert!(cc.metrics[1..].iter().all(
+        |m| m.verdict == Verdict::Inconclusive && m.reason.contains("missing in the candidate")
+    ));
+    // Failed in the baseline: nothing to hold the candidate against.
+    let cc = one(
+        failed("a"),
+        case("a", latencies(100, 2.0, 1), CaseStatus::Ok),
+    );
+    assert_eq!(cc.verdict, Verdict::Inconclusive);
+    assert!(cc
+        .metrics
+        .iter()
+        .all(|m| m.reason.contains("missing in the baseline")));
+    // Skipped on both sides.
+    let mut s = failed("a");
+    s.status = CaseStatus::Skipped;
+    let cc = one(s.clone(), s);
+    assert_eq!(cc.verdict, Verdict::Inconclusive);
+    assert_eq!(cc.metrics.len(), 1);
+    assert!(cc.metrics[0].reason.contains("nothing to compare"));
+}
+
+#[test]
+fn exact_and_point_metrics() {
+    let cfg = CheckConfig::default();
+    let b = MetricValue::exact("weight_bytes", "B", Better::Lower, 400.0, |t| {
+        t.weight_bytes
+    });
+    let bigger = MetricValue::exact("weight_bytes", "B", Better::Lower, 404.0, |t| {
+        t.weight_bytes
+    });
+    let smaller = MetricValue::exact("weight_bytes", "B", Better::Lower, 100.0, |t| {
+        t.weight_bytes
+    });
+    let r = compare_metric(&b, &bigger, &cfg, 100, 1);
+    assert_eq!(r.verdict, Verdict::Regressed, "{r:?}");
+    assert!((r.change.unwrap() - 0.01).abs() < 1e-12);
+    assert_eq!(
+        compare_metric(&b, &smaller, &cfg, 100, 1).verdict,
+        Verdict::Improved
+    );
+    assert_eq!(
+        compare_metric(&b, &b, &cfg, 100, 1).verdict,
+        Verdict::Unchanged
+    );
+
+    // Accuracy 91.5% -> 90.0%: a drop of 1.5 points against a 1-point threshold.
+    let acc = |x| MetricValue::points("accuracy", x, |t| t.accuracy_points);
+    let r = compare_metric(&acc(91.5), &acc(90.0), &cfg, 100, 1);
+    assert_eq!(
+        (r.verdict, r.kind),
+        (Verdict::Regressed, ChangeKind::Points)
+    );
+    assert!((r.change.unwrap() + 1.5).abs() < 1e-12);
+    assert_eq!(
+        compare_metric(&acc(91.5), &acc(91.0), &cfg, 100, 1).verdict,
+        Verdict::Unchanged
+    );
+    assert_eq!(
+        compare_metric(&acc(91.5), &acc(95.0), &cfg, 100, 1).verdict,
+        Verdict::Improved
+    );
+
+    // Energy measured by different methods is never compared.
+    let e = |m: &str| MetricValue::exact("energy", "J", Better::Lower, 1.0, |t| t.energy).tagged(m);
+    let r = compare_metric(&e("rapl"), &e("estimate-tdp"), &cfg, 100, 1);
+    assert_eq!(r.verdict, Verdict::Inconclusive);
+    assert!(r.reason.contains("rapl vs estimate-tdp"), "{}", r.reason);
+}
+
+#[test]
+fn the_rule_at_its_edges() {
+    use Better::*;
+    use ChangeKind::Relative;
+    let d = |better, ci, p| decide(better, ci, p, 0.01, 0.05, Relative).0;
+    assert_eq!(d(Lower, [0.051, 0.2], 0.001), Verdict::Regressed);
+    assert_eq!(
+        d(Lower, [0.051, 0.2], 0.02),
+        Verdict::Inconclusive,
+        "not significant"
+    );
+    assert_eq!(
+        d(Lower, [0.04, 0.2], 0.001),
+        Verdict::Inconclusive,
+        "straddles"
+    );
+    assert_eq!(d(Lower, [-0.05, 0.05], 0.001), Verdict::Unchanged);
+    assert_eq!(d(Lower, [-0.2, -0.06], 0.001), Verdict::Improved);
+    // Higher is better: a drop is the regression.
+    assert_eq!(d(Higher, [-0.2, -0.06], 0.001), Verdict::Regressed);
+    assert_eq!(d(Higher, [0.06, 0.2], 0.001), Verdict::Improved);
+    // A zero threshold: any exact growth regresses.
+    assert_eq!(
+        decide(Lower, [0.0, 0.0], 1.0, 0.01, 0.0, Relative).0,
+        Verdict::Unchanged
+    );
+    assert_eq!(
+        decide(Lower, [1e-9, 1e-9], 0.0, 0.01, 0.0, Relative).0,
+        Verdict::Regressed
+    );
+}
+
+/// The gate's promise on synthetic data: many same-distribution pairs never regress, and a
+/// 10% slowdown always does (the evidence script checks the same on real runs).
+#[test]
+fn false_alarms_and_detections_on_synthetic_runs() {
+    let cfg = CheckConfig::default();
+    let (mut alarms, mut detections) = (0, 0);
+    let trials = 40;
+    for t in 0..trials {
+        let base = case("a", latencies(2000, 1.0, 100 + t), CaseStatus::Ok);
+        let same = case("a", latencies(2000, 1.0, 200 + t), CaseStatus::Ok);
+        let slow_samples: Vec<f64> = latencies(2000, 1.0, 300 + t)
+            .iter()
+            .map(|x| x * 1.1)
+            .collect();
+        let slow = case("a", slow_samples, CaseStatus::Ok);
+        alarms +=
+            (compare_case(&base, &same, &cfg, 2000, t).verdict == Verdict::Regressed) as usize;
+        detections +=
+            (compare_case(&base, &slow, &cfg, 2000, t).verdict == Verdict::Regressed) as usize;
+    }
+    assert_eq!(alarms, 0);
+    assert_eq!(detections, trials as usize);
+}
+
+#[test]
+fn runs_without_common_cases_or_on_other_machines_are_refused() {
+    let base = run(vec![case("a", latencies(100, 1.0, 1), CaseStatus::Ok)]);
+    let other = run(vec![case("b", latencies(100, 1.0, 2), CaseStatus::Ok)]);
+    let e = compare(&base, &other, &CheckConfig::default(), true).unwrap_err();
+    assert!(matches!(e, CompareError::NoCommonCases { .. }), "{e}");
+    assert!(e.to_string().contains("`a`") && e.to_string().contains("`b`"));
+
+    let mut moved = run(vec![case("a", latencies(100, 1.0, 2), CaseStatus::Ok)]);
+    moved.environment.cpu_model = "Another CPU".into();
+    moved.environment.git_commit = "feedbeef".into();
+    moved.settings.max_noise = 0.5;
+    let e = compare(&base, &moved, &CheckConfig::default(), false).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("cpu_model") && text.contains("Another CPU"),
+        "{text}"
+    );
+    assert!(text.contains("settings.max_noise"), "{text}");
+    assert!(
+        !text.contains("git_commit"),
+        "informational differences do not block: {text}"
+    );
+    assert!(text.contains("--allow-env-mismatch"), "{text}");
+
+    let c = compare(&base, &moved, &CheckConfig::default(), true).unwrap();
+    let fields: Vec<(&str, bool)> = c
+        .differences
+        .iter()
+        .map(|d| (d.field.as_str(), d.blocking))
+        .collect();
+    assert!(fields.contains(&("cpu_model", true)), "{fields:?}");
+    assert!(fields.contains(&("git_commit", false)), "{fields:?}");
+    assert_eq!(c.cases.len(), 1);
+
+    // Threads in effect are compared case by case.
+    let mut threads = run(vec![case("a", latencies(100, 1.0, 2), CaseStatus::Ok)]);
+    threads.cases[0]
+        .threads_in_effect
+        .as_mut()
+        .unwrap()
+        .rayon_pool = 4;
+    let e = compare(&base, &threads, &CheckConfig::default(), false).unwrap_err();
+    assert!(e.to_string().contains("threads in effect (a)"), "{e}");
+}
+
+#[test]
+fn cases_are_matched_by_id_and_leftovers_listed() {
+    let base = run(vec![
+        case("a", latencies(100, 1.0, 1), CaseStatus::Ok),
+        case("b", latencies(100, 1.0, 2), CaseStatus::Ok),
+    ]);
+    let cand = run(vec![
+        case("c", latencies(100, 1.0, 3), CaseStatus::Ok),
+        case("a", latencies(100, 1.0, 4), CaseStatus::Ok),
+    ]);
+    let c = compare(&base, &cand, &CheckConfig::default(), false).unwrap();
+    assert_eq!(
+        c.cases.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        ["a"]
+    );
+    assert_eq!(c.only_in_baseline, ["b"]);
+    assert_eq!(c.only_in_candidate, ["c"]);
+    assert!(!c.regressed());
+    assert_eq!(c.case_counts().regressed, 0);
+}
