@@ -16,6 +16,7 @@ use crate::probe::env::Environment;
 use crate::results::{self, CaseResult, CaseStatus, RunResult};
 use crate::runner::{self, RunObserver, RunOptions};
 use crate::suite::{self, Suite};
+use crate::variant::{self, BuildObserver, BuildOptions, BuiltVariant};
 use crate::worker::{self, Fault};
 
 /// Exit codes, documented in the README. Anything else is a bug.
@@ -62,6 +63,12 @@ pub enum Command {
         /// Test only: `crash:REGEX` or `hang:REGEX` makes matching cases' workers fail that way
         #[arg(long, hide = true)]
         inject_fault: Option<String>,
+        /// Build every variant again instead of reusing cached artifacts (and replace them)
+        #[arg(long)]
+        rebuild: bool,
+        /// Folder of the artifact cache (built variants: <dir>/artifacts/<key>/)
+        #[arg(long, default_value = ".cache/inferbench")]
+        cache_dir: PathBuf,
     },
     /// Check a suite file and report every problem, without running anything
     Validate { suite: PathBuf },
@@ -122,6 +129,8 @@ fn dispatch(command: Command) -> Result<i32, Failure> {
             filter,
             results_dir,
             inject_fault,
+            rebuild,
+            cache_dir,
         } => cmd_run(
             &suite,
             output,
@@ -129,6 +138,11 @@ fn dispatch(command: Command) -> Result<i32, Failure> {
             filter.as_deref(),
             &results_dir,
             inject_fault.as_deref(),
+            BuildOptions {
+                cache_dir,
+                rebuild,
+                only: None,
+            },
         ),
         Command::Validate { suite } => cmd_validate(&suite),
         Command::List { suite, filter } => cmd_list(&suite, filter.as_deref()),
@@ -177,6 +191,7 @@ fn cmd_run(
     filter: Option<&str>,
     results_dir: &Path,
     inject_fault: Option<&str>,
+    mut build: BuildOptions,
 ) -> Result<i32, Failure> {
     let suite = load_suite(suite_path)?;
     let filter = parse_filter(filter)?;
@@ -186,7 +201,7 @@ fn cmd_run(
     } else {
         suite.settings.clone()
     };
-    let cases = plan::filter(plan::expand(&suite, &settings), filter.as_ref());
+    let mut cases = plan::filter(plan::expand(&suite, &settings), filter.as_ref());
     if cases.is_empty() {
         return Err(anyhow!(
             "no case of {} matches --filter `{}`; `inferbench list` shows the ids",
@@ -195,6 +210,16 @@ fn cmd_run(
         ))
         .exit_with(exit::INVALID_INPUT);
     }
+    // Build (or find in the cache) and score the variants the cases need, before any case.
+    let mut wanted: Vec<String> = cases
+        .iter()
+        .map(|c| format!("{}-{}", c.model, c.variant))
+        .collect();
+    wanted.dedup();
+    build.only = Some(wanted);
+    let built =
+        variant::build_all(&suite, &build, &mut BuildDisplay).exit_with(exit::INVALID_INPUT)?;
+    plan::attach(&mut cases, &built);
     let output = output
         .unwrap_or_else(|| results::default_output(results_dir, &suite.name, chrono::Utc::now()));
     let opts = RunOptions {
@@ -207,6 +232,9 @@ fn cmd_run(
     let run =
         runner::run(&suite, &cases, &settings, &opts, &mut display).exit_with(exit::INTERNAL)?;
     display.clear();
+    if run.cases.iter().any(|c| c.model.recipe.is_some()) {
+        println!("{}", variants_table(&run));
+    }
     println!("{}", summary_table(&run));
     let failed = run
         .cases
@@ -310,9 +338,14 @@ pub fn summary_table(run: &RunResult) -> Table {
         "p99 ms [95% CI]",
         "samples/s",
         "noise",
+        "acc",
+        "F1",
+        "weights",
+        "x base",
         "status",
     ]);
     for c in &run.cases {
+        let q = c.quality.as_ref();
         let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
         let lat = c.latency_ms.as_ref().map(|l| &l.summary);
         table.add_row(vec![
@@ -342,10 +375,144 @@ pub fn summary_table(run: &RunResult) -> Table {
                     .map(|n| format!("±{:.1}%", n * 100.0))
                     .unwrap_or_else(|| "-".into()),
             ),
+            right(
+                q.map(|q| format!("{:.4}", q.accuracy))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            right(
+                q.map(|q| format!("{:.4}", q.f1_macro))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            right(if c.model.weight_bytes > 0 {
+                fmt_bytes(c.model.weight_bytes as u64)
+            } else {
+                "-".into()
+            }),
+            right(
+                c.model
+                    .compression_rate
+                    .map(|x| format!("{x:.2}"))
+                    .unwrap_or_else(|| "-".into()),
+            ),
             Cell::new(c.status.as_str()),
         ]);
     }
     table
+}
+
+/// `812 B`, `476.3 KiB`, `1.21 MiB`.
+pub fn fmt_bytes(b: u64) -> String {
+    match b {
+        b if b >= 1 << 20 => format!("{:.2} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+/// One row per variant: how it was made, its size, and its quality on the test split.
+pub fn variants_table(run: &RunResult) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "variant",
+        "recipe",
+        "dtype",
+        "params (non-zero)",
+        "weights",
+        "file (gzip)",
+        "x base",
+        "MFLOP/sample",
+        "acc",
+        "F1 macro",
+        "agree",
+        "cache",
+    ]);
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &run.cases {
+        if !seen.insert((c.model_name.clone(), c.variant.clone())) {
+            continue;
+        }
+        let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+        let m = &c.model;
+        let q = c.quality.as_ref();
+        let dash = || "-".to_string();
+        table.add_row(vec![
+            Cell::new(format!("{}-{}", c.model_name, c.variant)),
+            Cell::new(m.recipe.clone().unwrap_or_else(dash)),
+            Cell::new(m.dtype.clone().unwrap_or_else(dash)),
+            right(match m.params_nonzero {
+                Some(nz) if nz != m.params => format!("{} ({nz})", m.params),
+                _ => m.params.to_string(),
+            }),
+            right(if m.weight_bytes > 0 {
+                fmt_bytes(m.weight_bytes as u64)
+            } else {
+                dash()
+            }),
+            right(match (m.artifact_bytes, m.artifact_gzip_bytes) {
+                (Some(a), Some(g)) => format!("{} ({})", fmt_bytes(a), fmt_bytes(g)),
+                (Some(a), None) => fmt_bytes(a),
+                _ => dash(),
+            }),
+            right(
+                m.compression_rate
+                    .map(|x| format!("{x:.2}"))
+                    .unwrap_or_else(dash),
+            ),
+            right(format!("{:.2}", m.flops_per_sample as f64 / 1e6)),
+            right(q.map(|q| format!("{:.4}", q.accuracy)).unwrap_or_else(dash)),
+            right(q.map(|q| format!("{:.4}", q.f1_macro)).unwrap_or_else(dash)),
+            right(
+                q.and_then(|q| q.fidelity.as_ref())
+                    .map(|f| format!("{:.4}", f.top1_agreement))
+                    .unwrap_or_else(dash),
+            ),
+            Cell::new(match &m.artifact {
+                Some(a) if a.cache_hit => "hit".to_string(),
+                Some(_) => "built".to_string(),
+                None => dash(),
+            }),
+        ]);
+    }
+    table
+}
+
+/// The build step's progress: one line per variant on stderr.
+struct BuildDisplay;
+
+impl BuildObserver for BuildDisplay {
+    fn data_loaded(&mut self, d: &crate::data::Dataset) {
+        let [h, w, c] = d.hwc;
+        eprintln!(
+            "data: {} ({} samples, {h}x{w}x{c}, {} classes; {} train / {} test)",
+            d.name,
+            d.labels.len(),
+            d.classes,
+            d.train.len(),
+            d.test.len()
+        );
+    }
+    fn building(&mut self, id: &str, recipe: &str) {
+        eprintln!("building {id}: {recipe}");
+    }
+    fn built(&mut self, v: &BuiltVariant, seconds: f64) {
+        let how = match (&v.error, &v.model_info.artifact) {
+            (Some(e), _) => format!("FAILED: {e}"),
+            (None, Some(a)) if a.cache_hit => {
+                format!("cached artifact {}", a.key.get(..12).unwrap_or(""))
+            }
+            (None, Some(a)) => format!(
+                "built in {seconds:.1} s, artifact {}",
+                a.key.get(..12).unwrap_or("")
+            ),
+            (None, None) => "ready".to_string(),
+        };
+        let acc = v
+            .quality
+            .as_ref()
+            .map(|q| format!(", test accuracy {:.4}", q.accuracy))
+            .unwrap_or_default();
+        eprintln!("  {}: {how}{acc}", v.id);
+    }
 }
 
 /// indicatif bars on a terminal; one plain line per finished case otherwise (CI logs).

@@ -6,13 +6,16 @@
 //! `stats` is pure; candle types stay in `model`, `target` and `worker`.
 
 pub mod cli;
+pub mod data;
 pub mod measure;
 pub mod model;
 pub mod plan;
 pub mod probe;
+pub mod quality;
 pub mod results;
 pub mod runner;
 pub mod stats;
 pub mod suite;
 pub mod target;
+pub mod variant;
 pub mod worker;

@@ -1,12 +1,15 @@
-//! Models: built-in architectures with candle weights, seeded or read from safetensors.
+//! Models: built-in architectures with candle weights, seeded or read from safetensors or
+//! GGUF, in float or quantized form.
 //!
-//! candle types stay inside this module, `target.rs` and the worker.
+//! candle types stay inside this module, `variant/`, `target.rs` and the worker.
 
 pub mod arch;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear};
 use rand::{Rng, SeedableRng};
@@ -24,6 +27,27 @@ pub enum WeightSource {
     Seeded { seed: u64 },
     /// A `.safetensors` file whose tensors match the architecture's names and shapes.
     Safetensors { path: PathBuf },
+    /// A `.gguf` file: tensors by the same names, quantized (ggml types) or float.
+    Gguf { path: PathBuf },
+    /// A variant made by a recipe whose artifact is not built yet; `run` builds it before any
+    /// case starts, so a worker never sees this.
+    Unbuilt {
+        variant: String,
+        /// Why building it failed, when it did.
+        #[serde(default)]
+        reason: Option<String>,
+    },
+}
+
+impl WeightSource {
+    /// A weights file by its extension: `.gguf` is GGUF, anything else safetensors.
+    pub fn file(path: PathBuf) -> Self {
+        if path.extension().and_then(|e| e.to_str()) == Some("gguf") {
+            WeightSource::Gguf { path }
+        } else {
+            WeightSource::Safetensors { path }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,13 +56,180 @@ pub enum ModelError {
     Unreadable { path: PathBuf, reason: String },
     #[error("weights file {path} does not match the architecture: {problems}")]
     Mismatch { path: PathBuf, problems: String },
+    #[error("variant `{variant}` {}", match reason {
+        Some(r) => format!("could not be built: {r}"),
+        None => "has not been built; `inferbench run` builds recipe variants before measuring them".into(),
+    })]
+    Unbuilt {
+        variant: String,
+        reason: Option<String>,
+    },
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
 }
 
+/// One stored weight tensor: float (any float dtype) or quantized (a ggml block type).
+#[derive(Debug, Clone)]
+pub enum Stored {
+    Float(Tensor),
+    Quantized(Arc<QTensor>),
+}
+
+impl Stored {
+    pub fn elem_count(&self) -> usize {
+        match self {
+            Stored::Float(t) => t.elem_count(),
+            Stored::Quantized(q) => q.shape().elem_count(),
+        }
+    }
+    /// Bytes the tensor occupies in memory: elements x dtype size, or the quantized blocks.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Stored::Float(t) => t.elem_count() * t.dtype().size_in_bytes(),
+            Stored::Quantized(q) => q.storage_size_in_bytes(),
+        }
+    }
+    /// `f32`, `f16`, `bf16`, or the ggml type in lower case (`q8_0`, `q4k`).
+    pub fn dtype_name(&self) -> String {
+        match self {
+            Stored::Float(t) => dtype_name(t.dtype()),
+            Stored::Quantized(q) => ggml_name(q.dtype()),
+        }
+    }
+    /// The values as f32 (dequantized), in the architecture's shape `shape`.
+    pub fn to_f32(&self, shape: &[usize]) -> candle_core::Result<Tensor> {
+        let t = match self {
+            Stored::Float(t) => t.to_dtype(DType::F32)?,
+            Stored::Quantized(q) => q.dequantize(&Device::Cpu)?,
+        };
+        t.reshape(shape)
+    }
+}
+
+pub fn dtype_name(d: DType) -> String {
+    format!("{d:?}").to_lowercase()
+}
+
+pub fn ggml_name(d: GgmlDType) -> String {
+    match d {
+        GgmlDType::F32 => "f32",
+        GgmlDType::F16 => "f16",
+        GgmlDType::BF16 => "bf16",
+        GgmlDType::Q4_0 => "q4_0",
+        GgmlDType::Q4_1 => "q4_1",
+        GgmlDType::Q5_0 => "q5_0",
+        GgmlDType::Q5_1 => "q5_1",
+        GgmlDType::Q8_0 => "q8_0",
+        GgmlDType::Q8_1 => "q8_1",
+        GgmlDType::Q2K => "q2k",
+        GgmlDType::Q3K => "q3k",
+        GgmlDType::Q4K => "q4k",
+        GgmlDType::Q5K => "q5k",
+        GgmlDType::Q6K => "q6k",
+        GgmlDType::Q8K => "q8k",
+    }
+    .to_string()
+}
+
+/// A model's tensors by name (PyTorch names, see `arch`).
+pub type Weights = BTreeMap<String, Stored>;
+
+/// Size figures of a set of weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeightStats {
+    /// Elements of all tensors.
+    pub params: usize,
+    /// Elements that are not exactly zero (after dequantization for quantized tensors).
+    pub params_nonzero: usize,
+    /// Bytes in memory at the stored dtypes.
+    pub weight_bytes: usize,
+    /// The dtype of the weight (not bias) tensors: one name, or `mixed(q8_0+f32)`.
+    pub dtype: String,
+}
+
+pub fn weight_stats(weights: &Weights) -> candle_core::Result<WeightStats> {
+    let mut nonzero = 0;
+    let mut dtypes = std::collections::BTreeSet::new();
+    for (name, t) in weights {
+        let values = t.to_f32(&[t.elem_count()])?.to_vec1::<f32>()?;
+        nonzero += values.iter().filter(|v| **v != 0.0).count();
+        if name.ends_with(".weight") {
+            dtypes.insert(t.dtype_name());
+        }
+    }
+    let dtype = match dtypes.len() {
+        1 => dtypes.into_iter().next().unwrap_or_default(),
+        _ => format!(
+            "mixed({})",
+            dtypes.into_iter().collect::<Vec<_>>().join("+")
+        ),
+    };
+    Ok(WeightStats {
+        params: weights.values().map(Stored::elem_count).sum(),
+        params_nonzero: nonzero,
+        weight_bytes: weights.values().map(Stored::bytes).sum(),
+        dtype,
+    })
+}
+
+/// Loads the weights a source names, checked against the architecture.
+pub fn load_weights(
+    arch: &Architecture,
+    source: &WeightSource,
+    device: &Device,
+) -> Result<Weights, ModelError> {
+    let floats =
+        |m: HashMap<String, Tensor>| m.into_iter().map(|(k, v)| (k, Stored::Float(v))).collect();
+    match source {
+        WeightSource::Seeded { seed } => Ok(floats(seeded_weights(arch, *seed, device)?)),
+        WeightSource::Safetensors { path } => Ok(floats(load_safetensors(arch, path, device)?)),
+        WeightSource::Gguf { path } => load_gguf(arch, path, device),
+        WeightSource::Unbuilt { variant, reason } => Err(ModelError::Unbuilt {
+            variant: variant.clone(),
+            reason: reason.clone(),
+        }),
+    }
+}
+
+/// Every tensor as f32 in the architecture's shapes (quantized ones dequantized): the input of
+/// recipes and training.
+pub fn float_tensors(
+    arch: &Architecture,
+    weights: &Weights,
+) -> candle_core::Result<HashMap<String, Tensor>> {
+    let mut out = HashMap::new();
+    for TensorShape { name, shape } in arch.tensors() {
+        let t = weights
+            .get(&name)
+            .ok_or_else(|| candle_core::Error::Msg(format!("missing tensor {name}")))?;
+        out.insert(name, t.to_f32(&shape)?);
+    }
+    Ok(out)
+}
+
 enum Layer {
-    Conv { conv: Conv2d, pool: usize },
-    Linear { linear: Linear, relu: bool },
+    Conv {
+        conv: Conv2d,
+        pool: usize,
+    },
+    /// A convolution as im2col + quantized matmul: the weight is `[out, in*k*k]`.
+    QConv {
+        weight: QMatMul,
+        bias: Tensor,
+        out_channels: usize,
+        kernel: usize,
+        padding: usize,
+        pool: usize,
+    },
+    Linear {
+        linear: Linear,
+        relu: bool,
+    },
+    QLinear {
+        weight: QMatMul,
+        bias: Tensor,
+        relu: bool,
+    },
 }
 
 /// A built model ready for inference on one device.
@@ -56,32 +247,45 @@ impl Network {
         weights: &WeightSource,
         device: &Device,
     ) -> Result<Self, ModelError> {
-        let tensors = match weights {
-            WeightSource::Seeded { seed } => seeded_weights(arch, *seed, device)?,
-            WeightSource::Safetensors { path } => load_safetensors(arch, path, device)?,
-        };
-        Self::from_tensors(arch, tensors)
+        let weights = load_weights(arch, weights, device)?;
+        Ok(Self::from_weights(arch, &weights)?)
     }
 
-    fn from_tensors(
+    /// From float tensors (for example training variables: gradients flow through).
+    pub fn from_tensors(
         arch: &Architecture,
-        mut tensors: HashMap<String, Tensor>,
-    ) -> Result<Self, ModelError> {
-        let dtype = tensors
-            .values()
-            .next()
-            .map(|t| t.dtype())
+        tensors: HashMap<String, Tensor>,
+    ) -> candle_core::Result<Self> {
+        let weights: Weights = tensors
+            .into_iter()
+            .map(|(k, v)| (k, Stored::Float(v)))
+            .collect();
+        Self::from_weights(arch, &weights)
+    }
+
+    pub fn from_weights(arch: &Architecture, weights: &Weights) -> candle_core::Result<Self> {
+        let missing = |name: &str| candle_core::Error::Msg(format!("missing tensor {name}"));
+        let get = |name: String| weights.get(&name).ok_or_else(|| missing(&name));
+        // Float layers run in the dtype of the float weights; quantized ones take f32.
+        let dtype = weights
+            .iter()
+            .find_map(|(k, t)| match t {
+                Stored::Float(t) if k.ends_with(".weight") => Some(t.dtype()),
+                _ => None,
+            })
             .unwrap_or(DType::F32);
-        let params = tensors.values().map(|t| t.elem_count()).sum();
-        let weight_bytes = tensors
-            .values()
-            .map(|t| t.elem_count() * t.dtype().size_in_bytes())
-            .sum();
-        let mut take = |name: String| {
-            tensors
-                .remove(&name)
-                .ok_or_else(|| candle_core::Error::Msg(format!("missing tensor {name}")))
+        let float = |t: &Stored, shape: &[usize]| -> candle_core::Result<Tensor> {
+            match t {
+                Stored::Float(t) => t.to_dtype(dtype)?.reshape(shape),
+                Stored::Quantized(q) => q.dequantize(&q.device())?.to_dtype(dtype)?.reshape(shape),
+            }
         };
+        let shapes: HashMap<String, Vec<usize>> = arch
+            .tensors()
+            .into_iter()
+            .map(|t| (t.name, t.shape))
+            .collect();
+        let shape_of = |name: &str| shapes.get(name).cloned().ok_or_else(|| missing(name));
         let mut layers = Vec::new();
         if let Architecture::Cnn {
             conv_channels,
@@ -97,21 +301,34 @@ impl Network {
                 Padding::Same => kernel / 2,
             };
             for i in 1..=conv_channels.len() {
-                let config = Conv2dConfig {
-                    padding,
-                    ..Default::default()
-                };
-                let conv = Conv2d::new(
-                    take(format!("conv{i}.weight"))?,
-                    Some(take(format!("conv{i}.bias"))?),
-                    config,
-                );
                 let pool = if pool_after.get(i - 1).copied().unwrap_or(true) {
                     *pool
                 } else {
                     1
                 };
-                layers.push(Layer::Conv { conv, pool });
+                let (wn, bn) = (format!("conv{i}.weight"), format!("conv{i}.bias"));
+                let (w, b) = (get(wn.clone())?, get(bn.clone())?);
+                let bias = float(b, &shape_of(&bn)?)?;
+                match w {
+                    Stored::Quantized(q) if !is_float_ggml(q.dtype()) => {
+                        layers.push(Layer::QConv {
+                            weight: QMatMul::from_arc(q.clone())?,
+                            bias: bias.to_dtype(DType::F32)?,
+                            out_channels: conv_channels[i - 1],
+                            kernel: *kernel,
+                            padding,
+                            pool,
+                        });
+                    }
+                    _ => {
+                        let config = Conv2dConfig {
+                            padding,
+                            ..Default::default()
+                        };
+                        let conv = Conv2d::new(float(w, &shape_of(&wn)?)?, Some(bias), config);
+                        layers.push(Layer::Conv { conv, pool });
+                    }
+                }
             }
         }
         let dense = match arch {
@@ -119,21 +336,32 @@ impl Network {
             Architecture::Cnn { dense, .. } => dense.len(),
         };
         for j in 1..=dense + 1 {
-            let linear = Linear::new(
-                take(format!("fc{j}.weight"))?,
-                Some(take(format!("fc{j}.bias"))?),
-            );
-            layers.push(Layer::Linear {
-                linear,
-                relu: j <= dense,
-            });
+            let (wn, bn) = (format!("fc{j}.weight"), format!("fc{j}.bias"));
+            let (w, b) = (get(wn.clone())?, get(bn.clone())?);
+            let bias = float(b, &shape_of(&bn)?)?;
+            let relu = j <= dense;
+            match w {
+                Stored::Quantized(q) if !is_float_ggml(q.dtype()) => layers.push(Layer::QLinear {
+                    weight: QMatMul::from_arc(q.clone())?,
+                    bias: bias.to_dtype(DType::F32)?,
+                    relu,
+                }),
+                _ => {
+                    let linear = Linear::new(float(w, &shape_of(&wn)?)?, Some(bias));
+                    layers.push(Layer::Linear { linear, relu });
+                }
+            }
         }
+        let quantized = layers
+            .iter()
+            .any(|l| matches!(l, Layer::QConv { .. } | Layer::QLinear { .. }));
         Ok(Network {
             arch: arch.clone(),
             layers,
-            dtype,
-            params,
-            weight_bytes,
+            // A network with quantized layers takes f32 inputs; its float layers were widened.
+            dtype: if quantized { DType::F32 } else { dtype },
+            params: weights.values().map(Stored::elem_count).sum(),
+            weight_bytes: weights.values().map(Stored::bytes).sum(),
         })
     }
 
@@ -149,12 +377,36 @@ impl Network {
                         x = x.max_pool2d(*pool)?;
                     }
                 }
+                Layer::QConv {
+                    weight,
+                    bias,
+                    out_channels,
+                    kernel,
+                    padding,
+                    pool,
+                } => {
+                    x = quantized_conv(&x, weight, bias, *out_channels, *kernel, *padding)?
+                        .relu()?;
+                    if *pool > 1 {
+                        x = x.max_pool2d(*pool)?;
+                    }
+                }
                 Layer::Linear { linear, relu } => {
                     if !flat {
                         x = x.flatten_from(1)?;
                         flat = true;
                     }
                     x = linear.forward(&x)?;
+                    if *relu {
+                        x = x.relu()?;
+                    }
+                }
+                Layer::QLinear { weight, bias, relu } => {
+                    if !flat {
+                        x = x.flatten_from(1)?;
+                        flat = true;
+                    }
+                    x = weight.forward(&x.contiguous()?)?.broadcast_add(bias)?;
                     if *relu {
                         x = x.relu()?;
                     }
@@ -167,6 +419,7 @@ impl Network {
     pub fn arch(&self) -> &Architecture {
         &self.arch
     }
+    /// The dtype inputs must have.
     pub fn dtype(&self) -> DType {
         self.dtype
     }
@@ -174,10 +427,49 @@ impl Network {
     pub fn params(&self) -> usize {
         self.params
     }
-    /// Bytes the weights occupy in memory at their dtype.
+    /// Bytes the weights occupy in memory at their dtype (quantized blocks as stored).
     pub fn weight_bytes(&self) -> usize {
         self.weight_bytes
     }
+}
+
+fn is_float_ggml(d: GgmlDType) -> bool {
+    matches!(d, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16)
+}
+
+/// Convolution (stride 1) as im2col + quantized matmul. `x` is `[b, c, h, w]` (f32), the
+/// weight `[out, c*k*k]` in (c, kh, kw) order (PyTorch's `[out, c, k, k]` flattened).
+fn quantized_conv(
+    x: &Tensor,
+    weight: &QMatMul,
+    bias: &Tensor,
+    out_channels: usize,
+    k: usize,
+    padding: usize,
+) -> candle_core::Result<Tensor> {
+    let x = if padding > 0 {
+        x.pad_with_zeros(2, padding, padding)?
+            .pad_with_zeros(3, padding, padding)?
+    } else {
+        x.clone()
+    };
+    let (b, c, h, w) = x.dims4()?;
+    let (ho, wo) = (h + 1 - k, w + 1 - k);
+    let mut patches = Vec::with_capacity(k * k);
+    for i in 0..k {
+        for j in 0..k {
+            patches.push(x.narrow(2, i, ho)?.narrow(3, j, wo)?);
+        }
+    }
+    // [b, c, k*k, ho, wo] -> [b, ho, wo, c, k*k] -> rows of c*k*k values.
+    let cols = Tensor::stack(&patches, 2)?
+        .permute((0, 3, 4, 1, 2))?
+        .contiguous()?
+        .reshape((b * ho * wo, c * k * k))?;
+    let y = weight.forward(&cols)?.broadcast_add(bias)?;
+    y.reshape((b, ho, wo, out_channels))?
+        .permute((0, 3, 1, 2))?
+        .contiguous()
 }
 
 /// A seeded standard-normal input batch `[batch, ...input_shape]` in the network's dtype.
@@ -198,11 +490,12 @@ pub fn synthetic_input(
     Tensor::from_vec(values, shape, device)?.to_dtype(dtype)
 }
 
-fn seeded_weights(
+/// Seeded initial weights (PyTorch's default uniform bounds) as f32 tensors.
+pub fn seeded_weights(
     arch: &Architecture,
     seed: u64,
     device: &Device,
-) -> Result<HashMap<String, Tensor>, ModelError> {
+) -> candle_core::Result<HashMap<String, Tensor>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut out = HashMap::new();
     let mut bound = 1.0f32;
@@ -219,10 +512,11 @@ fn seeded_weights(
     Ok(out)
 }
 
-/// Checks a safetensors file against the architecture without keeping it: used by suite
-/// validation so a wrong file is an input error before any case runs.
+/// Checks a weights file (safetensors or GGUF, by extension) against the architecture
+/// without keeping it: used by suite validation so a wrong file is an input error before any
+/// case runs.
 pub fn check_weights_file(arch: &Architecture, path: &Path) -> Result<(), ModelError> {
-    load_safetensors(arch, path, &Device::Cpu).map(|_| ())
+    load_weights(arch, &WeightSource::file(path.to_path_buf()), &Device::Cpu).map(|_| ())
 }
 
 fn load_safetensors(
@@ -277,6 +571,107 @@ fn load_safetensors(
         });
     }
     Ok(tensors)
+}
+
+/// Reads a GGUF file's tensors. Each must carry the architecture's name and either its shape
+/// or, for convolution weights, the 2-D `[out, in*k*k]` form quantized tensors take.
+fn load_gguf(arch: &Architecture, path: &Path, device: &Device) -> Result<Weights, ModelError> {
+    let unreadable = |reason: String| ModelError::Unreadable {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))?;
+    let content = gguf_file::Content::read(&mut file).map_err(|e| unreadable(e.to_string()))?;
+    let expected = arch.tensors();
+    let mut problems = Vec::new();
+    for TensorShape { name, shape } in &expected {
+        let flat = [shape[0], shape[1..].iter().product()];
+        match content.tensor_infos.get(name) {
+            None => problems.push(format!(
+                "missing tensor `{name}` (expected shape {shape:?})"
+            )),
+            Some(info) if info.shape.dims() != shape.as_slice() && info.shape.dims() != flat => {
+                problems.push(format!(
+                    "tensor `{name}` has shape {:?}, expected {shape:?}",
+                    info.shape.dims()
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    let mut extra: Vec<_> = content
+        .tensor_infos
+        .keys()
+        .filter(|k| !expected.iter().any(|e| &e.name == *k))
+        .cloned()
+        .collect();
+    extra.sort();
+    if !extra.is_empty() {
+        problems.push(format!("unexpected tensors {extra:?}"));
+    }
+    if !problems.is_empty() {
+        return Err(ModelError::Mismatch {
+            path: path.to_path_buf(),
+            problems: problems.join("; "),
+        });
+    }
+    let mut out = Weights::new();
+    for TensorShape { name, shape } in &expected {
+        let q = content
+            .tensor(&mut file, name, device)
+            .map_err(|e| unreadable(format!("tensor `{name}`: {e}")))?;
+        let stored = if is_float_ggml(q.dtype()) {
+            Stored::Float(q.dequantize(device)?.reshape(shape.as_slice())?)
+        } else {
+            Stored::Quantized(Arc::new(q))
+        };
+        out.insert(name.clone(), stored);
+    }
+    Ok(out)
+}
+
+/// Writes float tensors as safetensors.
+pub fn save_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<(), ModelError> {
+    candle_core::safetensors::save(tensors, path)?;
+    Ok(())
+}
+
+/// Writes weights as GGUF (version 2): quantized tensors as stored (convolutions 2-D), float
+/// ones as f32, plus string metadata.
+pub fn save_gguf(
+    weights: &Weights,
+    metadata: &[(&str, String)],
+    path: &Path,
+) -> Result<(), ModelError> {
+    let mut qs = Vec::new();
+    for (name, t) in weights {
+        let q = match t {
+            Stored::Quantized(q) => q.clone(),
+            Stored::Float(t) => {
+                Arc::new(QTensor::quantize(&t.to_dtype(DType::F32)?, GgmlDType::F32)?)
+            }
+        };
+        qs.push((name.as_str(), q));
+    }
+    let values: Vec<(&str, gguf_file::Value)> = metadata
+        .iter()
+        .map(|(k, v)| (*k, gguf_file::Value::String(v.clone())))
+        .collect();
+    let meta: Vec<(&str, &gguf_file::Value)> = values.iter().map(|(k, v)| (*k, v)).collect();
+    let tensors: Vec<(&str, &QTensor)> = qs.iter().map(|(k, q)| (*k, q.as_ref())).collect();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| {
+        ModelError::Unreadable {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
+    })?);
+    gguf_file::write(&mut file, &meta, &tensors)?;
+    use std::io::Write;
+    file.flush().map_err(|e| ModelError::Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(())
 }
 
 /// Writes a network's tensors in the layout `WeightSource::Safetensors` reads (tests, tools).

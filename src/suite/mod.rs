@@ -1,7 +1,9 @@
 //! Suite files: parse (TOML), validate (every problem at once, each with file, line,
 //! column and a hint), and resolve into a plain `Suite`.
 
+pub mod recipe;
 pub mod schema;
+mod variants;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -12,8 +14,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use crate::data::DataSpec;
 use crate::model::{self, Architecture, Padding, WeightSource};
 use crate::target::{DeviceKind, Target};
+use recipe::{Recipe, TrainSpec};
 use schema::*;
 
 /// Measurement settings after defaults are applied.
@@ -73,15 +77,22 @@ impl Settings {
 pub struct ModelDef {
     pub name: String,
     pub arch: Architecture,
+    /// The initial weights (seeded or a file); the baseline when there is no `train`.
     pub weights: WeightSource,
+    /// Train the baseline from `weights` on the suite's data.
+    pub train: Option<TrainSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VariantDef {
     pub name: String,
     pub model: String,
-    /// `baseline` or `file`.
+    /// `baseline`, `file`, `quantize`, `prune`, `distill` or `compress`.
     pub source: String,
+    pub recipe: Recipe,
+    /// The variant's own architecture (smaller after structured pruning, the student's...).
+    pub arch: Architecture,
+    /// `Unbuilt` for variants `run` must build first.
     pub weights: WeightSource,
 }
 
@@ -122,6 +133,8 @@ pub struct Suite {
     /// Scenarios with their batch sizes (`single_stream` is always batch 1).
     pub scenarios: Vec<(Scenario, Vec<usize>)>,
     pub settings: Settings,
+    /// `[data]`: trains recipe variants and scores every variant.
+    pub data: Option<DataSpec>,
 }
 
 /// One thing wrong with a suite file, located as precisely as the parser allows.
@@ -396,8 +409,20 @@ impl Validator<'_> {
             );
         }
         let settings = self.settings(&raw.settings);
-        let models = self.models(&raw.models, settings.seed);
-        let variants = self.variants(&raw.variants, &models);
+        let data = self.data(&raw.data);
+        let models = self.models(
+            &raw.models,
+            settings.seed,
+            data.as_ref().map(|d| &d.1),
+            raw.data.is_some(),
+        );
+        let variants = self.variants(
+            &raw.variants,
+            &models,
+            raw.models.get_ref(),
+            data.is_some() || raw.data.is_some(),
+            settings.seed,
+        );
         let targets = self.targets(&raw.targets);
         let scenarios = self.scenarios(&raw.scenarios);
         Some(Suite {
@@ -410,6 +435,7 @@ impl Validator<'_> {
             targets,
             scenarios,
             settings,
+            data: data.map(|d| d.0),
         })
     }
 
@@ -495,6 +521,8 @@ impl Validator<'_> {
         &mut self,
         models: &Spanned<Vec<Spanned<ModelEntry>>>,
         default_seed: u64,
+        data: Option<&crate::data::Dataset>,
+        data_declared: bool,
     ) -> Vec<ModelDef> {
         if models.get_ref().is_empty() {
             self.problem(
@@ -533,14 +561,51 @@ impl Validator<'_> {
                     seed: m.seed.unwrap_or(default_seed),
                 },
                 Some(p) => match self.weights_file(&format!("{at}.weights"), p, &arch) {
-                    Some(path) => WeightSource::Safetensors { path },
+                    Some(path) => WeightSource::file(path),
                     None => continue,
                 },
+            };
+            if let Some(ds) = data {
+                if let Err(e) = ds.check_model(&arch) {
+                    let span = m
+                        .input
+                        .as_ref()
+                        .map(|v| v.span())
+                        .or(m.input_size.as_ref().map(|v| v.span()))
+                        .unwrap_or(m.arch.span());
+                    let field = if m.input.is_some() {
+                        "input"
+                    } else {
+                        "input_size"
+                    };
+                    self.problem(
+                        format!("{at}.{field}"),
+                        span,
+                        e,
+                        Some("every model is scored on the suite's [data]: match its input, or set `resize` in [data] (\"bilinear\", \"nearest\" or \"pad\")"),
+                    );
+                }
+            }
+            let train = match &m.train {
+                None => None,
+                Some(t) => {
+                    let spec = self.train_spec(&format!("{at}.train"), t, default_seed);
+                    if !data_declared {
+                        self.problem(
+                            format!("{at}.train"),
+                            t.span(),
+                            "training needs data, and the suite has no [data] table",
+                            Some("add a [data] table, as in `[data]` with `source = \"digits\"`"),
+                        );
+                    }
+                    spec
+                }
             };
             out.push(ModelDef {
                 name,
                 arch,
                 weights,
+                train,
             });
         }
         out
@@ -741,113 +806,6 @@ impl Validator<'_> {
             return None;
         }
         Some(path)
-    }
-
-    fn variants(
-        &mut self,
-        variants: &[Spanned<VariantEntry>],
-        models: &[ModelDef],
-    ) -> Vec<VariantDef> {
-        if variants.is_empty() {
-            // No [[variants]]: each model is measured as its baseline.
-            return models
-                .iter()
-                .map(|m| VariantDef {
-                    name: "baseline".into(),
-                    model: m.name.clone(),
-                    source: "baseline".into(),
-                    weights: m.weights.clone(),
-                })
-                .collect();
-        }
-        let mut seen = BTreeSet::new();
-        let mut out = Vec::new();
-        for (i, v) in variants.iter().enumerate() {
-            let at = format!("variants[{i}]");
-            let v = v.get_ref();
-            let name = v.name.get_ref().clone();
-            if !valid_name(&name) {
-                self.problem(
-                    format!("{at}.name"),
-                    v.name.span(),
-                    format!("`{name}` is not a valid name"),
-                    Some(NAME_HINT),
-                );
-                continue;
-            }
-            let Some(model) = models.iter().find(|m| &m.name == v.model.get_ref()) else {
-                let known: Vec<_> = models.iter().map(|m| format!("`{}`", m.name)).collect();
-                let hint = format!("models defined in this suite: {}", known.join(", "));
-                self.problem(
-                    format!("{at}.model"),
-                    v.model.span(),
-                    format!("no model named `{}`", v.model.get_ref()),
-                    Some(&hint),
-                );
-                continue;
-            };
-            if !seen.insert((model.name.clone(), name.clone())) {
-                self.problem(
-                    format!("{at}.name"),
-                    v.name.span(),
-                    format!(
-                        "variant `{name}` of model `{}` is defined twice",
-                        model.name
-                    ),
-                    None,
-                );
-                continue;
-            }
-            let source = v
-                .source
-                .as_ref()
-                .map(|s| s.get_ref().as_str())
-                .unwrap_or(if v.path.is_some() { "file" } else { "baseline" });
-            let weights = match (source, &v.path) {
-                ("baseline", None) => model.weights.clone(),
-                ("baseline", Some(p)) => {
-                    self.problem(
-                        format!("{at}.path"),
-                        p.span(),
-                        "a `baseline` variant uses its model's weights",
-                        Some("remove `path`, or set source = \"file\""),
-                    );
-                    continue;
-                }
-                ("file", Some(p)) => match self.weights_file(&format!("{at}.path"), p, &model.arch)
-                {
-                    Some(path) => WeightSource::Safetensors { path },
-                    None => continue,
-                },
-                ("file", None) => {
-                    let span = v.source.as_ref().map(|s| s.span()).unwrap_or(v.name.span());
-                    self.problem(
-                        format!("{at}.path"),
-                        span,
-                        "a `file` variant needs `path`",
-                        Some("add `path = \"weights.safetensors\"`"),
-                    );
-                    continue;
-                }
-                (other, _) => {
-                    let span = v.source.as_ref().map(|s| s.span()).unwrap_or(v.name.span());
-                    self.problem(
-                        format!("{at}.source"),
-                        span,
-                        format!("unknown variant source `{other}`"),
-                        Some("use \"baseline\" or \"file\""),
-                    );
-                    continue;
-                }
-            };
-            out.push(VariantDef {
-                name,
-                model: model.name.clone(),
-                source: source.into(),
-                weights,
-            });
-        }
-        out
     }
 
     fn targets(&mut self, targets: &Spanned<Vec<Spanned<TargetEntry>>>) -> Vec<Target> {
