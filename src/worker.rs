@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::measure::{self, Progress, SamplerConfig, StopReason};
-use crate::model::{synthetic_input, Network};
+use crate::model::{error_text, synthetic_input, Network};
 use crate::plan::Case;
 
 /// The hidden subcommand that runs one case.
@@ -115,7 +115,7 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
     let device = case
         .target
         .candle_device()
-        .map_err(|e| format!("device {}: {e}", case.target.device))?;
+        .map_err(|e| format!("device {}: {}", case.target.device, error_text(&e)))?;
     let built = Instant::now();
     let net = Network::build(&case.arch, &case.weights, &device).map_err(|e| e.to_string())?;
     let build_s = built.elapsed().as_secs_f64();
@@ -134,7 +134,7 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         net.dtype(),
         &device,
     )
-    .map_err(|e| format!("cannot build the input batch: {e}"))?;
+    .map_err(|e| format!("cannot build the input batch: {}", error_text(&e)))?;
     let mut forward = || -> candle_core::Result<()> {
         let logits = net.forward(&input)?;
         device.synchronize()?;
@@ -144,7 +144,7 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
     let cfg = SamplerConfig::from(&case.settings);
     let clock_overhead_ns = measure::clock_overhead_ns();
     let sampled = measure::sample(&mut forward, &cfg, &mut StdoutProgress(out))
-        .map_err(|e| format!("forward pass failed: {e}"))?;
+        .map_err(|e| format!("forward pass failed: {}", error_text(&e)))?;
     Ok(Measurement {
         samples_ms: sampled
             .samples_ns

@@ -64,8 +64,23 @@ pub enum ModelError {
         variant: String,
         reason: Option<String>,
     },
-    #[error("candle: {0}")]
+    #[error("candle: {}", error_text(.0))]
     Candle(#[from] candle_core::Error),
+}
+
+/// A candle error's message without the backtrace candle attaches when `RUST_BACKTRACE` is
+/// set (run files and terminals get the message, not pages of frames).
+pub fn error_text(e: &candle_core::Error) -> String {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => error_text(inner),
+        e => {
+            let text = e.to_string();
+            match text.find("\n   0: ") {
+                Some(i) => text[..i].to_string(),
+                None => text,
+            }
+        }
+    }
 }
 
 /// One stored weight tensor: float (any float dtype) or quantized (a ggml block type).
@@ -207,6 +222,30 @@ pub fn float_tensors(
     Ok(out)
 }
 
+/// A quantized weight matrix `[out, in]` applied as `x @ w^T`. Block types go through
+/// candle's `QMatMul`; the ggml float types f16/bf16 are applied with the quantized-matmul op
+/// directly (`QMatMul` would widen them to f32 tensors, and candle 0.11's CPU tensors have no
+/// bf16 matmul), so activations meet the weights in that type with f32 accumulation.
+enum QWeight {
+    Mat(QMatMul),
+    Raw(Arc<QTensor>),
+}
+
+impl QWeight {
+    fn new(q: Arc<QTensor>) -> candle_core::Result<Self> {
+        Ok(match q.dtype() {
+            GgmlDType::F16 | GgmlDType::BF16 => QWeight::Raw(q),
+            _ => QWeight::Mat(QMatMul::from_arc(q)?),
+        })
+    }
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            QWeight::Mat(m) => m.forward(x),
+            QWeight::Raw(q) => x.apply_op1_no_bwd(q.as_ref()),
+        }
+    }
+}
+
 enum Layer {
     Conv {
         conv: Conv2d,
@@ -214,7 +253,7 @@ enum Layer {
     },
     /// A convolution as im2col + quantized matmul: the weight is `[out, in*k*k]`.
     QConv {
-        weight: QMatMul,
+        weight: QWeight,
         bias: Tensor,
         out_channels: usize,
         kernel: usize,
@@ -226,7 +265,7 @@ enum Layer {
         relu: bool,
     },
     QLinear {
-        weight: QMatMul,
+        weight: QWeight,
         bias: Tensor,
         relu: bool,
     },
@@ -312,7 +351,7 @@ impl Network {
                 match w {
                     Stored::Quantized(q) if !is_float_ggml(q.dtype()) => {
                         layers.push(Layer::QConv {
-                            weight: QMatMul::from_arc(q.clone())?,
+                            weight: QWeight::new(q.clone())?,
                             bias: bias.to_dtype(DType::F32)?,
                             out_channels: conv_channels[i - 1],
                             kernel: *kernel,
@@ -342,7 +381,7 @@ impl Network {
             let relu = j <= dense;
             match w {
                 Stored::Quantized(q) if !is_float_ggml(q.dtype()) => layers.push(Layer::QLinear {
-                    weight: QMatMul::from_arc(q.clone())?,
+                    weight: QWeight::new(q.clone())?,
                     bias: bias.to_dtype(DType::F32)?,
                     relu,
                 }),
@@ -433,15 +472,17 @@ impl Network {
     }
 }
 
+/// GGUF tensors of this type become plain f32 tensors; all others (block types, f16, bf16)
+/// run through the quantized-matmul op.
 fn is_float_ggml(d: GgmlDType) -> bool {
-    matches!(d, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16)
+    d == GgmlDType::F32
 }
 
 /// Convolution (stride 1) as im2col + quantized matmul. `x` is `[b, c, h, w]` (f32), the
 /// weight `[out, c*k*k]` in (c, kh, kw) order (PyTorch's `[out, c, k, k]` flattened).
 fn quantized_conv(
     x: &Tensor,
-    weight: &QMatMul,
+    weight: &QWeight,
     bias: &Tensor,
     out_channels: usize,
     k: usize,
@@ -769,5 +810,106 @@ mod tests {
         let net = Network::build(&arch, &WeightSource::Seeded { seed: 2 }, &Device::Cpu).unwrap();
         let x = synthetic_input(&arch, 5, 3, DType::F32, &Device::Cpu).unwrap();
         assert_eq!(net.forward(&x).unwrap().dims(), &[5, 3]);
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    /// The im2col path computes the same convolution as candle's conv2d (checked with an f32
+    /// weight matrix, so the only difference is the order of the sums).
+    #[test]
+    fn im2col_convolution_matches_conv2d() {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 7, 6), &dev).unwrap();
+        let w = Tensor::randn(0f32, 1.0, (5, 3, 3, 3), &dev).unwrap();
+        let b = Tensor::randn(0f32, 1.0, 5, &dev).unwrap();
+        for padding in [0, 1] {
+            let reference = x
+                .conv2d(&w, padding, 1, 1, 1)
+                .unwrap()
+                .broadcast_add(&b.reshape((1, 5, 1, 1)).unwrap())
+                .unwrap();
+            let q = QTensor::quantize(&w.reshape((5, 27)).unwrap(), GgmlDType::F32).unwrap();
+            let weight = QWeight::Mat(QMatMul::from_qtensor(q).unwrap());
+            let y = quantized_conv(&x, &weight, &b, 5, 3, padding).unwrap();
+            assert_eq!(y.dims(), reference.dims());
+            assert!(max_diff(&y, &reference) < 1e-4, "padding {padding}");
+        }
+    }
+
+    /// A quantized network saved as GGUF loads back with the same blocks and gives the same
+    /// outputs; its conv layers run quantized (im2col), close to the float network.
+    #[test]
+    fn gguf_round_trip_and_quantized_layers() {
+        let arch = Architecture::Cnn {
+            input_hwc: [10, 10, 1],
+            conv_channels: vec![32, 8],
+            pool_after: vec![true, false],
+            kernel: 3,
+            padding: Padding::Same,
+            pool: 2,
+            dense: vec![16],
+            classes: 4,
+        };
+        let dev = Device::Cpu;
+        let floats = seeded_weights(&arch, 3, &dev).unwrap();
+        let mut weights = Weights::new();
+        for (name, t) in &floats {
+            let rows = t.dims()[0];
+            let cols = t.elem_count() / rows;
+            // conv2's rows hold 32*9 = 288 values, a multiple of q8_0's 32; conv1's 9 and
+            // fc1's 8*5*5 = 200 are not, so they stay f32.
+            let stored = if name.ends_with(".weight") && cols % 32 == 0 {
+                let q =
+                    QTensor::quantize(&t.reshape((rows, cols)).unwrap(), GgmlDType::Q8_0).unwrap();
+                Stored::Quantized(Arc::new(q))
+            } else {
+                Stored::Float(t.clone())
+            };
+            weights.insert(name.clone(), stored);
+        }
+        assert!(matches!(weights["conv2.weight"], Stored::Quantized(_)));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.gguf");
+        save_gguf(&weights, &[("inferbench.test", "1".into())], &path).unwrap();
+        let back = load_weights(&arch, &WeightSource::Gguf { path: path.clone() }, &dev).unwrap();
+        assert_eq!(
+            weight_stats(&back).unwrap(),
+            weight_stats(&weights).unwrap()
+        );
+        let a = Network::from_weights(&arch, &weights).unwrap();
+        let b = Network::build(&arch, &WeightSource::Gguf { path: path.clone() }, &dev).unwrap();
+        assert!(b.layers.iter().any(|l| matches!(l, Layer::QConv { .. })));
+        assert!(b.weight_bytes() < a.params() * 4);
+        let x = synthetic_input(&arch, 3, 1, DType::F32, &dev).unwrap();
+        assert_eq!(
+            max_diff(&a.forward(&x).unwrap(), &b.forward(&x).unwrap()),
+            0.0
+        );
+        let float = Network::build(&arch, &WeightSource::Seeded { seed: 3 }, &dev).unwrap();
+        let d = max_diff(&float.forward(&x).unwrap(), &b.forward(&x).unwrap());
+        assert!(d < 0.05, "q8_0 network is {d} away from the float one");
+
+        // A GGUF for another architecture is a mismatch naming the tensor; garbage is unreadable.
+        let mut other = arch.clone();
+        if let Architecture::Cnn { dense, .. } = &mut other {
+            dense[0] = 12;
+        }
+        let err = check_weights_file(&other, &path).unwrap_err().to_string();
+        assert!(
+            err.contains("fc1.weight") && err.contains("does not match"),
+            "{err}"
+        );
+        std::fs::write(&path, b"GGUF but not really").unwrap();
+        let err = check_weights_file(&arch, &path).unwrap_err();
+        assert!(matches!(err, ModelError::Unreadable { .. }), "{err}");
     }
 }

@@ -86,10 +86,10 @@ impl QuantDtype {
         }
     }
 
-    /// Whole-network float types (every tensor converted, saved as safetensors) as opposed
-    /// to ggml block types (weight matrices quantized, saved as GGUF).
+    /// `f16`: every tensor converted, the network runs in f16, saved as safetensors. The
+    /// others are ggml types (weight matrices quantized, biases f32, saved as GGUF).
     pub fn is_float(&self) -> bool {
-        matches!(self, QuantDtype::F16 | QuantDtype::Bf16)
+        matches!(self, QuantDtype::F16)
     }
 }
 

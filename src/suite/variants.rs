@@ -373,6 +373,47 @@ impl Validator<'_> {
         model: &ModelEntry,
         o: &ArchOverride,
     ) -> Option<Architecture> {
+        let is_mlp = model.arch.get_ref() == "mlp";
+        let spans = [
+            ("hidden", o.hidden.as_ref().map(|v| v.span()), !is_mlp),
+            (
+                "conv_channels",
+                o.conv_channels.as_ref().map(|v| v.span()),
+                is_mlp,
+            ),
+            (
+                "pool_after",
+                o.pool_after.as_ref().map(|v| v.span()),
+                is_mlp,
+            ),
+            ("dense", o.dense.as_ref().map(|v| v.span()), is_mlp),
+            ("kernel", o.kernel.as_ref().map(|v| v.span()), is_mlp),
+            ("pool", o.pool.as_ref().map(|v| v.span()), is_mlp),
+            ("padding", o.padding.as_ref().map(|v| v.span()), is_mlp),
+        ];
+        let mut wrong = false;
+        for (field, span, foreign) in spans {
+            if let (Some(span), true) = (span, foreign) {
+                let hint = if is_mlp {
+                    "the model is an `mlp`: change `hidden`"
+                } else {
+                    "the model is a `cnn`: change conv_channels, pool_after, kernel, padding, pool or dense"
+                };
+                self.problem(
+                    format!("{at}.{field}"),
+                    span,
+                    format!(
+                        "`{field}` does not apply to arch `{}`",
+                        model.arch.get_ref()
+                    ),
+                    Some(hint),
+                );
+                wrong = true;
+            }
+        }
+        if wrong {
+            return None;
+        }
         let mut m = model.clone();
         let fields = [
             (&o.hidden, &mut m.hidden),

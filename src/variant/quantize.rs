@@ -1,6 +1,9 @@
-//! The `quantize` recipe. `f16` and `bf16` convert every tensor (the network then runs in that
-//! dtype; saved as safetensors). The ggml block types (`q8_0`, `q4_0`, ..., `q4k`...) quantize
-//! every weight matrix whose rows fit the type's block: a dense weight `[out, in]` as it is, a
+//! The `quantize` recipe. `f16` converts every tensor (the network then runs in f16 with
+//! candle's f16 kernels; saved as safetensors). `bf16` and the ggml block types (`q8_0`,
+//! `q4_0`, ..., `q4k`...) quantize every weight matrix whose rows fit the type's block (bf16:
+//! a block of 1, so all of them), run through candle's quantized matmul (candle 0.11 has no
+//! bf16 matmul for CPU tensors; ggml's bf16 type converts the activations to bf16 and
+//! accumulates in f32): a dense weight `[out, in]` as it is, a
 //! convolution weight `[out, in, k, k]` as the `[out, in*k*k]` matrix of its im2col form (the
 //! network then runs it as im2col + quantized matmul). A layer whose row length is not a
 //! multiple of the block size (32 for q4_0..q8_0, 256 for the k-quants) stays f32 and is
@@ -19,7 +22,8 @@ use crate::suite::recipe::QuantDtype;
 /// candle's type for a ggml block dtype; `None` for the whole-network float types.
 pub fn ggml_dtype(d: QuantDtype) -> Option<GgmlDType> {
     Some(match d {
-        QuantDtype::F16 | QuantDtype::Bf16 => return None,
+        QuantDtype::F16 => return None,
+        QuantDtype::Bf16 => GgmlDType::BF16,
         QuantDtype::Q8_0 => GgmlDType::Q8_0,
         QuantDtype::Q4_0 => GgmlDType::Q4_0,
         QuantDtype::Q4_1 => GgmlDType::Q4_1,
@@ -47,13 +51,8 @@ pub fn quantize(
     let mut out = Weights::new();
     let mut kept = Vec::new();
     let Some(ggml) = ggml_dtype(dtype) else {
-        let to = if dtype == QuantDtype::F16 {
-            DType::F16
-        } else {
-            DType::BF16
-        };
         for TensorShape { name, .. } in arch.tensors() {
-            let t = get(&name)?.to_dtype(to)?;
+            let t = get(&name)?.to_dtype(DType::F16)?;
             out.insert(name, Stored::Float(t));
         }
         return Ok((out, kept));
