@@ -217,6 +217,10 @@ fn cmd_run(
         .collect();
     wanted.dedup();
     build.only = Some(wanted);
+    // Workers and run files get absolute artifact paths.
+    if let Ok(abs) = std::path::absolute(&build.cache_dir) {
+        build.cache_dir = abs;
+    }
     let built =
         variant::build_all(&suite, &build, &mut BuildDisplay).exit_with(exit::INVALID_INPUT)?;
     plan::attach(&mut cases, &built);

@@ -47,7 +47,7 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray, String> {
         .ok_or("truncated header")?;
     let header = std::str::from_utf8(&bytes[start..end]).map_err(|_| "header is not text")?;
     let descr = dict_value(header, "descr")
-        .and_then(|v| quoted(v))
+        .and_then(quoted)
         .ok_or("header has no 'descr'")?;
     let fortran = dict_value(header, "fortran_order").ok_or("header has no 'fortran_order'")?;
     if fortran.starts_with("True") {

@@ -278,6 +278,8 @@ pub struct Network {
     dtype: DType,
     params: usize,
     weight_bytes: usize,
+    /// Pool with reshape + max (correct gradients) instead of `max_pool2d`: see `max_pool`.
+    training: bool,
 }
 
 impl Network {
@@ -401,7 +403,14 @@ impl Network {
             dtype: if quantized { DType::F32 } else { dtype },
             params: weights.values().map(Stored::elem_count).sum(),
             weight_bytes: weights.values().map(Stored::bytes).sum(),
+            training: false,
         })
+    }
+
+    /// The same network for training: pooling that backpropagates correctly (same values).
+    pub fn for_training(mut self) -> Self {
+        self.training = true;
+        self
     }
 
     /// Logits `[batch, classes]` for an input `[batch, ...input_shape]`.
@@ -413,7 +422,7 @@ impl Network {
                 Layer::Conv { conv, pool } => {
                     x = conv.forward(&x)?.relu()?;
                     if *pool > 1 {
-                        x = x.max_pool2d(*pool)?;
+                        x = max_pool(&x, *pool, self.training)?;
                     }
                 }
                 Layer::QConv {
@@ -427,7 +436,7 @@ impl Network {
                     x = quantized_conv(&x, weight, bias, *out_channels, *kernel, *padding)?
                         .relu()?;
                     if *pool > 1 {
-                        x = x.max_pool2d(*pool)?;
+                        x = max_pool(&x, *pool, self.training)?;
                     }
                 }
                 Layer::Linear { linear, relu } => {
@@ -474,6 +483,25 @@ impl Network {
 
 /// GGUF tensors of this type become plain f32 tensors; all others (block types, f16, bf16)
 /// run through the quantized-matmul op.
+/// Max pooling, window and stride `p`, trailing rows/columns that do not fill a window
+/// dropped (Keras' and PyTorch's default). For inference this is candle's `max_pool2d`. For
+/// training it is a reshape and two `max` reductions, which give the same values: candle
+/// 0.11's `max_pool2d` backward scales the gradient by 1/p² and, when the size is not a
+/// multiple of `p` (11 -> 5 in the seed CNN), sends it to the wrong positions.
+pub fn max_pool(x: &Tensor, p: usize, differentiable: bool) -> candle_core::Result<Tensor> {
+    if !differentiable {
+        return x.max_pool2d(p);
+    }
+    let (b, c, h, w) = x.dims4()?;
+    let (ho, wo) = (h / p, w / p);
+    let x = if (ho * p, wo * p) != (h, w) {
+        x.narrow(2, 0, ho * p)?.narrow(3, 0, wo * p)?.contiguous()?
+    } else {
+        x.contiguous()?
+    };
+    x.reshape((b, c, ho, p, wo, p))?.max(5)?.max(3)
+}
+
 fn is_float_ggml(d: GgmlDType) -> bool {
     d == GgmlDType::F32
 }
@@ -911,5 +939,44 @@ mod tests {
         std::fs::write(&path, b"GGUF but not really").unwrap();
         let err = check_weights_file(&arch, &path).unwrap_err();
         assert!(matches!(err, ModelError::Unreadable { .. }), "{err}");
+    }
+
+    /// Training pools route each gradient to its window's maximum, unscaled, also when the
+    /// size is not a multiple of the window; the values equal `max_pool2d`'s.
+    #[test]
+    fn training_max_pool_has_exact_gradients() {
+        let dev = Device::Cpu;
+        let v: Vec<f32> = vec![
+            1., 5., 2., 0., 9., //
+            3., 4., 8., 7., 6., //
+            0., 2., 1., 3., 4., //
+            6., 1., 5., 2., 8., //
+            7., 3., 9., 4., 1., //
+        ];
+        let x = candle_core::Var::from_tensor(&Tensor::from_vec(v, (1, 1, 5, 5), &dev).unwrap())
+            .unwrap();
+        let fast = max_pool(x.as_tensor(), 2, false).unwrap();
+        let y = max_pool(x.as_tensor(), 2, true).unwrap();
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            fast.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![5., 8., 6., 5.]
+        );
+        let g = y.sum_all().unwrap().backward().unwrap();
+        let g = g
+            .get(x.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let mut expected = vec![0f32; 25];
+        for i in [1, 7, 15, 17] {
+            expected[i] = 1.0; // 5 at (0,1), 8 at (1,2), 6 at (3,0), 5 at (3,2)
+        }
+        assert_eq!(g, expected);
     }
 }

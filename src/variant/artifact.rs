@@ -14,7 +14,7 @@ use crate::model::Architecture;
 use crate::results::{FloatLayer, LayerSparsity, TrainingLog};
 
 /// Bumped when the way artifacts are built or stored changes, so old ones are not reused.
-pub const ARTIFACT_FORMAT: u32 = 1;
+pub const ARTIFACT_FORMAT: u32 = 2;
 
 /// The cache key of a build described by `inputs` (a JSON value; object keys are sorted).
 pub fn key(inputs: &serde_json::Value) -> String {

@@ -394,7 +394,7 @@ impl Builder<'_> {
                         temperature: *temperature,
                         alpha: *alpha,
                     };
-                    self.from_scratch(&v.arch, spec, &set, Some(&d))
+                    self.train_from_scratch(&v.arch, spec, &set, Some(&d))
                 })
             }
             Recipe::Compress { train: spec, .. } => {
@@ -402,13 +402,13 @@ impl Builder<'_> {
                     "data": self.data_key(&v.arch)?});
                 self.cached_or_build(v, inputs, "safetensors", || {
                     let set = self.train_set(&v.arch)?;
-                    self.from_scratch(&v.arch, spec, &set, None)
+                    self.train_from_scratch(&v.arch, spec, &set, None)
                 })
             }
         }
     }
 
-    fn from_scratch(
+    fn train_from_scratch(
         &self,
         arch: &Architecture,
         spec: &TrainSpec,

@@ -72,17 +72,17 @@ pub fn quantize(
         } else {
             let what = if shape.len() == 4 {
                 format!(
-                    "in_channels x k x k = {}x{}x{} = {row_len}",
+                    "{row_len} values (in_channels x k x k = {}x{}x{})",
                     shape[1], shape[2], shape[3]
                 )
             } else {
-                format!("{row_len} inputs")
+                format!("{row_len} values (its inputs)")
             };
             kept.push(FloatLayer {
                 tensor: name.clone(),
                 dtype: "f32".into(),
                 reason: format!(
-                    "its rows hold {what} values, not a multiple of {}'s block of {block}",
+                    "its rows hold {what}, not a multiple of {}'s block of {block}",
                     dtype.as_str()
                 ),
             });
@@ -201,7 +201,13 @@ mod tests {
         // conv1's rows hold 1x3x3 = 9 values: not a multiple of 32.
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].tensor, "conv1.weight");
-        assert!(kept[0].reason.contains("1x3x3 = 9"), "{}", kept[0].reason);
+        assert!(
+            kept[0]
+                .reason
+                .contains("9 values (in_channels x k x k = 1x3x3)"),
+            "{}",
+            kept[0].reason
+        );
         assert!(matches!(q["conv2.weight"], Stored::Quantized(_)));
         assert!(matches!(q["fc1.bias"], Stored::Float(_)));
         // k-quants need rows of 256: 288 (conv2), 1600 (fc1) and 64 (fc2) do not fit.

@@ -117,7 +117,8 @@ pub fn train(
         vars.iter()
             .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
             .collect(),
-    )?;
+    )?
+    .for_training();
     let list: Vec<Var> = vars.iter().map(|(_, v)| v.clone()).collect();
     let mut opt = match spec.optimizer {
         OptimizerKind::Adamw => Opt::AdamW(AdamW::new(
