@@ -236,7 +236,12 @@ fn cmd_run(
     let run =
         runner::run(&suite, &cases, &settings, &opts, &mut display).exit_with(exit::INTERNAL)?;
     display.clear();
-    if run.cases.iter().any(|c| c.model.recipe.is_some()) {
+    // The per-variant table, when there is more to say than the baselines' sizes.
+    if run
+        .cases
+        .iter()
+        .any(|c| c.quality.is_some() || c.model.recipe.as_deref().is_some_and(|r| r != "baseline"))
+    {
         println!("{}", variants_table(&run));
     }
     println!("{}", summary_table(&run));
