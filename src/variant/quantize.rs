@@ -109,6 +109,7 @@ mod tests {
     /// Bits per weight of each block type's quantized values (scales not counted).
     fn bits(d: QuantDtype) -> i32 {
         match d {
+            QuantDtype::F16 | QuantDtype::Bf16 => 16,
             QuantDtype::Q8_0 | QuantDtype::Q8k => 8,
             QuantDtype::Q6k => 6,
             QuantDtype::Q5_0 | QuantDtype::Q5_1 | QuantDtype::Q5k => 5,
@@ -217,5 +218,57 @@ mod tests {
             names,
             ["conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight"]
         );
+    }
+
+    /// Every dtype runs: an MLP whose rows all hold 256 values is quantized whole, its
+    /// forward pass works through the quantized matmul, and stays close to the f32 network.
+    #[test]
+    fn every_dtype_quantizes_every_fitting_layer_and_runs() {
+        use crate::model::{seeded_weights, synthetic_input, Network};
+        let arch = Architecture::Mlp {
+            input_size: 256,
+            hidden: vec![256],
+            classes: 10,
+        };
+        let w = seeded_weights(&arch, 2, &Device::Cpu).unwrap();
+        let float = Network::from_tensors(&arch, w.clone()).unwrap();
+        let x = synthetic_input(&arch, 4, 1, DType::F32, &Device::Cpu).unwrap();
+        let reference = float.forward(&x).unwrap();
+        let scale = reference
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        for d in QuantDtype::ALL {
+            let (q, kept) = quantize(&arch, &w, d).unwrap();
+            assert!(kept.is_empty(), "{}: {kept:?}", d.as_str());
+            let net = Network::from_weights(&arch, &q).unwrap();
+            assert!(
+                net.weight_bytes() < arch.param_count() * 4,
+                "{}",
+                d.as_str()
+            );
+            let y = net
+                .forward(&x.to_dtype(net.dtype()).unwrap())
+                .unwrap()
+                .to_dtype(DType::F32)
+                .unwrap();
+            let err = (y - &reference)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            let tolerance = if bits(d) <= 4 { 0.25 } else { 0.1 };
+            assert!(
+                err <= tolerance * scale,
+                "{}: error {err} vs output scale {scale}",
+                d.as_str()
+            );
+        }
     }
 }
