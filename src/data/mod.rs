@@ -742,6 +742,19 @@ mod tests {
         }
         assert_eq!(from_csv.sha256, from_npy.sha256, "same content, same key");
 
+        // Gzipped files (as MNIST is distributed) are read by their `.gz` name.
+        let gz = dir.path().join("x.idx.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut enc, &std::fs::read(dir.path().join("x.idx")).unwrap())
+            .unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        let from_gz = load(&spec(DataSource::Idx {
+            images: gz,
+            labels: dir.path().join("y.idx"),
+        }))
+        .unwrap();
+        assert_eq!(from_gz.features, from_idx.features);
+
         // A ragged CSV, a label that is not a class number, a wrong shape.
         std::fs::write(&csv_path, "1,2,0\n1,2,3,1\n").unwrap();
         let err = load(&spec(DataSource::Csv {
