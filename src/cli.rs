@@ -19,6 +19,7 @@ use crate::probe::env::Environment;
 use crate::results::{self, journal, CaseResult, CaseStatus, RunResult, RunStatus};
 use crate::runner::{self, RunObserver, RunOptions, Start};
 use crate::suite::{self, Suite};
+use crate::variant::{self, BuildObserver, BuildOptions, BuiltVariant};
 use crate::worker::{self, Fault};
 
 /// Exit codes, documented in the README. Anything else is a bug.
@@ -78,6 +79,12 @@ pub enum Command {
         /// Recorded in the run file as `injected_slowdown`
         #[arg(long, hide = true, value_name = "FRACTION", conflicts_with = "resume")]
         inject_slowdown: Option<f64>,
+        /// Build every variant again instead of reusing cached artifacts (and replace them)
+        #[arg(long)]
+        rebuild: bool,
+        /// Folder of the artifact cache (built variants: <dir>/artifacts/<key>/)
+        #[arg(long, default_value = ".cache/inferbench")]
+        cache_dir: PathBuf,
     },
     /// Compare a candidate run with a baseline run; exit 1 if anything regressed
     Check {
@@ -214,6 +221,8 @@ fn dispatch(command: Command) -> Result<i32, Failure> {
             inject_fault,
             shard,
             inject_slowdown,
+            rebuild,
+            cache_dir,
         } => cmd_run(RunArgs {
             suite,
             output,
@@ -224,6 +233,8 @@ fn dispatch(command: Command) -> Result<i32, Failure> {
             inject_fault,
             shard,
             inject_slowdown,
+            rebuild,
+            cache_dir,
         }),
         Command::Check {
             baseline,
@@ -302,6 +313,8 @@ struct RunArgs {
     inject_fault: Option<String>,
     shard: Option<Shard>,
     inject_slowdown: Option<f64>,
+    rebuild: bool,
+    cache_dir: PathBuf,
 }
 
 /// Raised by SIGINT/SIGTERM; a second signal exits at once.
@@ -429,7 +442,7 @@ fn cmd_run(args: RunArgs) -> Result<i32, Failure> {
         ))
         .exit_with(exit::INVALID_INPUT);
     }
-    let cases = match req.shard {
+    let mut cases = match req.shard {
         None => cases,
         Some(s) => {
             let planned = cases.len();
@@ -442,6 +455,24 @@ fn cmd_run(args: RunArgs) -> Result<i32, Failure> {
             mine
         }
     };
+    // Build (or find in the cache) and score the variants the cases need, before any case.
+    let mut wanted: Vec<String> = cases
+        .iter()
+        .map(|c| format!("{}-{}", c.model, c.variant))
+        .collect();
+    wanted.dedup();
+    let mut build = BuildOptions {
+        cache_dir: args.cache_dir.clone(),
+        rebuild: args.rebuild,
+        only: Some(wanted),
+    };
+    // Workers and run files get absolute artifact paths.
+    if let Ok(abs) = std::path::absolute(&build.cache_dir) {
+        build.cache_dir = abs;
+    }
+    let built =
+        variant::build_all(&req.suite, &build, &mut BuildDisplay).exit_with(exit::INVALID_INPUT)?;
+    plan::attach(&mut cases, &built);
     let _ = ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             std::process::exit(exit::INTERRUPTED);
@@ -468,6 +499,14 @@ fn cmd_run(args: RunArgs) -> Result<i32, Failure> {
     )
     .exit_with(exit::INTERNAL)?;
     display.clear();
+    // The per-variant table, when there is more to say than the baselines' sizes.
+    if run
+        .cases
+        .iter()
+        .any(|c| c.quality.is_some() || c.model.recipe.as_deref().is_some_and(|r| r != "baseline"))
+    {
+        println!("{}", variants_table(&run));
+    }
     println!("{}", summary_table(&run));
     if let Some(note) = energy_footnote(&run) {
         println!("{note}");
@@ -696,9 +735,14 @@ pub fn summary_table(run: &RunResult) -> Table {
         "noise",
         "peak RSS MiB",
         "energy mJ/inf",
+        "acc",
+        "F1",
+        "weights",
+        "x base",
         "status",
     ]);
     for c in &run.cases {
+        let q = c.quality.as_ref();
         let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
         let lat = c.latency_ms.as_ref().map(|l| &l.summary);
         table.add_row(vec![
@@ -738,6 +782,25 @@ pub fn summary_table(run: &RunResult) -> Table {
                 c.energy
                     .as_ref()
                     .map(fmt_energy)
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            right(
+                q.map(|q| format!("{:.4}", q.accuracy))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            right(
+                q.map(|q| format!("{:.4}", q.f1_macro))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            right(if c.model.weight_bytes > 0 {
+                fmt_bytes(c.model.weight_bytes as u64)
+            } else {
+                "-".into()
+            }),
+            right(
+                c.model
+                    .compression_rate
+                    .map(|x| format!("{x:.2}"))
                     .unwrap_or_else(|| "-".into()),
             ),
             Cell::new(c.status.as_str()),
@@ -806,6 +869,82 @@ pub fn cold_start_table(run: &RunResult) -> Table {
     table
 }
 
+/// `812 B`, `476.3 KiB`, `1.21 MiB`.
+pub fn fmt_bytes(b: u64) -> String {
+    match b {
+        b if b >= 1 << 20 => format!("{:.2} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+/// One row per variant: how it was made, its size, and its quality on the test split.
+pub fn variants_table(run: &RunResult) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "variant",
+        "recipe",
+        "dtype",
+        "params (non-zero)",
+        "weights",
+        "file (gzip)",
+        "x base",
+        "MFLOP/sample",
+        "acc",
+        "F1 macro",
+        "agree",
+        "cache",
+    ]);
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &run.cases {
+        if !seen.insert((c.model_name.clone(), c.variant.clone())) {
+            continue;
+        }
+        let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+        let m = &c.model;
+        let q = c.quality.as_ref();
+        let dash = || "-".to_string();
+        table.add_row(vec![
+            Cell::new(format!("{}-{}", c.model_name, c.variant)),
+            Cell::new(m.recipe.clone().unwrap_or_else(dash)),
+            Cell::new(m.dtype.clone().unwrap_or_else(dash)),
+            right(match m.params_nonzero {
+                Some(nz) if nz != m.params => format!("{} ({nz})", m.params),
+                _ => m.params.to_string(),
+            }),
+            right(if m.weight_bytes > 0 {
+                fmt_bytes(m.weight_bytes as u64)
+            } else {
+                dash()
+            }),
+            right(match (m.artifact_bytes, m.artifact_gzip_bytes) {
+                (Some(a), Some(g)) => format!("{} ({})", fmt_bytes(a), fmt_bytes(g)),
+                (Some(a), None) => fmt_bytes(a),
+                _ => dash(),
+            }),
+            right(
+                m.compression_rate
+                    .map(|x| format!("{x:.2}"))
+                    .unwrap_or_else(dash),
+            ),
+            right(format!("{:.2}", m.flops_per_sample as f64 / 1e6)),
+            right(q.map(|q| format!("{:.4}", q.accuracy)).unwrap_or_else(dash)),
+            right(q.map(|q| format!("{:.4}", q.f1_macro)).unwrap_or_else(dash)),
+            right(
+                q.and_then(|q| q.fidelity.as_ref())
+                    .map(|f| format!("{:.4}", f.top1_agreement))
+                    .unwrap_or_else(dash),
+            ),
+            Cell::new(match &m.artifact {
+                Some(a) if a.cache_hit => "hit".to_string(),
+                Some(_) => "built".to_string(),
+                None => dash(),
+            }),
+        ]);
+    }
+    table
+}
+
 /// Millijoules per inference; an estimate is marked `~` (explained under the table).
 fn fmt_energy(e: &crate::probe::energy::EnergyInfo) -> String {
     let mj = e.joules_per_inference * 1000.0;
@@ -836,6 +975,45 @@ fn energy_footnote(run: &RunResult) -> Option<String> {
     Some(format!(
         "~ energy ESTIMATED (method estimate-tdp): worker CPU time x TDP per hardware thread, TDP from {source}{why}"
     ))
+}
+
+/// The build step's progress: one line per variant on stderr.
+struct BuildDisplay;
+
+impl BuildObserver for BuildDisplay {
+    fn data_loaded(&mut self, d: &crate::data::Dataset) {
+        let [h, w, c] = d.hwc;
+        eprintln!(
+            "data: {} ({} samples, {h}x{w}x{c}, {} classes; {} train / {} test)",
+            d.name,
+            d.labels.len(),
+            d.classes,
+            d.train.len(),
+            d.test.len()
+        );
+    }
+    fn building(&mut self, id: &str, recipe: &str) {
+        eprintln!("building {id}: {recipe}");
+    }
+    fn built(&mut self, v: &BuiltVariant, seconds: f64) {
+        let how = match (&v.error, &v.model_info.artifact) {
+            (Some(e), _) => format!("FAILED: {e}"),
+            (None, Some(a)) if a.cache_hit => {
+                format!("cached artifact {}", a.key.get(..12).unwrap_or(""))
+            }
+            (None, Some(a)) => format!(
+                "built in {seconds:.1} s, artifact {}",
+                a.key.get(..12).unwrap_or("")
+            ),
+            (None, None) => "ready".to_string(),
+        };
+        let acc = v
+            .quality
+            .as_ref()
+            .map(|q| format!(", test accuracy {:.4}", q.accuracy))
+            .unwrap_or_default();
+        eprintln!("  {}: {how}{acc}", v.id);
+    }
 }
 
 /// indicatif bars on a terminal; one plain line per finished case otherwise (CI logs).

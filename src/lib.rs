@@ -9,14 +9,17 @@
 
 pub mod cli;
 pub mod compare;
+pub mod data;
 pub mod export;
 pub mod measure;
 pub mod model;
 pub mod plan;
 pub mod probe;
+pub mod quality;
 pub mod results;
 pub mod runner;
 pub mod stats;
 pub mod suite;
 pub mod target;
+pub mod variant;
 pub mod worker;

@@ -4,6 +4,8 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Architecture, WeightSource};
+use crate::quality::QualityInfo;
+use crate::results::ModelInfo;
 use crate::suite::{Scenario, Settings, Suite};
 use crate::target::Target;
 
@@ -23,6 +25,12 @@ pub struct Case {
     /// Shape of a raw input before the preprocess stage (default: the model's input).
     #[serde(default)]
     pub raw_input: Option<Vec<usize>>,
+    /// The variant's size and provenance, filled when `run` has built it.
+    #[serde(default)]
+    pub model_info: Option<ModelInfo>,
+    /// The variant's quality on the test split, scored once when `run` built it.
+    #[serde(default)]
+    pub quality: Option<QualityInfo>,
 }
 
 pub fn case_id(variant_id: &str, target: &Target, scenario: Scenario, batch: usize) -> String {
@@ -37,25 +45,26 @@ pub fn case_id(variant_id: &str, target: &Target, scenario: Scenario, batch: usi
 pub fn expand(suite: &Suite, settings: &Settings) -> Vec<Case> {
     let mut cases = Vec::new();
     for variant in &suite.variants {
-        let model = suite
-            .models
-            .iter()
-            .find(|m| m.name == variant.model)
-            .expect("validated: variant names a model");
         for target in &suite.targets {
             for (scenario, batches) in &suite.scenarios {
                 for &batch_size in batches {
                     cases.push(Case {
                         id: case_id(&variant.id(), target, *scenario, batch_size),
-                        model: model.name.clone(),
+                        model: variant.model.clone(),
                         variant: variant.name.clone(),
-                        arch: model.arch.clone(),
+                        arch: variant.arch.clone(),
                         weights: variant.weights.clone(),
                         target: target.clone(),
                         scenario: *scenario,
                         batch_size,
                         settings: settings.clone(),
-                        raw_input: model.raw_input.clone(),
+                        raw_input: suite
+                            .models
+                            .iter()
+                            .find(|m| m.name == variant.model)
+                            .and_then(|m| m.raw_input.clone()),
+                        model_info: None,
+                        quality: None,
                     });
                 }
             }
@@ -117,6 +126,20 @@ pub fn shard(cases: Vec<Case>, shard: Shard) -> Vec<Case> {
         .filter(|(p, _)| shard.owns(*p))
         .map(|(_, c)| c)
         .collect()
+}
+
+/// Gives each case its built variant: the architecture and weights the worker loads (the
+/// artifact), and the size and quality figures its result reports.
+pub fn attach(cases: &mut [Case], built: &[crate::variant::BuiltVariant]) {
+    for case in cases {
+        let id = format!("{}-{}", case.model, case.variant);
+        if let Some(b) = built.iter().find(|b| b.id == id) {
+            case.arch = b.arch.clone();
+            case.weights = b.weights.clone();
+            case.model_info = Some(b.model_info.clone());
+            case.quality = b.quality.clone();
+        }
+    }
 }
 
 /// Keeps the cases whose id matches `filter` (a regular expression, unanchored).

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::measure::{self, Progress, SamplerConfig, StopReason};
 use crate::measure::{WarmupEnd, Workload};
-use crate::model::{synthetic_raw_input, Network};
+use crate::model::{error_text, synthetic_raw_input, Network};
 use crate::plan::Case;
 use crate::probe::energy::{self, EnergyInfo, EnergyMethod, Rapl, RaplReading, Tdp};
 use crate::probe::memory::{self, GpuMemory, MemoryInfo};
@@ -363,7 +363,7 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
     let device = case
         .target
         .candle_device()
-        .map_err(|e| format!("device {}: {e}", case.target.device))?;
+        .map_err(|e| format!("device {}: {}", case.target.device, error_text(&e)))?;
     let built = Instant::now();
     let net = Network::build(&case.arch, &case.weights, &device).map_err(|e| e.to_string())?;
     let build_s = built.elapsed().as_secs_f64();
@@ -387,10 +387,10 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         case.settings.seed ^ 0x1a2b_3c4d,
         &device,
     )
-    .map_err(|e| format!("cannot build the input batch: {e}"))?;
+    .map_err(|e| format!("cannot build the input batch: {}", error_text(&e)))?;
     let input = net
         .preprocess(&raw)
-        .map_err(|e| format!("cannot preprocess the input batch: {e}"))?;
+        .map_err(|e| format!("cannot preprocess the input batch: {}", error_text(&e)))?;
     let mut pipeline = Pipeline {
         net: &net,
         device: &device,
@@ -410,7 +410,7 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         energy: None,
     };
     let sampled = measure::sample(&mut pipeline, &cfg, &mut observer)
-        .map_err(|e| format!("forward pass failed: {e}"))?;
+        .map_err(|e| format!("forward pass failed: {}", error_text(&e)))?;
     // An energy reading that failed is reported as absent, not as zero.
     let energy = observer.energy.take().and_then(Result::ok);
 
@@ -421,7 +421,7 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         let result = (0..HEAP_PASS_ITERATIONS)
             .try_for_each(|_| (0..stages).try_for_each(|s| pipeline.run_stage(s)));
         let peak = memory::end_heap_window();
-        result.map_err(|e| format!("forward pass failed in the heap pass: {e}"))?;
+        result.map_err(|e| format!("forward pass failed in the heap pass: {}", error_text(&e)))?;
         Some(peak)
     } else {
         None

@@ -481,3 +481,304 @@ timed = ["preprocess", "forward", "postprocess"]
         p50("preprocess")
     );
 }
+/// A tiny variants suite on the shipped digits: a trained MLP and its variants of every kind,
+/// and a seeded CNN whose q4_0 variant runs a convolution through im2col + quantized matmul.
+const VARIANTS: &str = r#"
+[suite]
+name = "variants"
+
+[data]
+source = "digits"
+
+[[models]]
+name = "mlp"
+arch = "mlp"
+input_size = 64
+hidden = [32]
+classes = 10
+train = { epochs = 2, batch_size = 32, lr = 0.01, seed = 1 }
+
+[[models]]
+name = "cnn"
+arch = "cnn"
+input = [8, 8, 1]
+conv_channels = [32, 32]
+pool_after = [2]
+padding = "same"
+dense = [32]
+classes = 10
+
+[[variants]]
+name = "baseline"
+model = "mlp"
+
+[[variants]]
+name = "q8_0"
+model = "mlp"
+source = "quantize"
+dtype = "q8_0"
+
+[[variants]]
+name = "f16"
+model = "mlp"
+source = "quantize"
+dtype = "f16"
+
+[[variants]]
+name = "bf16"
+model = "mlp"
+source = "quantize"
+dtype = "bf16"
+
+[[variants]]
+name = "p50"
+model = "mlp"
+source = "prune"
+sparsity = 0.5
+finetune = { epochs = 1, lr = 0.005 }
+
+[[variants]]
+name = "s50"
+model = "mlp"
+source = "prune"
+method = "structured"
+sparsity = 0.5
+
+[[variants]]
+name = "student"
+model = "mlp"
+source = "distill"
+teacher = "baseline"
+student = { hidden = [12] }
+train = { epochs = 2, lr = 0.01 }
+
+[[variants]]
+name = "small"
+model = "mlp"
+source = "compress"
+arch = { hidden = [16] }
+train = { epochs = 2, lr = 0.01 }
+
+[[variants]]
+name = "baseline"
+model = "cnn"
+
+[[variants]]
+name = "q4_0"
+model = "cnn"
+source = "quantize"
+dtype = "q4_0"
+
+[[targets]]
+device = "cpu"
+
+[scenarios.single_stream]
+
+[settings]
+case_timeout_s = 30
+"#;
+
+#[test]
+fn variants_suite_builds_scores_measures_and_caches() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), VARIANTS);
+    let cache = dir.path().join("cache");
+    let cache_arg = ["--cache-dir", cache.to_str().unwrap()];
+    let (out, run) = run_quick(&suite, &dir.path().join("r1.json"), &cache_arg);
+    let case = |id: &str| {
+        run.cases
+            .iter()
+            .find(|c| c.id == format!("{id}/cpu-t1/single_stream/b1"))
+            .unwrap_or_else(|| panic!("no case {id}"))
+    };
+    let ids: Vec<_> = run.cases.iter().map(|c| c.variant.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "baseline",
+            "q8_0",
+            "f16",
+            "bf16",
+            "p50",
+            "s50",
+            "student",
+            "student_no_teacher",
+            "small",
+            "baseline",
+            "q4_0"
+        ]
+    );
+    for c in &run.cases {
+        assert!(
+            matches!(c.status, CaseStatus::Ok | CaseStatus::Noisy),
+            "{}: {:?}",
+            c.id,
+            c.error
+        );
+        let q = c
+            .quality
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} unscored", c.id));
+        assert_eq!(q.confusion_matrix.len(), 10);
+        assert_eq!(
+            q.confusion_matrix.iter().flatten().sum::<u64>(),
+            q.samples as u64
+        );
+        assert!(q.dataset.starts_with("digits: test split"), "{}", q.dataset);
+        let f = q.fidelity.as_ref().unwrap();
+        assert_eq!(f.reference, format!("{}-baseline", c.model_name));
+        assert!(c.model.recipe.is_some() && c.model.params_nonzero.is_some());
+        assert!(c.model.compression_rate.unwrap() > 0.0);
+    }
+    let base = case("mlp-baseline");
+    assert!(
+        base.quality.as_ref().unwrap().accuracy > 0.85,
+        "{:?}",
+        base.quality
+    );
+    assert!(!base.model.artifact.as_ref().unwrap().cache_hit);
+    assert_eq!(
+        base.model.training.as_ref().unwrap().loss_per_epoch.len(),
+        2
+    );
+
+    let q8 = case("mlp-q8_0");
+    assert_eq!(q8.model.dtype.as_deref(), Some("q8_0"));
+    assert_eq!(q8.model.artifact.as_ref().unwrap().format, "gguf");
+    assert!(q8.model.compression_rate.unwrap() > 3.0);
+    let agree = q8
+        .quality
+        .as_ref()
+        .unwrap()
+        .fidelity
+        .as_ref()
+        .unwrap()
+        .top1_agreement;
+    assert!(agree >= 0.95, "q8_0 agreement {agree}");
+    assert_eq!(case("mlp-f16").model.dtype.as_deref(), Some("f16"));
+    assert_eq!(case("mlp-bf16").model.dtype.as_deref(), Some("bf16"));
+
+    // Unstructured: same size, half the weights zero; structured: really smaller.
+    let p50 = case("mlp-p50");
+    let layers = p50.model.sparsity.as_ref().unwrap();
+    assert!(
+        layers.iter().all(|l| (l.sparsity - 0.5).abs() <= 0.01),
+        "{layers:?}"
+    );
+    assert_eq!(p50.model.params, base.model.params);
+    let s50 = case("mlp-s50");
+    assert!(s50.model.params < base.model.params * 6 / 10);
+    assert!(s50.model.flops_per_sample < base.model.flops_per_sample * 6 / 10);
+    assert_eq!(s50.model.sparsity.as_ref().unwrap()[0].unit, "neurons");
+
+    let student = case("mlp-student");
+    assert_eq!(
+        student.model.training.as_ref().unwrap().teacher.as_deref(),
+        Some("baseline")
+    );
+    let twin = case("mlp-student_no_teacher");
+    assert_eq!(twin.model.params, student.model.params);
+    assert!(twin.model.training.as_ref().unwrap().teacher.is_none());
+
+    // The CNN's first convolution (rows of 1x3x3) stays f32, the second runs quantized.
+    let cq = case("cnn-q4_0");
+    let kept = cq.model.float_layers.as_ref().unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0].tensor, "conv1.weight");
+    assert!(kept[0].reason.contains("block of 32"), "{}", kept[0].reason);
+    assert_eq!(cq.model.dtype.as_deref(), Some("mixed(f32+q4_0)"));
+
+    // CSV and terminal carry the new columns.
+    let mut csv = csv::Reader::from_path(dir.path().join("r1.csv")).unwrap();
+    let headers = csv.headers().unwrap().clone();
+    for column in [
+        "accuracy",
+        "f1_macro",
+        "compression_rate",
+        "params_nonzero",
+        "top1_agreement",
+    ] {
+        assert!(headers.iter().any(|h| h == column), "CSV lacks {column}");
+    }
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("x base") && stdout.contains("F1 macro"),
+        "{stdout}"
+    );
+
+    // Second run: the artifacts come from the cache.
+    let (_, again) = run_quick(
+        &suite,
+        &dir.path().join("r2.json"),
+        &[&cache_arg[..], &["--filter", "mlp-q8_0"]].concat(),
+    );
+    assert_eq!(again.cases.len(), 1);
+    assert!(again.cases[0].model.artifact.as_ref().unwrap().cache_hit);
+    assert_eq!(again.cases[0].quality, q8.quality);
+    // --rebuild builds it again.
+    let (_, rebuilt) = run_quick(
+        &suite,
+        &dir.path().join("r3.json"),
+        &[&cache_arg[..], &["--filter", "mlp-q8_0", "--rebuild"]].concat(),
+    );
+    assert!(!rebuilt.cases[0].model.artifact.as_ref().unwrap().cache_hit);
+
+    // The built GGUF loads as a user's file variant; a GGUF of another model does not.
+    let gguf = q8.model.artifact.as_ref().unwrap().path.clone();
+    let user = format!(
+        "{}\n[[variants]]\nname = \"mine\"\nmodel = \"mlp\"\npath = \"{}\"\n",
+        VARIANTS
+            .replace("[[targets]]", "[[targets_]]")
+            .split("[[targets_]]")
+            .next()
+            .unwrap(),
+        gguf.display()
+    ) + "[[targets]]\ndevice = \"cpu\"\n[scenarios.single_stream]\n";
+    let user_suite = dir.path().join("user.toml");
+    std::fs::write(&user_suite, &user).unwrap();
+    let (_, mine) = run_quick(
+        &user_suite,
+        &dir.path().join("r4.json"),
+        &[&cache_arg[..], &["--filter", "mlp-mine"]].concat(),
+    );
+    let m = &mine.cases[0];
+    assert_eq!(m.model.dtype.as_deref(), Some("q8_0"));
+    assert_eq!(
+        m.quality.as_ref().unwrap().accuracy,
+        q8.quality.as_ref().unwrap().accuracy
+    );
+    let cnn_gguf = cq.model.artifact.as_ref().unwrap().path.clone();
+    std::fs::write(
+        &user_suite,
+        user.replace(gguf.to_str().unwrap(), cnn_gguf.to_str().unwrap()),
+    )
+    .unwrap();
+    let out = inferbench(&["validate", user_suite.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("variants[10].path") && stderr.contains("does not match"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn run_files_without_variant_fields_still_load() {
+    // A case as written before variants existed: no `quality`, a three-field `model`.
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), TINY);
+    let output = dir.path().join("r.json");
+    run_quick(&suite, &output, &["--filter", "mlp-baseline/cpu-t1/single"]);
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap();
+    for case in v["cases"].as_array_mut().unwrap() {
+        let c = case.as_object_mut().unwrap();
+        c.remove("quality");
+        let m = c["model"].as_object_mut().unwrap();
+        m.retain(|k, _| ["params", "weight_bytes", "flops_per_sample"].contains(&k.as_str()));
+    }
+    std::fs::write(&output, serde_json::to_string(&v).unwrap()).unwrap();
+    let run = results::read_json(&output).unwrap();
+    assert!(run.cases[0].quality.is_none());
+    assert!(run.cases[0].model.params > 0 && run.cases[0].model.compression_rate.is_none());
+}

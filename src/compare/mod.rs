@@ -216,11 +216,17 @@ pub fn metrics(case: &CaseResult) -> Vec<MetricValue<'_>> {
             .tagged(e.method.as_str()),
         );
     }
-    // TODO(merge) issue #3, once `CaseResult` has `quality` (branch issue-3-variants:
-    // `QualityInfo { dataset: String, accuracy: f64, f1_macro: f64, .. }`, fractions 0 to 1;
-    // tagged with the dataset so scores on different data are never compared):
-    // if let Some(q) = &case.quality { out.push(MetricValue::points("accuracy", 100.0 * q.accuracy, |t| t.accuracy_points).tagged(&q.dataset)); }
-    // if let Some(q) = &case.quality { out.push(MetricValue::points("f1_macro", 100.0 * q.f1_macro, |t| t.f1_points).tagged(&q.dataset)); }
+    // Fractions 0 to 1 compared as percentage points; tagged with the dataset so scores on
+    // different data are never compared.
+    if let Some(q) = &case.quality {
+        out.push(
+            MetricValue::points("accuracy", 100.0 * q.accuracy, |t| t.accuracy_points)
+                .tagged(&q.dataset),
+        );
+        out.push(
+            MetricValue::points("f1_macro", 100.0 * q.f1_macro, |t| t.f1_points).tagged(&q.dataset),
+        );
+    }
     out
 }
 

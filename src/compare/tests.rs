@@ -53,6 +53,7 @@ fn case(id: &str, samples: Vec<f64>, status: CaseStatus) -> CaseResult {
             params: 100,
             weight_bytes: 400,
             flops_per_sample: 200,
+            ..Default::default()
         },
         clock_overhead_ns: None,
         build_s: None,
@@ -62,6 +63,7 @@ fn case(id: &str, samples: Vec<f64>, status: CaseStatus) -> CaseResult {
         cold_start: None,
         timed: vec!["forward".into()],
         stages: None,
+        quality: None,
     }
 }
 

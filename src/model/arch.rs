@@ -175,6 +175,58 @@ impl Architecture {
             .sum()
     }
 
+    /// Units (output channels of each convolution, then neurons of each hidden dense layer)
+    /// that structured pruning may remove; the classifier's outputs are never removed.
+    pub fn prunable_units(&self) -> Vec<(String, usize)> {
+        let mut out = Vec::new();
+        if let Architecture::Cnn { conv_channels, .. } = self {
+            for (i, &c) in conv_channels.iter().enumerate() {
+                out.push((format!("conv{}", i + 1), c));
+            }
+        }
+        let (hidden, _) = self.dense_widths();
+        for (j, &n) in hidden.iter().enumerate() {
+            out.push((format!("fc{}", j + 1), n));
+        }
+        out
+    }
+
+    /// The architecture after structured pruning at `sparsity`: every convolution and hidden
+    /// dense layer keeps `max(1, round(units * (1 - sparsity)))` units.
+    pub fn structured(&self, sparsity: f64) -> Architecture {
+        let keep = |n: usize| kept_units(n, sparsity);
+        match self.clone() {
+            Architecture::Mlp {
+                input_size,
+                hidden,
+                classes,
+            } => Architecture::Mlp {
+                input_size,
+                hidden: hidden.into_iter().map(keep).collect(),
+                classes,
+            },
+            Architecture::Cnn {
+                input_hwc,
+                conv_channels,
+                pool_after,
+                kernel,
+                padding,
+                pool,
+                dense,
+                classes,
+            } => Architecture::Cnn {
+                input_hwc,
+                conv_channels: conv_channels.into_iter().map(keep).collect(),
+                pool_after,
+                kernel,
+                padding,
+                pool,
+                dense: dense.into_iter().map(keep).collect(),
+                classes,
+            },
+        }
+    }
+
     /// Multiply-adds counted as two FLOPs, for one sample; pooling and ReLU not counted.
     pub fn flops_per_sample(&self) -> u64 {
         let mut flops = 0u64;
@@ -217,6 +269,11 @@ impl Architecture {
         }
         flops
     }
+}
+
+/// Units a layer of `n` keeps when structured pruning removes the fraction `sparsity`.
+pub fn kept_units(n: usize, sparsity: f64) -> usize {
+    ((n as f64 * (1.0 - sparsity)).round() as usize).clamp(1, n.max(1))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use crate::probe::energy::EnergyInfo;
 use crate::probe::env::Environment;
 use crate::probe::memory::MemoryInfo;
 use crate::probe::state::CaseLoad;
+use crate::quality::QualityInfo;
 use crate::stats::{self, Summary};
 use crate::suite::{CheckConfig, Settings, Suite};
 use crate::worker::{ColdStart, Measurement, Outcome, ThreadsInEffect};
@@ -131,13 +132,105 @@ pub struct LatencyMs {
     pub summary: Summary,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Size and provenance of the measured variant. The first three figures come from the
+/// worker; the rest from building and scoring the variant before its cases ran (absent in
+/// run files written before variants existed).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ModelInfo {
-    /// Weight elements, all tensors.
+    /// Weight elements, all tensors (zeros included).
     pub params: usize,
-    /// Bytes of the weights in memory at their dtype.
+    /// Bytes of the weights in memory at their dtype (quantized blocks as stored).
     pub weight_bytes: usize,
+    /// Multiply-adds x 2 of one sample through the variant's architecture (dense kernels:
+    /// zeros of unstructured pruning are counted).
     pub flops_per_sample: u64,
+    /// Weight elements that are not exactly zero.
+    #[serde(default)]
+    pub params_nonzero: Option<usize>,
+    /// Size of the variant's weights file on disk (the cached artifact or the user's file).
+    #[serde(default)]
+    pub artifact_bytes: Option<u64>,
+    /// Size of that file after gzip (level 6): what storage or download would cost, and the
+    /// only size in which unstructured pruning's zeros show.
+    #[serde(default)]
+    pub artifact_gzip_bytes: Option<u64>,
+    /// Baseline `weight_bytes` / this variant's `weight_bytes` (in memory), against the
+    /// model's `baseline` variant.
+    #[serde(default)]
+    pub compression_rate: Option<f64>,
+    /// dtype of the weight matrices: `f32`, `f16`, `q8_0`..., or `mixed(q4_0+f32)`.
+    #[serde(default)]
+    pub dtype: Option<String>,
+    /// Quantized variants: weight layers left in float, each with the reason.
+    #[serde(default)]
+    pub float_layers: Option<Vec<FloatLayer>>,
+    /// Pruned variants: what was pruned in each layer.
+    #[serde(default)]
+    pub sparsity: Option<Vec<LayerSparsity>>,
+    /// How the variant was made, in words.
+    #[serde(default)]
+    pub recipe: Option<String>,
+    #[serde(default)]
+    pub artifact: Option<ArtifactInfo>,
+    /// Trained variants: the training run (taken from the artifact when it was cached).
+    #[serde(default)]
+    pub training: Option<TrainingLog>,
+}
+
+/// A weight layer a quantize recipe left in float.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FloatLayer {
+    /// The weight tensor, as in `conv1.weight`.
+    pub tensor: String,
+    pub dtype: String,
+    pub reason: String,
+}
+
+/// What pruning removed from one layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerSparsity {
+    /// `conv2.weight` (magnitude) or `conv2` (structured).
+    pub layer: String,
+    /// What `total` and `pruned` count: `weights`, `channels` or `neurons`.
+    pub unit: String,
+    pub total: usize,
+    /// Zero weights (magnitude) or removed channels/neurons (structured).
+    pub pruned: usize,
+    /// `pruned / total`.
+    pub sparsity: f64,
+}
+
+/// The artifact a variant was built into.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArtifactInfo {
+    pub path: PathBuf,
+    /// `safetensors` or `gguf`.
+    pub format: String,
+    /// The cache key: SHA-256 of the recipe, its parents' keys, the data and the seeds.
+    pub key: String,
+    /// Found in the cache rather than built by this run.
+    pub cache_hit: bool,
+    /// Seconds spent building it (in the run that built it).
+    pub build_s: f64,
+}
+
+/// A training run of a variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingLog {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub optimizer: String,
+    pub lr: f64,
+    pub seed: u64,
+    pub train_samples: usize,
+    /// Mean training loss of each epoch (the distillation loss for students).
+    pub loss_per_epoch: Vec<f64>,
+    /// Accuracy on the training batches during the last epoch.
+    pub train_accuracy: f64,
+    /// The teacher variant, for distilled students.
+    #[serde(default)]
+    pub teacher: Option<String>,
+    pub seconds: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -186,6 +279,10 @@ pub struct CaseResult {
     /// With several timed stages: each stage's own latency statistics.
     #[serde(default)]
     pub stages: Option<std::collections::BTreeMap<String, LatencyMs>>,
+    /// Classification quality of the variant on the suite's test split, scored once per
+    /// variant outside the timed loop (README: "Quality").
+    #[serde(default)]
+    pub quality: Option<QualityInfo>,
 }
 
 impl CaseResult {
@@ -209,11 +306,12 @@ impl CaseResult {
             stop_reason: None,
             noise: None,
             threads_in_effect: None,
-            model: ModelInfo {
+            model: case.model_info.clone().unwrap_or(ModelInfo {
                 params: case.arch.param_count(),
                 weight_bytes: 0,
                 flops_per_sample: case.arch.flops_per_sample(),
-            },
+                ..ModelInfo::default()
+            }),
             clock_overhead_ns: None,
             build_s: None,
             memory: None,
@@ -227,6 +325,7 @@ impl CaseResult {
                 .map(|s| s.as_str().to_string())
                 .collect(),
             stages: None,
+            quality: case.quality.clone(),
         }
     }
 
@@ -286,11 +385,9 @@ impl CaseResult {
         r.stop_reason = Some(m.stop_reason);
         r.noise = Some(m.noise);
         r.threads_in_effect = Some(m.threads);
-        r.model = ModelInfo {
-            params: m.params,
-            weight_bytes: m.weight_bytes,
-            flops_per_sample: m.flops_per_sample,
-        };
+        r.model.params = m.params;
+        r.model.weight_bytes = m.weight_bytes;
+        r.model.flops_per_sample = m.flops_per_sample;
         r.clock_overhead_ns = Some(m.clock_overhead_ns);
         r.build_s = Some(m.build_s);
         r.memory = Some(m.memory);
@@ -363,11 +460,27 @@ struct CsvRow<'a> {
     preprocess_p50_ms: Option<f64>,
     forward_p50_ms: Option<f64>,
     postprocess_p50_ms: Option<f64>,
+    params_nonzero: Option<usize>,
+    artifact_bytes: Option<u64>,
+    artifact_gzip_bytes: Option<u64>,
+    compression_rate: Option<f64>,
+    dtype: Option<&'a str>,
+    float_layers: Option<usize>,
+    accuracy: Option<f64>,
+    precision_macro: Option<f64>,
+    recall_macro: Option<f64>,
+    f1_macro: Option<f64>,
+    f1_weighted: Option<f64>,
+    top1_agreement: Option<f64>,
+    mean_cosine: Option<f64>,
+    max_abs_diff: Option<f64>,
 }
 
 impl<'a> CsvRow<'a> {
     fn of(c: &'a CaseResult) -> Self {
         let s = c.latency_ms.as_ref().map(|l| &l.summary);
+        let q = c.quality.as_ref();
+        let fid = q.and_then(|q| q.fidelity.as_ref());
         CsvRow {
             id: &c.id,
             model: &c.model_name,
@@ -426,6 +539,20 @@ impl<'a> CsvRow<'a> {
             preprocess_p50_ms: stage_p50(c, "preprocess"),
             forward_p50_ms: stage_p50(c, "forward"),
             postprocess_p50_ms: stage_p50(c, "postprocess"),
+            params_nonzero: c.model.params_nonzero,
+            artifact_bytes: c.model.artifact_bytes,
+            artifact_gzip_bytes: c.model.artifact_gzip_bytes,
+            compression_rate: c.model.compression_rate,
+            dtype: c.model.dtype.as_deref(),
+            float_layers: c.model.float_layers.as_ref().map(|f| f.len()),
+            accuracy: q.map(|q| q.accuracy),
+            precision_macro: q.map(|q| q.precision_macro),
+            recall_macro: q.map(|q| q.recall_macro),
+            f1_macro: q.map(|q| q.f1_macro),
+            f1_weighted: q.map(|q| q.f1_weighted),
+            top1_agreement: fid.map(|f| f.top1_agreement),
+            mean_cosine: fid.map(|f| f.mean_cosine),
+            max_abs_diff: fid.map(|f| f.max_abs_diff),
         }
     }
 }

@@ -2,7 +2,9 @@
 //! column and a hint), and resolve into a plain `Suite`.
 
 pub mod check;
+pub mod recipe;
 pub mod schema;
+mod variants;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -13,8 +15,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use crate::data::DataSpec;
 use crate::model::{self, Architecture, Padding, WeightSource};
 use crate::target::{DeviceKind, Target};
+use recipe::{Recipe, TrainSpec};
 use schema::*;
 
 pub use check::CheckConfig;
@@ -109,9 +113,12 @@ impl Settings {
 pub struct ModelDef {
     pub name: String,
     pub arch: Architecture,
+    /// The initial weights (seeded or a file); the baseline when there is no `train`.
     pub weights: WeightSource,
     /// Shape of a raw input before preprocessing (default: the model's input).
     pub raw_input: Option<Vec<usize>>,
+    /// Train the baseline from `weights` on the suite's data.
+    pub train: Option<TrainSpec>,
 }
 
 /// Stages of one inference; `settings.timed` says which are inside the timed region.
@@ -151,8 +158,12 @@ fn default_warmup_tolerance() -> f64 {
 pub struct VariantDef {
     pub name: String,
     pub model: String,
-    /// `baseline` or `file`.
+    /// `baseline`, `file`, `quantize`, `prune`, `distill` or `compress`.
     pub source: String,
+    pub recipe: Recipe,
+    /// The variant's own architecture (smaller after structured pruning, the student's...).
+    pub arch: Architecture,
+    /// `Unbuilt` for variants `run` must build first.
     pub weights: WeightSource,
 }
 
@@ -195,6 +206,8 @@ pub struct Suite {
     pub settings: Settings,
     /// Thresholds of the regression check (`[check]`).
     pub check: CheckConfig,
+    /// `[data]`: trains recipe variants and scores every variant.
+    pub data: Option<DataSpec>,
 }
 
 /// One thing wrong with a suite file, located as precisely as the parser allows.
@@ -469,8 +482,20 @@ impl Validator<'_> {
             );
         }
         let settings = self.settings(&raw.settings);
-        let models = self.models(&raw.models, settings.seed);
-        let variants = self.variants(&raw.variants, &models);
+        let data = self.data(&raw.data);
+        let models = self.models(
+            &raw.models,
+            settings.seed,
+            data.as_ref().map(|d| &d.1),
+            raw.data.is_some(),
+        );
+        let variants = self.variants(
+            &raw.variants,
+            &models,
+            raw.models.get_ref(),
+            data.is_some() || raw.data.is_some(),
+            settings.seed,
+        );
         let targets = self.targets(&raw.targets);
         let scenarios = self.scenarios(&raw.scenarios);
         let check = self.check(&raw.check);
@@ -485,6 +510,7 @@ impl Validator<'_> {
             scenarios,
             settings,
             check,
+            data: data.map(|d| d.0),
         })
     }
 
@@ -701,6 +727,8 @@ impl Validator<'_> {
         &mut self,
         models: &Spanned<Vec<Spanned<ModelEntry>>>,
         default_seed: u64,
+        data: Option<&crate::data::Dataset>,
+        data_declared: bool,
     ) -> Vec<ModelDef> {
         if models.get_ref().is_empty() {
             self.problem(
@@ -739,9 +767,45 @@ impl Validator<'_> {
                     seed: m.seed.unwrap_or(default_seed),
                 },
                 Some(p) => match self.weights_file(&format!("{at}.weights"), p, &arch) {
-                    Some(path) => WeightSource::Safetensors { path },
+                    Some(path) => WeightSource::file(path),
                     None => continue,
                 },
+            };
+            if let Some(ds) = data {
+                if let Err(e) = ds.check_model(&arch) {
+                    let span = m
+                        .input
+                        .as_ref()
+                        .map(|v| v.span())
+                        .or(m.input_size.as_ref().map(|v| v.span()))
+                        .unwrap_or(m.arch.span());
+                    let field = if m.input.is_some() {
+                        "input"
+                    } else {
+                        "input_size"
+                    };
+                    self.problem(
+                        format!("{at}.{field}"),
+                        span,
+                        e,
+                        Some("every model is scored on the suite's [data]: match its input, or set `resize` in [data] (\"bilinear\", \"nearest\" or \"pad\")"),
+                    );
+                }
+            }
+            let train = match &m.train {
+                None => None,
+                Some(t) => {
+                    let spec = self.train_spec(&format!("{at}.train"), t, default_seed);
+                    if !data_declared {
+                        self.problem(
+                            format!("{at}.train"),
+                            t.span(),
+                            "training needs data, and the suite has no [data] table",
+                            Some("add a [data] table, as in `[data]` with `source = \"digits\"`"),
+                        );
+                    }
+                    spec
+                }
             };
             let Some(raw_input) = self.raw_input(&at, m, &arch) else {
                 continue;
@@ -751,6 +815,7 @@ impl Validator<'_> {
                 arch,
                 weights,
                 raw_input,
+                train,
             });
         }
         out
@@ -951,113 +1016,6 @@ impl Validator<'_> {
             return None;
         }
         Some(path)
-    }
-
-    fn variants(
-        &mut self,
-        variants: &[Spanned<VariantEntry>],
-        models: &[ModelDef],
-    ) -> Vec<VariantDef> {
-        if variants.is_empty() {
-            // No [[variants]]: each model is measured as its baseline.
-            return models
-                .iter()
-                .map(|m| VariantDef {
-                    name: "baseline".into(),
-                    model: m.name.clone(),
-                    source: "baseline".into(),
-                    weights: m.weights.clone(),
-                })
-                .collect();
-        }
-        let mut seen = BTreeSet::new();
-        let mut out = Vec::new();
-        for (i, v) in variants.iter().enumerate() {
-            let at = format!("variants[{i}]");
-            let v = v.get_ref();
-            let name = v.name.get_ref().clone();
-            if !valid_name(&name) {
-                self.problem(
-                    format!("{at}.name"),
-                    v.name.span(),
-                    format!("`{name}` is not a valid name"),
-                    Some(NAME_HINT),
-                );
-                continue;
-            }
-            let Some(model) = models.iter().find(|m| &m.name == v.model.get_ref()) else {
-                let known: Vec<_> = models.iter().map(|m| format!("`{}`", m.name)).collect();
-                let hint = format!("models defined in this suite: {}", known.join(", "));
-                self.problem(
-                    format!("{at}.model"),
-                    v.model.span(),
-                    format!("no model named `{}`", v.model.get_ref()),
-                    Some(&hint),
-                );
-                continue;
-            };
-            if !seen.insert((model.name.clone(), name.clone())) {
-                self.problem(
-                    format!("{at}.name"),
-                    v.name.span(),
-                    format!(
-                        "variant `{name}` of model `{}` is defined twice",
-                        model.name
-                    ),
-                    None,
-                );
-                continue;
-            }
-            let source = v
-                .source
-                .as_ref()
-                .map(|s| s.get_ref().as_str())
-                .unwrap_or(if v.path.is_some() { "file" } else { "baseline" });
-            let weights = match (source, &v.path) {
-                ("baseline", None) => model.weights.clone(),
-                ("baseline", Some(p)) => {
-                    self.problem(
-                        format!("{at}.path"),
-                        p.span(),
-                        "a `baseline` variant uses its model's weights",
-                        Some("remove `path`, or set source = \"file\""),
-                    );
-                    continue;
-                }
-                ("file", Some(p)) => match self.weights_file(&format!("{at}.path"), p, &model.arch)
-                {
-                    Some(path) => WeightSource::Safetensors { path },
-                    None => continue,
-                },
-                ("file", None) => {
-                    let span = v.source.as_ref().map(|s| s.span()).unwrap_or(v.name.span());
-                    self.problem(
-                        format!("{at}.path"),
-                        span,
-                        "a `file` variant needs `path`",
-                        Some("add `path = \"weights.safetensors\"`"),
-                    );
-                    continue;
-                }
-                (other, _) => {
-                    let span = v.source.as_ref().map(|s| s.span()).unwrap_or(v.name.span());
-                    self.problem(
-                        format!("{at}.source"),
-                        span,
-                        format!("unknown variant source `{other}`"),
-                        Some("use \"baseline\" or \"file\""),
-                    );
-                    continue;
-                }
-            };
-            out.push(VariantDef {
-                name,
-                model: model.name.clone(),
-                source: source.into(),
-                weights,
-            });
-        }
-        out
     }
 
     fn targets(&mut self, targets: &Spanned<Vec<Spanned<TargetEntry>>>) -> Vec<Target> {
@@ -1279,5 +1237,171 @@ batch_sizes = [1, 8]
             "{ps:?}"
         );
         assert!(ps.iter().all(|p| p.line.is_some() && p.hint.is_some()));
+    }
+
+    const VARIANTS: &str = r#"
+[suite]
+name = "v"
+
+[data]
+source = "digits"
+resize = "bilinear"
+
+[[models]]
+name = "cnn"
+arch = "cnn"
+input = [28, 28, 1]
+conv_channels = [32, 64]
+dense = [64]
+classes = 10
+train = { epochs = 2, seed = 5 }
+
+[[variants]]
+name = "baseline"
+model = "cnn"
+
+[[variants]]
+name = "q4"
+model = "cnn"
+source = "quantize"
+from = "half"
+dtype = "q4_0"
+
+[[variants]]
+name = "half"
+model = "cnn"
+source = "prune"
+method = "structured"
+sparsity = 0.5
+
+[[variants]]
+name = "student"
+model = "cnn"
+source = "distill"
+teacher = "baseline"
+student = { conv_channels = [8, 16], dense = [32] }
+train = { epochs = 3, optimizer = "sgd", lr = 0.05 }
+
+[[variants]]
+name = "small"
+model = "cnn"
+source = "compress"
+arch = { conv_channels = [16, 16, 32], pool_after = [2, 3], padding = "same", dense = [32] }
+train = { epochs = 1 }
+
+[[targets]]
+device = "cpu"
+
+[scenarios.single_stream]
+"#;
+
+    #[test]
+    fn resolves_recipes_architectures_and_the_distill_twin() {
+        use crate::suite::recipe::*;
+        let s = parse(Path::new("suites/v.toml"), VARIANTS).unwrap();
+        let names: Vec<_> = s.variants.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "baseline",
+                "q4",
+                "half",
+                "student",
+                "student_no_teacher",
+                "small"
+            ]
+        );
+        let data = s.data.as_ref().unwrap();
+        assert_eq!(
+            (data.scale, data.test_fraction, data.resize),
+            (16.0, 0.2, crate::data::Resize::Bilinear)
+        );
+        let train = s.models[0].train.as_ref().unwrap();
+        assert_eq!((train.epochs, train.batch_size, train.seed), (2, 32, 5));
+        assert_eq!(train.optimizer, OptimizerKind::Adamw);
+        // Every variant is built by `run`: even the baseline, which is trained.
+        assert!(s
+            .variants
+            .iter()
+            .all(|v| matches!(v.weights, WeightSource::Unbuilt { .. })));
+        let arch = |name: &str| &s.variants.iter().find(|v| v.name == name).unwrap().arch;
+        let base = &s.models[0].arch;
+        // Structured pruning halves every layer; quantizing it keeps that architecture.
+        assert_eq!(arch("half"), &base.structured(0.5));
+        assert_eq!(arch("q4"), arch("half"));
+        assert!(arch("half").param_count() < base.param_count() / 2);
+        // The student and its twin share the student's architecture and recipe.
+        assert_eq!(arch("student"), arch("student_no_teacher"));
+        let Recipe::Distill {
+            temperature,
+            alpha,
+            train,
+            ..
+        } = &s.variants[3].recipe
+        else {
+            panic!("{:?}", s.variants[3].recipe)
+        };
+        assert_eq!((*temperature, *alpha), (4.0, 0.7));
+        assert_eq!(
+            (train.optimizer, train.lr, train.seed),
+            (OptimizerKind::Sgd, 0.05, 42)
+        );
+        assert_eq!(
+            s.variants[4].recipe,
+            Recipe::Compress {
+                train: train.clone(),
+                twin_of: Some("student".into())
+            }
+        );
+        // The guide's compressed architecture.
+        let Architecture::Cnn {
+            conv_channels,
+            pool_after,
+            padding,
+            dense,
+            ..
+        } = arch("small")
+        else {
+            panic!()
+        };
+        assert_eq!(conv_channels, &vec![16, 16, 32]);
+        assert_eq!(pool_after, &vec![false, true, true]);
+        assert_eq!((padding, dense), (&Padding::Same, &vec![32]));
+    }
+
+    #[test]
+    fn recipe_problems_are_all_reported_with_locations() {
+        let text = VARIANTS
+            .replace("dtype = \"q4_0\"", "dtype = \"int4\"")
+            .replace("sparsity = 0.5", "sparsity = 0")
+            .replace("teacher = \"baseline\"", "teacher = \"student\"");
+        let ps = problems(&text);
+        let fields: Vec<_> = ps.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "variants[1].dtype",
+                "variants[2].sparsity",
+                "variants[3].teacher"
+            ],
+            "{ps:?}"
+        );
+        assert!(
+            ps[2].message.contains("cannot be made from itself"),
+            "{}",
+            ps[2]
+        );
+        assert!(ps.iter().all(|p| p.line.is_some() && p.hint.is_some()));
+        // Without [data], training recipes say what they miss.
+        let start = VARIANTS.find("[data]").unwrap();
+        let end = VARIANTS.find("[[models]]").unwrap();
+        let no_data = format!("{}{}", &VARIANTS[..start], &VARIANTS[end..]);
+        let ps = problems(&no_data);
+        let fields: Vec<_> = ps.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["models[0].train", "variants[3].train", "variants[4].train"],
+            "{ps:?}"
+        );
     }
 }

@@ -17,6 +17,8 @@ pub struct SuiteFile {
     pub settings: SettingsEntry,
     #[serde(default)]
     pub check: CheckEntry,
+    /// Data for training and scoring variants.
+    pub data: Option<Spanned<DataEntry>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -29,7 +31,7 @@ pub struct SuiteMeta {
 
 /// A flat table for both architectures; fields of the other architecture are rejected
 /// during validation with a message naming the architecture.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelEntry {
     pub name: Spanned<String>,
@@ -51,6 +53,65 @@ pub struct ModelEntry {
     // weights
     pub weights: Option<Spanned<String>>,
     pub seed: Option<u64>,
+    /// Train the baseline on the suite's data (starting from `weights` or the seeded init).
+    pub train: Option<Spanned<TrainEntry>>,
+}
+
+/// Architecture fields a `compress` (`arch`) or `distill` (`student`) variant changes; the
+/// rest (input, classes, and any field not given) come from the variant's model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchOverride {
+    // mlp
+    pub hidden: Option<Spanned<Vec<i64>>>,
+    // cnn
+    pub conv_channels: Option<Spanned<Vec<i64>>>,
+    pub pool_after: Option<Spanned<Vec<i64>>>,
+    pub kernel: Option<Spanned<i64>>,
+    pub padding: Option<Spanned<String>>,
+    pub pool: Option<Spanned<i64>>,
+    pub dense: Option<Spanned<Vec<i64>>>,
+}
+
+/// A training recipe: `train = { epochs = 4, batch_size = 32, optimizer = "adamw", lr = 1e-3 }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainEntry {
+    pub epochs: Spanned<i64>,
+    pub batch_size: Option<Spanned<i64>>,
+    /// `adamw` (default) or `sgd`.
+    pub optimizer: Option<Spanned<String>>,
+    pub lr: Option<Spanned<f64>>,
+    /// AdamW's decoupled weight decay (default 0).
+    pub weight_decay: Option<Spanned<f64>>,
+    pub seed: Option<u64>,
+}
+
+/// `[data]`: a built-in dataset or the user's files, the split, and how images reach a
+/// model's input size.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataEntry {
+    /// `digits` (built-in), `idx`, `csv` or `npy`.
+    pub source: Spanned<String>,
+    /// csv: the file.
+    pub path: Option<Spanned<String>>,
+    /// idx: the images file.
+    pub images: Option<Spanned<String>>,
+    /// idx, npy: the labels file.
+    pub labels: Option<Spanned<String>>,
+    /// npy: the features file.
+    pub features: Option<Spanned<String>>,
+    /// csv: `last` (default) or `first`.
+    pub label_column: Option<Spanned<String>>,
+    /// [height, width, channels] of one sample, for flat rows.
+    pub shape: Option<Spanned<Vec<i64>>>,
+    /// Feature values are divided by this.
+    pub scale: Option<Spanned<f64>>,
+    pub test_fraction: Option<Spanned<f64>>,
+    pub seed: Option<u64>,
+    /// `bilinear`, `nearest`, `pad` or `none`.
+    pub resize: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,10 +119,35 @@ pub struct ModelEntry {
 pub struct VariantEntry {
     pub name: Spanned<String>,
     pub model: Spanned<String>,
-    /// `baseline` (the model's own weights) or `file` (weights from `path`).
+    /// `baseline` (the model's own weights), `file` (weights from `path`), or a recipe:
+    /// `quantize`, `prune`, `distill`, `compress`.
     #[serde(default)]
     pub source: Option<Spanned<String>>,
     pub path: Option<Spanned<String>>,
+    /// quantize, prune: the variant (of the same model) the recipe starts from.
+    pub from: Option<Spanned<String>>,
+    /// quantize: f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4k, q5k, q6k, q8k.
+    pub dtype: Option<Spanned<String>>,
+    /// prune: `magnitude` (default, unstructured) or `structured`.
+    pub method: Option<Spanned<String>>,
+    /// prune: fraction of weights (magnitude) or of channels/neurons (structured) removed.
+    pub sparsity: Option<Spanned<f64>>,
+    /// prune magnitude: `layer` (each layer to `sparsity`, default) or `global`.
+    pub scope: Option<Spanned<String>>,
+    /// prune: fine-tuning after pruning.
+    pub finetune: Option<Spanned<TrainEntry>>,
+    /// distill: the teacher variant (of the same model).
+    pub teacher: Option<Spanned<String>>,
+    /// distill: the student's architecture (changes to the model's).
+    pub student: Option<Spanned<ArchOverride>>,
+    /// distill: softmax temperature of the soft targets.
+    pub temperature: Option<Spanned<f64>>,
+    /// distill: weight of the soft-target loss; 1 - alpha weights the hard-label loss.
+    pub alpha: Option<Spanned<f64>>,
+    /// distill, compress: how the new network is trained.
+    pub train: Option<Spanned<TrainEntry>>,
+    /// compress: the smaller architecture (changes to the model's).
+    pub arch: Option<Spanned<ArchOverride>>,
 }
 
 #[derive(Debug, Deserialize)]

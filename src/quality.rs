@@ -1,0 +1,318 @@
+//! Quality of a classifier's outputs: accuracy, per-class and averaged precision, recall and
+//! F1, the confusion matrix, and fidelity to a reference model's outputs. Pure: plain slices
+//! in, plain serde data out; no I/O, no candle.
+//!
+//! Definitions follow scikit-learn (`sklearn.metrics`), so anyone can recompute them:
+//! - `confusion_matrix[i][j]` counts samples of true class `i` predicted as class `j`.
+//! - precision = TP / (TP + FP), recall = TP / (TP + FN),
+//!   F1 = 2 TP / (2 TP + FP + FN); a zero denominator gives 0 (`zero_division = 0`).
+//! - Macro averages are unweighted means over the classes that occur in the true labels or
+//!   the predictions (scikit-learn's default label set); weighted averages weight each class
+//!   by its support (number of true samples).
+
+use serde::{Deserialize, Serialize};
+
+/// Scores of one class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassScores {
+    pub class: usize,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    /// Number of samples whose true label is this class.
+    pub support: u64,
+}
+
+/// Agreement of a model's outputs with a reference model's outputs on the same inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fidelity {
+    /// The reference variant (`<model>-<variant>`), normally the model's baseline.
+    pub reference: String,
+    /// Fraction of samples whose top-1 class equals the reference's.
+    pub top1_agreement: f64,
+    /// Mean over samples of the cosine similarity of the two output (logit) vectors.
+    pub mean_cosine: f64,
+    /// Largest absolute difference between two corresponding outputs (logits).
+    pub max_abs_diff: f64,
+}
+
+/// Classification quality of one variant, scored once on the test split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QualityInfo {
+    /// What was scored, as in `digits: test split, 360 samples`.
+    pub dataset: String,
+    pub samples: usize,
+    pub accuracy: f64,
+    pub precision_macro: f64,
+    pub recall_macro: f64,
+    pub f1_macro: f64,
+    pub precision_weighted: f64,
+    pub recall_weighted: f64,
+    pub f1_weighted: f64,
+    /// Every class `0..classes`, including classes absent from the test split.
+    pub per_class: Vec<ClassScores>,
+    /// Rows are true classes, columns predicted classes.
+    pub confusion_matrix: Vec<Vec<u64>>,
+    /// The value a score takes when its denominator is zero (scikit-learn's `zero_division`).
+    pub zero_division: f64,
+    /// Against the model's baseline variant; absent when the model has none.
+    #[serde(default)]
+    pub fidelity: Option<Fidelity>,
+}
+
+/// The index of the largest value of each row of `outputs` (`width` values per row); the
+/// first index wins a tie, as numpy's `argmax` does. NaN never wins.
+pub fn argmax_rows(outputs: &[f32], width: usize) -> Vec<usize> {
+    if width == 0 {
+        return Vec::new();
+    }
+    outputs
+        .chunks(width)
+        .map(|row| {
+            let mut best = 0;
+            for (i, &v) in row.iter().enumerate() {
+                if v > row[best] || (row[best].is_nan() && !v.is_nan()) {
+                    best = i;
+                }
+            }
+            best
+        })
+        .collect()
+}
+
+/// `confusion[t][p]`: samples of true class `t` predicted as `p`. Labels at or above
+/// `classes` are counted in an enlarged matrix so nothing is silently dropped.
+pub fn confusion_matrix(labels: &[usize], predictions: &[usize], classes: usize) -> Vec<Vec<u64>> {
+    let n = labels
+        .iter()
+        .chain(predictions)
+        .map(|&c| c + 1)
+        .max()
+        .unwrap_or(0)
+        .max(classes);
+    let mut m = vec![vec![0u64; n]; n];
+    for (&t, &p) in labels.iter().zip(predictions) {
+        m[t][p] += 1;
+    }
+    m
+}
+
+fn ratio(num: u64, den: u64) -> f64 {
+    if den == 0 {
+        0.0
+    } else {
+        num as f64 / den as f64
+    }
+}
+
+/// Scores predictions against true labels (same length). `dataset` names what was scored.
+pub fn classification(
+    dataset: &str,
+    labels: &[usize],
+    predictions: &[usize],
+    classes: usize,
+) -> QualityInfo {
+    assert_eq!(labels.len(), predictions.len(), "one prediction per label");
+    let m = confusion_matrix(labels, predictions, classes);
+    let n = m.len();
+    let mut per_class = Vec::with_capacity(n);
+    let mut present = Vec::with_capacity(n);
+    for c in 0..n {
+        let tp = m[c][c];
+        let support: u64 = m[c].iter().sum();
+        let predicted: u64 = m.iter().map(|row| row[c]).sum();
+        let (fp, fn_) = (predicted - tp, support - tp);
+        per_class.push(ClassScores {
+            class: c,
+            precision: ratio(tp, tp + fp),
+            recall: ratio(tp, tp + fn_),
+            f1: ratio(2 * tp, 2 * tp + fp + fn_),
+            support,
+        });
+        present.push(support > 0 || predicted > 0);
+    }
+    let total: u64 = per_class.iter().map(|c| c.support).sum();
+    let correct: u64 = (0..n).map(|c| m[c][c]).sum();
+    let used: Vec<&ClassScores> = per_class
+        .iter()
+        .zip(&present)
+        .filter(|(_, &p)| p)
+        .map(|(c, _)| c)
+        .collect();
+    let macro_avg = |f: fn(&ClassScores) -> f64| {
+        if used.is_empty() {
+            0.0
+        } else {
+            used.iter().map(|c| f(c)).sum::<f64>() / used.len() as f64
+        }
+    };
+    let weighted = |f: fn(&ClassScores) -> f64| {
+        if total == 0 {
+            0.0
+        } else {
+            per_class
+                .iter()
+                .map(|c| f(c) * c.support as f64)
+                .sum::<f64>()
+                / total as f64
+        }
+    };
+    QualityInfo {
+        dataset: dataset.to_string(),
+        samples: labels.len(),
+        accuracy: ratio(correct, total),
+        precision_macro: macro_avg(|c| c.precision),
+        recall_macro: macro_avg(|c| c.recall),
+        f1_macro: macro_avg(|c| c.f1),
+        precision_weighted: weighted(|c| c.precision),
+        recall_weighted: weighted(|c| c.recall),
+        f1_weighted: weighted(|c| c.f1),
+        per_class,
+        confusion_matrix: m,
+        zero_division: 0.0,
+        fidelity: None,
+    }
+}
+
+/// Fidelity of `outputs` to `reference` (same shape, `width` values per sample). Cosine of a
+/// zero vector with anything is taken as 0, except two zero vectors, which agree (1).
+pub fn fidelity(
+    reference_name: &str,
+    outputs: &[f32],
+    reference: &[f32],
+    width: usize,
+) -> Fidelity {
+    assert_eq!(outputs.len(), reference.len(), "outputs of the same shape");
+    let a = argmax_rows(outputs, width);
+    let b = argmax_rows(reference, width);
+    let samples = a.len();
+    let agree = a.iter().zip(&b).filter(|(x, y)| x == y).count();
+    let mut cos_sum = 0.0;
+    for (x, y) in outputs.chunks(width).zip(reference.chunks(width)) {
+        let dot: f64 = x.iter().zip(y).map(|(&p, &q)| p as f64 * q as f64).sum();
+        let nx: f64 = x.iter().map(|&p| (p as f64).powi(2)).sum::<f64>().sqrt();
+        let ny: f64 = y.iter().map(|&q| (q as f64).powi(2)).sum::<f64>().sqrt();
+        cos_sum += match (nx == 0.0, ny == 0.0) {
+            (true, true) => 1.0,
+            (false, false) => dot / (nx * ny),
+            _ => 0.0,
+        };
+    }
+    let max_abs_diff = outputs
+        .iter()
+        .zip(reference)
+        .map(|(&p, &q)| (p as f64 - q as f64).abs())
+        .fold(0.0, f64::max);
+    Fidelity {
+        reference: reference_name.to_string(),
+        top1_agreement: ratio(agree as u64, samples as u64),
+        mean_cosine: if samples == 0 {
+            0.0
+        } else {
+            cos_sum / samples as f64
+        },
+        max_abs_diff,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
+    }
+
+    /// Three classes; class 2 is never predicted.
+    ///   true:  0 0 0 1 1 2 2
+    ///   pred:  0 0 1 1 0 1 0
+    /// Confusion (rows true): [[2,1,0],[1,1,0],[1,1,0]].
+    /// class 0: TP 2, FP 2, FN 1 -> P 2/4, R 2/3, F1 4/7
+    /// class 1: TP 1, FP 2, FN 1 -> P 1/3, R 1/2, F1 2/5
+    /// class 2: TP 0, FP 0, FN 2 -> P 0 (0/0, zero_division), R 0, F1 0
+    /// scikit-learn: precision_score(average="macro", zero_division=0) = (1/2 + 1/3 + 0)/3.
+    #[test]
+    fn hand_computed_confusion_with_a_class_never_predicted() {
+        let t = [0, 0, 0, 1, 1, 2, 2];
+        let p = [0, 0, 1, 1, 0, 1, 0];
+        let q = classification("hand", &t, &p, 3);
+        assert_eq!(
+            q.confusion_matrix,
+            vec![vec![2, 1, 0], vec![1, 1, 0], vec![1, 1, 0]]
+        );
+        assert!(close(q.accuracy, 3.0 / 7.0));
+        let c = &q.per_class;
+        assert!(close(c[0].precision, 0.5) && close(c[0].recall, 2.0 / 3.0));
+        assert!(close(c[0].f1, 4.0 / 7.0));
+        assert!(close(c[1].precision, 1.0 / 3.0) && close(c[1].recall, 0.5));
+        assert!(close(c[1].f1, 0.4));
+        assert_eq!((c[2].precision, c[2].recall, c[2].f1), (0.0, 0.0, 0.0));
+        assert_eq!(
+            c.iter().map(|c| c.support).collect::<Vec<_>>(),
+            vec![3, 2, 2]
+        );
+        assert!(close(q.precision_macro, (0.5 + 1.0 / 3.0) / 3.0));
+        assert!(close(q.recall_macro, (2.0 / 3.0 + 0.5) / 3.0));
+        assert!(close(q.f1_macro, (4.0 / 7.0 + 0.4) / 3.0));
+        assert!(close(q.precision_weighted, (0.5 * 3.0 + 2.0 / 3.0) / 7.0));
+        assert!(
+            close(q.recall_weighted, 3.0 / 7.0),
+            "weighted recall = accuracy"
+        );
+        assert!(close(q.f1_weighted, (4.0 / 7.0 * 3.0 + 0.4 * 2.0) / 7.0));
+        assert_eq!(q.zero_division, 0.0);
+    }
+
+    /// A class that occurs neither in the labels nor in the predictions is left out of the
+    /// macro average (scikit-learn's label set), but still listed per class.
+    #[test]
+    fn absent_classes_do_not_dilute_the_macro_average() {
+        let q = classification("x", &[0, 1, 1], &[0, 1, 0], 4);
+        assert_eq!(q.per_class.len(), 4);
+        assert_eq!(q.per_class[3].support, 0);
+        // class 0: P 1/2 R 1 F1 2/3; class 1: P 1 R 1/2 F1 2/3.
+        assert!(close(q.precision_macro, 0.75));
+        assert!(close(q.f1_macro, 2.0 / 3.0));
+        assert_eq!(q.confusion_matrix.len(), 4);
+    }
+
+    #[test]
+    fn perfect_and_empty_inputs() {
+        let q = classification("x", &[0, 1, 2], &[0, 1, 2], 3);
+        assert_eq!((q.accuracy, q.f1_macro, q.f1_weighted), (1.0, 1.0, 1.0));
+        let e = classification("x", &[], &[], 2);
+        assert_eq!((e.accuracy, e.f1_macro, e.samples), (0.0, 0.0, 0));
+    }
+
+    #[test]
+    fn labels_beyond_classes_enlarge_the_matrix() {
+        let q = classification("x", &[0, 3], &[0, 0], 2);
+        assert_eq!(q.confusion_matrix.len(), 4);
+        assert_eq!(q.confusion_matrix[3][0], 1);
+    }
+
+    #[test]
+    fn argmax_takes_the_first_of_ties_and_skips_nan() {
+        assert_eq!(
+            argmax_rows(&[1.0, 3.0, 3.0, 0.0, f32::NAN, 2.0], 3),
+            vec![1, 2]
+        );
+        assert_eq!(argmax_rows(&[f32::NAN, 1.0], 2), vec![1]);
+    }
+
+    #[test]
+    fn fidelity_by_hand() {
+        let reference = [1.0, 0.0, 0.0, 1.0];
+        let same = fidelity("b", &reference, &reference, 2);
+        assert_eq!((same.top1_agreement, same.max_abs_diff), (1.0, 0.0));
+        assert!(close(same.mean_cosine, 1.0));
+        // Sample 1 agrees (cos 1/sqrt(2)), sample 2 flips (cos 0).
+        let other = [1.0, 1.0, 1.0, 0.0];
+        let f = fidelity("b", &other, &reference, 2);
+        assert!(close(f.top1_agreement, 0.5));
+        assert!(close(f.mean_cosine, (1.0 / 2f64.sqrt()) / 2.0));
+        assert!(close(f.max_abs_diff, 1.0));
+        let zero = fidelity("b", &[0.0, 0.0], &[0.0, 0.0], 2);
+        assert_eq!(zero.mean_cosine, 1.0);
+    }
+}

@@ -1,0 +1,1033 @@
+//! Validation of `[data]`, `train` recipes and `[[variants]]` with their recipes: every field
+//! checked for its source, references (`from`, `teacher`) resolved within the model, cycles
+//! reported, and each variant's architecture worked out.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::PathBuf;
+
+use toml::Spanned;
+
+use super::recipe::*;
+use super::schema::*;
+use super::{valid_name, ModelDef, Validator, VariantDef, NAME_HINT};
+use crate::data::{self, DataSource, DataSpec, Dataset, LabelColumn, Resize};
+use crate::model::{Architecture, WeightSource};
+
+const SOURCES: &str =
+    "\"baseline\", \"file\", \"quantize\", \"prune\", \"distill\" or \"compress\"";
+const DATA_HINT: &str = "add a [data] table, as in `[data]` with `source = \"digits\"` (the built-in UCI digits) and `resize = \"bilinear\"`";
+
+/// A `[[variants]]` entry after its own fields are checked, before references are resolved.
+struct Partial {
+    at: String,
+    name: String,
+    name_span: Range<usize>,
+    model: String,
+    recipe: Recipe,
+    /// The `from` / `teacher` field and its span, when the recipe names another variant.
+    dep: Option<(String, Range<usize>)>,
+    /// For `distill` and `compress`: the architecture, when it is valid.
+    own_arch: Option<Architecture>,
+    weights: Option<WeightSource>,
+}
+
+impl Validator<'_> {
+    fn fraction(
+        &mut self,
+        field: &str,
+        v: &Spanned<f64>,
+        inclusive_high: bool,
+        hint: &str,
+    ) -> Option<f64> {
+        let x = *v.get_ref();
+        let ok = x.is_finite() && x > 0.0 && (x < 1.0 || (inclusive_high && x == 1.0));
+        if !ok {
+            let range = if inclusive_high {
+                "more than 0 and at most 1"
+            } else {
+                "between 0 and 1 (exclusive)"
+            };
+            self.problem(
+                field,
+                v.span(),
+                format!("must be {range}, got {x}"),
+                Some(hint),
+            );
+            return None;
+        }
+        Some(x)
+    }
+
+    fn positive(&mut self, field: &str, v: &Spanned<f64>, hint: &str) -> Option<f64> {
+        let x = *v.get_ref();
+        if !(x.is_finite() && x > 0.0) {
+            self.problem(
+                field,
+                v.span(),
+                format!("must be more than zero, got {x}"),
+                Some(hint),
+            );
+            return None;
+        }
+        Some(x)
+    }
+
+    /// One of `allowed`, or a recorded problem with the nearest allowed word as a hint.
+    fn word<'w>(
+        &mut self,
+        field: &str,
+        v: &Spanned<String>,
+        allowed: &[&'w str],
+    ) -> Option<&'w str> {
+        let got = v.get_ref().as_str();
+        if let Some(w) = allowed.iter().find(|a| **a == got) {
+            return Some(w);
+        }
+        let list = allowed
+            .iter()
+            .map(|a| format!("\"{a}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let nearest = allowed
+            .iter()
+            .map(|a| (strsim::damerau_levenshtein(got, a), *a))
+            .min()
+            .filter(|(d, _)| *d <= 2);
+        let hint = match nearest {
+            Some((_, a)) => format!("did you mean \"{a}\"? allowed: {list}"),
+            None => format!("allowed: {list}"),
+        };
+        let what = field.rsplit('.').next().unwrap_or(field);
+        self.problem(
+            field,
+            v.span(),
+            format!("unknown {what} `{got}`"),
+            Some(&hint),
+        );
+        None
+    }
+
+    fn file_field(&mut self, field: &str, v: &Spanned<String>) -> Option<PathBuf> {
+        let path = self.base.join(v.get_ref());
+        if !path.is_file() {
+            self.problem(
+                field,
+                v.span(),
+                format!("data file {} does not exist", path.display()),
+                Some("paths are relative to the suite file"),
+            );
+            return None;
+        }
+        Some(path)
+    }
+
+    /// `[data]`: the resolved spec and the loaded dataset (loaded here so that a bad file
+    /// is an input error before anything runs).
+    pub(super) fn data(&mut self, d: &Option<Spanned<DataEntry>>) -> Option<(DataSpec, Dataset)> {
+        let d = d.as_ref()?;
+        let span = d.span();
+        let d = d.get_ref();
+        let source = self.word("data.source", &d.source, &["digits", "idx", "csv", "npy"])?;
+        let allowed: &[&str] = match source {
+            "digits" => &[],
+            "idx" => &["images", "labels"],
+            "csv" => &["path", "label_column"],
+            _ => &["features", "labels"],
+        };
+        let fields = [
+            ("path", &d.path),
+            ("images", &d.images),
+            ("labels", &d.labels),
+            ("features", &d.features),
+            ("label_column", &d.label_column),
+        ];
+        let mut ok = true;
+        for (name, v) in fields {
+            if let Some(v) = v {
+                if !allowed.contains(&name) {
+                    self.problem(
+                        format!("data.{name}"),
+                        v.span(),
+                        format!("`{name}` does not apply to data source `{source}`"),
+                        Some("remove it, or change `source`"),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        let need = |v: &Option<Spanned<String>>, name: &str, this: &mut Self| -> Option<PathBuf> {
+            match v {
+                Some(v) => this.file_field(&format!("data.{name}"), v),
+                None => {
+                    this.problem(
+                        format!("data.{name}"),
+                        d.source.span(),
+                        format!("data source `{source}` needs `{name}`"),
+                        Some("paths are relative to the suite file"),
+                    );
+                    None
+                }
+            }
+        };
+        let src = match source {
+            "digits" => Some(DataSource::Digits),
+            "idx" => {
+                let images = need(&d.images, "images", self);
+                let labels = need(&d.labels, "labels", self);
+                images
+                    .zip(labels)
+                    .map(|(images, labels)| DataSource::Idx { images, labels })
+            }
+            "csv" => {
+                let path = need(&d.path, "path", self);
+                let label_column = match &d.label_column {
+                    None => Some(LabelColumn::Last),
+                    Some(v) => match self.word("data.label_column", v, &["last", "first"]) {
+                        Some("first") => Some(LabelColumn::First),
+                        Some(_) => Some(LabelColumn::Last),
+                        None => None,
+                    },
+                };
+                path.zip(label_column)
+                    .map(|(path, label_column)| DataSource::Csv { path, label_column })
+            }
+            _ => {
+                let features = need(&d.features, "features", self);
+                let labels = need(&d.labels, "labels", self);
+                features
+                    .zip(labels)
+                    .map(|(features, labels)| DataSource::Npy { features, labels })
+            }
+        };
+        let shape = match &d.shape {
+            None => Some(None),
+            Some(v) => {
+                let dims = self.counts("data.shape", v, 1, false);
+                match dims {
+                    Some(s) if s.len() == 3 => Some(Some([s[0], s[1], s[2]])),
+                    Some(s) => {
+                        self.problem(
+                            "data.shape",
+                            v.span(),
+                            format!("needs 3 values [height, width, channels], got {}", s.len()),
+                            Some("as in `shape = [8, 8, 1]`"),
+                        );
+                        None
+                    }
+                    None => None,
+                }
+            }
+        };
+        let scale = match &d.scale {
+            None => Some(None),
+            Some(v) => self
+                .positive(
+                    "data.scale",
+                    v,
+                    "feature values are divided by it, as in scale = 255.0",
+                )
+                .map(Some),
+        };
+        let test_fraction = match &d.test_fraction {
+            None => Some(0.2),
+            Some(v) => self.fraction(
+                "data.test_fraction",
+                v,
+                false,
+                "the share of each class held out for scoring, as in 0.2",
+            ),
+        };
+        let resize = match &d.resize {
+            None => Some(Resize::None),
+            Some(v) => match self.word("data.resize", v, &["bilinear", "nearest", "pad", "none"]) {
+                Some("bilinear") => Some(Resize::Bilinear),
+                Some("nearest") => Some(Resize::Nearest),
+                Some("pad") => Some(Resize::Pad),
+                Some(_) => Some(Resize::None),
+                None => None,
+            },
+        };
+        let (Some(source), Some(shape), Some(scale), Some(test_fraction), Some(resize), true) =
+            (src, shape, scale, test_fraction, resize, ok)
+        else {
+            return None;
+        };
+        let spec = DataSpec {
+            scale: scale.unwrap_or_else(|| source.default_scale()),
+            source,
+            shape,
+            test_fraction,
+            seed: d.seed.unwrap_or(0),
+            resize,
+        };
+        match data::load(&spec) {
+            Ok(ds) => Some((spec, ds)),
+            Err(e) => {
+                // Point at the field naming the file that failed, else at the table.
+                let field_span = [
+                    ("path", &d.path),
+                    ("images", &d.images),
+                    ("labels", &d.labels),
+                    ("features", &d.features),
+                ]
+                .into_iter()
+                .find_map(|(name, v)| {
+                    v.as_ref()
+                        .filter(|v| self.base.join(v.get_ref()) == e.path)
+                        .map(|v| (name, v.span()))
+                });
+                let (field, at) = match field_span {
+                    Some((name, s)) => (format!("data.{name}"), s),
+                    None => ("data".to_string(), span),
+                };
+                self.problem(
+                    field,
+                    at,
+                    e.to_string(),
+                    Some("README: data formats (IDX, CSV with the label last or first, .npy)"),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn train_spec(
+        &mut self,
+        at: &str,
+        t: &Spanned<TrainEntry>,
+        default_seed: u64,
+    ) -> Option<TrainSpec> {
+        let t = t.get_ref();
+        let epochs = self.count(&format!("{at}.epochs"), &t.epochs, 1);
+        let batch_size = match &t.batch_size {
+            Some(b) => self.count(&format!("{at}.batch_size"), b, 1),
+            None => Some(32),
+        };
+        let optimizer = match &t.optimizer {
+            None => Some(OptimizerKind::Adamw),
+            Some(o) => match self.word(&format!("{at}.optimizer"), o, &["adamw", "sgd"]) {
+                Some("sgd") => Some(OptimizerKind::Sgd),
+                Some(_) => Some(OptimizerKind::Adamw),
+                None => None,
+            },
+        };
+        let lr = match &t.lr {
+            Some(v) => self.positive(&format!("{at}.lr"), v, "a learning rate, as in lr = 0.001"),
+            None => Some(match optimizer {
+                Some(OptimizerKind::Sgd) => 0.01,
+                _ => 0.001,
+            }),
+        };
+        let weight_decay = match &t.weight_decay {
+            Some(v) if !(v.get_ref().is_finite() && *v.get_ref() >= 0.0) => {
+                self.problem(
+                    format!("{at}.weight_decay"),
+                    v.span(),
+                    format!("must be zero or more, got {}", v.get_ref()),
+                    Some("as in weight_decay = 0.01"),
+                );
+                None
+            }
+            Some(v) => {
+                if optimizer == Some(OptimizerKind::Sgd) && *v.get_ref() != 0.0 {
+                    self.problem(
+                        format!("{at}.weight_decay"),
+                        v.span(),
+                        "weight decay applies to `adamw` only (candle's SGD has none)",
+                        Some("remove it, or use optimizer = \"adamw\""),
+                    );
+                    None
+                } else {
+                    Some(*v.get_ref())
+                }
+            }
+            None => Some(0.0),
+        };
+        Some(TrainSpec {
+            epochs: epochs?,
+            batch_size: batch_size?,
+            optimizer: optimizer?,
+            lr: lr?,
+            weight_decay: weight_decay?,
+            seed: t.seed.unwrap_or(default_seed),
+        })
+    }
+
+    fn needs_data(&mut self, field: String, span: Range<usize>, what: &str, data: bool) -> bool {
+        if !data {
+            self.problem(
+                field,
+                span,
+                format!("{what} needs training data, and the suite has no [data] table"),
+                Some(DATA_HINT),
+            );
+        }
+        data
+    }
+
+    /// The model's architecture with the fields of `o` replaced.
+    fn arch_override(
+        &mut self,
+        at: &str,
+        model: &ModelEntry,
+        o: &ArchOverride,
+    ) -> Option<Architecture> {
+        let is_mlp = model.arch.get_ref() == "mlp";
+        let spans = [
+            ("hidden", o.hidden.as_ref().map(|v| v.span()), !is_mlp),
+            (
+                "conv_channels",
+                o.conv_channels.as_ref().map(|v| v.span()),
+                is_mlp,
+            ),
+            (
+                "pool_after",
+                o.pool_after.as_ref().map(|v| v.span()),
+                is_mlp,
+            ),
+            ("dense", o.dense.as_ref().map(|v| v.span()), is_mlp),
+            ("kernel", o.kernel.as_ref().map(|v| v.span()), is_mlp),
+            ("pool", o.pool.as_ref().map(|v| v.span()), is_mlp),
+            ("padding", o.padding.as_ref().map(|v| v.span()), is_mlp),
+        ];
+        let mut wrong = false;
+        for (field, span, foreign) in spans {
+            if let (Some(span), true) = (span, foreign) {
+                let hint = if is_mlp {
+                    "the model is an `mlp`: change `hidden`"
+                } else {
+                    "the model is a `cnn`: change conv_channels, pool_after, kernel, padding, pool or dense"
+                };
+                self.problem(
+                    format!("{at}.{field}"),
+                    span,
+                    format!(
+                        "`{field}` does not apply to arch `{}`",
+                        model.arch.get_ref()
+                    ),
+                    Some(hint),
+                );
+                wrong = true;
+            }
+        }
+        if wrong {
+            return None;
+        }
+        let mut m = model.clone();
+        let fields = [
+            (&o.hidden, &mut m.hidden),
+            (&o.conv_channels, &mut m.conv_channels),
+            (&o.pool_after, &mut m.pool_after),
+            (&o.dense, &mut m.dense),
+        ];
+        for (from, to) in fields {
+            if from.is_some() {
+                *to = from.clone();
+            }
+        }
+        if o.kernel.is_some() {
+            m.kernel = o.kernel.clone();
+        }
+        if o.pool.is_some() {
+            m.pool = o.pool.clone();
+        }
+        if o.padding.is_some() {
+            m.padding = o.padding.clone();
+        }
+        // A new `conv_channels` without `pool_after` pools after every convolution.
+        if o.conv_channels.is_some() && o.pool_after.is_none() {
+            m.pool_after = None;
+        }
+        self.architecture(at, &m)
+    }
+
+    pub(super) fn variants(
+        &mut self,
+        variants: &[Spanned<VariantEntry>],
+        models: &[ModelDef],
+        raw_models: &[Spanned<ModelEntry>],
+        has_data: bool,
+        default_seed: u64,
+    ) -> Vec<VariantDef> {
+        if variants.is_empty() {
+            // No [[variants]]: each model is measured as its baseline.
+            return models
+                .iter()
+                .map(|m| VariantDef {
+                    name: "baseline".into(),
+                    model: m.name.clone(),
+                    source: "baseline".into(),
+                    recipe: Recipe::Baseline,
+                    arch: m.arch.clone(),
+                    weights: baseline_weights(m, &format!("{}-baseline", m.name)),
+                })
+                .collect();
+        }
+        let mut seen = BTreeSet::new();
+        let mut partials: Vec<Partial> = Vec::new();
+        for (i, v) in variants.iter().enumerate() {
+            let at = format!("variants[{i}]");
+            let v = v.get_ref();
+            let name = v.name.get_ref().clone();
+            if !valid_name(&name) {
+                self.problem(
+                    format!("{at}.name"),
+                    v.name.span(),
+                    format!("`{name}` is not a valid name"),
+                    Some(NAME_HINT),
+                );
+                continue;
+            }
+            let Some(model) = models.iter().find(|m| &m.name == v.model.get_ref()) else {
+                let known: Vec<_> = models.iter().map(|m| format!("`{}`", m.name)).collect();
+                let hint = format!("models defined in this suite: {}", known.join(", "));
+                self.problem(
+                    format!("{at}.model"),
+                    v.model.span(),
+                    format!("no model named `{}`", v.model.get_ref()),
+                    Some(&hint),
+                );
+                continue;
+            };
+            if !seen.insert((model.name.clone(), name.clone())) {
+                self.problem(
+                    format!("{at}.name"),
+                    v.name.span(),
+                    format!(
+                        "variant `{name}` of model `{}` is defined twice",
+                        model.name
+                    ),
+                    None,
+                );
+                continue;
+            }
+            let raw_model = raw_models
+                .iter()
+                .map(|m| m.get_ref())
+                .find(|m| m.name.get_ref() == &model.name)
+                .expect("the model was resolved from these entries");
+            if let Some(p) = self.variant_entry(&at, v, model, raw_model, has_data, default_seed) {
+                partials.push(Partial { name, ..p });
+            }
+        }
+        self.resolve_references(&mut partials);
+        // Architectures, following `from` chains (acyclic by now).
+        let mut archs: BTreeMap<(String, String), Architecture> = BTreeMap::new();
+        let index: BTreeMap<(String, String), usize> = partials
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ((p.model.clone(), p.name.clone()), i))
+            .collect();
+        fn arch_of(
+            key: &(String, String),
+            partials: &[Partial],
+            index: &BTreeMap<(String, String), usize>,
+            models: &[ModelDef],
+            archs: &mut BTreeMap<(String, String), Architecture>,
+            depth: usize,
+        ) -> Option<Architecture> {
+            if let Some(a) = archs.get(key) {
+                return Some(a.clone());
+            }
+            let p = &partials[*index.get(key)?];
+            let model = &models.iter().find(|m| m.name == p.model)?.arch;
+            if depth > partials.len() {
+                return None;
+            }
+            let parent = |from: &str, archs: &mut BTreeMap<_, _>| {
+                arch_of(
+                    &(p.model.clone(), from.to_string()),
+                    partials,
+                    index,
+                    models,
+                    archs,
+                    depth + 1,
+                )
+            };
+            let arch = match &p.recipe {
+                Recipe::Baseline | Recipe::File { .. } => Some(model.clone()),
+                Recipe::Quantize { from, .. } => parent(from, archs),
+                Recipe::Prune {
+                    from,
+                    method,
+                    sparsity,
+                    ..
+                } => parent(from, archs).map(|a| match method {
+                    PruneMethod::Magnitude => a,
+                    PruneMethod::Structured => a.structured(*sparsity),
+                }),
+                Recipe::Distill { .. } | Recipe::Compress { .. } => p.own_arch.clone(),
+            }?;
+            archs.insert(key.clone(), arch.clone());
+            Some(arch)
+        }
+        let mut out = Vec::new();
+        let names: BTreeSet<(String, String)> = index.keys().cloned().collect();
+        for p in &partials {
+            let key = (p.model.clone(), p.name.clone());
+            let Some(arch) = arch_of(&key, &partials, &index, models, &mut archs, 0) else {
+                continue;
+            };
+            let id = format!("{}-{}", p.model, p.name);
+            let weights = p.weights.clone().unwrap_or(WeightSource::Unbuilt {
+                variant: id,
+                reason: None,
+            });
+            let twin = match &p.recipe {
+                Recipe::Distill { train, .. } => Some(train.clone()),
+                _ => None,
+            };
+            out.push(VariantDef {
+                name: p.name.clone(),
+                model: p.model.clone(),
+                source: p.recipe.source().into(),
+                recipe: p.recipe.clone(),
+                arch: arch.clone(),
+                weights,
+            });
+            if let Some(train) = twin {
+                // The same student, same recipe, without the teacher.
+                let name = format!("{}_no_teacher", p.name);
+                if names.contains(&(p.model.clone(), name.clone())) {
+                    self.problem(
+                        format!("{}.name", p.at),
+                        p.name_span.clone(),
+                        format!("a distill variant adds `{name}` (its student trained without the teacher), and that name is taken"),
+                        Some("rename one of the two variants"),
+                    );
+                    continue;
+                }
+                out.push(VariantDef {
+                    name: name.clone(),
+                    model: p.model.clone(),
+                    source: "compress".into(),
+                    recipe: Recipe::Compress {
+                        train,
+                        twin_of: Some(p.name.clone()),
+                    },
+                    arch,
+                    weights: WeightSource::Unbuilt {
+                        variant: format!("{}-{name}", p.model),
+                        reason: None,
+                    },
+                });
+            }
+        }
+        out
+    }
+
+    /// Checks one entry's fields for its source and builds its recipe.
+    fn variant_entry(
+        &mut self,
+        at: &str,
+        v: &VariantEntry,
+        model: &ModelDef,
+        raw_model: &ModelEntry,
+        has_data: bool,
+        default_seed: u64,
+    ) -> Option<Partial> {
+        let source_span = v.source.as_ref().map(|s| s.span()).unwrap_or(v.name.span());
+        let source = match &v.source {
+            Some(s) => self.word(
+                &format!("{at}.source"),
+                s,
+                &[
+                    "baseline", "file", "quantize", "prune", "distill", "compress",
+                ],
+            )?,
+            None if v.path.is_some() => "file",
+            None => "baseline",
+        };
+        let present: [(&str, Option<Range<usize>>); 12] = [
+            ("path", v.path.as_ref().map(|x| x.span())),
+            ("from", v.from.as_ref().map(|x| x.span())),
+            ("dtype", v.dtype.as_ref().map(|x| x.span())),
+            ("method", v.method.as_ref().map(|x| x.span())),
+            ("sparsity", v.sparsity.as_ref().map(|x| x.span())),
+            ("scope", v.scope.as_ref().map(|x| x.span())),
+            ("finetune", v.finetune.as_ref().map(|x| x.span())),
+            ("teacher", v.teacher.as_ref().map(|x| x.span())),
+            ("student", v.student.as_ref().map(|x| x.span())),
+            ("temperature", v.temperature.as_ref().map(|x| x.span())),
+            ("alpha", v.alpha.as_ref().map(|x| x.span())),
+            ("train", v.train.as_ref().map(|x| x.span())),
+        ];
+        let allowed: &[&str] = match source {
+            "baseline" => &[],
+            "file" => &["path"],
+            "quantize" => &["from", "dtype"],
+            "prune" => &["from", "method", "sparsity", "scope", "finetune"],
+            "distill" => &["teacher", "student", "temperature", "alpha", "train"],
+            _ => &["train"],
+        };
+        let mut fields_ok = true;
+        let arch_field = ("arch", v.arch.as_ref().map(|x| x.span()));
+        for (field, span) in present.into_iter().chain([arch_field]) {
+            let ok = allowed.contains(&field) || (field == "arch" && source == "compress");
+            if let (Some(span), false) = (span, ok) {
+                let hint = if source == "baseline" && field == "path" {
+                    "remove `path`, or set source = \"file\"".to_string()
+                } else {
+                    format!("remove it, or change `source` ({SOURCES})")
+                };
+                self.problem(
+                    format!("{at}.{field}"),
+                    span,
+                    format!("`{field}` does not apply to a `{source}` variant"),
+                    Some(&hint),
+                );
+                fields_ok = false;
+            }
+        }
+        if !fields_ok {
+            return None;
+        }
+        let required = |this: &mut Self, field: &str, example: &str| {
+            this.problem(
+                format!("{at}.{field}"),
+                source_span.clone(),
+                format!("a `{source}` variant needs `{field}`"),
+                Some(&format!("add `{example}`")),
+            );
+        };
+        let dep_of = |v: &Option<Spanned<String>>, field: &str| {
+            v.as_ref()
+                .map(|x| (x.get_ref().clone(), format!("{at}.{field}"), x.span()))
+        };
+        let mut own_arch = None;
+        let mut weights = None;
+        let mut dep = None;
+        let recipe = match source {
+            "baseline" => {
+                weights = Some(baseline_weights(
+                    model,
+                    &format!("{}-{}", model.name, v.name.get_ref()),
+                ));
+                Recipe::Baseline
+            }
+            "file" => {
+                let Some(p) = &v.path else {
+                    required(self, "path", "path = \"weights.safetensors\"");
+                    return None;
+                };
+                let path = self.weights_file(&format!("{at}.path"), p, &model.arch)?;
+                weights = Some(WeightSource::file(path.clone()));
+                Recipe::File { path }
+            }
+            "quantize" => {
+                let Some(d) = &v.dtype else {
+                    required(self, "dtype", "dtype = \"q8_0\"");
+                    return None;
+                };
+                let names: Vec<&str> = QuantDtype::ALL.iter().map(|d| d.as_str()).collect();
+                let dtype = self.word(&format!("{at}.dtype"), d, &names)?;
+                let (from, field, span) = dep_of(&v.from, "from").unwrap_or((
+                    "baseline".into(),
+                    format!("{at}.from"),
+                    source_span.clone(),
+                ));
+                dep = Some((field, span));
+                Recipe::Quantize {
+                    from,
+                    dtype: dtype.parse().expect("one of QuantDtype::ALL"),
+                }
+            }
+            "prune" => {
+                let method = match &v.method {
+                    None => Some(PruneMethod::Magnitude),
+                    Some(m) => {
+                        match self.word(&format!("{at}.method"), m, &["magnitude", "structured"]) {
+                            Some("structured") => Some(PruneMethod::Structured),
+                            Some(_) => Some(PruneMethod::Magnitude),
+                            None => None,
+                        }
+                    }
+                };
+                let sparsity = match &v.sparsity {
+                    None => {
+                        required(self, "sparsity", "sparsity = 0.5");
+                        None
+                    }
+                    Some(s) => self.fraction(
+                        &format!("{at}.sparsity"),
+                        s,
+                        false,
+                        "the fraction of weights (or channels) removed, as in 0.5 for 50%",
+                    ),
+                };
+                let scope = match &v.scope {
+                    None => Some(PruneScope::Layer),
+                    Some(s) => match self.word(&format!("{at}.scope"), s, &["layer", "global"]) {
+                        Some("global") if method == Some(PruneMethod::Structured) => {
+                            self.problem(
+                                format!("{at}.scope"),
+                                s.span(),
+                                "structured pruning removes the same share of every layer; `scope = \"global\"` applies to magnitude pruning",
+                                Some("remove `scope`, or use method = \"magnitude\""),
+                            );
+                            None
+                        }
+                        Some("global") => Some(PruneScope::Global),
+                        Some(_) => Some(PruneScope::Layer),
+                        None => None,
+                    },
+                };
+                let finetune = match &v.finetune {
+                    None => Some(None),
+                    Some(t) => {
+                        let spec = self.train_spec(&format!("{at}.finetune"), t, default_seed);
+                        if !self.needs_data(
+                            format!("{at}.finetune"),
+                            t.span(),
+                            "fine-tuning",
+                            has_data,
+                        ) {
+                            return None;
+                        }
+                        spec.map(Some)
+                    }
+                };
+                let (from, field, span) = dep_of(&v.from, "from").unwrap_or((
+                    "baseline".into(),
+                    format!("{at}.from"),
+                    source_span.clone(),
+                ));
+                dep = Some((field, span));
+                Recipe::Prune {
+                    from,
+                    method: method?,
+                    sparsity: sparsity?,
+                    scope: scope?,
+                    finetune: finetune?,
+                }
+            }
+            "distill" => {
+                let teacher = dep_of(&v.teacher, "teacher");
+                if teacher.is_none() {
+                    required(self, "teacher", "teacher = \"baseline\"");
+                }
+                let student = match &v.student {
+                    None => {
+                        required(
+                            self,
+                            "student",
+                            "student = { conv_channels = [8, 16], dense = [32] }",
+                        );
+                        None
+                    }
+                    Some(s) => self.arch_override(&format!("{at}.student"), raw_model, s.get_ref()),
+                };
+                let temperature = match &v.temperature {
+                    None => Some(4.0),
+                    Some(t) => {
+                        self.positive(&format!("{at}.temperature"), t, "as in temperature = 4.0")
+                    }
+                };
+                let alpha = match &v.alpha {
+                    None => Some(0.7),
+                    Some(a) => {
+                        let x = *a.get_ref();
+                        if (0.0..=1.0).contains(&x) {
+                            Some(x)
+                        } else {
+                            self.problem(
+                                format!("{at}.alpha"),
+                                a.span(),
+                                format!("must be between 0 and 1, got {x}"),
+                                Some("alpha weights the soft-target loss, 1 - alpha the hard labels; as in alpha = 0.7"),
+                            );
+                            None
+                        }
+                    }
+                };
+                let train = self.recipe_train(at, v, source, &source_span, has_data, default_seed);
+                let (teacher, field, span) = teacher?;
+                dep = Some((field, span));
+                own_arch = Some(student?);
+                Recipe::Distill {
+                    teacher,
+                    temperature: temperature?,
+                    alpha: alpha?,
+                    train: train?,
+                }
+            }
+            _ => {
+                let arch = match &v.arch {
+                    None => {
+                        required(self, "arch", "arch = { conv_channels = [16, 16, 32], pool_after = [2, 3], padding = \"same\", dense = [32] }");
+                        None
+                    }
+                    Some(a) => self.arch_override(&format!("{at}.arch"), raw_model, a.get_ref()),
+                };
+                let train = self.recipe_train(at, v, source, &source_span, has_data, default_seed);
+                own_arch = Some(arch?);
+                Recipe::Compress {
+                    train: train?,
+                    twin_of: None,
+                }
+            }
+        };
+        Some(Partial {
+            at: at.to_string(),
+            name: String::new(),
+            name_span: v.name.span(),
+            model: model.name.clone(),
+            recipe,
+            dep,
+            own_arch,
+            weights,
+        })
+    }
+
+    fn recipe_train(
+        &mut self,
+        at: &str,
+        v: &VariantEntry,
+        source: &str,
+        source_span: &Range<usize>,
+        has_data: bool,
+        default_seed: u64,
+    ) -> Option<TrainSpec> {
+        let Some(t) = &v.train else {
+            self.problem(
+                format!("{at}.train"),
+                source_span.clone(),
+                format!("a `{source}` variant needs `train`"),
+                Some("add `train = { epochs = 4, batch_size = 32, optimizer = \"adamw\", lr = 0.001 }`"),
+            );
+            return None;
+        };
+        let spec = self.train_spec(&format!("{at}.train"), t, default_seed);
+        if !self.needs_data(
+            format!("{at}.train"),
+            t.span(),
+            &format!("a `{source}` variant"),
+            has_data,
+        ) {
+            return None;
+        }
+        spec
+    }
+
+    /// `from` and `teacher` must name another variant of the same model, without cycles.
+    fn resolve_references(&mut self, partials: &mut Vec<Partial>) {
+        let names: BTreeSet<(String, String)> = partials
+            .iter()
+            .map(|p| (p.model.clone(), p.name.clone()))
+            .collect();
+        let mut bad = BTreeSet::new();
+        for (i, p) in partials.iter().enumerate() {
+            let Some((field, span)) = &p.dep else {
+                continue;
+            };
+            let target = p.recipe.needs()[0].to_string();
+            if target == p.name {
+                self.problem(
+                    field.clone(),
+                    span.clone(),
+                    format!("variant `{}` cannot be made from itself", p.name),
+                    Some("name another variant of the same model, as in `baseline`"),
+                );
+                bad.insert(i);
+            } else if !names.contains(&(p.model.clone(), target.clone())) {
+                let known: Vec<String> = partials
+                    .iter()
+                    .filter(|q| q.model == p.model && q.name != p.name)
+                    .map(|q| format!("`{}`", q.name))
+                    .collect();
+                let hint = if known.is_empty() {
+                    format!(
+                        "add a [[variants]] entry with name = \"{target}\" and model = \"{}\"",
+                        p.model
+                    )
+                } else {
+                    format!("variants of model `{}`: {}", p.model, known.join(", "))
+                };
+                self.problem(
+                    field.clone(),
+                    span.clone(),
+                    format!("no variant `{target}` of model `{}`", p.model),
+                    Some(&hint),
+                );
+                bad.insert(i);
+            }
+        }
+        // Cycles: follow each chain; a chain that comes back to a variant is a cycle.
+        let index: BTreeMap<(String, String), usize> = partials
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ((p.model.clone(), p.name.clone()), i))
+            .collect();
+        let mut reported = BTreeSet::new();
+        for start in 0..partials.len() {
+            let mut path = vec![start];
+            let mut at = start;
+            while let Some(next) = partials[at]
+                .recipe
+                .needs()
+                .first()
+                .and_then(|n| index.get(&(partials[at].model.clone(), n.to_string())))
+                .copied()
+            {
+                if bad.contains(&at) {
+                    break;
+                }
+                if let Some(pos) = path.iter().position(|&p| p == next) {
+                    let cycle: Vec<usize> = path[pos..].to_vec();
+                    let first = *cycle.iter().min().expect("non-empty");
+                    if reported.insert(first) {
+                        let names: Vec<&str> = cycle
+                            .iter()
+                            .chain(std::iter::once(&cycle[0]))
+                            .map(|&i| partials[i].name.as_str())
+                            .collect();
+                        let (field, span) = partials[first].dep.clone().expect("on a chain");
+                        self.problem(
+                            field,
+                            span,
+                            format!("`from`/`teacher` references make a cycle: {}", names.join(" -> ")),
+                            Some("every chain of recipes must start at a `baseline` or `file` variant"),
+                        );
+                    }
+                    bad.extend(cycle);
+                    break;
+                }
+                path.push(next);
+                at = next;
+            }
+        }
+        // Drop the broken variants and, transitively, those made from them.
+        loop {
+            let before = bad.len();
+            for (i, p) in partials.iter().enumerate() {
+                if let Some(n) = p.recipe.needs().first() {
+                    if let Some(&j) = index.get(&(p.model.clone(), n.to_string())) {
+                        if bad.contains(&j) {
+                            bad.insert(i);
+                        }
+                    }
+                }
+            }
+            if bad.len() == before {
+                break;
+            }
+        }
+        let mut i = 0;
+        partials.retain(|_| {
+            i += 1;
+            !bad.contains(&(i - 1))
+        });
+    }
+}
+
+/// The weights of a model's `baseline` variant: its own, or built when it is trained.
+pub(super) fn baseline_weights(m: &ModelDef, id: &str) -> WeightSource {
+    match m.train {
+        Some(_) => WeightSource::Unbuilt {
+            variant: id.to_string(),
+            reason: None,
+        },
+        None => m.weights.clone(),
+    }
+}

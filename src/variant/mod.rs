@@ -1,0 +1,811 @@
+//! Building variants before any case runs: train baselines and students, quantize, prune,
+//! distill, compress; save each result as an artifact in the cache (or find it there); then
+//! score every variant once on the test split (quality, fidelity to the model's baseline) and
+//! work out its size figures. Workers later load the artifacts; nothing here is timed.
+
+pub mod artifact;
+pub mod prune;
+pub mod quantize;
+pub mod train;
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use serde_json::json;
+
+use crate::data::{self, DataError, Dataset};
+use crate::model::{
+    error_text, float_tensors, load_weights, seeded_weights, weight_stats, Architecture, Network,
+    Stored, WeightSource, Weights,
+};
+use crate::quality::{self, QualityInfo};
+use crate::results::{ArtifactInfo, FloatLayer, LayerSparsity, ModelInfo, TrainingLog};
+use crate::suite::recipe::{PruneMethod, Recipe, TrainSpec};
+use crate::suite::{ModelDef, Suite, VariantDef};
+use artifact::{Cache, Manifest};
+
+/// Where artifacts live and whether to ignore the ones there.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub cache_dir: PathBuf,
+    /// Build every artifact again (and replace the cached one).
+    pub rebuild: bool,
+    /// Only these variants (`<model>-<variant>`), what they are made from, and their models'
+    /// baselines (the reference of fidelity and compression); `None`: all.
+    pub only: Option<Vec<String>>,
+}
+
+/// Progress of the build step, for the CLI. Every hook defaults to nothing.
+pub trait BuildObserver {
+    fn data_loaded(&mut self, _dataset: &Dataset) {}
+    fn building(&mut self, _id: &str, _recipe: &str) {}
+    fn built(&mut self, _variant: &BuiltVariant, _seconds: f64) {}
+}
+
+impl BuildObserver for () {}
+
+/// A variant ready to be measured: what workers load, and what every case of it reports.
+#[derive(Debug, Clone)]
+pub struct BuiltVariant {
+    /// `<model>-<variant>`.
+    pub id: String,
+    pub arch: Architecture,
+    /// The artifact (or the user's file, or the seeded weights); `Unbuilt` with the reason
+    /// when building failed.
+    pub weights: WeightSource,
+    pub model_info: ModelInfo,
+    pub quality: Option<QualityInfo>,
+    /// Why it could not be built; its cases then fail with this reason.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+}
+
+/// A built variant in memory.
+struct Made {
+    arch: Architecture,
+    weights: Weights,
+    key: String,
+    source: WeightSource,
+    artifact: Option<ArtifactInfo>,
+    artifact_bytes: Option<u64>,
+    gzip_bytes: Option<u64>,
+    float_layers: Option<Vec<FloatLayer>>,
+    sparsity: Option<Vec<LayerSparsity>>,
+    training: Option<TrainingLog>,
+}
+
+/// What a recipe produced, before it is saved.
+struct Output {
+    arch: Architecture,
+    weights: Weights,
+    float_layers: Option<Vec<FloatLayer>>,
+    sparsity: Option<Vec<LayerSparsity>>,
+    training: Option<TrainingLog>,
+}
+
+struct Builder<'a> {
+    suite: &'a Suite,
+    data: Option<Dataset>,
+    cache: Cache,
+    rebuild: bool,
+    made: HashMap<String, Result<Made, String>>,
+    seconds: HashMap<String, f64>,
+}
+
+/// Builds (or finds) every variant of the suite, then scores them. Fails only when the data
+/// cannot be loaded; a variant that cannot be built is returned with its `error`.
+pub fn build_all(
+    suite: &Suite,
+    opts: &BuildOptions,
+    observer: &mut dyn BuildObserver,
+) -> Result<Vec<BuiltVariant>, BuildError> {
+    let data = suite.data.as_ref().map(data::load).transpose()?;
+    if let Some(d) = &data {
+        observer.data_loaded(d);
+    }
+    let mut b = Builder {
+        suite,
+        data,
+        cache: Cache::new(&opts.cache_dir),
+        rebuild: opts.rebuild,
+        made: HashMap::new(),
+        seconds: HashMap::new(),
+    };
+    let wanted = |v: &VariantDef| match &opts.only {
+        None => true,
+        Some(ids) => {
+            ids.contains(&v.id())
+                || (v.recipe == Recipe::Baseline
+                    && ids
+                        .iter()
+                        .any(|id| id.starts_with(&format!("{}-", v.model))))
+        }
+    };
+    for v in &suite.variants {
+        if wanted(v) {
+            b.make(v, observer);
+        }
+    }
+    Ok(b.score(observer))
+}
+
+fn file_len(p: &Path) -> Option<u64> {
+    std::fs::metadata(p).ok().map(|m| m.len())
+}
+
+fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+fn floats_to_weights(t: HashMap<String, Tensor>) -> Weights {
+    t.into_iter().map(|(k, v)| (k, Stored::Float(v))).collect()
+}
+
+impl Builder<'_> {
+    fn model(&self, name: &str) -> &ModelDef {
+        self.suite
+            .models
+            .iter()
+            .find(|m| m.name == name)
+            .expect("validated: variants name models")
+    }
+
+    fn variant(&self, model: &str, name: &str) -> Option<&VariantDef> {
+        self.suite
+            .variants
+            .iter()
+            .find(|v| v.model == model && v.name == name)
+    }
+
+    fn make(&mut self, v: &VariantDef, observer: &mut dyn BuildObserver) {
+        let id = v.id();
+        if self.made.contains_key(&id) {
+            return;
+        }
+        // Dependencies first (validation rules out cycles).
+        for dep in v.recipe.needs() {
+            if let Some(d) = self.variant(&v.model, dep).cloned() {
+                self.make(&d, observer);
+            }
+        }
+        observer.building(&id, &v.recipe.describe());
+        let started = Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(|| self.make_one(v)))
+            .unwrap_or_else(|p| Err(format!("the build panicked: {}", panic_text(p))));
+        self.seconds
+            .insert(id.clone(), started.elapsed().as_secs_f64());
+        self.made.insert(id, result);
+    }
+
+    fn parent(&self, v: &VariantDef, name: &str) -> Result<&Made, String> {
+        match self.made.get(&format!("{}-{name}", v.model)) {
+            Some(Ok(m)) => Ok(m),
+            Some(Err(e)) => Err(format!("its parent `{name}` could not be built ({e})")),
+            None => Err(format!("its parent `{name}` was not built")),
+        }
+    }
+
+    fn dataset(&self) -> Result<&Dataset, String> {
+        self.data
+            .as_ref()
+            .ok_or_else(|| "the recipe needs data and the suite has none".to_string())
+    }
+
+    /// What the data contributes to a key: its content and split, and how it reaches `arch`.
+    fn data_key(&self, arch: &Architecture) -> Result<serde_json::Value, String> {
+        let d = self.dataset()?;
+        Ok(json!({"sha256": d.sha256, "resize": d.resize.as_str(), "input": arch.input_shape()}))
+    }
+
+    fn train_set(&self, arch: &Architecture) -> Result<train::TrainSet, String> {
+        let d = self.dataset()?;
+        train::TrainSet::new(d.inputs(arch, &d.train), &d.labels_of(&d.train), arch)
+            .map_err(|e| error_text(&e))
+    }
+
+    fn init_key(&self, model: &ModelDef) -> Result<serde_json::Value, String> {
+        match &model.weights {
+            WeightSource::Seeded { seed } => {
+                Ok(json!({"init": "seeded", "seed": seed, "arch": model.arch}))
+            }
+            WeightSource::Safetensors { path } | WeightSource::Gguf { path } => {
+                let sha = artifact::file_sha256(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                Ok(json!({"init": "file", "sha256": sha}))
+            }
+            WeightSource::Unbuilt { variant, .. } => {
+                Err(format!("model weights `{variant}` are not built"))
+            }
+        }
+    }
+
+    fn make_one(&self, v: &VariantDef) -> Result<Made, String> {
+        let cpu = Device::Cpu;
+        let err = |e: candle_core::Error| error_text(&e);
+        match &v.recipe {
+            Recipe::Baseline => {
+                let model = self.model(&v.model);
+                let init = self.init_key(model)?;
+                let Some(spec) = &model.train else {
+                    let weights = load_weights(&model.arch, &model.weights, &cpu)
+                        .map_err(|e| e.to_string())?;
+                    let file = match &model.weights {
+                        WeightSource::Safetensors { path } | WeightSource::Gguf { path } => {
+                            Some(path.clone())
+                        }
+                        _ => None,
+                    };
+                    return Ok(Made {
+                        arch: model.arch.clone(),
+                        weights,
+                        key: artifact::key(&init),
+                        source: model.weights.clone(),
+                        artifact: None,
+                        artifact_bytes: file.as_deref().and_then(file_len),
+                        gzip_bytes: file.as_deref().and_then(|p| artifact::gzip_bytes(p).ok()),
+                        float_layers: None,
+                        sparsity: None,
+                        training: None,
+                    });
+                };
+                let arch = &model.arch;
+                let inputs = json!({"recipe": "train", "init": init, "arch": arch, "train": spec,
+                    "data": self.data_key(arch)?});
+                self.cached_or_build(v, inputs, "safetensors", || {
+                    let start =
+                        load_weights(arch, &model.weights, &cpu).map_err(|e| e.to_string())?;
+                    let init = float_tensors(arch, &start).map_err(err)?;
+                    let set = self.train_set(arch)?;
+                    let (t, log) =
+                        train::train(arch, &init, &set, spec, None, None).map_err(err)?;
+                    Ok(Output {
+                        arch: arch.clone(),
+                        weights: floats_to_weights(t),
+                        float_layers: None,
+                        sparsity: None,
+                        training: Some(log),
+                    })
+                })
+            }
+            Recipe::File { path } => {
+                let source = WeightSource::file(path.clone());
+                let weights = load_weights(&v.arch, &source, &cpu).map_err(|e| e.to_string())?;
+                let sha = artifact::file_sha256(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                Ok(Made {
+                    arch: v.arch.clone(),
+                    weights,
+                    key: artifact::key(&json!({"init": "file", "sha256": sha})),
+                    source,
+                    artifact: None,
+                    artifact_bytes: file_len(path),
+                    gzip_bytes: artifact::gzip_bytes(path).ok(),
+                    float_layers: None,
+                    sparsity: None,
+                    training: None,
+                })
+            }
+            Recipe::Quantize { from, dtype } => {
+                let parent = self.parent(v, from)?;
+                let inputs =
+                    json!({"recipe": "quantize", "dtype": dtype.as_str(), "parent": parent.key});
+                let format = if dtype.is_float() {
+                    "safetensors"
+                } else {
+                    "gguf"
+                };
+                self.cached_or_build(v, inputs, format, || {
+                    let floats = float_tensors(&parent.arch, &parent.weights).map_err(err)?;
+                    let (weights, kept) =
+                        quantize::quantize(&parent.arch, &floats, *dtype).map_err(err)?;
+                    Ok(Output {
+                        arch: parent.arch.clone(),
+                        weights,
+                        float_layers: Some(kept),
+                        sparsity: None,
+                        training: None,
+                    })
+                })
+            }
+            Recipe::Prune {
+                from,
+                method,
+                sparsity,
+                scope,
+                finetune,
+            } => {
+                let parent = self.parent(v, from)?;
+                let data = match finetune {
+                    Some(_) => self.data_key(&parent.arch)?,
+                    None => serde_json::Value::Null,
+                };
+                let inputs = json!({"recipe": "prune", "method": method, "sparsity": sparsity,
+                    "scope": scope, "finetune": finetune, "parent": parent.key, "data": data});
+                self.cached_or_build(v, inputs, "safetensors", || {
+                    let floats = float_tensors(&parent.arch, &parent.weights).map_err(err)?;
+                    let (arch, mut t, masks, report) = match method {
+                        PruneMethod::Magnitude => {
+                            let (t, masks) =
+                                prune::magnitude(&parent.arch, &floats, *sparsity, *scope)
+                                    .map_err(err)?;
+                            (parent.arch.clone(), t, Some(masks), None)
+                        }
+                        PruneMethod::Structured => {
+                            let (arch, t, report) =
+                                prune::structured(&parent.arch, &floats, *sparsity).map_err(err)?;
+                            (arch, t, None, Some(report))
+                        }
+                    };
+                    let mut training = None;
+                    if let Some(spec) = finetune {
+                        let set = self.train_set(&arch)?;
+                        let (tuned, log) =
+                            train::train(&arch, &t, &set, spec, masks.as_ref(), None)
+                                .map_err(err)?;
+                        t = tuned;
+                        training = Some(log);
+                    }
+                    let report = match report {
+                        Some(r) => r,
+                        None => prune::weight_sparsity(&arch, &t).map_err(err)?,
+                    };
+                    Ok(Output {
+                        arch,
+                        weights: floats_to_weights(t),
+                        float_layers: None,
+                        sparsity: Some(report),
+                        training,
+                    })
+                })
+            }
+            Recipe::Distill {
+                teacher,
+                temperature,
+                alpha,
+                train: spec,
+            } => {
+                let t = self.parent(v, teacher)?;
+                let inputs = json!({"recipe": "distill", "student": v.arch,
+                    "temperature": temperature, "alpha": alpha, "train": spec,
+                    "teacher": t.key, "data": self.data_key(&v.arch)?,
+                    "teacher_data": self.data_key(&t.arch)?});
+                self.cached_or_build(v, inputs, "safetensors", || {
+                    // The teacher's logits on the training samples, at the teacher's input size.
+                    let net = Network::from_weights(&t.arch, &t.weights).map_err(err)?;
+                    let tset = self.train_set(&t.arch)?;
+                    let soft = train::logits(&net, &tset.inputs, 256).map_err(err)?;
+                    let soft = Tensor::from_vec(soft, (tset.len(), t.arch.classes()), &cpu)
+                        .map_err(err)?;
+                    let set = self.train_set(&v.arch)?;
+                    let d = train::Distillation {
+                        teacher: teacher.as_str(),
+                        teacher_logits: &soft,
+                        temperature: *temperature,
+                        alpha: *alpha,
+                    };
+                    self.train_from_scratch(&v.arch, spec, &set, Some(&d))
+                })
+            }
+            Recipe::Compress { train: spec, .. } => {
+                let inputs = json!({"recipe": "compress", "arch": v.arch, "train": spec,
+                    "data": self.data_key(&v.arch)?});
+                self.cached_or_build(v, inputs, "safetensors", || {
+                    let set = self.train_set(&v.arch)?;
+                    self.train_from_scratch(&v.arch, spec, &set, None)
+                })
+            }
+        }
+    }
+
+    fn train_from_scratch(
+        &self,
+        arch: &Architecture,
+        spec: &TrainSpec,
+        set: &train::TrainSet,
+        distill: Option<&train::Distillation<'_>>,
+    ) -> Result<Output, String> {
+        let err = |e: candle_core::Error| error_text(&e);
+        let init = seeded_weights(arch, spec.seed, &Device::Cpu).map_err(err)?;
+        let (t, log) = train::train(arch, &init, set, spec, None, distill).map_err(err)?;
+        Ok(Output {
+            arch: arch.clone(),
+            weights: floats_to_weights(t),
+            float_layers: None,
+            sparsity: None,
+            training: Some(log),
+        })
+    }
+
+    /// The cached artifact for `inputs`, or `build` it and save it. Either way the weights
+    /// are read back from the artifact, so scoring sees exactly what the workers will load.
+    fn cached_or_build(
+        &self,
+        v: &VariantDef,
+        inputs: serde_json::Value,
+        format: &str,
+        build: impl FnOnce() -> Result<Output, String>,
+    ) -> Result<Made, String> {
+        let mut inputs = inputs;
+        inputs["format"] = json!(format);
+        let key = artifact::key(&inputs);
+        let cached = if self.rebuild {
+            None
+        } else {
+            self.cache.lookup(&key)
+        };
+        let (manifest, path, hit) = match cached {
+            Some((m, p)) => (m, p, true),
+            None => {
+                let started = Instant::now();
+                let out = build()?;
+                let manifest = Manifest {
+                    key: key.clone(),
+                    inputs,
+                    built_for: v.id(),
+                    recipe: v.recipe.describe(),
+                    arch: out.arch.clone(),
+                    file: format!("weights.{format}"),
+                    float_layers: out.float_layers.clone(),
+                    sparsity: out.sparsity.clone(),
+                    training: out.training.clone(),
+                    build_s: started.elapsed().as_secs_f64(),
+                    gzip_bytes: 0,
+                    inferbench_version: env!("CARGO_PKG_VERSION").into(),
+                };
+                let weights = out.weights;
+                let arch = out.arch;
+                let (m, p) = self.cache.store(manifest, |path| {
+                    save(&arch, &weights, format, &key, &v.recipe.describe(), path)
+                })?;
+                (m, p, false)
+            }
+        };
+        let source = WeightSource::file(path.clone());
+        let weights = load_weights(&manifest.arch, &source, &Device::Cpu)
+            .map_err(|e| format!("the artifact does not load back: {e}"))?;
+        Ok(Made {
+            arch: manifest.arch.clone(),
+            weights,
+            key,
+            source,
+            artifact: Some(ArtifactInfo {
+                path: path.clone(),
+                format: format.into(),
+                key: manifest.key.clone(),
+                cache_hit: hit,
+                build_s: manifest.build_s,
+            }),
+            artifact_bytes: file_len(&path),
+            gzip_bytes: Some(manifest.gzip_bytes),
+            float_layers: manifest.float_layers,
+            sparsity: manifest.sparsity,
+            training: manifest.training,
+        })
+    }
+
+    /// Quality, fidelity and size figures of every variant, in suite order.
+    fn score(self, observer: &mut dyn BuildObserver) -> Vec<BuiltVariant> {
+        let err = |e: candle_core::Error| error_text(&e);
+        // Test logits of every built variant (each at its own input size).
+        let mut logits: HashMap<String, Result<Vec<f32>, String>> = HashMap::new();
+        if let Some(d) = &self.data {
+            for (id, made) in &self.made {
+                let Ok(m) = made else { continue };
+                let out = (|| {
+                    let net = Network::from_weights(&m.arch, &m.weights).map_err(err)?;
+                    let set = train::TrainSet::new(
+                        d.inputs(&m.arch, &d.test),
+                        &d.labels_of(&d.test),
+                        &m.arch,
+                    )
+                    .map_err(err)?;
+                    train::logits(&net, &set.inputs, 128).map_err(err)
+                })();
+                logits.insert(id.clone(), out);
+            }
+        }
+        let baseline_of = |model: &str| {
+            self.suite
+                .variants
+                .iter()
+                .find(|v| v.model == model && v.recipe == Recipe::Baseline)
+                .map(|v| v.id())
+        };
+        let mut out = Vec::new();
+        for v in &self.suite.variants {
+            let id = v.id();
+            let seconds = self.seconds.get(&id).copied().unwrap_or(0.0);
+            let made = match self.made.get(&id) {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    let built = failed(v, e.clone());
+                    observer.built(&built, seconds);
+                    out.push(built);
+                    continue;
+                }
+                None => continue,
+            };
+            let stats = match weight_stats(&made.weights) {
+                Ok(s) => s,
+                Err(e) => {
+                    out.push(failed(v, error_text(&e)));
+                    continue;
+                }
+            };
+            let base_id = baseline_of(&v.model);
+            let base_bytes = base_id
+                .as_ref()
+                .and_then(|b| match self.made.get(b) {
+                    Some(Ok(m)) => weight_stats(&m.weights).ok(),
+                    _ => None,
+                })
+                .map(|s| s.weight_bytes);
+            let mut error = None;
+            let quality = match (&self.data, logits.get(&id)) {
+                (Some(d), Some(Ok(l))) => {
+                    let classes = made.arch.classes();
+                    let pred = quality::argmax_rows(l, classes);
+                    let mut q = quality::classification(
+                        &d.describe_test(&made.arch),
+                        &d.labels_of(&d.test),
+                        &pred,
+                        classes,
+                    );
+                    if let Some(b) = &base_id {
+                        if let Some(Ok(bl)) = logits.get(b) {
+                            if bl.len() == l.len() {
+                                q.fidelity = Some(quality::fidelity(b, l, bl, classes));
+                            }
+                        }
+                    }
+                    Some(q)
+                }
+                (Some(_), Some(Err(e))) => {
+                    error = Some(format!("scoring failed: {e}"));
+                    None
+                }
+                _ => None,
+            };
+            let model_info = ModelInfo {
+                params: stats.params,
+                weight_bytes: stats.weight_bytes,
+                flops_per_sample: made.arch.flops_per_sample(),
+                params_nonzero: Some(stats.params_nonzero),
+                artifact_bytes: made.artifact_bytes,
+                artifact_gzip_bytes: made.gzip_bytes,
+                compression_rate: base_bytes
+                    .filter(|_| stats.weight_bytes > 0)
+                    .map(|b| b as f64 / stats.weight_bytes as f64),
+                dtype: Some(stats.dtype),
+                float_layers: made.float_layers.clone(),
+                sparsity: made.sparsity.clone(),
+                recipe: Some(v.recipe.describe()),
+                artifact: made.artifact.clone(),
+                training: made.training.clone(),
+            };
+            let built = BuiltVariant {
+                id,
+                arch: made.arch.clone(),
+                weights: made.source.clone(),
+                model_info,
+                quality,
+                error,
+            };
+            observer.built(&built, seconds);
+            out.push(built);
+        }
+        out
+    }
+}
+
+fn failed(v: &VariantDef, reason: String) -> BuiltVariant {
+    BuiltVariant {
+        id: v.id(),
+        arch: v.arch.clone(),
+        weights: WeightSource::Unbuilt {
+            variant: v.id(),
+            reason: Some(reason.clone()),
+        },
+        model_info: ModelInfo {
+            params: v.arch.param_count(),
+            weight_bytes: 0,
+            flops_per_sample: v.arch.flops_per_sample(),
+            recipe: Some(v.recipe.describe()),
+            ..ModelInfo::default()
+        },
+        quality: None,
+        error: Some(reason),
+    }
+}
+
+/// Writes weights as safetensors (float) or GGUF.
+fn save(
+    arch: &Architecture,
+    weights: &Weights,
+    format: &str,
+    key: &str,
+    recipe: &str,
+    path: &Path,
+) -> Result<(), String> {
+    if format == "gguf" {
+        let meta = [
+            ("general.architecture", "inferbench".to_string()),
+            (
+                "inferbench.arch",
+                serde_json::to_string(arch).expect("plain data"),
+            ),
+            ("inferbench.recipe", recipe.to_string()),
+            ("inferbench.key", key.to_string()),
+        ];
+        return crate::model::save_gguf(weights, &meta, path).map_err(|e| e.to_string());
+    }
+    let mut tensors = HashMap::new();
+    for (name, t) in weights {
+        match t {
+            Stored::Float(t) => {
+                tensors.insert(name.clone(), t.clone());
+            }
+            Stored::Quantized(_) => {
+                return Err(format!(
+                    "{name} is quantized; quantized weights are saved as GGUF"
+                ))
+            }
+        }
+    }
+    crate::model::save_safetensors(&tensors, path).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An MLP on the shipped digits (8x8, no resize), trained for a few cheap epochs.
+    const SUITE: &str = r#"
+[suite]
+name = "v"
+[data]
+source = "digits"
+[[models]]
+name = "mlp"
+arch = "mlp"
+input_size = 64
+hidden = [64]
+classes = 10
+train = { epochs = 3, batch_size = 32, lr = 0.01, seed = 1 }
+[[variants]]
+name = "baseline"
+model = "mlp"
+[[variants]]
+name = "q8"
+model = "mlp"
+source = "quantize"
+dtype = "q8_0"
+[[targets]]
+device = "cpu"
+[scenarios.single_stream]
+"#;
+
+    fn build(text: &str, cache: &Path, rebuild: bool) -> Vec<BuiltVariant> {
+        let suite = crate::suite::parse(Path::new("v.toml"), text).unwrap();
+        let opts = BuildOptions {
+            cache_dir: cache.to_path_buf(),
+            rebuild,
+            only: None,
+        };
+        build_all(&suite, &opts, &mut ()).unwrap()
+    }
+
+    fn hit(b: &[BuiltVariant], id: &str) -> bool {
+        let v = b.iter().find(|v| v.id == id).unwrap();
+        assert!(v.error.is_none(), "{id}: {:?}", v.error);
+        v.model_info.artifact.as_ref().unwrap().cache_hit
+    }
+
+    #[test]
+    fn the_cache_hits_on_the_second_run_and_misses_when_the_recipe_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = build(SUITE, dir.path(), false);
+        assert!(!hit(&first, "mlp-baseline") && !hit(&first, "mlp-q8"));
+        let second = build(SUITE, dir.path(), false);
+        assert!(hit(&second, "mlp-baseline") && hit(&second, "mlp-q8"));
+        // Same artifact, same scores.
+        assert_eq!(first[1].quality, second[1].quality);
+        assert_eq!(first[1].weights, second[1].weights);
+        // A different quantize recipe misses; its parent still hits.
+        let changed = build(&SUITE.replace("q8_0", "q4_0"), dir.path(), false);
+        assert!(hit(&changed, "mlp-baseline") && !hit(&changed, "mlp-q8"));
+        // A different training recipe misses for the baseline and for what is made from it.
+        let retrained = build(
+            &SUITE.replace("epochs = 3", "epochs = 2"),
+            dir.path(),
+            false,
+        );
+        assert!(!hit(&retrained, "mlp-baseline") && !hit(&retrained, "mlp-q8"));
+        // --rebuild builds again even when the artifact is there.
+        let rebuilt = build(SUITE, dir.path(), true);
+        assert!(!hit(&rebuilt, "mlp-baseline") && !hit(&rebuilt, "mlp-q8"));
+        assert_eq!(
+            first[0].quality, rebuilt[0].quality,
+            "training is reproducible"
+        );
+    }
+
+    /// q8_0 keeps the trained model's decisions: top-1 agreement with the baseline of at
+    /// least 0.95 on the shipped digits' test split, at about a quarter of the bytes.
+    #[test]
+    fn q8_0_agrees_with_the_baseline_on_the_shipped_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let built = build(SUITE, dir.path(), false);
+        let base = &built[0];
+        let q8 = &built[1];
+        let qa = base.quality.as_ref().unwrap();
+        assert!(qa.accuracy > 0.9, "baseline accuracy {}", qa.accuracy);
+        let q = q8.quality.as_ref().unwrap();
+        let f = q.fidelity.as_ref().unwrap();
+        assert_eq!(f.reference, "mlp-baseline");
+        assert!(f.top1_agreement >= 0.95, "agreement {}", f.top1_agreement);
+        assert!(f.mean_cosine > 0.99, "{f:?}");
+        assert!(q8.model_info.compression_rate.unwrap() > 3.5);
+        assert_eq!(q8.model_info.float_layers.as_deref(), Some(&[][..]));
+        assert_eq!(q8.model_info.dtype.as_deref(), Some("q8_0"));
+        assert!(matches!(q8.weights, WeightSource::Gguf { .. }));
+        // The baseline against itself.
+        let fb = qa.fidelity.as_ref().unwrap();
+        assert_eq!((fb.top1_agreement, fb.max_abs_diff), (1.0, 0.0));
+    }
+
+    #[test]
+    fn a_failed_parent_fails_its_children_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file that validates and then disappears before the build.
+        let w = dir.path().join("w.safetensors");
+        let arch = Architecture::Mlp {
+            input_size: 64,
+            hidden: vec![64],
+            classes: 10,
+        };
+        crate::model::save_seeded_weights(&arch, 1, &w).unwrap();
+        let text = SUITE
+            .replace(
+                "train = { epochs = 3, batch_size = 32, lr = 0.01, seed = 1 }\n",
+                "",
+            )
+            .replace(
+                "name = \"baseline\"\nmodel = \"mlp\"",
+                "name = \"baseline\"\nmodel = \"mlp\"\nsource = \"file\"\npath = \"PATH\"",
+            )
+            .replace("PATH", w.to_str().unwrap());
+        let suite = crate::suite::parse(Path::new("v.toml"), &text).unwrap();
+        std::fs::remove_file(&w).unwrap();
+        let opts = BuildOptions {
+            cache_dir: dir.path().join("cache"),
+            rebuild: false,
+            only: None,
+        };
+        let built = build_all(&suite, &opts, &mut ()).unwrap();
+        assert!(built[0].error.as_deref().unwrap().contains("w.safetensors"));
+        let child = built[1].error.as_deref().unwrap();
+        assert!(
+            child.contains("parent `baseline` could not be built"),
+            "{child}"
+        );
+        assert!(matches!(
+            built[1].weights,
+            WeightSource::Unbuilt {
+                reason: Some(_),
+                ..
+            }
+        ));
+    }
+}
