@@ -10,6 +10,7 @@ pub mod measure;
 pub mod model;
 pub mod plan;
 pub mod probe;
+pub mod report;
 pub mod results;
 pub mod runner;
 pub mod stats;
