@@ -126,7 +126,7 @@ fn scaling(d: &ReportData, out: &mut Vec<Finding>) {
         return;
     };
     out.push(info(format!(
-        "Thread scaling: going from {} to {} threads changed p50 by {:.2}x ({}) to {:.2}x ({}); ideal is {:.0}x.",
+        "Thread scaling from {} to {} threads: the p50 speed-up ranges from {:.2}x ({}) to {:.2}x ({}); ideal is {:.0}x, below 1x more threads were slower.",
         hi.1, hi.2, lo.3, lo.0, hi.3, hi.0, hi.2 / hi.1
     )));
 }

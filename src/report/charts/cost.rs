@@ -3,7 +3,7 @@
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
-use super::text::style;
+use super::text::{self, style};
 
 use super::super::axis::{CategoryAxis, ValueAxis};
 use super::super::data::{pareto_front, CaseView, ReportData, ScoreKind};
@@ -233,7 +233,7 @@ fn cost_chart(
             }
             ch.draw_series(DashedLineSeries::new(path, 8, 5, col.stroke_width(2)))?;
         }
-        for (i, p) in points.iter().enumerate() {
+        for p in points {
             let col = color(
                 targets
                     .iter()
@@ -247,30 +247,35 @@ fn cost_chart(
                 ch.draw_series([Circle::new((p.cost, p.score), r, col.mix(0.7).filled())])?;
                 ch.draw_series([Circle::new((p.cost, p.score), r, col.stroke_width(1))])?;
             }
-            let mut name = p.name.clone();
-            if p.estimated {
-                name.push_str(" (est.)");
-            }
-            let label = if on_front[i] {
-                format!("★ {name}")
-            } else {
-                name
-            };
-            let st = if on_front[i] {
-                style(LABEL_SIZE).at(HPos::Left, VPos::Bottom)
-            } else {
-                style(LABEL_SIZE - 1)
-                    .at(HPos::Left, VPos::Bottom)
-                    .color(GREY)
-            };
-            annotate(
-                root,
-                &ch,
-                (p.cost, p.score),
-                (r * 7 / 10 + 3, -(r * 7 / 10) - 2),
-                &label,
-                st,
-            )?;
+        }
+        // Names: Pareto members first, so theirs get the best spots.
+        let mut order: Vec<usize> = (0..points.len()).collect();
+        order.sort_by_key(|&i| !on_front[i]);
+        let labels: Vec<PointLabel> = order
+            .iter()
+            .map(|&i| {
+                let p = &points[i];
+                let mut name = p.name.clone();
+                if p.estimated {
+                    name.push_str(" (est.)");
+                }
+                let (text, st) = if on_front[i] {
+                    (format!("★ {name}"), style(LABEL_SIZE))
+                } else {
+                    (name, style(LABEL_SIZE - 1).color(GREY))
+                };
+                PointLabel {
+                    center: ch.backend_coord(&(p.cost, p.score)),
+                    radius: radius(p.weight_bytes),
+                    text,
+                    style: st,
+                }
+            })
+            .collect();
+        let (xr, yr) = ch.plotting_area().get_pixel_range();
+        let spots = place_labels(&labels, (xr.start, yr.start, xr.end, yr.end));
+        for (l, (at, h, v)) in labels.iter().zip(spots) {
+            text::draw(root, &l.text, at, l.style.at(h, v))?;
         }
         Ok(())
     })

@@ -460,6 +460,82 @@ fn hatch(area: &Area<'_>, rect: (i32, i32, i32, i32), c: RGBColor) -> DrawResult
     Ok(())
 }
 
+/// A label to place beside a point: the point's centre and radius (pixels), and its text.
+struct PointLabel {
+    center: (i32, i32),
+    radius: i32,
+    text: String,
+    style: text::Style,
+}
+
+/// Places labels beside their points so that no two overlap and none leaves `bounds`
+/// (x0, y0, x1, y1): for each label in order, the first free spot among right/left, above/below
+/// and then further up or down; if none is free, the one overlapping least. Returns each
+/// label's anchor and alignment.
+fn place_labels(
+    labels: &[PointLabel],
+    bounds: (i32, i32, i32, i32),
+) -> Vec<((i32, i32), HPos, VPos)> {
+    type Rect = (i32, i32, i32, i32);
+    let overlap = |a: Rect, b: Rect| {
+        let w = (a.2.min(b.2) - a.0.max(b.0)).max(0);
+        let h = (a.3.min(b.3) - a.1.max(b.1)).max(0);
+        w * h
+    };
+    let mut taken: Vec<Rect> = labels
+        .iter()
+        .map(|l| {
+            let (x, y, r) = (l.center.0, l.center.1, l.radius);
+            (x - r, y - r, x + r, y + r)
+        })
+        .collect();
+    let mut out = Vec::new();
+    for l in labels {
+        let w = text::width(&l.text, l.style.size as u32) as i32;
+        let h = text::height(l.style.size as u32) as i32;
+        let (cx, cy, r) = (l.center.0, l.center.1, l.radius * 7 / 10 + 3);
+        let mut candidates: Vec<((i32, i32), HPos, VPos)> = vec![
+            ((cx + r, cy - r), HPos::Left, VPos::Bottom),
+            ((cx + r, cy + r), HPos::Left, VPos::Top),
+            ((cx - r, cy - r), HPos::Right, VPos::Bottom),
+            ((cx - r, cy + r), HPos::Right, VPos::Top),
+        ];
+        for k in 1..6 {
+            candidates.push(((cx + r, cy - r - k * (h + 2)), HPos::Left, VPos::Bottom));
+            candidates.push(((cx + r, cy + r + k * (h + 2)), HPos::Left, VPos::Top));
+            candidates.push(((cx - r, cy - r - k * (h + 2)), HPos::Right, VPos::Bottom));
+            candidates.push(((cx - r, cy + r + k * (h + 2)), HPos::Right, VPos::Top));
+        }
+        let rect_of = |c: &((i32, i32), HPos, VPos)| -> Rect {
+            let ((x, y), hp, vp) = *c;
+            let x0 = if matches!(hp, HPos::Left) { x } else { x - w };
+            let y0 = if matches!(vp, VPos::Top) { y } else { y - h };
+            (x0, y0, x0 + w, y0 + h)
+        };
+        let inside =
+            |r: Rect| r.0 >= bounds.0 && r.1 >= bounds.1 && r.2 <= bounds.2 && r.3 <= bounds.3;
+        let own = (cx - l.radius, cy - l.radius, cx + l.radius, cy + l.radius);
+        let cost = |c: &((i32, i32), HPos, VPos)| {
+            let r = rect_of(c);
+            let clash: i32 = taken
+                .iter()
+                .filter(|t| **t != own)
+                .map(|t| overlap(r, *t))
+                .sum();
+            clash + if inside(r) { 0 } else { w * h * 4 }
+        };
+        let best = candidates
+            .iter()
+            .find(|c| cost(c) == 0)
+            .or_else(|| candidates.iter().min_by_key(|c| cost(c)))
+            .copied()
+            .expect("candidates exist");
+        taken.push(rect_of(&best));
+        out.push(best);
+    }
+    out
+}
+
 /// y of row `i` of `n` on a [`super::axis::CategoryAxis`], the first row at the top.
 fn row_y(i: usize, n: usize) -> f64 {
     (n - 1 - i) as f64 + 0.5

@@ -116,10 +116,13 @@ pub(crate) fn radar_data(d: &ReportData) -> (Vec<String>, Vec<Spoke>) {
     }
     let energy: Vec<Option<f64>> = picked.iter().map(|c| c.energy_mj().map(|e| e.0)).collect();
     let estimated = picked.iter().any(|c| c.energy_mj().is_some_and(|e| e.1));
+    let measured = picked.iter().any(|c| c.energy_mj().is_some_and(|e| !e.1));
     let (v, best) = normalise(&energy, false);
     if let Some(b) = best {
         spokes.push(Spoke {
-            name: if estimated {
+            name: if estimated && measured {
+                "energy (1 / mJ), partly ESTIMATED".into()
+            } else if estimated {
                 "energy (1 / mJ), ESTIMATED".into()
             } else {
                 "energy (1 / mJ per inference)".into()

@@ -194,7 +194,7 @@ pub fn energy(d: &ReportData) -> Result<Outcome, String> {
         ));
     }
     let height = height_for(rows.len(), 30, &legend, 420);
-    let axis = ValueAxis::fit(figures.iter().map(|f| f.0), true, 0.3);
+    let axis = ValueAxis::fit(figures.iter().map(|f| f.0), true, 0.2);
     let caption = format!(
         "Millijoules per inference (sample) over each case's measured window. Solid bars come from hardware counters (RAPL for CPUs, NVML for GPUs); hatched bars labelled \"estimated\" are estimates from the worker's CPU time and a TDP (method estimate-tdp): use them to compare cases of this run with each other, not as measurements.{}",
         if axis.log { " Log scale." } else { "" }
