@@ -81,8 +81,8 @@ mod tests {
     #[test]
     fn numbers_read_naturally() {
         assert_eq!(num(0.0), "0");
-        assert_eq!(num(0.01623), "0.016");
-        assert_eq!(num(0.4365), "0.44");
+        assert_eq!(num(0.01623), "0.0162");
+        assert_eq!(num(0.4381), "0.438");
         assert_eq!(num(2.5), "2.5");
         assert_eq!(num(12.34), "12.3");
         assert_eq!(num(157746.0), "158k");

@@ -283,8 +283,9 @@ pub fn distribution(d: &ReportData) -> Result<Outcome, String> {
 
 pub fn throughput(d: &ReportData) -> Result<Outcome, String> {
     const TITLE: &str = "Throughput against batch size (offline scenario)";
-    // One series per (run, variant, target): (batch, samples/s), sorted by batch.
-    let mut series: Vec<(String, String, Vec<(f64, f64)>)> = Vec::new();
+    // One series per (run, variant, target): its name and (batch, samples/s) by batch.
+    type Series = (String, Vec<(f64, f64)>);
+    let mut series: Vec<Series> = Vec::new();
     for c in d
         .cases
         .iter()
@@ -295,20 +296,16 @@ pub fn throughput(d: &ReportData) -> Result<Outcome, String> {
         };
         let name = format!("{} · {}", d.variant_of(c), c.case.target);
         match series.iter_mut().find(|s| s.0 == name) {
-            Some(s) => s.2.push((c.case.batch_size as f64, t)),
-            None => series.push((
-                name,
-                c.case.target.clone(),
-                vec![(c.case.batch_size as f64, t)],
-            )),
+            Some(s) => s.1.push((c.case.batch_size as f64, t)),
+            None => series.push((name, vec![(c.case.batch_size as f64, t)])),
         }
     }
     for s in &mut series {
-        s.2.sort_by(|a, b| a.0.total_cmp(&b.0));
+        s.1.sort_by(|a, b| a.0.total_cmp(&b.0));
     }
     let mut batches: Vec<f64> = series
         .iter()
-        .flat_map(|s| s.2.iter().map(|p| p.0))
+        .flat_map(|s| s.1.iter().map(|p| p.0))
         .collect();
     batches.sort_by(f64::total_cmp);
     batches.dedup();
@@ -325,7 +322,7 @@ pub fn throughput(d: &ReportData) -> Result<Outcome, String> {
         ticks: Some(batches.clone()),
     };
     let y = ValueAxis::fit(
-        series.iter().flat_map(|s| s.2.iter().map(|p| p.1)),
+        series.iter().flat_map(|s| s.1.iter().map(|p| p.1)),
         true,
         0.0,
     );
@@ -356,8 +353,8 @@ pub fn throughput(d: &ReportData) -> Result<Outcome, String> {
         )?;
         for (i, s) in series.iter().enumerate() {
             let col = color(i);
-            ch.draw_series(LineSeries::new(s.2.iter().copied(), col.stroke_width(3)))?;
-            ch.draw_series(s.2.iter().map(|&p| Circle::new(p, 5, col.filled())))?;
+            ch.draw_series(LineSeries::new(s.1.iter().copied(), col.stroke_width(3)))?;
+            ch.draw_series(s.1.iter().map(|&p| Circle::new(p, 5, col.filled())))?;
         }
         Ok(())
     })?;

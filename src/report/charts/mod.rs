@@ -66,9 +66,12 @@ fn omitted(title: &str, why: impl Into<String>) -> Result<Outcome, String> {
 type DrawResult<T = ()> = Result<T, Box<dyn Error>>;
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 
+/// A chart function.
+type Maker = fn(&ReportData) -> Result<Outcome, String>;
+
 /// Every chart, in page order: those drawn and those omitted.
 pub fn render_all(data: &ReportData) -> Result<(Vec<Chart>, Vec<Omitted>), String> {
-    let makers: [fn(&ReportData) -> Result<Outcome, String>; 11] = [
+    let makers: [Maker; 11] = [
         latency::latency,
         latency::distribution,
         latency::throughput,
