@@ -170,23 +170,36 @@ pub fn distribution(d: &ReportData) -> Result<Outcome, String> {
     }
     let targets = d.targets();
     let labels: Vec<String> = rows.iter().map(|c| row_label(d, c)).collect();
-    let boxes: Vec<BoxStats> = rows
+    // When the medians differ by more than 20x, one millisecond axis would squeeze every box
+    // to a sliver: each case's samples are then divided by its own median, so the shapes
+    // (spread, tail) compare on one axis, and each row says its median in ms.
+    let medians: Vec<f64> = rows.iter().map(|c| c.p50().unwrap_or(1.0)).collect();
+    let (lo, hi) = medians
         .iter()
-        .filter_map(|c| box_stats(&c.case.latency_ms.as_ref()?.samples))
+        .fold((f64::INFINITY, 0.0f64), |(a, b), &m| (a.min(m), b.max(m)));
+    let relative = hi / lo > super::super::axis::LOG_RATIO;
+    let scaled: Vec<Vec<f64>> = rows
+        .iter()
+        .zip(&medians)
+        .map(|(c, &m)| {
+            let l = c.case.latency_ms.as_ref().expect("filtered");
+            if relative && m > 0.0 {
+                l.samples.iter().map(|x| x / m).collect()
+            } else {
+                l.samples.clone()
+            }
+        })
         .collect();
-    let axis = ValueAxis::fit(
-        rows.iter().flat_map(|c| {
-            c.case
-                .latency_ms
-                .as_ref()
-                .expect("filtered")
-                .samples
-                .iter()
-                .copied()
-        }),
-        true,
-        0.12,
-    );
+    let boxes: Vec<BoxStats> = scaled.iter().filter_map(|s| box_stats(s)).collect();
+    let axis = ValueAxis::fit(scaled.iter().flatten().copied(), !relative, 0.2);
+    let x_desc = if relative {
+        format!(
+            "latency / the case's median (×{}); medians differ more than 20x between cases",
+            axis.scale_note()
+        )
+    } else {
+        format!("latency per iteration (ms{})", axis.scale_note())
+    };
     let mut legend: Vec<Entry> = Vec::new();
     for t in &targets {
         if rows.iter().any(|c| &c.case.target == t) {
@@ -203,7 +216,12 @@ pub fn distribution(d: &ReportData) -> Result<Outcome, String> {
     legend.push(entry(Swatch::Hollow(INK), "outlier (beyond 1.5 IQR)"));
     let height = height_for(rows.len(), 40, &legend, 420);
     let caption = format!(
-        "Box plots of every latency sample of the same cases as the latency chart: the box spans the first to third quartile, the dark line is the median, whiskers reach the last sample within 1.5 interquartile ranges, and dots are the samples beyond (Tukey's outliers, counted in the run file, never removed). n is the sample count.{}",
+        "Box plots of every latency sample of the same cases as the latency chart: the box spans the first to third quartile, the dark line is the median, whiskers reach the last sample within 1.5 interquartile ranges, and dots are the samples beyond (Tukey's outliers, counted in the run file, never removed). n is the sample count.{}{}",
+        if relative {
+            " The cases' medians differ by more than 20x, so each case's samples are shown divided by its own median (1 = its median, written beside it in ms): the spread and the tail compare across cases; the latency chart compares the absolute figures."
+        } else {
+            ""
+        },
         if axis.log { " Log scale." } else { "" }
     );
     let png = chart("latency-distribution.png", TITLE, caption, height, |root| {
@@ -218,7 +236,7 @@ pub fn distribution(d: &ReportData) -> Result<Outcome, String> {
         axes(
             root,
             &mut ch,
-            Some(&format!("latency per iteration (ms{})", axis.scale_note())),
+            Some(&x_desc),
             Some("variant · target"),
             (true, false),
         )?;
@@ -272,7 +290,11 @@ pub fn distribution(d: &ReportData) -> Result<Outcome, String> {
                 &ch,
                 (right, y),
                 (10, 0),
-                &format!("n = {count}"),
+                &if relative {
+                    format!("p50 {} ms, n = {count}", format::ms(medians[i]))
+                } else {
+                    format!("n = {count}")
+                },
                 style(LABEL_SIZE - 1).at(HPos::Left, VPos::Center),
             )?;
         }
