@@ -364,3 +364,25 @@ case_timeout_s = 20
         .join("reports/tiny_report/tiny/latency.png")
         .is_file());
 }
+
+#[test]
+fn a_run_where_every_case_failed_still_renders_with_every_chart_left_out() {
+    let mut run = common::plain().runs[0].run.clone();
+    for c in &mut run.cases {
+        c.status = inferbench::results::CaseStatus::Failed;
+        c.error = Some("worker crashed".into());
+        c.latency_ms = None;
+        c.throughput_per_s = None;
+        c.memory = None;
+        c.energy = None;
+        c.cold_start = None;
+        c.model.weight_bytes = 0;
+    }
+    let r = report::build(&ReportData::from_runs(vec![("failed.json".into(), run)])).unwrap();
+    assert!(r.charts.is_empty());
+    assert_eq!(r.omitted.len(), 11);
+    assert!(r.markdown.contains("18 failed of 18 cases"));
+    let dir = tempfile::tempdir().unwrap();
+    report::write(&r, dir.path()).unwrap();
+    check_written(&r, dir.path());
+}
