@@ -102,7 +102,7 @@ pub fn memory(d: &ReportData) -> Result<Outcome, String> {
             } else {
                 (1024.0, "KiB")
             };
-            let xh = ValueAxis::fit(heaps.iter().flatten().map(|b| b / unit.0), true, 0.3);
+            let xh = ValueAxis::fit(heaps.iter().flatten().map(|b| b / unit.0), true, 0.2);
             let mut ch = ChartBuilder::on(&right)
                 .margin(16)
                 .x_label_area_size(56)
