@@ -16,6 +16,7 @@ use crate::export;
 use crate::measure::{Phase, Progress};
 use crate::plan::{self, Case, Shard};
 use crate::probe::env::Environment;
+use crate::report;
 use crate::results::{self, journal, CaseResult, CaseStatus, RunResult, RunStatus};
 use crate::runner::{self, RunObserver, RunOptions, Start};
 use crate::suite::{self, Suite};
@@ -67,6 +68,9 @@ pub enum Command {
         /// Finish an interrupted or killed run from its journal (<output>.journal.jsonl)
         #[arg(long, value_name = "JOURNAL")]
         resume: Option<PathBuf>,
+        /// After the run, render its report into reports/<suite>/<run file stem>/
+        #[arg(long)]
+        report: bool,
         /// Test only: `crash:REGEX` or `hang:REGEX` makes matching cases' workers fail that way
         #[arg(long, hide = true)]
         inject_fault: Option<String>,
@@ -133,6 +137,15 @@ pub enum Command {
         /// Merge shards that ran on different CPUs or builds anyway
         #[arg(long)]
         allow_env_mismatch: bool,
+    },
+    /// Render run files as an HTML page with PNG charts and a Markdown summary
+    Report {
+        /// Run files (JSON); several are shown side by side (labelled A, B, ...)
+        #[arg(required = true, value_name = "RUN.json")]
+        runs: Vec<PathBuf>,
+        /// Output folder [default: reports/<suite>/<first run file's stem>]
+        #[arg(long, short)]
+        out: Option<PathBuf>,
     },
     /// Check a suite file and report every problem, without running anything
     Validate { suite: PathBuf },
@@ -218,6 +231,7 @@ fn dispatch(command: Command) -> Result<i32, Failure> {
             filter,
             results_dir,
             resume,
+            report,
             inject_fault,
             shard,
             inject_slowdown,
@@ -230,6 +244,7 @@ fn dispatch(command: Command) -> Result<i32, Failure> {
             filter,
             results_dir,
             resume,
+            report,
             inject_fault,
             shard,
             inject_slowdown,
@@ -263,6 +278,7 @@ fn dispatch(command: Command) -> Result<i32, Failure> {
             output,
             allow_env_mismatch,
         } => cmd_merge(&runs, &output, allow_env_mismatch),
+        Command::Report { runs, out } => cmd_report(&runs, out),
         Command::Validate { suite } => cmd_validate(&suite),
         Command::List { suite, filter } => cmd_list(&suite, filter.as_deref()),
         Command::Env { json } => cmd_env(json),
@@ -310,6 +326,7 @@ struct RunArgs {
     filter: Option<String>,
     results_dir: PathBuf,
     resume: Option<PathBuf>,
+    report: bool,
     inject_fault: Option<String>,
     shard: Option<Shard>,
     inject_slowdown: Option<f64>,
@@ -533,7 +550,15 @@ fn cmd_run(args: RunArgs) -> Result<i32, Failure> {
         output.display(),
         results::csv_path(&output).display()
     );
+    if args.report && run.status != RunStatus::Interrupted {
+        let dir = report::default_dir(Path::new(REPORTS_DIR), &run.suite.name, &output);
+        let data = report::ReportData::from_runs(vec![(output.display().to_string(), run.clone())]);
+        render_report(&data, &dir)?;
+    }
     if run.status == RunStatus::Interrupted {
+        if args.report {
+            eprintln!("no report: the run was interrupted (render what finished with `inferbench report {}`)", output.display());
+        }
         let journal_file = journal::journal_path(&output);
         eprintln!(
             "interrupted: {} of {} cases finished; finish the rest with `inferbench run --resume {}`",
@@ -653,6 +678,41 @@ fn write_text(text: &str, path: &Path) -> Result<(), Failure> {
 
 fn read_run(path: &Path) -> Result<RunResult, Failure> {
     results::read_json(path).exit_with(exit::INVALID_INPUT)
+}
+
+/// Where `run --report` and `report` without `--out` render: `reports/<suite>/<run stem>/`.
+const REPORTS_DIR: &str = "reports";
+
+fn cmd_report(runs: &[PathBuf], out: Option<PathBuf>) -> Result<i32, Failure> {
+    let data = report::load(runs).exit_with(exit::INVALID_INPUT)?;
+    let dir = out.unwrap_or_else(|| {
+        report::default_dir(
+            Path::new(REPORTS_DIR),
+            &data.runs[0].run.suite.name,
+            &runs[0],
+        )
+    });
+    render_report(&data, &dir)?;
+    Ok(exit::OK)
+}
+
+/// Renders and writes a report, then says where it is and what was left out.
+fn render_report(data: &report::ReportData, dir: &Path) -> Result<(), Failure> {
+    let built = report::build(data).exit_with(exit::INTERNAL)?;
+    report::write(&built, dir).exit_with(exit::INTERNAL)?;
+    for w in data.comparability() {
+        eprintln!("warning: runs not comparable: {w}");
+    }
+    println!(
+        "report: {} ({} charts; {} and the PNGs beside it)",
+        dir.join(report::INDEX).display(),
+        built.charts.len(),
+        report::SUMMARY
+    );
+    for o in &built.omitted {
+        println!("  not drawn: {}: {}", o.title, o.why);
+    }
+    Ok(())
 }
 
 fn cmd_validate(path: &Path) -> Result<i32, Failure> {

@@ -16,6 +16,7 @@ pub mod model;
 pub mod plan;
 pub mod probe;
 pub mod quality;
+pub mod report;
 pub mod results;
 pub mod runner;
 pub mod stats;

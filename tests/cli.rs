@@ -414,6 +414,24 @@ fn env_prints_the_fingerprint_as_json() {
 }
 
 #[test]
+fn floats_survive_a_round_trip_through_the_run_file_exactly() {
+    // Raw samples are the evidence: reading them back must give the very same numbers.
+    let values = [
+        0.1 + 0.2,
+        1.0 / 3.0,
+        2.0f64.sqrt() * 1e-5,
+        123456.789012345,
+        5e-324,
+        0.017_123_456_789_012_3,
+    ];
+    let text = serde_json::to_string(&values).unwrap();
+    let back: Vec<f64> = serde_json::from_str(&text).unwrap();
+    for (a, b) in values.iter().zip(&back) {
+        assert_eq!(a.to_bits(), b.to_bits(), "{a} came back as {b}");
+    }
+}
+
+#[test]
 fn run_files_of_an_unknown_schema_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("future.json");

@@ -1,0 +1,584 @@
+//! The report's charts: one function per chart, from [`ReportData`] to PNG bytes (plotters'
+//! bitmap backend, encoded in memory). A chart with no data to show is not drawn: it becomes an
+//! [`Omitted`] with a one-line reason.
+//!
+//! Every chart has a title, axis descriptions with units and a legend strip under the plot; all
+//! text is drawn with the bundled font (`font.rs`).
+
+mod confusion;
+pub(crate) mod cost;
+mod latency;
+mod radar;
+mod resources;
+pub(crate) mod scaling;
+mod text;
+
+use std::error::Error;
+
+use plotters::coord::ranged1d::{Ranged, ValueFormatter};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, VPos};
+
+use text::style;
+
+use super::axis::ValueAxis;
+use super::data::ReportData;
+use super::font;
+
+/// Width of every chart, pixels.
+pub const WIDTH: u32 = 1200;
+
+/// A drawn chart.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    /// File name beside the page, e.g. `latency.png`.
+    pub file: String,
+    pub title: String,
+    /// How to read it (shown under the chart on the page).
+    pub caption: String,
+    pub width: u32,
+    pub height: u32,
+    pub png: Vec<u8>,
+}
+
+/// A chart left out for lack of data, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Omitted {
+    pub title: String,
+    pub why: String,
+}
+
+/// What one chart function produced.
+#[derive(Debug)]
+pub enum Outcome {
+    Drawn(Vec<Chart>),
+    Omitted(Omitted),
+}
+
+fn omitted(title: &str, why: impl Into<String>) -> Result<Outcome, String> {
+    Ok(Outcome::Omitted(Omitted {
+        title: title.to_string(),
+        why: why.into(),
+    }))
+}
+
+type DrawResult<T = ()> = Result<T, Box<dyn Error>>;
+type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+
+/// A chart function.
+type Maker = fn(&ReportData) -> Result<Outcome, String>;
+
+/// Every chart, in page order: those drawn and those omitted.
+pub fn render_all(data: &ReportData) -> Result<(Vec<Chart>, Vec<Omitted>), String> {
+    let makers: [Maker; 11] = [
+        latency::latency,
+        latency::distribution,
+        latency::throughput,
+        cost::quality_latency,
+        cost::quality_energy,
+        cost::size,
+        resources::memory,
+        resources::energy,
+        radar::radar,
+        confusion::confusion,
+        scaling::scaling,
+    ];
+    let mut charts = Vec::new();
+    let mut left_out = Vec::new();
+    for make in makers {
+        match make(data)? {
+            Outcome::Drawn(c) => charts.extend(c),
+            Outcome::Omitted(o) => left_out.push(o),
+        }
+    }
+    Ok((charts, left_out))
+}
+
+/// Draws on a `width` x `height` white canvas and returns the PNG.
+fn render(
+    file: &str,
+    width: u32,
+    height: u32,
+    draw: impl FnOnce(&Area<'_>) -> DrawResult,
+) -> Result<Vec<u8>, String> {
+    font::ensure();
+    let mut buf = vec![255u8; width as usize * height as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
+        draw(&root).map_err(|e| format!("{file}: {e}"))?;
+        root.present().map_err(|e| format!("{file}: {e}"))?;
+    }
+    encode_png(&buf, width, height).map_err(|e| format!("{file}: PNG encoding: {e}"))
+}
+
+fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, png::EncodingError> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, width, height);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut w = enc.write_header()?;
+        w.write_image_data(rgb)?;
+    }
+    Ok(out)
+}
+
+/// A chart built by `draw` into a PNG of the given size.
+fn chart(
+    file: &str,
+    title: &str,
+    caption: String,
+    height: u32,
+    draw: impl FnOnce(&Area<'_>) -> DrawResult,
+) -> Result<Chart, String> {
+    let png = render(file, WIDTH, height, draw)?;
+    Ok(Chart {
+        file: file.to_string(),
+        title: title.to_string(),
+        caption,
+        width: WIDTH,
+        height,
+        png,
+    })
+}
+
+// ---- style ----
+
+/// Tableau 10: distinct, and readable on white.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(0x4E, 0x79, 0xA7),
+    RGBColor(0xF2, 0x8E, 0x2B),
+    RGBColor(0xE1, 0x57, 0x59),
+    RGBColor(0x59, 0xA1, 0x4F),
+    RGBColor(0xB0, 0x7A, 0xA1),
+    RGBColor(0x76, 0xB7, 0xB2),
+    RGBColor(0xED, 0xC9, 0x48),
+    RGBColor(0x9C, 0x75, 0x5F),
+    RGBColor(0xFF, 0x9D, 0xA7),
+    RGBColor(0xBA, 0xB0, 0xAC),
+];
+
+pub(crate) fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// `c` blended with white: `f` = 1 keeps it, 0 gives white.
+fn tint(c: RGBColor, f: f64) -> RGBColor {
+    let m = |v: u8| (255.0 + (f64::from(v) - 255.0) * f).round() as u8;
+    RGBColor(m(c.0), m(c.1), m(c.2))
+}
+
+const GREY: RGBColor = RGBColor(0x70, 0x70, 0x70);
+const INK: RGBColor = RGBColor(0x22, 0x22, 0x22);
+
+const TITLE_SIZE: u32 = 24;
+/// Height of the band holding the title.
+const TITLE_BAND: u32 = 52;
+const LABEL_SIZE: u32 = 15;
+const DESC_SIZE: u32 = 17;
+
+/// Width in pixels of `s` at `size`.
+fn text_width(s: &str, size: u32) -> u32 {
+    text::width(s, size)
+}
+
+/// Room left of a plot for category labels (`labels`) and the rotated axis description.
+fn label_area(labels: &[String]) -> u32 {
+    let widest = labels
+        .iter()
+        .map(|l| text_width(l, LABEL_SIZE))
+        .max()
+        .unwrap_or(0);
+    (widest + 24 + text::height(DESC_SIZE) + 12).clamp(70, 600)
+}
+
+/// Room left of a plot for a value axis's tick labels and its description.
+fn value_label_area(axis: &ValueAxis) -> u32 {
+    let labels: Vec<String> = axis
+        .key_points(10usize)
+        .iter()
+        .map(|v| axis.format_ext(v))
+        .collect();
+    label_area(&labels)
+}
+
+/// Draws `s` at a data point of `ch`, shifted by `offset` pixels (on the canvas `root`).
+fn annotate<X, Y>(
+    root: &Area<'_>,
+    ch: &ChartContext<'_, BitMapBackend<'_>, Cartesian2d<X, Y>>,
+    at: (f64, f64),
+    offset: (i32, i32),
+    s: &str,
+    st: text::Style,
+) -> DrawResult
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let (x, y) = ch.backend_coord(&at);
+    text::draw(root, s, (x + offset.0, y + offset.1), st)
+}
+
+fn no_label(_: &f64) -> String {
+    String::new()
+}
+
+/// Grid, axis lines and tick marks by plotters; tick labels and axis descriptions drawn with
+/// our text (on `root`). `None` for a description leaves that axis unlabelled (a side panel).
+fn axes<X, Y>(
+    root: &Area<'_>,
+    ch: &mut ChartContext<'_, BitMapBackend<'_>, Cartesian2d<X, Y>>,
+    x_desc: Option<&str>,
+    y_desc: Option<&str>,
+    grid: (bool, bool),
+) -> DrawResult
+where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64> + Clone,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64> + Clone,
+{
+    {
+        let mut mesh = ch.configure_mesh();
+        mesh.x_labels(10)
+            .y_labels(10)
+            .max_light_lines(0)
+            .x_label_formatter(&no_label)
+            .y_label_formatter(&no_label)
+            .bold_line_style(RGBColor(225, 225, 225))
+            .axis_style(GREY);
+        if !grid.0 {
+            mesh.disable_x_mesh();
+        }
+        if !grid.1 {
+            mesh.disable_y_mesh();
+        }
+        mesh.draw()?;
+    }
+    let spec = ch.as_coord_spec();
+    let (xs, ys) = (spec.x_spec().clone(), spec.y_spec().clone());
+    let (xr, yr) = ch.plotting_area().get_pixel_range();
+    let label = style(LABEL_SIZE);
+    let lh = text::height(LABEL_SIZE) as i32;
+    if let Some(desc) = x_desc {
+        for v in xs.key_points(10usize) {
+            let (px, _) = ch.backend_coord(&(v, ys.range().start));
+            let s = xs.format_ext(&v);
+            text::draw(
+                root,
+                &s,
+                (px, yr.end + 8),
+                label.at(HPos::Center, VPos::Top),
+            )?;
+        }
+        text::draw(
+            root,
+            desc,
+            ((xr.start + xr.end) / 2, yr.end + 14 + lh),
+            style(DESC_SIZE).at(HPos::Center, VPos::Top),
+        )?;
+    }
+    if let Some(desc) = y_desc {
+        let mut widest = 0;
+        for v in ys.key_points(10usize) {
+            let (_, py) = ch.backend_coord(&(xs.range().start, v));
+            let s = ys.format_ext(&v);
+            widest = widest.max(text_width(&s, LABEL_SIZE) as i32);
+            text::draw(
+                root,
+                &s,
+                (xr.start - 10, py),
+                label.at(HPos::Right, VPos::Center),
+            )?;
+        }
+        text::draw(
+            root,
+            desc,
+            (xr.start - 22 - widest, (yr.start + yr.end) / 2),
+            style(DESC_SIZE).at(HPos::Center, VPos::Bottom).vertical(),
+        )?;
+    }
+    Ok(())
+}
+
+// ---- legend strip ----
+
+/// What a legend entry's swatch looks like.
+#[derive(Debug, Clone, Copy)]
+enum Swatch {
+    Bar(RGBColor),
+    Hatched(RGBColor),
+    Line(RGBColor),
+    Dot(RGBColor),
+    Hollow(RGBColor),
+    Triangle,
+    Whisker,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    swatch: Swatch,
+    label: String,
+}
+
+fn entry(swatch: Swatch, label: impl Into<String>) -> Entry {
+    Entry {
+        swatch,
+        label: label.into(),
+    }
+}
+
+const SWATCH_W: i32 = 26;
+const LEGEND_ROW: u32 = 26;
+
+/// Positions of the entries in rows `width` wide: (x, row) each, and the row count.
+fn legend_layout(entries: &[Entry], width: u32) -> (Vec<(i32, u32)>, u32) {
+    let mut pos = Vec::new();
+    let (mut x, mut row) = (16i32, 0u32);
+    for e in entries {
+        let w = SWATCH_W + 8 + text_width(&e.label, LABEL_SIZE) as i32 + 26;
+        if x > 16 && x + w > width as i32 - 16 {
+            x = 16;
+            row += 1;
+        }
+        pos.push((x, row));
+        x += w;
+    }
+    let rows = if entries.is_empty() { 0 } else { row + 1 };
+    (pos, rows)
+}
+
+/// Height of the legend strip for these entries.
+fn legend_height(entries: &[Entry]) -> u32 {
+    let (_, rows) = legend_layout(entries, WIDTH);
+    if rows == 0 {
+        0
+    } else {
+        rows * LEGEND_ROW + 18
+    }
+}
+
+fn draw_legend(area: &Area<'_>, entries: &[Entry]) -> DrawResult {
+    let (w, _) = area.dim_in_pixel();
+    let (pos, _) = legend_layout(entries, w);
+    for (e, &(x, row)) in entries.iter().zip(&pos) {
+        let cy = 10 + row as i32 * LEGEND_ROW as i32 + LEGEND_ROW as i32 / 2;
+        let (x0, x1) = (x, x + SWATCH_W);
+        match e.swatch {
+            Swatch::Bar(c) => {
+                area.draw(&Rectangle::new([(x0, cy - 7), (x1, cy + 7)], c.filled()))?;
+            }
+            Swatch::Hatched(c) => {
+                area.draw(&Rectangle::new(
+                    [(x0, cy - 7), (x1, cy + 7)],
+                    c.mix(0.25).filled(),
+                ))?;
+                hatch(area, (x0, cy - 7, x1, cy + 7), c)?;
+                area.draw(&Rectangle::new(
+                    [(x0, cy - 7), (x1, cy + 7)],
+                    c.stroke_width(1),
+                ))?;
+            }
+            Swatch::Line(c) => {
+                area.draw(&PathElement::new(
+                    vec![(x0, cy), (x1, cy)],
+                    c.stroke_width(3),
+                ))?;
+            }
+            Swatch::Dot(c) => {
+                area.draw(&Circle::new((x0 + SWATCH_W / 2, cy), 6, c.filled()))?;
+            }
+            Swatch::Hollow(c) => {
+                area.draw(&Circle::new((x0 + SWATCH_W / 2, cy), 6, c.stroke_width(2)))?;
+            }
+            Swatch::Triangle => {
+                area.draw(&TriangleMarker::new(
+                    (x0 + SWATCH_W / 2, cy),
+                    7,
+                    INK.filled(),
+                ))?;
+            }
+            Swatch::Whisker => {
+                let s = INK.stroke_width(2);
+                area.draw(&PathElement::new(vec![(x0, cy), (x1, cy)], s))?;
+                area.draw(&PathElement::new(vec![(x0, cy - 6), (x0, cy + 6)], s))?;
+                area.draw(&PathElement::new(vec![(x1, cy - 6), (x1, cy + 6)], s))?;
+            }
+        }
+        text::draw(
+            area,
+            &e.label,
+            (x1 + 8, cy),
+            style(LABEL_SIZE).at(HPos::Left, VPos::Center),
+        )?;
+    }
+    Ok(())
+}
+
+/// Title on top, legend strip at the bottom; returns the area left for the plot.
+fn frame<'a>(root: &Area<'a>, title: &str, legend: &[Entry]) -> DrawResult<Area<'a>> {
+    root.fill(&WHITE)?;
+    let (w, _) = root.dim_in_pixel();
+    text::draw(
+        root,
+        title,
+        (w as i32 / 2, 12),
+        style(TITLE_SIZE).at(HPos::Center, VPos::Top),
+    )?;
+    let (_, body) = root.split_vertically(TITLE_BAND);
+    let lh = legend_height(legend);
+    if lh == 0 {
+        return Ok(body);
+    }
+    let (_, h) = body.dim_in_pixel();
+    let (plot, strip) = body.split_vertically(h.saturating_sub(lh));
+    draw_legend(&strip, legend)?;
+    Ok(plot)
+}
+
+/// Height of a chart: title, `rows` rows of `row_px`, axis labels and the legend.
+fn height_for(rows: usize, row_px: u32, legend: &[Entry], min: u32) -> u32 {
+    (60 + 40 + 70 + rows as u32 * row_px + legend_height(legend)).clamp(min, 4000)
+}
+
+/// Diagonal hatching inside a pixel rectangle (x0, y0, x1, y1), drawn on `area` (the canvas root
+/// or any area whose coordinates are pixels).
+fn hatch(area: &Area<'_>, rect: (i32, i32, i32, i32), c: RGBColor) -> DrawResult {
+    let (x0, y0, x1, y1) = (
+        rect.0.min(rect.2),
+        rect.1.min(rect.3),
+        rect.0.max(rect.2),
+        rect.1.max(rect.3),
+    );
+    let style = c.stroke_width(2);
+    let mut k = x0 + y0 + 4;
+    while k < x1 + y1 {
+        // The line x + y = k, clipped to the rectangle.
+        let xa = x0.max(k - y1);
+        let xb = x1.min(k - y0);
+        if xa < xb {
+            area.draw(&PathElement::new(vec![(xa, k - xa), (xb, k - xb)], style))?;
+        }
+        k += 8;
+    }
+    Ok(())
+}
+
+/// A label to place beside a point: the point's centre and radius (pixels), and its text.
+struct PointLabel {
+    center: (i32, i32),
+    radius: i32,
+    text: String,
+    style: text::Style,
+}
+
+/// Places labels beside their points so that no two overlap and none leaves `bounds`
+/// (x0, y0, x1, y1): for each label in order, the first free spot among right/left, above/below
+/// and then further up or down; if none is free, the one overlapping least. Returns each
+/// label's anchor and alignment.
+fn place_labels(
+    labels: &[PointLabel],
+    bounds: (i32, i32, i32, i32),
+) -> Vec<((i32, i32), HPos, VPos)> {
+    type Rect = (i32, i32, i32, i32);
+    let overlap = |a: Rect, b: Rect| {
+        let w = (a.2.min(b.2) - a.0.max(b.0)).max(0);
+        let h = (a.3.min(b.3) - a.1.max(b.1)).max(0);
+        w * h
+    };
+    let mut taken: Vec<Rect> = labels
+        .iter()
+        .map(|l| {
+            let (x, y, r) = (l.center.0, l.center.1, l.radius);
+            (x - r, y - r, x + r, y + r)
+        })
+        .collect();
+    let mut out = Vec::new();
+    for l in labels {
+        let w = text::width(&l.text, l.style.size as u32) as i32;
+        let h = text::height(l.style.size as u32) as i32;
+        let (cx, cy, r) = (l.center.0, l.center.1, l.radius * 7 / 10 + 3);
+        let mut candidates: Vec<((i32, i32), HPos, VPos)> = vec![
+            ((cx + r, cy - r), HPos::Left, VPos::Bottom),
+            ((cx + r, cy + r), HPos::Left, VPos::Top),
+            ((cx - r, cy - r), HPos::Right, VPos::Bottom),
+            ((cx - r, cy + r), HPos::Right, VPos::Top),
+        ];
+        for k in 1..6 {
+            candidates.push(((cx + r, cy - r - k * (h + 2)), HPos::Left, VPos::Bottom));
+            candidates.push(((cx + r, cy + r + k * (h + 2)), HPos::Left, VPos::Top));
+            candidates.push(((cx - r, cy - r - k * (h + 2)), HPos::Right, VPos::Bottom));
+            candidates.push(((cx - r, cy + r + k * (h + 2)), HPos::Right, VPos::Top));
+        }
+        let rect_of = |c: &((i32, i32), HPos, VPos)| -> Rect {
+            let ((x, y), hp, vp) = *c;
+            let x0 = if matches!(hp, HPos::Left) { x } else { x - w };
+            let y0 = if matches!(vp, VPos::Top) { y } else { y - h };
+            (x0, y0, x0 + w, y0 + h)
+        };
+        let inside =
+            |r: Rect| r.0 >= bounds.0 && r.1 >= bounds.1 && r.2 <= bounds.2 && r.3 <= bounds.3;
+        let own = (cx - l.radius, cy - l.radius, cx + l.radius, cy + l.radius);
+        let cost = |c: &((i32, i32), HPos, VPos)| {
+            let r = rect_of(c);
+            let clash: i32 = taken
+                .iter()
+                .filter(|t| **t != own)
+                .map(|t| overlap(r, *t))
+                .sum();
+            clash + if inside(r) { 0 } else { w * h * 4 }
+        };
+        let best = candidates
+            .iter()
+            .find(|c| cost(c) == 0)
+            .or_else(|| candidates.iter().min_by_key(|c| cost(c)))
+            .copied()
+            .expect("candidates exist");
+        taken.push(rect_of(&best));
+        out.push(best);
+    }
+    out
+}
+
+/// y of row `i` of `n` on a [`super::axis::CategoryAxis`], the first row at the top.
+fn row_y(i: usize, n: usize) -> f64 {
+    (n - 1 - i) as f64 + 0.5
+}
+
+/// Labels in top-down order for a category y axis (which counts from the bottom).
+fn rows_axis(labels: &[String]) -> super::axis::CategoryAxis {
+    super::axis::CategoryAxis::new(labels.iter().rev().cloned().collect())
+}
+
+/// A short file-name-safe form of a name: `cnn-q8 [B]` -> `cnn-q8-b`.
+fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for ch in s.chars() {
+        if ch.is_ascii_alphanumeric() {
+            out.push(ch.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_file_names() {
+        assert_eq!(slug("cnn-q8 [B]"), "cnn-q8-b");
+        assert_eq!(slug("mlp_pruned.50"), "mlp-pruned-50");
+    }
+
+    #[test]
+    fn legend_wraps_onto_rows() {
+        let many: Vec<Entry> = (0..30)
+            .map(|i| entry(Swatch::Dot(color(i)), format!("series number {i}")))
+            .collect();
+        let (_, rows) = legend_layout(&many, WIDTH);
+        assert!(rows > 2);
+        assert_eq!(legend_height(&[]), 0);
+    }
+}

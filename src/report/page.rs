@@ -1,0 +1,375 @@
+//! The page and the Markdown summary: one `#[derive(Serialize)]` context filled from the data,
+//! two templates compiled into the binary (`templates/report.html`, `templates/summary.md`),
+//! rendered by minijinja with HTML auto-escaping for the page. No HTML is built by hand.
+
+use base64::Engine;
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::Serde;
+use minijinja::{Environment, Value};
+use serde::Serialize;
+
+use super::charts::{Chart, Omitted};
+use super::data::{short, ReportData};
+use super::findings::Finding;
+use super::format;
+use crate::results::{CaseStatus, RunStatus};
+
+const PAGE: &str = include_str!("templates/report.html");
+const SUMMARY: &str = include_str!("templates/summary.md");
+
+#[derive(Debug, Serialize)]
+struct Context {
+    title: String,
+    description: String,
+    several: bool,
+    runs: Vec<RunCtx>,
+    env: Vec<EnvRow>,
+    warnings: Vec<String>,
+    findings: Vec<Finding>,
+    rows: Vec<Row>,
+    has_quality: bool,
+    any_estimate: bool,
+    estimate_note: Option<String>,
+    charts: Vec<ChartCtx>,
+    omitted: Vec<OmittedCtx>,
+    cold: Vec<ColdRow>,
+    renderer: String,
+}
+
+#[derive(Debug, Serialize)]
+struct RunCtx {
+    label: String,
+    source: String,
+    suite: String,
+    suite_file: String,
+    suite_sha: String,
+    started: String,
+    finished: String,
+    status: &'static str,
+    quick: bool,
+    filter: Option<String>,
+    cases: usize,
+    machine: String,
+    software: String,
+    settings: String,
+}
+
+#[derive(Debug, Serialize)]
+struct EnvRow {
+    field: String,
+    values: Vec<String>,
+    differs: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Row {
+    run: String,
+    id: String,
+    variant: String,
+    target: String,
+    scenario: String,
+    batch: usize,
+    status: &'static str,
+    flagged: bool,
+    p50: String,
+    p50_ci: String,
+    p99: String,
+    throughput: String,
+    noise: String,
+    rss: String,
+    energy: String,
+    energy_estimated: bool,
+    quality: String,
+    reason: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ChartCtx {
+    id: String,
+    file: String,
+    title: String,
+    caption: String,
+    width: u32,
+    height: u32,
+    /// `data:image/png;base64,...`; the template marks it `safe`: the base64 alphabet holds
+    /// no HTML-special character, and escaping would only turn every `/` into `&#x2f;`.
+    src: String,
+}
+
+#[derive(Debug, Serialize)]
+struct OmittedCtx {
+    title: String,
+    why: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ColdRow {
+    run: String,
+    id: String,
+    load_ms: String,
+    first_ms: String,
+    warmup: String,
+    p50: String,
+    ratio: String,
+}
+
+fn dash() -> String {
+    "-".to_string()
+}
+
+fn status_str(s: RunStatus) -> &'static str {
+    match s {
+        RunStatus::Complete => "complete",
+        RunStatus::Partial => "partial",
+        RunStatus::Interrupted => "interrupted",
+    }
+}
+
+fn context(d: &ReportData, findings: &[Finding], charts: &[Chart], omitted: &[Omitted]) -> Context {
+    let mut suites: Vec<&str> = d.runs.iter().map(|r| r.run.suite.name.as_str()).collect();
+    suites.dedup();
+    let runs = d
+        .runs
+        .iter()
+        .map(|r| {
+            let run = &r.run;
+            let e = &run.environment;
+            let s = &run.settings;
+            RunCtx {
+                label: r.label.clone(),
+                source: r.source.clone(),
+                suite: run.suite.name.clone(),
+                suite_file: run.suite.file.display().to_string(),
+                suite_sha: short(&run.suite.sha256).to_string(),
+                started: run.started_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                finished: run
+                    .finished_at
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    .unwrap_or_else(dash),
+                status: status_str(run.status),
+                quick: run.quick,
+                filter: run.filter.clone(),
+                cases: run.cases.len(),
+                machine: format!(
+                    "{} ({} logical cores, {}), {}",
+                    e.cpu_model,
+                    e.logical_cores,
+                    format::bytes(e.memory_total_bytes as f64),
+                    e.os.as_deref().unwrap_or("unknown OS")
+                ),
+                software: format!(
+                    "inferbench {} @ {}{}, candle {}, {}",
+                    e.inferbench_version,
+                    short(&e.git_commit),
+                    if e.git_dirty { " (dirty)" } else { "" },
+                    e.candle_version,
+                    e.rustc
+                ),
+                settings: format!(
+                    "warm-up {}-{} s, sampling {}-{} s, min {} samples, max_noise {}, {} bootstrap resamples, seed {}{}",
+                    s.warmup_s,
+                    s.max_warmup_s,
+                    s.min_time_s,
+                    s.max_time_s,
+                    s.min_iterations,
+                    format::pct(s.max_noise),
+                    s.bootstrap_resamples,
+                    s.seed,
+                    if run.quick { ", --quick" } else { "" }
+                ),
+            }
+        })
+        .collect();
+    let env_rows: Vec<Vec<(&'static str, String)>> =
+        d.runs.iter().map(|r| r.run.environment.rows()).collect();
+    let env = env_rows
+        .first()
+        .map(|first| {
+            first
+                .iter()
+                .enumerate()
+                .map(|(i, (field, _))| {
+                    let values: Vec<String> = env_rows
+                        .iter()
+                        .map(|rows| rows.get(i).map(|r| r.1.clone()).unwrap_or_else(dash))
+                        .collect();
+                    let differs = values.iter().any(|v| *v != values[0]);
+                    EnvRow {
+                        field: field.to_string(),
+                        values,
+                        differs,
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let kind = d.score_kind();
+    let rows = d
+        .cases
+        .iter()
+        .map(|c| {
+            let k = &c.case;
+            let lat = k.latency_ms.as_ref().map(|l| &l.summary);
+            let energy = c.energy_mj();
+            Row {
+                run: d.runs[c.run].label.clone(),
+                id: k.id.clone(),
+                variant: c.variant(),
+                target: k.target.clone(),
+                scenario: k.scenario.clone(),
+                batch: k.batch_size,
+                status: k.status.as_str(),
+                flagged: k.status != CaseStatus::Ok,
+                p50: lat.map(|s| format::ms(s.p50)).unwrap_or_else(dash),
+                p50_ci: lat
+                    .map(|s| format!("[{}, {}]", format::ms(s.p50_ci[0]), format::ms(s.p50_ci[1])))
+                    .unwrap_or_default(),
+                p99: lat.map(|s| format::ms(s.p99)).unwrap_or_else(dash),
+                throughput: k.throughput_per_s.map(format::rate).unwrap_or_else(dash),
+                noise: k
+                    .noise
+                    .filter(|_| lat.is_some())
+                    .map(|n| format!("±{:.1}%", n * 100.0))
+                    .unwrap_or_else(dash),
+                rss: k
+                    .memory
+                    .as_ref()
+                    .map(|m| format::bytes(m.peak_rss_bytes as f64))
+                    .unwrap_or_else(dash),
+                energy: energy
+                    .map(|(mj, est)| {
+                        if est {
+                            format!("~{}", format::mj(mj))
+                        } else {
+                            format::mj(mj)
+                        }
+                    })
+                    .unwrap_or_else(dash),
+                energy_estimated: energy.is_some_and(|e| e.1),
+                quality: kind
+                    .and_then(|kind| kind.of(&c.quality))
+                    .map(format::pct)
+                    .unwrap_or_else(dash),
+                reason: k.error.clone().unwrap_or_default(),
+            }
+        })
+        .collect();
+    let estimate = d
+        .cases
+        .iter()
+        .filter_map(|c| c.case.energy.as_ref())
+        .find(|e| e.method.is_estimate());
+    let estimate_note = estimate.map(|e| {
+        format!(
+            "~ marks ESTIMATED energy (method estimate-tdp): the worker's CPU time x TDP per hardware thread{}; not a measurement.",
+            e.estimate
+                .as_ref()
+                .map(|t| format!(", TDP from {}", t.source))
+                .unwrap_or_default()
+        )
+    });
+    let charts = charts
+        .iter()
+        .map(|c| ChartCtx {
+            id: c.file.trim_end_matches(".png").to_string(),
+            file: c.file.clone(),
+            title: c.title.clone(),
+            caption: c.caption.clone(),
+            width: c.width,
+            height: c.height,
+            src: format!(
+                "data:image/png;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(&c.png)
+            ),
+        })
+        .collect();
+    let cold = d
+        .cases
+        .iter()
+        .filter_map(|c| {
+            let k = c.case.cold_start.as_ref()?;
+            let p50 = c.p50();
+            Some(ColdRow {
+                run: d.runs[c.run].label.clone(),
+                id: c.case.id.clone(),
+                load_ms: format!("{:.1}", k.load_ms),
+                first_ms: format::ms(k.first_inference_ms),
+                warmup: format!(
+                    "{:.0} ms, {} it, {}",
+                    k.warmup_ms,
+                    k.warmup_iterations,
+                    match k.warmup_end {
+                        crate::measure::WarmupEnd::Stable => "stable",
+                        crate::measure::WarmupEnd::MaxTime => "still moving at max_warmup_s",
+                    }
+                ),
+                p50: p50.map(format::ms).unwrap_or_else(dash),
+                ratio: p50
+                    .filter(|p| *p > 0.0)
+                    .map(|p| format!("{:.1}x", k.first_inference_ms / p))
+                    .unwrap_or_else(dash),
+            })
+        })
+        .collect();
+    Context {
+        title: format!("inferbench report: {}", suites.join(" vs ")),
+        description: d
+            .runs
+            .first()
+            .map(|r| r.run.suite.description.clone())
+            .unwrap_or_default(),
+        several: d.several_runs(),
+        runs,
+        env,
+        warnings: d.comparability(),
+        findings: findings.to_vec(),
+        rows,
+        has_quality: kind.is_some(),
+        any_estimate: estimate.is_some(),
+        estimate_note,
+        charts,
+        omitted: omitted
+            .iter()
+            .map(|o| OmittedCtx {
+                title: o.title.clone(),
+                why: o.why.clone(),
+            })
+            .collect(),
+        cold,
+        renderer: format!("inferbench {}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+/// A Markdown table cell: no pipe or line break may end the cell early.
+fn md_cell(s: String) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+fn environment() -> Result<Environment<'static>, minijinja::Error> {
+    let mut env = Environment::new();
+    env.set_syntax(
+        SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true)
+            .build()?,
+    );
+    env.add_filter("cell", md_cell);
+    env.add_template("report.html", PAGE)?;
+    env.add_template("summary.md", SUMMARY)?;
+    Ok(env)
+}
+
+/// The HTML page and the Markdown summary.
+pub fn render(
+    d: &ReportData,
+    findings: &[Finding],
+    charts: &[Chart],
+    omitted: &[Omitted],
+) -> Result<(String, String), minijinja::Error> {
+    let ctx = Value::from(Serde(context(d, findings, charts, omitted)));
+    let env = environment()?;
+    let html = env.get_template("report.html")?.render(ctx.clone())?;
+    let md = env.get_template("summary.md")?.render(ctx)?;
+    Ok((html, md))
+}
