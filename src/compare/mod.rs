@@ -283,6 +283,27 @@ pub struct MetricComparison {
     pub reason: String,
 }
 
+impl MetricComparison {
+    /// A row about the case's status as a whole (no metric values to compare).
+    fn status(verdict: Verdict, reason: String) -> Self {
+        MetricComparison {
+            metric: "status".into(),
+            unit: String::new(),
+            better: Better::Lower,
+            baseline: None,
+            candidate: None,
+            kind: ChangeKind::Relative,
+            change: None,
+            change_ci: None,
+            p_value: None,
+            method: "none",
+            threshold: 0.0,
+            verdict,
+            reason,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CaseComparison {
     pub id: String,
@@ -580,21 +601,10 @@ pub fn compare_case(
 ) -> CaseComparison {
     let mut rows = Vec::new();
     if measured(b) && c.status == CaseStatus::Failed {
-        rows.push(MetricComparison {
-            metric: "status".into(),
-            unit: String::new(),
-            better: Better::Lower,
-            baseline: None,
-            candidate: None,
-            kind: ChangeKind::Relative,
-            change: None,
-            change_ci: None,
-            p_value: None,
-            method: "none",
-            threshold: 0.0,
-            verdict: Verdict::Regressed,
-            reason: format!("the case failed in the candidate: {}", status_line(c)),
-        });
+        rows.push(MetricComparison::status(
+            Verdict::Regressed,
+            format!("the case failed in the candidate: {}", status_line(c)),
+        ));
     }
     let bm = metrics(b);
     let cm = metrics(c);
@@ -642,25 +652,14 @@ pub fn compare_case(
         rows.push(row);
     }
     if rows.is_empty() {
-        rows.push(MetricComparison {
-            metric: "status".into(),
-            unit: String::new(),
-            better: Better::Lower,
-            baseline: None,
-            candidate: None,
-            kind: ChangeKind::Relative,
-            change: None,
-            change_ci: None,
-            p_value: None,
-            method: "none",
-            threshold: 0.0,
-            verdict: Verdict::Inconclusive,
-            reason: format!(
+        rows.push(MetricComparison::status(
+            Verdict::Inconclusive,
+            format!(
                 "nothing to compare: baseline {}, candidate {}",
                 status_line(b),
                 status_line(c)
             ),
-        });
+        ));
     }
     CaseComparison {
         id: c.id.clone(),
