@@ -106,10 +106,14 @@ fn gab(run: &RunResult, direction: Better) -> String {
             if let Some([lo, hi]) = m.ci {
                 extra.push_str(&format!("; 95% CI [{lo}, {hi}] {}", m.unit));
             }
-            if let (Some(n), Evidence::Percentile { .. } | Evidence::Rate { .. }) =
-                (samples, m.evidence)
-            {
-                extra.push_str(&format!("; {n} samples"));
+            match (samples, m.evidence) {
+                (Some(n), Evidence::Percentile { .. } | Evidence::Rate { .. }) => {
+                    extra.push_str(&format!("; {n} samples"))
+                }
+                (_, Evidence::Processes { values }) => {
+                    extra.push_str(&format!("; geometric mean of {} processes", values.len()))
+                }
+                _ => {}
             }
             out.push(GabEntry {
                 name: format!("{} {}", case.id, m.name),

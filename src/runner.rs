@@ -126,18 +126,27 @@ pub fn run(
                     .as_ref()
                     .filter(|(_, re)| re.is_match(&case.id))
                     .map(|(f, _)| *f);
-                let outcome = worker::run_in_worker(
-                    case,
-                    fault,
-                    opts.slowdown,
-                    &energy_setup,
-                    interrupted,
-                    &mut |p| observer.case_progress(index, case, p),
-                );
-                if outcome == Outcome::Interrupted {
+                // `settings.processes` workers back to back; a failed one ends the case.
+                let mut outcomes = Vec::with_capacity(case.settings.processes);
+                for _ in 0..case.settings.processes.max(1) {
+                    let outcome = worker::run_in_worker(
+                        case,
+                        fault,
+                        opts.slowdown,
+                        &energy_setup,
+                        interrupted,
+                        &mut |p| observer.case_progress(index, case, p),
+                    );
+                    let measured = matches!(outcome, Outcome::Measured(_));
+                    outcomes.push(outcome);
+                    if !measured {
+                        break;
+                    }
+                }
+                if outcomes.last() == Some(&Outcome::Interrupted) {
                     break;
                 }
-                CaseResult::from_outcome(case, outcome)
+                CaseResult::from_outcomes(case, outcomes)
             }
         };
         result.load = Some(CaseLoad {

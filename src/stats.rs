@@ -389,6 +389,79 @@ pub fn log_ratio_of_means_se(baseline: &[f64], candidate: &[f64]) -> f64 {
     (part(baseline) + part(candidate)).sqrt()
 }
 
+/// Welch's t-test on the logs of two small samples of positive figures (one per worker
+/// process): the ratio of geometric means `candidate / baseline`, its `confidence` interval
+/// and the two-sided p-value, with Welch-Satterthwaite degrees of freedom.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogWelch {
+    pub ratio: f64,
+    pub ci: [f64; 2],
+    pub p_value: f64,
+    pub df: f64,
+}
+
+/// `None` when a side has fewer than two values or a value that is not a positive number.
+/// When both sides have no spread at all the interval is the point and p is 1 or 0.
+pub fn log_welch(baseline: &[f64], candidate: &[f64], confidence: f64) -> Option<LogWelch> {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    let logs = |xs: &[f64]| -> Option<Vec<f64>> {
+        if xs.len() < 2 || xs.iter().any(|x| !x.is_finite() || *x <= 0.0) {
+            return None;
+        }
+        Some(xs.iter().map(|x| x.ln()).collect())
+    };
+    let (b, c) = (logs(baseline)?, logs(candidate)?);
+    let (nb, nc) = (b.len() as f64, c.len() as f64);
+    let (vb, vc) = (stdev(&b).powi(2) / nb, stdev(&c).powi(2) / nc);
+    let d = mean(&c) - mean(&b);
+    let se = (vb + vc).sqrt();
+    if se == 0.0 {
+        let ratio = d.exp();
+        let p = if d == 0.0 { 1.0 } else { 0.0 };
+        return Some(LogWelch {
+            ratio,
+            ci: [ratio, ratio],
+            p_value: p,
+            df: nb + nc - 2.0,
+        });
+    }
+    let df = (vb + vc).powi(2) / (vb * vb / (nb - 1.0) + vc * vc / (nc - 1.0));
+    let t = StudentsT::new(0.0, 1.0, df).ok()?;
+    let q = t.inverse_cdf(0.5 + confidence / 2.0);
+    let p = (2.0 * t.cdf(-(d / se).abs())).min(1.0);
+    Some(LogWelch {
+        ratio: d.exp(),
+        ci: [(d - q * se).exp(), (d + q * se).exp()],
+        p_value: p,
+        df,
+    })
+}
+
+/// Geometric mean of positive figures (NaN when one is not positive).
+pub fn geometric_mean(xs: &[f64]) -> f64 {
+    if xs.is_empty() || xs.iter().any(|x| !x.is_finite() || *x <= 0.0) {
+        return f64::NAN;
+    }
+    (xs.iter().map(|x| x.ln()).sum::<f64>() / xs.len() as f64).exp()
+}
+
+/// Student-t `confidence` interval of the geometric mean (an interval of the mean of logs);
+/// `None` with fewer than two values or one that is not positive.
+pub fn geometric_mean_ci(xs: &[f64], confidence: f64) -> Option<[f64; 2]> {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    if xs.len() < 2 || xs.iter().any(|x| !x.is_finite() || *x <= 0.0) {
+        return None;
+    }
+    let logs: Vec<f64> = xs.iter().map(|x| x.ln()).collect();
+    let n = logs.len() as f64;
+    let se = stdev(&logs) / n.sqrt();
+    let q = StudentsT::new(0.0, 1.0, n - 1.0)
+        .ok()?
+        .inverse_cdf(0.5 + confidence / 2.0);
+    let m = mean(&logs);
+    Some([(m - q * se).exp(), (m + q * se).exp()])
+}
+
 /// Relative half-width of an interval around a point: `(high - low) / 2 / point`.
 /// This is the "noise" the sampling loop compares with the suite's `max_noise`.
 pub fn relative_half_width(ci: [f64; 2], point: f64) -> f64 {
@@ -405,6 +478,37 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-12 * a.abs().max(b.abs()).max(1.0)
+    }
+
+    #[test]
+    fn log_welch_matches_a_hand_computed_case() {
+        // ln values: b = [0, ln 2] (mean ln2/2), c = [ln 2, ln 4] (mean 3 ln2/2); d = ln 2.
+        // Each variance of the logs = (ln 2)^2 / 2, so se = ln 2 / sqrt 2 and t = sqrt 2;
+        // df = 2 by Welch-Satterthwaite for equal sizes and variances.
+        let w = log_welch(&[1.0, 2.0], &[2.0, 4.0], 0.95).unwrap();
+        assert!(close(w.ratio, 2.0), "{w:?}");
+        assert!(close(w.df, 2.0), "{w:?}");
+        // Two-sided p with 2 df has a closed form: p = 1 - t / sqrt(2 + t^2) = 1 - sqrt(2)/2.
+        assert!(
+            (w.p_value - (1.0 - 2f64.sqrt() / 2.0)).abs() < 1e-9,
+            "{w:?}"
+        );
+        // 97.5% quantile of t with 2 df is 4.302653; ci = exp(ln2 +- q ln2/sqrt2).
+        let q = 4.302_652_729_911_275;
+        let se = 2f64.ln() / 2f64.sqrt();
+        assert!((w.ci[0] - (2f64.ln() - q * se).exp()).abs() < 1e-6, "{w:?}");
+        assert!((w.ci[1] - (2f64.ln() + q * se).exp()).abs() < 1e-6, "{w:?}");
+    }
+
+    #[test]
+    fn log_welch_refuses_too_few_or_non_positive_values() {
+        assert!(log_welch(&[1.0], &[1.0, 2.0], 0.99).is_none());
+        assert!(log_welch(&[1.0, 0.0], &[1.0, 2.0], 0.99).is_none());
+        assert!(log_welch(&[1.0, f64::NAN], &[1.0, 2.0], 0.99).is_none());
+        let same = log_welch(&[3.0, 3.0], &[3.0, 3.0], 0.99).unwrap();
+        assert_eq!((same.ratio, same.p_value), (1.0, 1.0));
+        assert!(close(geometric_mean(&[1.0, 4.0]), 2.0));
+        assert!(geometric_mean(&[1.0, -4.0]).is_nan());
     }
 
     #[test]

@@ -632,3 +632,88 @@ fn regenerate_fixture_runs() {
         .unwrap();
     }
 }
+
+/// Three worker processes per case: the run file keeps each process's figures, and `check`
+/// tests them (the process is the unit), here on a real run against itself and against a
+/// real 3x slowdown.
+#[test]
+fn with_several_processes_check_tests_the_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("processes.toml");
+    std::fs::write(
+        &suite,
+        r#"
+[suite]
+name = "processes"
+[[models]]
+name = "mlp"
+arch = "mlp"
+input_size = 64
+hidden = [64]
+classes = 4
+[[targets]]
+device = "cpu"
+threads = [1]
+[scenarios.single_stream]
+[settings]
+processes = 3
+warmup_s = 0.02
+min_time_s = 0.05
+max_time_s = 0.2
+case_timeout_s = 20
+"#,
+    )
+    .unwrap();
+    let suite = suite.to_str().unwrap();
+    let a = dir.path().join("a.json");
+    let slow = dir.path().join("slow.json");
+    for (path, extra) in [(&a, None), (&slow, Some("2.0"))] {
+        let mut args = vec!["run", suite, "--output", path.to_str().unwrap()];
+        if let Some(f) = extra {
+            args.extend(["--inject-slowdown", f]);
+        }
+        let out = inferbench(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    let run = results::read_json(&a).unwrap();
+    let case = &run.cases[0];
+    let p = case.processes.as_ref().expect("per-process figures");
+    assert_eq!(p.len(), 3);
+    assert_eq!(
+        p.samples.iter().sum::<usize>(),
+        case.latency_ms.as_ref().unwrap().samples.len(),
+        "the case pools every process's samples"
+    );
+    assert!(p.latency_p50_ms.iter().all(|x| *x > 0.0));
+
+    let report = dir.path().join("aa.json");
+    let out = inferbench(&[
+        "check",
+        "--baseline",
+        a.to_str().unwrap(),
+        "--candidate",
+        a.to_str().unwrap(),
+        "--json",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let methods: Vec<&str> = json["cases"][0]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["method"].as_str().unwrap())
+        .collect();
+    assert!(methods.contains(&"welch_processes"), "{methods:?}");
+
+    let out = inferbench(&[
+        "check",
+        "--baseline",
+        a.to_str().unwrap(),
+        "--candidate",
+        slow.to_str().unwrap(),
+        "--allow-env-mismatch",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+}

@@ -71,6 +71,9 @@ pub enum Evidence<'a> {
     Exact,
     /// A percentage (quality): compared as an absolute difference in points, no interval.
     Points,
+    /// One figure per worker process (`settings.processes` > 1): the process is the unit of
+    /// the test (Welch's t on the logs), so noise between processes is in the interval.
+    Processes { values: &'a [f64] },
 }
 
 /// One metric of one case, as the check and the exports see it.
@@ -125,6 +128,27 @@ impl<'a> MetricValue<'a> {
         }
     }
 
+    /// One figure per worker process: the value is their geometric mean, with a Student-t
+    /// 95% interval of it.
+    pub fn processes(
+        name: &'static str,
+        unit: &'static str,
+        better: Better,
+        values: &'a [f64],
+        threshold: fn(&CheckConfig) -> f64,
+    ) -> Self {
+        MetricValue {
+            name,
+            unit,
+            better,
+            value: stats::geometric_mean(values),
+            ci: stats::geometric_mean_ci(values, 0.95),
+            evidence: Evidence::Processes { values },
+            threshold,
+            tag: None,
+        }
+    }
+
     /// Only compare with values of the same tag (for example an energy `method`).
     pub fn tagged(mut self, tag: impl Into<String>) -> Self {
         self.tag = Some(tag.into());
@@ -136,7 +160,31 @@ impl<'a> MetricValue<'a> {
 /// in a fixed order. A metric the case lacks (a failed case has no latency) is left out.
 pub fn metrics(case: &CaseResult) -> Vec<MetricValue<'_>> {
     let mut out = Vec::new();
-    if let Some(l) = &case.latency_ms {
+    // With several worker processes per case, timing and energy compare per-process figures.
+    let per_process = case.processes.as_ref().filter(|p| p.len() >= 2);
+    if let (Some(_), Some(p)) = (&case.latency_ms, per_process) {
+        out.push(MetricValue::processes(
+            "latency_p50",
+            "ms",
+            Better::Lower,
+            &p.latency_p50_ms,
+            |t| t.latency_p50,
+        ));
+        out.push(MetricValue::processes(
+            "latency_p99",
+            "ms",
+            Better::Lower,
+            &p.latency_p99_ms,
+            |t| t.latency_p99,
+        ));
+        out.push(MetricValue::processes(
+            "throughput",
+            "samples/s",
+            Better::Higher,
+            &p.throughput_per_s,
+            |t| t.throughput,
+        ));
+    } else if let Some(l) = &case.latency_ms {
         let s = &l.summary;
         out.push(MetricValue {
             name: "latency_p50",
@@ -205,16 +253,23 @@ pub fn metrics(case: &CaseResult) -> Vec<MetricValue<'_>> {
         .as_ref()
         .filter(|e| e.joules_per_inference.is_finite())
     {
-        out.push(
-            MetricValue::exact(
+        let m = match per_process.filter(|p| p.joules_per_inference.len() == p.len()) {
+            Some(p) => MetricValue::processes(
+                "energy_per_inference",
+                "J",
+                Better::Lower,
+                &p.joules_per_inference,
+                |t| t.energy,
+            ),
+            None => MetricValue::exact(
                 "energy_per_inference",
                 "J",
                 Better::Lower,
                 e.joules_per_inference,
                 |t| t.energy,
-            )
-            .tagged(e.method.as_str()),
-        );
+            ),
+        };
+        out.push(m.tagged(e.method.as_str()));
     }
     // Fractions 0 to 1 compared as percentage points; tagged with the dataset so scores on
     // different data are never compared.
@@ -643,7 +698,7 @@ pub fn compare_case(
         };
         let timing = matches!(
             bv.map(|m| m.evidence),
-            Some(Evidence::Percentile { .. } | Evidence::Rate { .. })
+            Some(Evidence::Percentile { .. } | Evidence::Rate { .. } | Evidence::Processes { .. })
         );
         if timing && !noisy.is_empty() {
             row.reason
@@ -809,6 +864,26 @@ pub fn compare_metric(
                 p,
                 "delta_method",
             )
+        }
+        (Evidence::Processes { values: bs }, Evidence::Processes { values: cs }) => {
+            match stats::log_welch(bs, cs, 1.0 - alpha) {
+                Some(w) => (
+                    w.ratio - 1.0,
+                    [w.ci[0] - 1.0, w.ci[1] - 1.0],
+                    w.p_value,
+                    "welch_processes",
+                ),
+                None => {
+                    return inconclusive(
+                        row,
+                        format!(
+                            "per-process figures unusable ({} vs {} processes; at least 2 positive figures needed per side)",
+                            bs.len(),
+                            cs.len()
+                        ),
+                    )
+                }
+            }
         }
         (Evidence::Exact, Evidence::Exact) => {
             let change = if b.value == c.value {

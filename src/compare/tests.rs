@@ -64,7 +64,36 @@ fn case(id: &str, samples: Vec<f64>, status: CaseStatus) -> CaseResult {
         timed: vec!["forward".into()],
         stages: None,
         quality: None,
+        processes: None,
     }
+}
+
+/// A case measured by several processes whose medians are `p50s` (each process: 200
+/// log-normal samples around its own median).
+fn case_with_processes(id: &str, p50s: &[f64], seed: u64) -> CaseResult {
+    let per: Vec<Vec<f64>> = p50s
+        .iter()
+        .enumerate()
+        .map(|(i, &m)| latencies(200, m, seed + i as u64))
+        .collect();
+    let mut c = case(id, per.concat(), CaseStatus::Ok);
+    let mut f = crate::results::ProcessFigures::default();
+    for s in &per {
+        let mut sorted = s.clone();
+        sorted.sort_unstable_by(f64::total_cmp);
+        let total_s: f64 = s.iter().sum::<f64>() / 1000.0;
+        f.samples.push(s.len());
+        f.measured_s.push(total_s);
+        f.latency_p50_ms
+            .push(crate::stats::percentile(&sorted, 0.5));
+        f.latency_p99_ms
+            .push(crate::stats::percentile(&sorted, 0.99));
+        f.latency_mean_ms.push(crate::stats::mean(s));
+        f.throughput_per_s.push(s.len() as f64 / total_s);
+        f.peak_rss_bytes.push(1 << 20);
+    }
+    c.processes = Some(f);
+    c
 }
 
 fn failed(id: &str) -> CaseResult {
@@ -419,4 +448,76 @@ fn cases_are_matched_by_id_and_leftovers_listed() {
     assert_eq!(c.only_in_candidate, ["c"]);
     assert!(!c.regressed());
     assert_eq!(c.case_counts().regressed, 0);
+}
+
+#[test]
+fn with_processes_the_process_is_the_unit_of_the_test() {
+    // Each run's samples pin its pooled median tightly, but the process medians wander by
+    // about 8%: the sample-level tests would call this A/A pair a regression; the
+    // process-level test must not.
+    let a = [1.00, 1.10, 0.95, 1.05, 1.12, 0.97];
+    let b = [1.09, 1.15, 1.02, 1.14, 1.06, 1.18];
+    let pooled = one(
+        case(
+            "x",
+            case_with_processes("x", &a, 1).latency_ms.unwrap().samples,
+            CaseStatus::Ok,
+        ),
+        case(
+            "x",
+            case_with_processes("x", &b, 50).latency_ms.unwrap().samples,
+            CaseStatus::Ok,
+        ),
+    );
+    assert_eq!(verdict_of(&pooled, "latency_p50"), Verdict::Regressed);
+    let cc = one(
+        case_with_processes("x", &a, 1),
+        case_with_processes("x", &b, 50),
+    );
+    let row = cc
+        .metrics
+        .iter()
+        .find(|m| m.metric == "latency_p50")
+        .unwrap();
+    assert_eq!(row.method, "welch_processes");
+    assert_ne!(row.verdict, Verdict::Regressed, "{row:?}");
+    // A clear 30% slowdown of every process is still caught, on p50, p99 and throughput.
+    let slow: Vec<f64> = a.iter().map(|x| x * 1.3).collect();
+    let cc = one(
+        case_with_processes("x", &a, 1),
+        case_with_processes("x", &slow, 50),
+    );
+    for metric in ["latency_p50", "latency_p99", "throughput"] {
+        assert_eq!(
+            verdict_of(&cc, metric),
+            Verdict::Regressed,
+            "{metric}: {cc:?}"
+        );
+    }
+    // The row's values are the geometric means of the process figures.
+    let row = cc
+        .metrics
+        .iter()
+        .find(|m| m.metric == "latency_p50")
+        .unwrap();
+    let gm = |xs: &[f64]| crate::stats::geometric_mean(xs);
+    let want = gm(&case_with_processes("x", &a, 1)
+        .processes
+        .unwrap()
+        .latency_p50_ms);
+    assert!((row.baseline.unwrap() - want).abs() < 1e-12);
+}
+
+#[test]
+fn one_process_on_a_side_is_inconclusive_not_a_crash() {
+    let mut b = case_with_processes("x", &[1.0, 1.1, 1.05], 1);
+    let c = case_with_processes("x", &[1.0, 1.1, 1.05], 9);
+    // A baseline whose process list lost all but one entry (hand-edited file).
+    if let Some(p) = b.processes.as_mut() {
+        p.latency_p50_ms.truncate(1);
+        p.latency_p99_ms.truncate(1);
+        p.throughput_per_s.truncate(1);
+    }
+    let cc = one(b, c);
+    assert_ne!(verdict_of(&cc, "latency_p50"), Verdict::Regressed);
 }

@@ -283,6 +283,146 @@ pub struct CaseResult {
     /// variant outside the timed loop (README: "Quality").
     #[serde(default)]
     pub quality: Option<QualityInfo>,
+    /// With `settings.processes` > 1: each worker process's own figures, in run order. The
+    /// case's other figures pool all processes (README: "Processes").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<ProcessFigures>,
+}
+
+/// Per-process figures of a case measured by several worker processes, one entry per process
+/// in run order (a struct of arrays, so each metric is one list). These are what `check`
+/// compares when both runs have them: the process, not the sample, is the unit of its test.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ProcessFigures {
+    /// Samples each process kept.
+    pub samples: Vec<usize>,
+    /// Wall time of each process's timed chunks.
+    pub measured_s: Vec<f64>,
+    pub latency_p50_ms: Vec<f64>,
+    pub latency_p99_ms: Vec<f64>,
+    pub latency_mean_ms: Vec<f64>,
+    /// Samples (inputs) per second over each process's measured window.
+    pub throughput_per_s: Vec<f64>,
+    /// Energy per inference of each process (same `method` as the case's `energy`); empty
+    /// when the case has no energy figure.
+    #[serde(default)]
+    pub joules_per_inference: Vec<f64>,
+    pub peak_rss_bytes: Vec<u64>,
+}
+
+impl ProcessFigures {
+    pub fn len(&self) -> usize {
+        self.latency_p50_ms.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The figures of each measurement, in order.
+    pub fn of(measurements: &[Measurement], batch_size: usize) -> Self {
+        let mut f = ProcessFigures::default();
+        for m in measurements {
+            let mut sorted = m.samples_ms.clone();
+            sorted.sort_unstable_by(f64::total_cmp);
+            let at = |q| {
+                if sorted.is_empty() {
+                    f64::NAN
+                } else {
+                    stats::percentile(&sorted, q)
+                }
+            };
+            f.samples.push(sorted.len());
+            f.measured_s.push(m.measured_s);
+            f.latency_p50_ms.push(at(0.5));
+            f.latency_p99_ms.push(at(0.99));
+            f.latency_mean_ms.push(stats::mean(&sorted));
+            f.throughput_per_s.push(if m.measured_s > 0.0 {
+                (sorted.len() * batch_size) as f64 / m.measured_s
+            } else {
+                f64::NAN
+            });
+            f.peak_rss_bytes.push(m.memory.peak_rss_bytes);
+        }
+        if measurements.iter().all(|m| m.energy.is_some()) {
+            f.joules_per_inference = measurements
+                .iter()
+                .filter_map(|m| m.energy.as_ref().map(|e| e.joules_per_inference))
+                .collect();
+        }
+        f
+    }
+}
+
+/// Joins the measurements of several worker processes of one case into one: samples (and
+/// stage samples) concatenated in run order, times and energy summed, memory peaks the
+/// largest, cold start and model figures from the first process. `None` when empty.
+pub fn pool_measurements(measurements: Vec<Measurement>) -> Option<Measurement> {
+    let mut it = measurements.into_iter();
+    let mut pooled = it.next()?;
+    let mut processes = 1.0;
+    for m in it {
+        processes += 1.0;
+        pooled.samples_ms.extend_from_slice(&m.samples_ms);
+        pooled.warmup_iterations += m.warmup_iterations;
+        pooled.warmup_s += m.warmup_s;
+        pooled.measured_s += m.measured_s;
+        // A process that did not converge makes the pooled case as doubtful as it was.
+        if pooled.stop_reason == StopReason::Converged {
+            pooled.stop_reason = m.stop_reason;
+        }
+        pooled.noise = pooled.noise.max(m.noise);
+        pooled.clock_overhead_ns += m.clock_overhead_ns;
+        let mem = &mut pooled.memory;
+        mem.peak_rss_bytes = mem.peak_rss_bytes.max(m.memory.peak_rss_bytes);
+        mem.peak_heap_bytes = match (mem.peak_heap_bytes, m.memory.peak_heap_bytes) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        pooled.energy = match (pooled.energy.take(), m.energy) {
+            (Some(a), Some(b)) if a.method == b.method => Some(add_energy(a, &b)),
+            // Different methods cannot be added: no energy figure rather than a mixed one.
+            _ => None,
+        };
+        for (stage, samples) in m.stage_samples_ms {
+            match pooled
+                .stage_samples_ms
+                .iter_mut()
+                .find(|(s, _)| *s == stage)
+            {
+                Some((_, all)) => all.extend_from_slice(&samples),
+                None => pooled.stage_samples_ms.push((stage, samples)),
+            }
+        }
+    }
+    pooled.clock_overhead_ns /= processes;
+    Some(pooled)
+}
+
+fn add_energy(mut a: EnergyInfo, b: &EnergyInfo) -> EnergyInfo {
+    a.joules += b.joules;
+    a.joules_raw += b.joules_raw;
+    a.window_s += b.window_s;
+    a.inferences += b.inferences;
+    a.joules_per_inference = if a.inferences > 0 {
+        a.joules / a.inferences as f64
+    } else {
+        f64::NAN
+    };
+    a.inferences_per_joule = if a.joules > 0.0 {
+        a.inferences as f64 / a.joules
+    } else {
+        f64::NAN
+    };
+    a.avg_watts = if a.window_s > 0.0 {
+        a.joules / a.window_s
+    } else {
+        f64::NAN
+    };
+    if let (Some(ea), Some(eb)) = (a.estimate.as_mut(), b.estimate.as_ref()) {
+        ea.cpu_time_s += eb.cpu_time_s;
+    }
+    a
 }
 
 impl CaseResult {
@@ -326,11 +466,43 @@ impl CaseResult {
                 .collect(),
             stages: None,
             quality: case.quality.clone(),
+            processes: None,
         }
     }
 
     pub fn skipped(case: &Case, reason: String) -> Self {
         Self::bare(case, CaseStatus::Skipped, Some(reason))
+    }
+
+    /// The collect step for a case measured by several worker processes: a failure of any
+    /// process fails the case (with the first reason); otherwise the pooled measurement, with
+    /// each process's own figures in `processes`.
+    pub fn from_outcomes(case: &Case, outcomes: Vec<Outcome>) -> Self {
+        let count = outcomes.len();
+        let mut measurements = Vec::with_capacity(count);
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            match outcome {
+                Outcome::Measured(m) => measurements.push(*m),
+                other if count == 1 => return Self::from_outcome(case, other),
+                Outcome::Failed(reason) => {
+                    let reason = format!("process {} of {count}: {reason}", i + 1);
+                    return Self::bare(case, CaseStatus::Failed, Some(reason));
+                }
+                Outcome::Interrupted => return Self::from_outcome(case, Outcome::Interrupted),
+            }
+        }
+        let figures =
+            (measurements.len() > 1).then(|| ProcessFigures::of(&measurements, case.batch_size));
+        let mut r = match pool_measurements(measurements) {
+            Some(m) => Self::from_outcome(case, Outcome::Measured(Box::new(m))),
+            None => Self::bare(
+                case,
+                CaseStatus::Failed,
+                Some("no worker process ran".into()),
+            ),
+        };
+        r.processes = figures;
+        r
     }
 
     /// The collect step: statistics and status from a worker's outcome.
@@ -683,4 +855,68 @@ pub fn read_json(path: &Path) -> Result<RunResult, ResultsError> {
         None => return Err(invalid("no `schema_version`: not an inferbench run file".into())),
     }
     serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measurement(samples: &[f64], measured_s: f64, peak_rss: u64, joules: f64) -> Measurement {
+        serde_json::from_value(serde_json::json!({
+            "samples_ms": samples,
+            "warmup_iterations": 10, "warmup_s": 0.5, "measured_s": measured_s,
+            "stop_reason": "converged", "noise": 0.01,
+            "threads": {"requested": 1, "rayon_pool": 1, "candle": 1, "env": {}},
+            "params": 10, "weight_bytes": 40, "flops_per_sample": 20,
+            "clock_overhead_ns": 20.0, "build_s": 0.1,
+            "memory": {"rss_before_load_bytes": 100, "rss_after_load_bytes": 200,
+                       "peak_rss_bytes": peak_rss, "peak_heap_bytes": 50,
+                       "heap_pass_iterations": 3, "weight_bytes": 40, "gpu": null},
+            "energy": {"method": "estimate-tdp", "joules": joules, "joules_raw": joules,
+                       "idle_watts": null, "joules_per_inference": joules / samples.len() as f64,
+                       "inferences_per_joule": samples.len() as f64 / joules,
+                       "avg_watts": joules / measured_s, "window_s": measured_s,
+                       "inferences": samples.len(), "domains": [],
+                       "estimate": {"cpu_time_s": measured_s, "tdp_watts": 10.0, "tdp_threads": 2.0,
+                                    "watts_per_cpu_second": 5.0, "source": "default"},
+                       "note": null},
+            "cold_start": {"load_ms": 1.0, "first_inference_ms": 2.0, "warmup_ms": 500.0,
+                           "warmup_iterations": 10, "warmup_end": "stable", "warmup_trace_ms": []},
+            "stage_samples_ms": []
+        }))
+        .expect("a valid measurement")
+    }
+
+    #[test]
+    fn pooling_concatenates_samples_sums_time_and_energy_and_keeps_the_peaks() {
+        let a = measurement(&[1.0, 2.0, 3.0], 0.006, 1000, 3.0);
+        let mut b = measurement(&[4.0, 5.0], 0.009, 3000, 1.0);
+        b.stop_reason = StopReason::MaxTime;
+        let figures = ProcessFigures::of(&[a.clone(), b.clone()], 2);
+        let p = pool_measurements(vec![a, b]).unwrap();
+        assert_eq!(p.samples_ms, vec![1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert!((p.measured_s - 0.015).abs() < 1e-12);
+        assert_eq!(p.warmup_iterations, 20);
+        assert_eq!(p.stop_reason, StopReason::MaxTime);
+        assert_eq!(p.memory.peak_rss_bytes, 3000);
+        let e = p.energy.unwrap();
+        assert_eq!((e.joules, e.inferences), (4.0, 5));
+        assert!((e.joules_per_inference - 0.8).abs() < 1e-12);
+        assert!((e.estimate.unwrap().cpu_time_s - 0.015).abs() < 1e-12);
+        // Per-process figures: medians 2 and 4.5, throughput with batch 2.
+        assert_eq!(figures.latency_p50_ms, vec![2.0, 4.5]);
+        assert_eq!(figures.samples, vec![3, 2]);
+        assert!((figures.throughput_per_s[0] - 1000.0).abs() < 1e-9);
+        assert_eq!(figures.joules_per_inference, vec![1.0, 0.5]);
+        assert_eq!(figures.peak_rss_bytes, vec![1000, 3000]);
+        assert!(pool_measurements(vec![]).is_none());
+    }
+
+    #[test]
+    fn energy_of_different_methods_is_not_added() {
+        let a = measurement(&[1.0], 0.001, 1, 1.0);
+        let mut b = measurement(&[1.0], 0.001, 1, 1.0);
+        b.energy.as_mut().unwrap().method = crate::probe::energy::EnergyMethod::Rapl;
+        assert!(pool_measurements(vec![a, b]).unwrap().energy.is_none());
+    }
 }

@@ -65,7 +65,19 @@ pub struct Settings {
     /// Seconds of idle power sampled before the run where an energy counter exists.
     #[serde(default = "default_idle_power_s")]
     pub idle_power_s: f64,
+    /// Worker processes per case, run back to back; their samples are pooled, and `check`
+    /// treats the process (not the sample) as the unit of its test when both runs have two
+    /// or more (docs/check.md, "Processes").
+    #[serde(default = "default_processes")]
+    pub processes: usize,
 }
+
+fn default_processes() -> usize {
+    1
+}
+
+/// Most worker processes per case a suite may ask for.
+pub const MAX_PROCESSES: i64 = 1000;
 
 fn default_idle_power_s() -> f64 {
     1.0
@@ -90,6 +102,7 @@ impl Default for Settings {
             tdp_watts: None,
             tdp_threads: None,
             idle_power_s: default_idle_power_s(),
+            processes: default_processes(),
         }
     }
 }
@@ -555,6 +568,18 @@ impl Validator<'_> {
                 );
             } else {
                 out.max_noise = x;
+            }
+        }
+        if let Some(v) = &s.processes {
+            if *v.get_ref() > MAX_PROCESSES {
+                self.problem(
+                    "settings.processes",
+                    v.span(),
+                    format!("must be at most {MAX_PROCESSES}, got {}", v.get_ref()),
+                    Some("5 to 20 processes per case are enough for `check` (docs/check.md)"),
+                );
+            } else if let Some(n) = self.count("settings.processes", v, 1) {
+                out.processes = n;
             }
         }
         if let Some(v) = &s.max_rss_mb {

@@ -196,6 +196,7 @@ pub struct SettingsEntry {
     pub max_warmup_s: Option<Spanned<f64>>,
     pub warmup_tolerance: Option<Spanned<f64>>,
     pub timed: Option<Spanned<Vec<String>>>,
+    pub processes: Option<Spanned<i64>>,
 }
 
 /// `[check]`: thresholds of the regression check (`suite::check::CheckConfig` has the defaults).
