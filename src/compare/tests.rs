@@ -64,6 +64,9 @@ fn case(id: &str, samples: Vec<f64>, status: CaseStatus) -> CaseResult {
         timed: vec!["forward".into()],
         stages: None,
         quality: None,
+        bytes_per_batch: None,
+        roofline: None,
+        profile: None,
     }
 }
 
@@ -98,6 +101,7 @@ fn run(cases: Vec<CaseResult>) -> RunResult {
         shard: None,
         merged_from: Vec::new(),
         injected_slowdown: None,
+        peaks: None,
     }
 }
 
