@@ -405,7 +405,8 @@ mod tests {
     #[test]
     fn keras_cnn_layers_by_hand() {
         let layers = keras_cnn().layers();
-        let rows: Vec<(&str, LayerKind, Vec<usize>, Vec<usize>, u64, usize)> = layers
+        type Row<'a> = (&'a str, LayerKind, Vec<usize>, Vec<usize>, u64, usize);
+        let rows: Vec<Row> = layers
             .iter()
             .map(|l| {
                 (
