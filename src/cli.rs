@@ -1040,16 +1040,21 @@ pub fn profile_table(p: &LayerProfile) -> Table {
 /// The sum check and the roofline, in words.
 fn profile_lines(c: &CaseResult, p: &LayerProfile) -> String {
     let mut out = format!(
-        "sum of layer means {} ms vs unprofiled forward mean {} ms: difference {:+.4} ms ({:+.1}%), the cost of timing each layer apart (a clock read and a device synchronisation per layer) plus drift between the two passes
-",
+        "sum of layer means {} ms vs unprofiled forward mean {} ms: difference {:+.4} ms ({:+.1}%), the cost of timing each layer apart (a clock read and a device synchronisation per layer) plus drift between the passes\n",
         fmt_ms(p.layer_sum_mean_ms),
         fmt_ms(p.forward_mean_ms),
         p.difference_ms,
         p.difference_share * 100.0
     );
+    if let Some(after) = p.forward_after_mean_ms {
+        out.push_str(&format!(
+            "unprofiled forward mean {} ms before the profiled pass and {} ms after it (each weighs half)\n",
+            fmt_ms(p.forward_before_mean_ms),
+            fmt_ms(after)
+        ));
+    }
     out.push_str(&format!(
-        "{} profiled iterations ({}, noise ±{:.1}%); the unprofiled forward: {} samples ({})
-",
+        "{} profiled iterations ({}, noise ±{:.1}%); the unprofiled forward: {} samples ({})\n",
         p.iterations,
         stop_text(p.stop_reason),
         p.noise * 100.0,
@@ -1058,8 +1063,7 @@ fn profile_lines(c: &CaseResult, p: &LayerProfile) -> String {
     ));
     if let Some(r) = &c.roofline {
         out.push_str(&format!(
-            "roofline ({} thread(s)): {:.2} GFLOP/s and {:.2} GB/s achieved at {:.2} FLOP/byte; roof {:.2} GFLOP/s ({}-bound); efficiency {:.1}%
-",
+            "roofline ({} thread(s)): {:.2} GFLOP/s and {:.2} GB/s achieved at {:.2} FLOP/byte; roof {:.2} GFLOP/s ({}-bound); efficiency {:.1}%\n",
             r.threads,
             r.achieved_gflops,
             r.achieved_gbs,

@@ -29,6 +29,10 @@ pub struct RawProfile {
     /// The trace pass: per recorded iteration, per step, `[start, duration]` in ns from the
     /// first recorded step's start.
     pub trace_ns: Vec<Vec<[u64; 2]>>,
+    /// The unprofiled forward pass sampled again after the profiled pass (same stopping
+    /// rule), so the comparison brackets the profiled pass in time.
+    #[serde(default)]
+    pub forward_after_ms: Vec<f64>,
 }
 
 /// One step's timing and cost in a profile.
@@ -68,8 +72,15 @@ pub struct LayerProfile {
     pub noise: f64,
     /// Sum of the steps' means, ms (equal to the mean of each iteration's sum).
     pub layer_sum_mean_ms: f64,
-    /// Mean of the case's own, unprofiled forward samples, measured first in the same worker.
+    /// Mean of the unprofiled forward pass: the case's own samples (measured before the
+    /// profiled pass) and those measured again after it, each pass weighing half, so drift
+    /// that is linear in time cancels.
     pub forward_mean_ms: f64,
+    /// The two halves of `forward_mean_ms`: the case's own samples, and the pass after.
+    #[serde(default)]
+    pub forward_before_mean_ms: f64,
+    #[serde(default)]
+    pub forward_after_mean_ms: Option<f64>,
     /// `layer_sum_mean_ms - forward_mean_ms`: the cost of timing each step apart (a clock
     /// read and a device synchronisation per step), plus run-to-run drift.
     pub difference_ms: f64,
@@ -141,8 +152,15 @@ pub fn summarize(raw: RawProfile, batch: usize, forward_samples_ms: &[f64]) -> L
             }
         })
         .collect();
-    let forward = mean(forward_samples_ms);
+    let before = mean(forward_samples_ms);
+    let after = (!raw.forward_after_ms.is_empty()).then(|| mean(&raw.forward_after_ms));
+    let forward = match after {
+        Some(a) => (before + a) / 2.0,
+        None => before,
+    };
     LayerProfile {
+        forward_before_mean_ms: before,
+        forward_after_mean_ms: after,
         batch_size: batch,
         layers,
         iterations,
@@ -264,6 +282,7 @@ mod tests {
                 vec![[0, 2_000], [2_500, 1_000], [3_600, 400]],
                 vec![[10_000, 2_000], [12_000, 1_000], [13_000, 500]],
             ],
+            forward_after_ms: Vec::new(),
         }
     }
 
@@ -290,6 +309,14 @@ mod tests {
         let faster = summarize(raw(), 2, &[3.2]);
         assert!((faster.difference_ms - 0.8).abs() < 1e-12);
         assert!((faster.difference_share - 0.25).abs() < 1e-12);
+        // Before and after the profiled pass weigh half each, whatever their sample counts.
+        let mut bracketed = raw();
+        bracketed.forward_after_ms = vec![5.0, 5.0, 5.0, 5.0];
+        let b = summarize(bracketed, 2, &[3.0, 3.0]);
+        assert_eq!(b.forward_before_mean_ms, 3.0);
+        assert_eq!(b.forward_after_mean_ms, Some(5.0));
+        assert_eq!(b.forward_mean_ms, 4.0);
+        assert_eq!(b.difference_ms, 0.0);
     }
 
     #[test]

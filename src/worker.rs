@@ -441,6 +441,7 @@ fn profile_layers(
         stop_reason: sampled.stop_reason,
         noise: sampled.noise,
         trace_ns,
+        forward_after_ms: Vec::new(),
     })
 }
 
@@ -520,16 +521,23 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         .map_err(|e| format!("forward pass failed: {}", error_text(&e)))?;
     // An energy reading that failed is reported as absent, not as zero.
     let energy = observer.energy.take().and_then(Result::ok);
-    // The profile comes after the unprofiled window, in the same process, on the same input.
+    // The profile comes after the unprofiled window, in the same process, on the same input;
+    // then the unprofiled forward pass is sampled once more, so the two bracket it.
     let profile = match req.profile {
-        Some(p) => Some(profile_layers(
-            &net,
-            &device,
-            &pipeline.input,
-            case.batch_size,
-            &cfg,
-            p.trace_iterations,
-        )?),
+        Some(p) => {
+            let mut raw = profile_layers(
+                &net,
+                &device,
+                &pipeline.input,
+                case.batch_size,
+                &cfg,
+                p.trace_iterations,
+            )?;
+            let again = measure::sample(&mut pipeline, &cfg, &mut ())
+                .map_err(|e| format!("forward pass failed: {}", error_text(&e)))?;
+            raw.forward_after_ms = again.samples_ns.iter().map(|&ns| ns as f64 / 1e6).collect();
+            Some(raw)
+        }
         None => None,
     };
 

@@ -150,7 +150,14 @@ fn profile_prints_layers_writes_the_run_and_a_chrome_trace() {
     let sum: f64 = p.layers.iter().map(|l| l.mean_ms).sum();
     assert!((sum - p.layer_sum_mean_ms).abs() < 1e-9);
     let forward = c.latency_ms.as_ref().unwrap();
-    assert!((p.forward_mean_ms - forward.summary.mean).abs() < 1e-9);
+    // The unprofiled forward pass brackets the profiled one: the case's own samples before,
+    // a second sampling after, each weighing half.
+    assert!((p.forward_before_mean_ms - forward.summary.mean).abs() < 1e-9);
+    let after = p
+        .forward_after_mean_ms
+        .expect("sampled again after the profiled pass");
+    assert!(after > 0.0);
+    assert!((p.forward_mean_ms - (p.forward_before_mean_ms + after) / 2.0).abs() < 1e-9);
     assert!((p.difference_ms - (sum - p.forward_mean_ms)).abs() < 1e-9);
     assert!((p.layers.iter().map(|l| l.share).sum::<f64>() - 1.0).abs() < 1e-9);
     // Generous sanity bound only: the two passes of the same network agree within 10x.

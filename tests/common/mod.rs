@@ -209,6 +209,7 @@ pub fn with_roofline_and_profile(d: &mut ReportData) {
         stop_reason: inferbench::measure::StopReason::Converged,
         noise: 0.01,
         trace_ns: vec![vec![[0, 80_000], [80_000, 20_000]]],
+        forward_after_ms: Vec::new(),
         layers,
     };
     let first = &mut d.cases[0];

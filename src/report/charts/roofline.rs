@@ -63,7 +63,7 @@ pub fn profile(d: &ReportData) -> Result<Outcome, String> {
         ));
         let height = height_for(labels.len(), 34, &legend, 380);
         let caption = format!(
-            "Mean time of each layer of {} (batch {}) over {} profiled iterations, each layer ended by a device synchronisation and a clock read; the label gives the mean and its share of the layers' sum. The two grey bars compare the layers' sum ({} ms) with the mean of the case's own unprofiled forward pass ({} ms), measured first in the same worker: a difference of {:+.4} ms ({:+.1}%).",
+            "Mean time of each layer of {} (batch {}) over {} profiled iterations, each layer ended by a device synchronisation and a clock read; the label gives the mean and its share of the layers' sum. The two grey bars compare the layers' sum ({} ms) with the mean of the unprofiled forward pass ({} ms; sampled in the same worker before and again after the profiled pass, each weighing half): a difference of {:+.4} ms ({:+.1}%).",
             c.case.id,
             p.batch_size,
             p.iterations,
