@@ -14,12 +14,16 @@ use regex::Regex;
 use crate::compare::{self, render, CompareError};
 use crate::export;
 use crate::measure::{Phase, Progress};
+use crate::peaks;
 use crate::plan::{self, Case, Shard};
 use crate::probe::env::Environment;
+use crate::profile::LayerProfile;
 use crate::report;
 use crate::results::{self, journal, CaseResult, CaseStatus, RunResult, RunStatus};
+use crate::roofline::Peaks;
 use crate::runner::{self, RunObserver, RunOptions, Start};
 use crate::suite::{self, Suite};
+use crate::target::DeviceKind;
 use crate::variant::{self, BuildObserver, BuildOptions, BuiltVariant};
 use crate::worker::{self, Fault};
 
@@ -155,15 +159,75 @@ pub enum Command {
         #[arg(long)]
         filter: Option<String>,
     },
-    /// Print the environment fingerprint recorded with every run
+    /// Print the environment fingerprint recorded with every run; with --peaks, measure the
+    /// machine's memory bandwidth and f32 matmul peak per thread count and cache them
     Env {
         /// As JSON
         #[arg(long)]
         json: bool,
+        /// Measure memory bandwidth (a large copy) and f32 matmul GFLOP/s (candle) for each
+        /// thread count, each in its own child process, and cache them for `run`'s roofline
+        #[arg(long)]
+        peaks: bool,
+        /// Thread counts to measure, as in `1,2,4` [default: the suite's, else 1 and all
+        /// logical CPUs]
+        #[arg(long, value_delimiter = ',', requires = "peaks", value_parser = clap::value_parser!(u64).range(1..=4096))]
+        threads: Vec<u64>,
+        /// Measure the thread counts of this suite's CPU targets
+        #[arg(long, requires = "peaks", value_name = "SUITE")]
+        suite: Option<PathBuf>,
+        /// Size of the copied buffer in MiB (the destination is as large)
+        #[arg(long, default_value_t = 256, requires = "peaks", value_parser = clap::value_parser!(u64).range(1..=65536))]
+        copy_mb: u64,
+        /// Side of the square f32 matrices multiplied
+        #[arg(long, default_value_t = 2048, requires = "peaks", value_parser = clap::value_parser!(u64).range(1..=32768))]
+        matmul_n: u64,
+        /// Timed repeats of each measurement (the best is kept), after one warm-up
+        #[arg(long, default_value_t = 5, requires = "peaks", value_parser = clap::value_parser!(u64).range(1..=1000))]
+        repeats: u64,
+        /// Folder of the cache the peaks are stored in (<dir>/peaks/<machine fingerprint>.json)
+        #[arg(long, default_value = ".cache/inferbench")]
+        cache_dir: PathBuf,
+    },
+    /// Run one case with every layer timed on its own: a per-layer table, the layers' sum
+    /// against the unprofiled forward pass, a run file, and optionally a Chrome trace
+    Profile {
+        /// Suite file (TOML)
+        suite: PathBuf,
+        /// The case's id, as `inferbench list SUITE` prints it
+        #[arg(long = "case", value_name = "ID")]
+        case_id: String,
+        /// Write a Chrome trace (opens in Perfetto or chrome://tracing)
+        #[arg(long, value_name = "FILE.json")]
+        trace: Option<PathBuf>,
+        /// Iterations recorded in the trace (every layer of each is one event)
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100000))]
+        trace_iterations: u64,
+        /// Write the run file here instead of results/<suite>/<UTC time>-profile.json
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Folder for the default output path
+        #[arg(long, default_value = "results")]
+        results_dir: PathBuf,
+        /// Short warm-up and sampling (the noise bound still applies)
+        #[arg(long)]
+        quick: bool,
+        /// Render the report of the profile run (with its per-layer chart)
+        #[arg(long)]
+        report: bool,
+        /// Build the variant again instead of reusing the artifact cache
+        #[arg(long)]
+        rebuild: bool,
+        /// Folder of the artifact and peaks cache
+        #[arg(long, default_value = ".cache/inferbench")]
+        cache_dir: PathBuf,
     },
     /// Internal: run one case (request on stdin, JSON lines on stdout)
     #[command(name = worker::WORKER_SUBCOMMAND, hide = true)]
     Worker,
+    /// Internal: measure the peaks of one thread count (request on stdin, JSON on stdout)
+    #[command(name = peaks::PEAKS_SUBCOMMAND, hide = true)]
+    PeaksChild,
 }
 
 /// `export --format`.
@@ -281,8 +345,55 @@ fn dispatch(command: Command) -> Result<i32, Failure> {
         Command::Report { runs, out } => cmd_report(&runs, out),
         Command::Validate { suite } => cmd_validate(&suite),
         Command::List { suite, filter } => cmd_list(&suite, filter.as_deref()),
-        Command::Env { json } => cmd_env(json),
+        Command::Env {
+            json,
+            peaks,
+            threads,
+            suite,
+            copy_mb,
+            matmul_n,
+            repeats,
+            cache_dir,
+        } => {
+            if peaks {
+                cmd_peaks(PeaksArgs {
+                    json,
+                    threads: threads.into_iter().map(|t| t as usize).collect(),
+                    suite,
+                    copy_bytes: copy_mb << 20,
+                    matmul_n: matmul_n as usize,
+                    repeats: repeats as usize,
+                    cache_dir,
+                })
+            } else {
+                cmd_env(json)
+            }
+        }
+        Command::Profile {
+            suite,
+            case_id,
+            trace,
+            trace_iterations,
+            output,
+            results_dir,
+            quick,
+            report,
+            rebuild,
+            cache_dir,
+        } => cmd_profile(ProfileArgs {
+            suite,
+            case_id,
+            trace,
+            trace_iterations: trace_iterations as usize,
+            output,
+            results_dir,
+            quick,
+            report,
+            rebuild,
+            cache_dir,
+        }),
         Command::Worker => Ok(worker::worker_main()),
+        Command::PeaksChild => Ok(peaks::child_main()),
     }
 }
 
@@ -472,29 +583,9 @@ fn cmd_run(args: RunArgs) -> Result<i32, Failure> {
             mine
         }
     };
-    // Build (or find in the cache) and score the variants the cases need, before any case.
-    let mut wanted: Vec<String> = cases
-        .iter()
-        .map(|c| format!("{}-{}", c.model, c.variant))
-        .collect();
-    wanted.dedup();
-    let mut build = BuildOptions {
-        cache_dir: args.cache_dir.clone(),
-        rebuild: args.rebuild,
-        only: Some(wanted),
-    };
-    // Workers and run files get absolute artifact paths.
-    if let Ok(abs) = std::path::absolute(&build.cache_dir) {
-        build.cache_dir = abs;
-    }
-    let built =
-        variant::build_all(&req.suite, &build, &mut BuildDisplay).exit_with(exit::INVALID_INPUT)?;
-    plan::attach(&mut cases, &built);
-    let _ = ctrlc::set_handler(|| {
-        if INTERRUPTED.swap(true, Ordering::SeqCst) {
-            std::process::exit(exit::INTERRUPTED);
-        }
-    });
+    build_variants(&req.suite, &mut cases, &args.cache_dir, args.rebuild)?;
+    let peaks = cached_peaks(&args.cache_dir, &cases)?;
+    set_interrupt_handler();
     let output = req.output.clone();
     let opts = RunOptions {
         output: output.clone(),
@@ -503,6 +594,8 @@ fn cmd_run(args: RunArgs) -> Result<i32, Failure> {
         fault,
         shard: req.shard,
         slowdown: req.slowdown,
+        profile: None,
+        peaks,
     };
     let mut display = ProgressDisplay::new();
     let run = runner::run(
@@ -569,6 +662,426 @@ fn cmd_run(args: RunArgs) -> Result<i32, Failure> {
         return Ok(exit::INTERRUPTED);
     }
     Ok(exit::OK)
+}
+
+/// Builds (or finds in the cache) and scores the variants the cases need, before any case.
+fn build_variants(
+    suite: &Suite,
+    cases: &mut [Case],
+    cache_dir: &Path,
+    rebuild: bool,
+) -> Result<(), Failure> {
+    let mut wanted: Vec<String> = cases
+        .iter()
+        .map(|c| format!("{}-{}", c.model, c.variant))
+        .collect();
+    wanted.dedup();
+    let mut build = BuildOptions {
+        cache_dir: cache_dir.to_path_buf(),
+        rebuild,
+        only: Some(wanted),
+    };
+    // Workers and run files get absolute artifact paths.
+    if let Ok(abs) = std::path::absolute(&build.cache_dir) {
+        build.cache_dir = abs;
+    }
+    let built =
+        variant::build_all(suite, &build, &mut BuildDisplay).exit_with(exit::INVALID_INPUT)?;
+    plan::attach(cases, &built);
+    Ok(())
+}
+
+fn set_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(exit::INTERRUPTED);
+        }
+    });
+}
+
+/// This machine's cached peaks, for the roofline. Says so when there are none, or when a
+/// thread count of the cases was not measured: no figure is made up for them.
+fn cached_peaks(cache_dir: &Path, cases: &[Case]) -> Result<Option<Peaks>, Failure> {
+    let env = Environment::capture();
+    let path = peaks::cache_path(cache_dir, &peaks::fingerprint(&env));
+    let cached = peaks::load_cached(cache_dir, &env).exit_with(exit::INVALID_INPUT)?;
+    let Some(cached) = cached else {
+        eprintln!(
+            "roofline: no measured peaks for this machine in {}; cases get no roofline figures (measure them with `inferbench env --peaks --cache-dir {}`)",
+            path.display(),
+            cache_dir.display()
+        );
+        return Ok(None);
+    };
+    let mut missing: Vec<usize> = cases
+        .iter()
+        .filter(|c| c.target.device == DeviceKind::Cpu && cached.at(c.target.threads).is_none())
+        .map(|c| c.target.threads)
+        .collect();
+    missing.sort();
+    missing.dedup();
+    let have: Vec<String> = cached
+        .by_threads
+        .iter()
+        .map(|p| p.threads.to_string())
+        .collect();
+    eprintln!(
+        "roofline: peaks measured with {} thread(s) from {}",
+        have.join(", "),
+        path.display()
+    );
+    if !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(|t| t.to_string()).collect();
+        eprintln!(
+            "roofline: no peaks for {} thread(s): those cases get no roofline figures (`inferbench env --peaks --threads {}`)",
+            list.join(", "),
+            list.join(",")
+        );
+    }
+    Ok(Some(cached))
+}
+
+struct PeaksArgs {
+    json: bool,
+    threads: Vec<usize>,
+    suite: Option<PathBuf>,
+    copy_bytes: u64,
+    matmul_n: usize,
+    repeats: usize,
+    cache_dir: PathBuf,
+}
+
+fn cmd_peaks(args: PeaksArgs) -> Result<i32, Failure> {
+    let env = Environment::capture();
+    let mut threads = if !args.threads.is_empty() {
+        args.threads.clone()
+    } else if let Some(path) = &args.suite {
+        let suite = load_suite(path)?;
+        let t: Vec<usize> = suite
+            .targets
+            .iter()
+            .filter(|t| t.device == DeviceKind::Cpu)
+            .map(|t| t.threads)
+            .collect();
+        if t.is_empty() {
+            return Err(anyhow!(
+                "{} has no CPU target: peaks are measured for CPU thread counts; use --threads",
+                path.display()
+            ))
+            .exit_with(exit::INVALID_INPUT);
+        }
+        t
+    } else {
+        vec![1, env.logical_cores]
+    };
+    threads.sort();
+    threads.dedup();
+    eprintln!(
+        "measuring peaks: copy of {} MiB (read + write counted), {n}x{n} f32 matmul with candle, best of {} after a warm-up, for {} thread(s)",
+        args.copy_bytes >> 20,
+        args.repeats,
+        threads
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        n = args.matmul_n,
+    );
+    let measured = peaks::measure_all(
+        &threads,
+        args.copy_bytes,
+        args.matmul_n,
+        args.repeats,
+        &mut |t| eprintln!("  {t} thread(s)..."),
+    )
+    .exit_with(exit::INTERNAL)?;
+    let fingerprint = peaks::fingerprint(&env);
+    let mut all = peaks::load_cached(&args.cache_dir, &env)
+        .ok()
+        .flatten()
+        .unwrap_or(Peaks {
+            fingerprint: fingerprint.clone(),
+            cpu_model: env.cpu_model.clone(),
+            by_threads: Vec::new(),
+        });
+    all.merge(measured);
+    let path = peaks::store(&args.cache_dir, &all).exit_with(exit::INTERNAL)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&all).exit_with(exit::INTERNAL)?
+        );
+    } else {
+        println!("{}", peaks_table(&all, &threads));
+    }
+    eprintln!(
+        "cached in {} (machine fingerprint {fingerprint}); `run` copies them into every run",
+        path.display()
+    );
+    Ok(exit::OK)
+}
+
+/// The peaks of every cached thread count; those just measured are marked `*`.
+pub fn peaks_table(peaks: &Peaks, just_measured: &[usize]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "threads",
+        "copy GB/s (best)",
+        "copy GB/s, every repeat",
+        "f32 matmul GFLOP/s (best)",
+        "matmul GFLOP/s, every repeat",
+        "ridge FLOP/byte",
+        "sizes",
+        "measured (UTC)",
+    ]);
+    let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.1}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for p in &peaks.by_threads {
+        let mark = if just_measured.contains(&p.threads) {
+            " *"
+        } else {
+            ""
+        };
+        table.add_row(vec![
+            right(format!("{}{mark}", p.threads)),
+            right(format!("{:.2}", p.bandwidth_gbs)),
+            Cell::new(list(&p.bandwidth_runs_gbs)),
+            right(format!("{:.2}", p.matmul_gflops)),
+            Cell::new(list(&p.matmul_runs_gflops)),
+            right(format!(
+                "{:.2}",
+                p.matmul_gflops / p.bandwidth_gbs.max(1e-12)
+            )),
+            Cell::new(format!(
+                "copy {} MiB, n = {}, {} repeats",
+                p.copy_bytes >> 20,
+                p.matmul_n,
+                p.repeats
+            )),
+            Cell::new(p.measured_at.format("%Y-%m-%d %H:%M:%S").to_string()),
+        ]);
+    }
+    table
+}
+
+struct ProfileArgs {
+    suite: PathBuf,
+    case_id: String,
+    trace: Option<PathBuf>,
+    trace_iterations: usize,
+    output: Option<PathBuf>,
+    results_dir: PathBuf,
+    quick: bool,
+    report: bool,
+    rebuild: bool,
+    cache_dir: PathBuf,
+}
+
+fn cmd_profile(args: ProfileArgs) -> Result<i32, Failure> {
+    let suite = load_suite(&args.suite)?;
+    let mut settings = if args.quick {
+        suite.settings.quick()
+    } else {
+        suite.settings.clone()
+    };
+    if settings.timed != [suite::Stage::Forward] {
+        eprintln!(
+            "profile: timing the forward pass only (the suite's `timed` stages are for `run`)"
+        );
+        settings.timed = vec![suite::Stage::Forward];
+    }
+    let all = plan::expand(&suite, &settings);
+    let Some(case) = all.iter().find(|c| c.id == args.case_id).cloned() else {
+        let mut ids: Vec<(f64, &str)> = all
+            .iter()
+            .map(|c| (strsim::jaro_winkler(&c.id, &args.case_id), c.id.as_str()))
+            .collect();
+        ids.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let near: Vec<&str> = ids.iter().take(3).map(|(_, id)| *id).collect();
+        return Err(anyhow!(
+            "--case: no case `{}` in {}; did you mean {}? (`inferbench list {}` prints every id)",
+            args.case_id,
+            args.suite.display(),
+            near.iter()
+                .map(|id| format!("`{id}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            args.suite.display()
+        ))
+        .exit_with(exit::INVALID_INPUT);
+    };
+    if let Some(reason) = case.target.unavailable_reason() {
+        return Err(anyhow!("cannot profile {}: {reason}", case.id)).exit_with(exit::INVALID_INPUT);
+    }
+    let output = args.output.clone().unwrap_or_else(|| {
+        let path = results::default_output(&args.results_dir, &suite.name, chrono::Utc::now());
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+        path.with_file_name(format!("{stem}-profile.json"))
+    });
+    let journal_file = journal::journal_path(&output);
+    if journal_file.exists() {
+        return Err(anyhow!(
+            "{} holds an unfinished run; delete it or choose another --output",
+            journal_file.display()
+        ))
+        .exit_with(exit::INVALID_INPUT);
+    }
+    let mut cases = vec![case];
+    build_variants(&suite, &mut cases, &args.cache_dir, args.rebuild)?;
+    let peaks = cached_peaks(&args.cache_dir, &cases)?;
+    set_interrupt_handler();
+    let opts = RunOptions {
+        output: output.clone(),
+        quick: args.quick,
+        filter: Regex::new(&format!("^{}$", regex::escape(&args.case_id))).ok(),
+        fault: None,
+        shard: None,
+        slowdown: None,
+        profile: Some(worker::ProfileRequest {
+            trace_iterations: args.trace_iterations,
+        }),
+        peaks,
+    };
+    let mut display = ProgressDisplay::new();
+    let run = runner::run(
+        &suite,
+        &cases,
+        &settings,
+        &opts,
+        Start::Fresh,
+        &INTERRUPTED,
+        &mut display,
+    )
+    .exit_with(exit::INTERNAL)?;
+    display.clear();
+    if run.status == RunStatus::Interrupted {
+        eprintln!("interrupted: nothing was profiled");
+        return Ok(exit::INTERRUPTED);
+    }
+    let Some(result) = run.cases.first() else {
+        return Err(anyhow!("the profile run holds no case")).exit_with(exit::INTERNAL);
+    };
+    let Some(profile) = &result.profile else {
+        return Err(anyhow!(
+            "{} could not be profiled ({}): {}; the run file {} has the details",
+            result.id,
+            result.status.as_str(),
+            result.error.as_deref().unwrap_or("no profile came back"),
+            output.display()
+        ))
+        .exit_with(exit::INTERNAL);
+    };
+    println!("{}", profile_table(profile));
+    print!("{}", profile_lines(result, profile));
+    if let Some(path) = &args.trace {
+        let trace = crate::profile::chrome_trace(&result.id, profile);
+        let text = serde_json::to_string(&trace).exit_with(exit::INTERNAL)?;
+        write_text(&text, path)?;
+        println!(
+            "trace: {} ({} iterations x {} layers; open in https://ui.perfetto.dev or chrome://tracing)",
+            path.display(),
+            profile.trace_ns.len(),
+            profile.layers.len()
+        );
+    }
+    println!(
+        "wrote {} and {}",
+        output.display(),
+        results::csv_path(&output).display()
+    );
+    if args.report {
+        let dir = report::default_dir(Path::new(REPORTS_DIR), &run.suite.name, &output);
+        let data = report::ReportData::from_runs(vec![(output.display().to_string(), run.clone())]);
+        render_report(&data, &dir)?;
+    }
+    Ok(exit::OK)
+}
+
+/// One row per layer: shapes, FLOPs, bytes, time and share.
+pub fn profile_table(p: &LayerProfile) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "layer",
+        "kind",
+        "output shape",
+        "MFLOP",
+        "bytes (model)",
+        "mean ms",
+        "p50 ms",
+        "share",
+        "GFLOP/s",
+    ]);
+    let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+    for l in &p.layers {
+        table.add_row(vec![
+            Cell::new(&l.name),
+            Cell::new(l.kind.as_str()),
+            Cell::new(crate::profile::shape_text(&l.output_shape)),
+            right(format!("{:.3}", l.flops as f64 / 1e6)),
+            right(fmt_bytes(l.bytes)),
+            right(fmt_ms(l.mean_ms)),
+            right(fmt_ms(l.p50_ms)),
+            right(format!("{:.1}%", l.share * 100.0)),
+            right(if l.flops > 0 {
+                format!("{:.2}", l.gflops)
+            } else {
+                "-".into()
+            }),
+        ]);
+    }
+    table
+}
+
+/// The sum check and the roofline, in words.
+fn profile_lines(c: &CaseResult, p: &LayerProfile) -> String {
+    let mut out = format!(
+        "sum of layer means {} ms vs unprofiled forward mean {} ms: difference {:+.4} ms ({:+.1}%), the cost of timing each layer apart (a clock read and a device synchronisation per layer) plus drift between the passes\n",
+        fmt_ms(p.layer_sum_mean_ms),
+        fmt_ms(p.forward_mean_ms),
+        p.difference_ms,
+        p.difference_share * 100.0
+    );
+    if let Some(after) = p.forward_after_mean_ms {
+        out.push_str(&format!(
+            "unprofiled forward mean {} ms before the profiled pass and {} ms after it (each weighs half)\n",
+            fmt_ms(p.forward_before_mean_ms),
+            fmt_ms(after)
+        ));
+    }
+    out.push_str(&format!(
+        "{} profiled iterations ({}, noise ±{:.1}%); the unprofiled forward: {} samples ({})\n",
+        p.iterations,
+        stop_text(p.stop_reason),
+        p.noise * 100.0,
+        c.latency_ms.as_ref().map(|l| l.samples.len()).unwrap_or(0),
+        c.status.as_str()
+    ));
+    if let Some(r) = &c.roofline {
+        out.push_str(&format!(
+            "roofline ({} thread(s)): {:.2} GFLOP/s and {:.2} GB/s achieved at {:.2} FLOP/byte; roof {:.2} GFLOP/s ({}-bound); efficiency {:.1}%\n",
+            r.threads,
+            r.achieved_gflops,
+            r.achieved_gbs,
+            r.arithmetic_intensity,
+            r.roof_gflops,
+            r.bound.as_str(),
+            r.efficiency * 100.0
+        ));
+    }
+    out
+}
+
+fn stop_text(s: crate::measure::StopReason) -> &'static str {
+    match s {
+        crate::measure::StopReason::Converged => "converged",
+        crate::measure::StopReason::MaxTime => "stopped at max_time_s",
+        crate::measure::StopReason::MaxSamples => "stopped at max_samples",
+    }
 }
 
 struct CheckArgs {

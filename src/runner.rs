@@ -16,6 +16,7 @@ use crate::probe::env::Environment;
 use crate::probe::state::{CaseLoad, LoadSampler};
 use crate::results::journal::{self, Journal, JournalHeader};
 use crate::results::{self, CaseResult, ResultsError, RunResult, RunStatus, SuiteInfo};
+use crate::roofline::{self, Peaks};
 use crate::suite::{Settings, Suite};
 use crate::target::DeviceKind;
 use crate::worker::{self, EnergySetup, Fault, Outcome};
@@ -41,6 +42,11 @@ pub struct RunOptions {
     pub shard: Option<Shard>,
     /// Test-only: make every forward pass slower by this fraction of its own time.
     pub slowdown: Option<f64>,
+    /// `inferbench profile`: every case is profiled layer by layer as well.
+    pub profile: Option<worker::ProfileRequest>,
+    /// Measured peaks of this machine: copied into the run, and every case is placed on the
+    /// roofline of its thread count.
+    pub peaks: Option<Peaks>,
 }
 
 /// A fresh run, or the rest of one whose journal was loaded.
@@ -103,6 +109,7 @@ pub fn run(
         shard: opts.shard,
         merged_from: Vec::new(),
         injected_slowdown: opts.slowdown,
+        peaks: opts.peaks.clone(),
     };
     let done_ids: BTreeSet<String> = run.cases.iter().map(|c| c.id.clone()).collect();
     observer.planned(cases, done_ids.len());
@@ -133,6 +140,7 @@ pub fn run(
                         case,
                         fault,
                         opts.slowdown,
+                        opts.profile,
                         &energy_setup,
                         interrupted,
                         &mut |p| observer.case_progress(index, case, p),
@@ -149,6 +157,9 @@ pub fn run(
                 CaseResult::from_outcomes(case, outcomes)
             }
         };
+        if let Some(peaks) = &opts.peaks {
+            result.roofline = roofline::for_case(&result, peaks).ok();
+        }
         result.load = Some(CaseLoad {
             before,
             after: load.snapshot(),

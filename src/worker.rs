@@ -26,6 +26,7 @@ use crate::model::{error_text, synthetic_raw_input, Network};
 use crate::plan::Case;
 use crate::probe::energy::{self, EnergyInfo, EnergyMethod, Rapl, RaplReading, Tdp};
 use crate::probe::memory::{self, GpuMemory, MemoryInfo};
+use crate::profile::RawProfile;
 use crate::suite::Stage;
 use crate::target::DeviceKind;
 
@@ -65,6 +66,17 @@ pub struct WorkerRequest {
     /// fraction of the pass's own duration, inside the timed region.
     #[serde(default)]
     pub slowdown: Option<f64>,
+    /// `inferbench profile`: after the case's own (unprofiled) measurement, time every layer
+    /// on its own, then record a few iterations for the Chrome trace.
+    #[serde(default)]
+    pub profile: Option<ProfileRequest>,
+}
+
+/// What a profiled case records besides its unprofiled measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileRequest {
+    /// Iterations of the trace pass (every layer of each one becomes a trace event).
+    pub trace_iterations: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,6 +122,13 @@ pub struct Measurement {
     pub cold_start: ColdStart,
     /// Latencies of each timed stage when there are several, in stage order.
     pub stage_samples_ms: Vec<(Stage, Vec<f64>)>,
+    /// Bytes one forward pass of the batch moves (traffic model: weights once, every layer's
+    /// input and output activations once).
+    #[serde(default)]
+    pub traffic_bytes_per_batch: Option<u64>,
+    /// Per-layer timings, when the request asked for a profile.
+    #[serde(default)]
+    pub profile: Option<RawProfile>,
 }
 
 /// Entry point of the hidden subcommand. Returns the process exit code.
@@ -340,6 +359,92 @@ impl Workload for Pipeline<'_> {
     }
 }
 
+/// The forward pass one step (layer) at a time, for the profiler: each step is a timed stage
+/// that ends with a device synchronisation, so its clock read is right on a GPU too (on the
+/// CPU candle runs eagerly and `synchronize` is a no-op).
+struct LayerSteps<'a> {
+    net: &'a Network,
+    device: &'a candle_core::Device,
+    input: candle_core::Tensor,
+    /// The previous step's output.
+    x: Option<candle_core::Tensor>,
+}
+
+impl Workload for LayerSteps<'_> {
+    type Error = candle_core::Error;
+
+    fn stages(&self) -> usize {
+        self.net.step_count()
+    }
+
+    fn run_stage(&mut self, step: usize) -> candle_core::Result<()> {
+        let y = match (step, &self.x) {
+            (0, _) | (_, None) => self.net.forward_step(step, &self.input)?,
+            (_, Some(x)) => self.net.forward_step(step, x)?,
+        };
+        self.x = Some(y);
+        self.device.synchronize()
+    }
+}
+
+/// Times every layer on its own with the case's stopping rule, then records `trace` more
+/// iterations' step boundaries for the Chrome trace (clock reads into a buffer reserved
+/// beforehand).
+fn profile_layers(
+    net: &Network,
+    device: &candle_core::Device,
+    input: &candle_core::Tensor,
+    batch: usize,
+    cfg: &SamplerConfig,
+    trace: usize,
+) -> Result<RawProfile, String> {
+    let fail = |e: candle_core::Error| format!("profiled forward pass failed: {}", error_text(&e));
+    let mut steps = LayerSteps {
+        net,
+        device,
+        input: input.clone(),
+        x: None,
+    };
+    let n = net.step_count();
+    let sampled = measure::sample(&mut steps, cfg, &mut ()).map_err(fail)?;
+    let to_ms = |v: &[u64]| v.iter().map(|&ns| ns as f64 / 1e6).collect::<Vec<f64>>();
+    let samples_ms: Vec<Vec<f64>> = if n > 1 {
+        sampled.stage_samples_ns.iter().map(|v| to_ms(v)).collect()
+    } else {
+        // One step: the span is the step.
+        vec![to_ms(&sampled.samples_ns)]
+    };
+    let mut marks: Vec<Instant> = Vec::with_capacity(trace * (n + 1));
+    for _ in 0..trace {
+        marks.push(Instant::now());
+        for step in 0..n {
+            steps.run_stage(step).map_err(fail)?;
+            marks.push(Instant::now());
+        }
+    }
+    let origin = marks.first().copied();
+    let ns = |t: Instant| origin.map(|o| (t - o).as_nanos() as u64).unwrap_or(0);
+    let trace_ns = marks
+        .chunks(n + 1)
+        .map(|it| {
+            it.windows(2)
+                .map(|w| [ns(w[0]), (w[1] - w[0]).as_nanos() as u64])
+                .collect()
+        })
+        .collect();
+    Ok(RawProfile {
+        layers: net.layer_specs(),
+        weight_bytes: net.step_weight_bytes().to_vec(),
+        traffic_bytes: net.step_traffic_bytes(batch),
+        samples_ms,
+        warmup_iterations: sampled.warmup_iterations,
+        stop_reason: sampled.stop_reason,
+        noise: sampled.noise,
+        trace_ns,
+        forward_after_ms: Vec::new(),
+    })
+}
+
 /// Cold-start figures of a case, measured in its fresh worker before warm-up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColdStart {
@@ -416,6 +521,25 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         .map_err(|e| format!("forward pass failed: {}", error_text(&e)))?;
     // An energy reading that failed is reported as absent, not as zero.
     let energy = observer.energy.take().and_then(Result::ok);
+    // The profile comes after the unprofiled window, in the same process, on the same input;
+    // then the unprofiled forward pass is sampled once more, so the two bracket it.
+    let profile = match req.profile {
+        Some(p) => {
+            let mut raw = profile_layers(
+                &net,
+                &device,
+                &pipeline.input,
+                case.batch_size,
+                &cfg,
+                p.trace_iterations,
+            )?;
+            let again = measure::sample(&mut pipeline, &cfg, &mut ())
+                .map_err(|e| format!("forward pass failed: {}", error_text(&e)))?;
+            raw.forward_after_ms = again.samples_ns.iter().map(|&ns| ns as f64 / 1e6).collect();
+            Some(raw)
+        }
+        None => None,
+    };
 
     // Heap pass: separate from the latency window so the counting never runs while timing.
     let peak_heap_bytes = if memory::counting_allocator_installed() {
@@ -496,6 +620,8 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
             .zip(&sampled.stage_samples_ns)
             .map(|(stage, ns)| (*stage, ns.iter().map(|&v| v as f64 / 1e6).collect()))
             .collect(),
+        traffic_bytes_per_batch: Some(net.step_traffic_bytes(case.batch_size).iter().sum()),
+        profile,
     })
 }
 
@@ -528,10 +654,12 @@ const INTERRUPT_POLL: Duration = Duration::from_millis(200);
 
 /// Runs `case` in a fresh worker process, forwarding its progress, enforcing the timeout and
 /// the memory limit, and stopping it if `interrupted` is raised.
+#[allow(clippy::too_many_arguments)]
 pub fn run_in_worker(
     case: &Case,
     fault: Option<Fault>,
     slowdown: Option<f64>,
+    profile: Option<ProfileRequest>,
     energy: &EnergySetup,
     interrupted: &AtomicBool,
     on_progress: &mut dyn FnMut(&Progress),
@@ -564,6 +692,7 @@ pub fn run_in_worker(
         fault,
         energy: energy.clone(),
         slowdown,
+        profile,
     };
     let request = serde_json::to_vec(&request).expect("requests are plain data");
     if let Some(mut stdin) = child.stdin.take() {

@@ -131,6 +131,8 @@ fn every_chart_is_a_png_of_the_declared_size_and_the_page_is_self_contained() {
         "confusion-cnn-int8.png",
         "confusion-cnn-pruned50.png",
         "scaling.png",
+        "roofline.png",
+        "profile-cnn-baseline-cpu-t1-single-stream-b1.png",
     ] {
         assert!(
             files.contains(&expected),
@@ -172,7 +174,9 @@ fn charts_without_data_are_left_out_with_a_note() {
         [
             "Quality against latency, Pareto front marked",
             "Quality against energy per inference, Pareto front marked",
-            "Confusion matrices"
+            "Confusion matrices",
+            "Roofline: achieved compute rate against arithmetic intensity",
+            "Per-layer time"
         ]
     );
     assert_eq!(r.charts.len(), 8);
@@ -380,7 +384,7 @@ fn a_run_where_every_case_failed_still_renders_with_every_chart_left_out() {
     }
     let r = report::build(&ReportData::from_runs(vec![("failed.json".into(), run)])).unwrap();
     assert!(r.charts.is_empty());
-    assert_eq!(r.omitted.len(), 11);
+    assert_eq!(r.omitted.len(), 13);
     assert!(r.markdown.contains("18 failed of 18 cases"));
     let dir = tempfile::tempdir().unwrap();
     report::write(&r, dir.path()).unwrap();

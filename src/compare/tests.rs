@@ -65,6 +65,9 @@ fn case(id: &str, samples: Vec<f64>, status: CaseStatus) -> CaseResult {
         stages: None,
         quality: None,
         processes: None,
+        bytes_per_batch: None,
+        roofline: None,
+        profile: None,
     }
 }
 
@@ -127,6 +130,7 @@ fn run(cases: Vec<CaseResult>) -> RunResult {
         shard: None,
         merged_from: Vec::new(),
         injected_slowdown: None,
+        peaks: None,
     }
 }
 

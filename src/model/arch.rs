@@ -227,48 +227,113 @@ impl Architecture {
         }
     }
 
-    /// Multiply-adds counted as two FLOPs, for one sample; pooling and ReLU not counted.
+    /// Multiply-adds counted as two FLOPs, for one sample; bias additions, ReLU and pooling
+    /// comparisons not counted. The sum of [`Architecture::layers`]' FLOPs.
     pub fn flops_per_sample(&self) -> u64 {
-        let mut flops = 0u64;
+        self.layers().iter().map(|l| l.flops).sum()
+    }
+
+    /// The forward pass as the profiler times it, one step at a time, in order: each
+    /// convolution (with its bias and ReLU), the max pooling after it when there is one, then
+    /// each dense layer (flattening first, then bias and ReLU). Shapes are per sample.
+    pub fn layers(&self) -> Vec<LayerSpec> {
+        let mut out = Vec::new();
         if let Architecture::Cnn {
-            input_hwc: [_, _, c],
+            input_hwc: [h0, w0, c0],
             conv_channels,
+            pool_after,
             kernel,
             padding,
+            pool,
             ..
         } = self
         {
-            let sizes = self.conv_output_sizes().unwrap_or_default();
-            let (h0, w0) = match self {
-                Architecture::Cnn {
-                    input_hwc: [h, w, _],
-                    ..
-                } => (*h, *w),
-                _ => unreachable!(),
-            };
-            let (mut h_in, mut w_in) = (h0, w0);
-            let mut cin = *c;
+            let (mut h, mut w, mut cin) = (*h0, *w0, *c0);
             for (i, &cout) in conv_channels.iter().enumerate() {
-                // Output size of the convolution itself (before pooling).
                 let (ho, wo) = match padding {
-                    Padding::Valid => (h_in + 1 - kernel, w_in + 1 - kernel),
-                    Padding::Same => (h_in, w_in),
+                    Padding::Valid => (
+                        (h + 1).saturating_sub(*kernel),
+                        (w + 1).saturating_sub(*kernel),
+                    ),
+                    Padding::Same => (h, w),
                 };
-                flops += 2 * (kernel * kernel * cin * cout * ho * wo) as u64;
-                if let Some(&(h, w)) = sizes.get(i) {
-                    (h_in, w_in) = (h, w);
+                out.push(LayerSpec {
+                    name: format!("conv{}", i + 1),
+                    kind: LayerKind::Conv,
+                    input: vec![cin, h, w],
+                    output: vec![cout, ho, wo],
+                    // Each output value: kernel x kernel x cin multiply-adds.
+                    flops: 2 * (kernel * kernel * cin * cout * ho * wo) as u64,
+                    params: cout * cin * kernel * kernel + cout,
+                });
+                (h, w) = (ho, wo);
+                if pool_after.get(i).copied().unwrap_or(true) && *pool > 1 {
+                    let (hp, wp) = (h / pool, w / pool);
+                    out.push(LayerSpec {
+                        name: format!("pool{}", i + 1),
+                        kind: LayerKind::Pool,
+                        input: vec![cout, h, w],
+                        output: vec![cout, hp, wp],
+                        flops: 0,
+                        params: 0,
+                    });
+                    (h, w) = (hp, wp);
                 }
                 cin = cout;
             }
         }
         let (hidden, classes) = self.dense_widths();
         let mut fin = self.flat_features();
-        for &fout in hidden.iter().chain(std::iter::once(&classes)) {
-            flops += 2 * (fin * fout) as u64;
+        for (j, &fout) in hidden.iter().chain(std::iter::once(&classes)).enumerate() {
+            out.push(LayerSpec {
+                name: format!("fc{}", j + 1),
+                kind: LayerKind::Dense,
+                input: vec![fin],
+                output: vec![fout],
+                flops: 2 * (fin * fout) as u64,
+                params: fin * fout + fout,
+            });
             fin = fout;
         }
-        flops
+        out
     }
+}
+
+/// What a profiled step computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerKind {
+    /// 2D convolution, bias, ReLU.
+    Conv,
+    /// Max pooling (window and stride `pool`).
+    Pool,
+    /// Fully connected: flatten when needed, matrix product, bias, ReLU except the classifier.
+    Dense,
+}
+
+impl LayerKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LayerKind::Conv => "conv",
+            LayerKind::Pool => "pool",
+            LayerKind::Dense => "dense",
+        }
+    }
+}
+
+/// One step of the forward pass: names, per-sample shapes, FLOPs and parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerSpec {
+    /// `conv1`, `pool1`, `fc1`...: the weight tensors' prefix for conv and dense layers.
+    pub name: String,
+    pub kind: LayerKind,
+    /// Input of one sample: `[C, H, W]` or `[features]` (a dense layer's input is flattened).
+    pub input: Vec<usize>,
+    pub output: Vec<usize>,
+    /// Multiply-adds x 2 for one sample (0 for pooling: comparisons are not counted).
+    pub flops: u64,
+    /// Weight and bias elements.
+    pub params: usize,
 }
 
 /// Units a layer of `n` keeps when structured pruning removes the fraction `sparsity`.
@@ -333,6 +398,115 @@ mod tests {
         };
         assert_eq!(mlp.flops_per_sample(), 2 * (784 * 128 + 128 * 10));
         assert_eq!(mlp.param_count(), 784 * 128 + 128 + 128 * 10 + 10);
+    }
+
+    /// Every step of the seed CNN by hand: shapes, FLOPs (a multiply-add is 2 FLOPs) and
+    /// parameters, and their sums equal the whole-model figures.
+    #[test]
+    fn keras_cnn_layers_by_hand() {
+        let layers = keras_cnn().layers();
+        type Row<'a> = (&'a str, LayerKind, Vec<usize>, Vec<usize>, u64, usize);
+        let rows: Vec<Row> = layers
+            .iter()
+            .map(|l| {
+                (
+                    l.name.as_str(),
+                    l.kind,
+                    l.input.clone(),
+                    l.output.clone(),
+                    l.flops,
+                    l.params,
+                )
+            })
+            .collect();
+        use LayerKind::*;
+        assert_eq!(
+            rows,
+            vec![
+                // 26*26 outputs x 32 channels, each 3*3*1 multiply-adds: 2*9*32*676.
+                (
+                    "conv1",
+                    Conv,
+                    vec![1, 28, 28],
+                    vec![32, 26, 26],
+                    389_376,
+                    288 + 32
+                ),
+                ("pool1", Pool, vec![32, 26, 26], vec![32, 13, 13], 0, 0),
+                // 11*11 outputs x 64 channels, each 3*3*32 multiply-adds: 2*288*64*121.
+                (
+                    "conv2",
+                    Conv,
+                    vec![32, 13, 13],
+                    vec![64, 11, 11],
+                    4_460_544,
+                    18_432 + 64
+                ),
+                // 11 -> 5: the last row and column do not fill a window and are dropped.
+                ("pool2", Pool, vec![64, 11, 11], vec![64, 5, 5], 0, 0),
+                ("fc1", Dense, vec![1600], vec![64], 204_800, 102_400 + 64),
+                ("fc2", Dense, vec![64], vec![10], 1_280, 640 + 10),
+            ]
+        );
+        let cnn = keras_cnn();
+        assert_eq!(
+            layers.iter().map(|l| l.flops).sum::<u64>(),
+            cnn.flops_per_sample()
+        );
+        assert_eq!(
+            layers.iter().map(|l| l.params).sum::<usize>(),
+            cnn.param_count()
+        );
+    }
+
+    /// `same` padding, a convolution without pooling, and an MLP: by hand.
+    #[test]
+    fn compressed_cnn_and_mlp_layers_by_hand() {
+        let cnn = Architecture::Cnn {
+            input_hwc: [28, 28, 1],
+            conv_channels: vec![16, 16, 32],
+            pool_after: vec![false, true, true],
+            kernel: 3,
+            padding: Padding::Same,
+            pool: 2,
+            dense: vec![32],
+            classes: 10,
+        };
+        let names: Vec<String> = cnn.layers().into_iter().map(|l| l.name).collect();
+        assert_eq!(
+            names,
+            ["conv1", "conv2", "pool2", "conv3", "pool3", "fc1", "fc2"]
+        );
+        let flops: Vec<u64> = cnn.layers().iter().map(|l| l.flops).collect();
+        assert_eq!(
+            flops,
+            vec![
+                2 * 9 * 16 * 28 * 28,      // conv1: 225,792
+                2 * 9 * 16 * 16 * 28 * 28, // conv2 at full resolution: 3,612,672
+                0,
+                2 * 9 * 16 * 32 * 14 * 14, // conv3: 1,806,336
+                0,
+                2 * 32 * 7 * 7 * 32, // fc1: 100,352
+                2 * 32 * 10,         // fc2: 640
+            ]
+        );
+        // 5.75 MFLOP/sample, as BENCHMARKS.md's seed-cnn table says for `compressed`.
+        assert_eq!(cnn.flops_per_sample(), 5_745_792);
+
+        let mlp = Architecture::Mlp {
+            input_size: 784,
+            hidden: vec![256, 128],
+            classes: 10,
+        };
+        let layers = mlp.layers();
+        assert_eq!(layers.len(), 3);
+        assert_eq!(
+            layers.iter().map(|l| l.flops).collect::<Vec<_>>(),
+            vec![2 * 784 * 256, 2 * 256 * 128, 2 * 128 * 10]
+        );
+        assert_eq!(layers[0].input, vec![784]);
+        assert_eq!(layers[2].output, vec![10]);
+        assert_eq!(mlp.flops_per_sample(), 469_504);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
-pub use arch::{Architecture, Padding, TensorShape};
+pub use arch::{Architecture, LayerKind, LayerSpec, Padding, TensorShape};
 
 /// Where a variant's weights come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -271,10 +271,22 @@ enum Layer {
     },
 }
 
+/// One profiled step of the forward pass: layer `layer`'s main part (convolution or dense,
+/// with bias and ReLU) or the max pooling after a convolution. Steps line up one to one with
+/// [`Architecture::layers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Main(usize),
+    Pool(usize),
+}
+
 /// A built model ready for inference on one device.
 pub struct Network {
     arch: Architecture,
     layers: Vec<Layer>,
+    steps: Vec<Step>,
+    /// Bytes of each step's weights and bias as stored (0 for pooling), aligned with `steps`.
+    step_weight_bytes: Vec<usize>,
     dtype: DType,
     params: usize,
     weight_bytes: usize,
@@ -396,9 +408,37 @@ impl Network {
         let quantized = layers
             .iter()
             .any(|l| matches!(l, Layer::QConv { .. } | Layer::QLinear { .. }));
+        let tensor_bytes = |name: String| weights.get(&name).map(Stored::bytes).unwrap_or(0);
+        let mut steps = Vec::new();
+        let mut step_weight_bytes = Vec::new();
+        let (mut conv, mut fc) = (0, 0);
+        for (i, layer) in layers.iter().enumerate() {
+            steps.push(Step::Main(i));
+            let prefix = match layer {
+                Layer::Conv { .. } | Layer::QConv { .. } => {
+                    conv += 1;
+                    format!("conv{conv}")
+                }
+                Layer::Linear { .. } | Layer::QLinear { .. } => {
+                    fc += 1;
+                    format!("fc{fc}")
+                }
+            };
+            step_weight_bytes.push(
+                tensor_bytes(format!("{prefix}.weight")) + tensor_bytes(format!("{prefix}.bias")),
+            );
+            if let Layer::Conv { pool, .. } | Layer::QConv { pool, .. } = layer {
+                if *pool > 1 {
+                    steps.push(Step::Pool(i));
+                    step_weight_bytes.push(0);
+                }
+            }
+        }
         Ok(Network {
             arch: arch.clone(),
             layers,
+            steps,
+            step_weight_bytes,
             // A network with quantized layers takes f32 inputs; its float layers were widened.
             dtype: if quantized { DType::F32 } else { dtype },
             params: weights.values().map(Stored::elem_count).sum(),
@@ -413,55 +453,98 @@ impl Network {
         self
     }
 
-    /// Logits `[batch, classes]` for an input `[batch, ...input_shape]`.
+    /// Logits `[batch, classes]` for an input `[batch, ...input_shape]`: every step in order.
     pub fn forward(&self, input: &Tensor) -> candle_core::Result<Tensor> {
         let mut x = input.clone();
-        let mut flat = matches!(self.arch, Architecture::Mlp { .. });
-        for layer in &self.layers {
-            match layer {
-                Layer::Conv { conv, pool } => {
-                    x = conv.forward(&x)?.relu()?;
-                    if *pool > 1 {
-                        x = max_pool(&x, *pool, self.training)?;
-                    }
+        for step in 0..self.steps.len() {
+            x = self.forward_step(step, &x)?;
+        }
+        Ok(x)
+    }
+
+    /// Number of steps of the forward pass (the profiler times each on its own).
+    pub fn step_count(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Runs step `step` (0-based, as in [`Network::layer_specs`]) on `x`, the previous step's
+    /// output (or the input for step 0). `forward` is exactly these steps in order.
+    pub fn forward_step(&self, step: usize, x: &Tensor) -> candle_core::Result<Tensor> {
+        let missing = || candle_core::Error::Msg(format!("no step {step} in this network"));
+        match *self.steps.get(step).ok_or_else(missing)? {
+            Step::Pool(i) => match &self.layers[i] {
+                Layer::Conv { pool, .. } | Layer::QConv { pool, .. } => {
+                    max_pool(x, *pool, self.training)
                 }
+                _ => Err(missing()),
+            },
+            Step::Main(i) => match &self.layers[i] {
+                Layer::Conv { conv, .. } => conv.forward(x)?.relu(),
                 Layer::QConv {
                     weight,
                     bias,
                     out_channels,
                     kernel,
                     padding,
-                    pool,
-                } => {
-                    x = quantized_conv(&x, weight, bias, *out_channels, *kernel, *padding)?
-                        .relu()?;
-                    if *pool > 1 {
-                        x = max_pool(&x, *pool, self.training)?;
-                    }
-                }
+                    ..
+                } => quantized_conv(x, weight, bias, *out_channels, *kernel, *padding)?.relu(),
                 Layer::Linear { linear, relu } => {
-                    if !flat {
-                        x = x.flatten_from(1)?;
-                        flat = true;
-                    }
-                    x = linear.forward(&x)?;
+                    let x = if x.rank() > 2 {
+                        x.flatten_from(1)?
+                    } else {
+                        x.clone()
+                    };
+                    let y = linear.forward(&x)?;
                     if *relu {
-                        x = x.relu()?;
+                        y.relu()
+                    } else {
+                        Ok(y)
                     }
                 }
                 Layer::QLinear { weight, bias, relu } => {
-                    if !flat {
-                        x = x.flatten_from(1)?;
-                        flat = true;
-                    }
-                    x = weight.forward(&x.contiguous()?)?.broadcast_add(bias)?;
+                    let x = if x.rank() > 2 {
+                        x.flatten_from(1)?
+                    } else {
+                        x.clone()
+                    };
+                    let y = weight.forward(&x.contiguous()?)?.broadcast_add(bias)?;
                     if *relu {
-                        x = x.relu()?;
+                        y.relu()
+                    } else {
+                        Ok(y)
                     }
                 }
-            }
+            },
         }
-        Ok(x)
+    }
+
+    /// The steps' names, shapes, FLOPs and parameters (from the architecture), aligned with
+    /// [`Network::forward_step`].
+    pub fn layer_specs(&self) -> Vec<LayerSpec> {
+        self.arch.layers()
+    }
+
+    /// Bytes of each step's weights and bias as stored in memory (quantized blocks as
+    /// stored; 0 for pooling).
+    pub fn step_weight_bytes(&self) -> &[usize] {
+        &self.step_weight_bytes
+    }
+
+    /// Bytes each step moves for a batch of `batch` under inferbench's traffic model: its
+    /// weights and bias read once per forward pass (at their stored size), its input
+    /// activations read once and its output activations written once (at the network's
+    /// activation dtype). Caches, im2col buffers and fused reads are not modelled.
+    pub fn step_traffic_bytes(&self, batch: usize) -> Vec<u64> {
+        let act = self.dtype.size_in_bytes();
+        self.layer_specs()
+            .iter()
+            .zip(&self.step_weight_bytes)
+            .map(|(l, w)| {
+                let elems: usize =
+                    l.input.iter().product::<usize>() + l.output.iter().product::<usize>();
+                (*w + batch * elems * act) as u64
+            })
+            .collect()
     }
 
     pub fn arch(&self) -> &Architecture {
@@ -912,6 +995,39 @@ mod tests {
         assert!(probs[0][0] >= probs[0][1] && probs[0][1] >= probs[0][2]);
         let argmax: Vec<u32> = logits.argmax(1).unwrap().to_vec1().unwrap();
         assert_eq!(top[0][0], argmax[0]);
+    }
+
+    /// The profiler's steps line up with the architecture's layers, run the same computation
+    /// as `forward`, and account for every weight byte; the traffic model by hand.
+    #[test]
+    fn steps_match_layers_forward_and_bytes() {
+        let arch = small_cnn();
+        let dev = Device::Cpu;
+        let net = Network::build(&arch, &WeightSource::Seeded { seed: 4 }, &dev).unwrap();
+        let specs = net.layer_specs();
+        assert_eq!(net.step_count(), specs.len());
+        let names: Vec<&str> = specs.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["conv1", "pool1", "conv2", "pool2", "fc1", "fc2"]);
+        let x = synthetic_input(&arch, 2, 5, DType::F32, &dev).unwrap();
+        let mut y = x.clone();
+        for (i, spec) in specs.iter().enumerate() {
+            y = net.forward_step(i, &y).unwrap();
+            let mut expected = vec![2];
+            expected.extend(&spec.output);
+            assert_eq!(y.dims(), expected.as_slice(), "{}", spec.name);
+        }
+        assert_eq!(max_diff(&y, &net.forward(&x).unwrap()), 0.0);
+        assert!(net.forward_step(specs.len(), &y).is_err());
+
+        let bytes = net.step_weight_bytes();
+        assert_eq!(bytes.iter().sum::<usize>(), net.weight_bytes());
+        // conv1: 4*1*3*3 weights + 4 biases, f32.
+        assert_eq!(bytes[..2], [(36 + 4) * 4, 0]);
+        // conv1 at batch 3: weights once, input 1x12x12 and output 4x10x10 per sample, f32.
+        let traffic = net.step_traffic_bytes(3);
+        assert_eq!(traffic[0], (160 + 3 * (144 + 400) * 4) as u64);
+        // pool1: 4x10x10 in, 4x5x5 out, no weights.
+        assert_eq!(traffic[1], (3 * (400 + 100) * 4) as u64);
     }
 
     #[test]

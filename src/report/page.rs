@@ -33,7 +33,43 @@ struct Context {
     charts: Vec<ChartCtx>,
     omitted: Vec<OmittedCtx>,
     cold: Vec<ColdRow>,
+    roofline: Vec<RoofRow>,
+    peaks_note: Option<String>,
+    profiles: Vec<ProfileCtx>,
     renderer: String,
+}
+
+#[derive(Debug, Serialize)]
+struct RoofRow {
+    run: String,
+    id: String,
+    intensity: String,
+    gflops: String,
+    gbs: String,
+    roof: String,
+    bound: &'static str,
+    efficiency: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ProfileCtx {
+    run: String,
+    id: String,
+    summary: String,
+    layers: Vec<ProfileRow>,
+}
+
+#[derive(Debug, Serialize)]
+struct ProfileRow {
+    name: String,
+    kind: &'static str,
+    shape: String,
+    mflop: String,
+    bytes: String,
+    mean: String,
+    p50: String,
+    share: String,
+    gflops: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -311,6 +347,91 @@ fn context(d: &ReportData, findings: &[Finding], charts: &[Chart], omitted: &[Om
             })
         })
         .collect();
+    let roofline = d
+        .cases
+        .iter()
+        .filter_map(|c| {
+            let r = c.case.roofline.as_ref()?;
+            Some(RoofRow {
+                run: d.runs[c.run].label.clone(),
+                id: c.case.id.clone(),
+                intensity: format!("{:.2}", r.arithmetic_intensity),
+                gflops: format!("{:.2}", r.achieved_gflops),
+                gbs: format!("{:.2}", r.achieved_gbs),
+                roof: format!("{:.2}", r.roof_gflops),
+                bound: r.bound.as_str(),
+                efficiency: format!("{:.1}%", r.efficiency * 100.0),
+            })
+        })
+        .collect();
+    let peaks_note = d
+        .runs
+        .iter()
+        .filter_map(|r| {
+            let p = r.run.peaks.as_ref()?;
+            let each: Vec<String> = p
+                .by_threads
+                .iter()
+                .map(|q| {
+                    format!(
+                        "{} thread(s): copy {:.2} GB/s, f32 matmul {:.2} GFLOP/s (n = {}, best of {}, {})",
+                        q.threads,
+                        q.bandwidth_gbs,
+                        q.matmul_gflops,
+                        q.matmul_n,
+                        q.repeats,
+                        q.measured_at.format("%Y-%m-%d %H:%M UTC")
+                    )
+                })
+                .collect();
+            let run = if d.several_runs() {
+                format!("run {}: ", r.label)
+            } else {
+                String::new()
+            };
+            Some(format!("{run}measured peaks: {}", each.join("; ")))
+        })
+        .collect::<Vec<_>>();
+    let peaks_note = (!peaks_note.is_empty()).then(|| peaks_note.join(". "));
+    let profiles = d
+        .cases
+        .iter()
+        .filter_map(|c| {
+            let p = c.case.profile.as_ref()?;
+            Some(ProfileCtx {
+                run: d.runs[c.run].label.clone(),
+                id: c.case.id.clone(),
+                summary: format!(
+                    "batch {}, {} profiled iterations; sum of layer means {} ms against the unprofiled forward mean {} ms: {:+.4} ms ({:+.1}%)",
+                    p.batch_size,
+                    p.iterations,
+                    format::ms(p.layer_sum_mean_ms),
+                    format::ms(p.forward_mean_ms),
+                    p.difference_ms,
+                    p.difference_share * 100.0
+                ),
+                layers: p
+                    .layers
+                    .iter()
+                    .map(|l| ProfileRow {
+                        name: l.name.clone(),
+                        kind: l.kind.as_str(),
+                        shape: crate::profile::shape_text(&l.output_shape),
+                        mflop: format!("{:.3}", l.flops as f64 / 1e6),
+                        bytes: format::bytes(l.bytes as f64),
+                        mean: format::ms(l.mean_ms),
+                        p50: format::ms(l.p50_ms),
+                        share: format!("{:.1}%", l.share * 100.0),
+                        gflops: if l.flops > 0 {
+                            format!("{:.2}", l.gflops)
+                        } else {
+                            dash()
+                        },
+                    })
+                    .collect(),
+            })
+        })
+        .collect();
     Context {
         title: format!("inferbench report: {}", suites.join(" vs ")),
         description: d
@@ -336,6 +457,9 @@ fn context(d: &ReportData, findings: &[Finding], charts: &[Chart], omitted: &[Om
             })
             .collect(),
         cold,
+        roofline,
+        peaks_note,
+        profiles,
         renderer: format!("inferbench {}", env!("CARGO_PKG_VERSION")),
     }
 }

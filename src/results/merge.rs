@@ -186,5 +186,6 @@ pub fn merge(
             })
             .collect(),
         injected_slowdown: first.injected_slowdown,
+        peaks: first.peaks.clone(),
     })
 }

@@ -18,7 +18,9 @@ use crate::probe::energy::EnergyInfo;
 use crate::probe::env::Environment;
 use crate::probe::memory::MemoryInfo;
 use crate::probe::state::CaseLoad;
+use crate::profile::LayerProfile;
 use crate::quality::QualityInfo;
+use crate::roofline::{CaseRoofline, Peaks};
 use crate::stats::{self, Summary};
 use crate::suite::{CheckConfig, Settings, Suite};
 use crate::worker::{ColdStart, Measurement, Outcome, ThreadsInEffect};
@@ -56,6 +58,10 @@ pub struct RunResult {
     /// real measurement; recorded so that such a run cannot pass for one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub injected_slowdown: Option<f64>,
+    /// The machine's measured peaks (`inferbench env --peaks`, from the cache) copied in when
+    /// the run started, so the run's roofline figures can be checked from the file alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peaks: Option<Peaks>,
 }
 
 /// One input of `merge`.
@@ -287,6 +293,16 @@ pub struct CaseResult {
     /// case's other figures pool all processes (README: "Processes").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processes: Option<ProcessFigures>,
+    /// Bytes one forward pass of the batch moves under the traffic model (README: "Roofline"):
+    /// every layer's weights once, its input and output activations once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_batch: Option<u64>,
+    /// The case on the roofline of its thread count, when the run carries measured peaks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roofline: Option<CaseRoofline>,
+    /// Per-layer profile (`inferbench profile`): each layer timed on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<LayerProfile>,
 }
 
 /// Per-process figures of a case measured by several worker processes, one entry per process
@@ -467,6 +483,9 @@ impl CaseResult {
             stages: None,
             quality: case.quality.clone(),
             processes: None,
+            bytes_per_batch: None,
+            roofline: None,
+            profile: None,
         }
     }
 
@@ -565,6 +584,10 @@ impl CaseResult {
         r.memory = Some(m.memory);
         r.energy = m.energy;
         r.cold_start = Some(m.cold_start);
+        r.bytes_per_batch = m.traffic_bytes_per_batch;
+        if let (Some(raw), Some(l)) = (m.profile, &r.latency_ms) {
+            r.profile = Some(crate::profile::summarize(raw, case.batch_size, &l.samples));
+        }
         if !m.stage_samples_ms.is_empty() {
             r.stages = Some(
                 m.stage_samples_ms
@@ -646,6 +669,12 @@ struct CsvRow<'a> {
     top1_agreement: Option<f64>,
     mean_cosine: Option<f64>,
     max_abs_diff: Option<f64>,
+    bytes_per_batch: Option<u64>,
+    arithmetic_intensity: Option<f64>,
+    achieved_gflops: Option<f64>,
+    achieved_gbs: Option<f64>,
+    roofline_gflops: Option<f64>,
+    roofline_efficiency: Option<f64>,
 }
 
 impl<'a> CsvRow<'a> {
@@ -653,6 +682,7 @@ impl<'a> CsvRow<'a> {
         let s = c.latency_ms.as_ref().map(|l| &l.summary);
         let q = c.quality.as_ref();
         let fid = q.and_then(|q| q.fidelity.as_ref());
+        let roof = c.roofline.as_ref();
         CsvRow {
             id: &c.id,
             model: &c.model_name,
@@ -725,6 +755,12 @@ impl<'a> CsvRow<'a> {
             top1_agreement: fid.map(|f| f.top1_agreement),
             mean_cosine: fid.map(|f| f.mean_cosine),
             max_abs_diff: fid.map(|f| f.max_abs_diff),
+            bytes_per_batch: c.bytes_per_batch,
+            arithmetic_intensity: roof.map(|r| r.arithmetic_intensity),
+            achieved_gflops: roof.map(|r| r.achieved_gflops),
+            achieved_gbs: roof.map(|r| r.achieved_gbs),
+            roofline_gflops: roof.map(|r| r.roof_gflops),
+            roofline_efficiency: roof.map(|r| r.efficiency),
         }
     }
 }

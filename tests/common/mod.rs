@@ -151,5 +151,73 @@ pub fn with_quality() -> ReportData {
     );
     d.cases.extend(int8);
     d.cases.extend(pruned);
+    with_roofline_and_profile(&mut d);
     d
+}
+
+/// Hand-made peaks on the run, every measured CPU case placed on its roofline (traffic from
+/// the weights and a made-up activation volume), and a per-layer profile on the first case.
+pub fn with_roofline_and_profile(d: &mut ReportData) {
+    use inferbench::model::{Architecture, Padding};
+    use inferbench::profile::{self, RawProfile};
+    use inferbench::roofline::{self, PeakAt, Peaks};
+    let at = |threads: usize, gbs: f64, gflops: f64| PeakAt {
+        threads,
+        measured_at: d.runs[0].run.started_at,
+        bandwidth_gbs: gbs,
+        bandwidth_runs_gbs: vec![gbs * 0.97, gbs],
+        copy_bytes: 256 << 20,
+        matmul_gflops: gflops,
+        matmul_runs_gflops: vec![gflops, gflops * 0.98],
+        matmul_n: 2048,
+        repeats: 2,
+    };
+    let peaks = Peaks {
+        fingerprint: "0123456789abcdef".into(),
+        cpu_model: d.runs[0].run.environment.cpu_model.clone(),
+        by_threads: vec![at(1, 12.0, 60.0), at(2, 18.0, 115.0)],
+    };
+    for c in &mut d.cases {
+        if !c.measured() || c.case.device != "cpu" {
+            continue;
+        }
+        let bytes = c.case.model.weight_bytes as u64 + 20_000 * c.case.batch_size as u64;
+        c.case.bytes_per_batch = Some(bytes);
+        c.case.roofline = roofline::for_case(&c.case, &peaks).ok();
+    }
+    d.runs[0].run.peaks = Some(peaks);
+    let arch = Architecture::Cnn {
+        input_hwc: [28, 28, 1],
+        conv_channels: vec![32, 64],
+        pool_after: vec![true, true],
+        kernel: 3,
+        padding: Padding::Valid,
+        pool: 2,
+        dense: vec![64],
+        classes: 10,
+    };
+    let layers = arch.layers();
+    let ms = [0.08, 0.02, 0.25, 0.01, 0.03, 0.002];
+    let raw = RawProfile {
+        weight_bytes: layers.iter().map(|l| l.params * 4).collect(),
+        traffic_bytes: layers
+            .iter()
+            .map(|l| (l.params * 4 + 4000) as u64)
+            .collect(),
+        samples_ms: ms.iter().map(|m| vec![m * 0.98, *m, m * 1.02]).collect(),
+        warmup_iterations: 50,
+        stop_reason: inferbench::measure::StopReason::Converged,
+        noise: 0.01,
+        trace_ns: vec![vec![[0, 80_000], [80_000, 20_000]]],
+        forward_after_ms: Vec::new(),
+        layers,
+    };
+    let first = &mut d.cases[0];
+    let samples = first
+        .case
+        .latency_ms
+        .as_ref()
+        .map(|l| l.samples.clone())
+        .unwrap_or_default();
+    first.case.profile = Some(profile::summarize(raw, 1, &samples));
 }

@@ -10,6 +10,7 @@ pub(crate) mod cost;
 mod latency;
 mod radar;
 mod resources;
+mod roofline;
 pub(crate) mod scaling;
 mod text;
 
@@ -71,7 +72,7 @@ type Maker = fn(&ReportData) -> Result<Outcome, String>;
 
 /// Every chart, in page order: those drawn and those omitted.
 pub fn render_all(data: &ReportData) -> Result<(Vec<Chart>, Vec<Omitted>), String> {
-    let makers: [Maker; 11] = [
+    let makers: [Maker; 13] = [
         latency::latency,
         latency::distribution,
         latency::throughput,
@@ -83,6 +84,8 @@ pub fn render_all(data: &ReportData) -> Result<(Vec<Chart>, Vec<Omitted>), Strin
         radar::radar,
         confusion::confusion,
         scaling::scaling,
+        roofline::roofline,
+        roofline::profile,
     ];
     let mut charts = Vec::new();
     let mut left_out = Vec::new();
