@@ -11,6 +11,7 @@ mod latency;
 mod radar;
 mod resources;
 pub(crate) mod scaling;
+pub(crate) mod server;
 mod text;
 
 use std::error::Error;
@@ -71,7 +72,7 @@ type Maker = fn(&ReportData) -> Result<Outcome, String>;
 
 /// Every chart, in page order: those drawn and those omitted.
 pub fn render_all(data: &ReportData) -> Result<(Vec<Chart>, Vec<Omitted>), String> {
-    let makers: [Maker; 11] = [
+    let makers: [Maker; 12] = [
         latency::latency,
         latency::distribution,
         latency::throughput,
@@ -83,6 +84,7 @@ pub fn render_all(data: &ReportData) -> Result<(Vec<Chart>, Vec<Omitted>), Strin
         radar::radar,
         confusion::confusion,
         scaling::scaling,
+        server::server_load,
     ];
     let mut charts = Vec::new();
     let mut left_out = Vec::new();
