@@ -91,7 +91,10 @@ pub fn server_load(d: &ReportData) -> Result<Outcome, String> {
     }
     let series = load_series(d);
     if series.is_empty() {
-        return omitted(TITLE, "no server case was measured (all failed or were skipped)");
+        return omitted(
+            TITLE,
+            "no server case was measured (all failed or were skipped)",
+        );
     }
     let rates: Vec<f64> = series
         .iter()
