@@ -618,6 +618,10 @@ fn cmd_run(args: RunArgs) -> Result<i32, Failure> {
         println!("{}", variants_table(&run));
     }
     println!("{}", summary_table(&run));
+    if let Some(table) = server_table(&run) {
+        println!("{table}");
+        println!("server: latency = completion - Poisson arrival (queueing included); dropped + unserved = refused with a full queue + still queued at the drain deadline");
+    }
     if let Some(note) = energy_footnote(&run) {
         println!("{note}");
     }
@@ -1081,6 +1085,7 @@ fn stop_text(s: crate::measure::StopReason) -> &'static str {
         crate::measure::StopReason::Converged => "converged",
         crate::measure::StopReason::MaxTime => "stopped at max_time_s",
         crate::measure::StopReason::MaxSamples => "stopped at max_samples",
+        crate::measure::StopReason::Queries => "ran its queries",
     }
 }
 
@@ -1380,6 +1385,81 @@ pub fn summary_table(run: &RunResult) -> Table {
         ]);
     }
     table
+}
+
+/// Server cases: offered and achieved rate, what was served, latency with the p99's CI, and
+/// for a max-QPS search its result and bracket. `None` without server cases.
+pub fn server_table(run: &RunResult) -> Option<Table> {
+    let cases: Vec<&CaseResult> = run.cases.iter().filter(|c| c.server.is_some()).collect();
+    if cases.is_empty() {
+        return None;
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "server case",
+        "offered q/s",
+        "achieved q/s",
+        "served",
+        "dropped+unserved",
+        "late",
+        "p50 ms",
+        "p99 ms [95% CI]",
+        "mean batch",
+        "max QPS (search)",
+    ]);
+    for c in cases {
+        let Some(s) = &c.server else { continue };
+        let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+        let lat = c.latency_ms.as_ref().map(|l| &l.summary);
+        let search = s
+            .search
+            .as_ref()
+            .map(|x| {
+                let rate = |q: f64| suite::load::fmt_rate((q * 10.0).round() / 10.0);
+                let found = match (x.max_qps, x.failing_qps) {
+                    (Some(lo), Some(hi)) => format!("{} (fails at {})", rate(lo), rate(hi)),
+                    (Some(lo), None) => format!(">= {} (no failing rate)", rate(lo)),
+                    (None, Some(hi)) => format!("none (fails at {})", rate(hi)),
+                    (None, None) => "-".into(),
+                };
+                format!(
+                    "p99 <= {} ms: {found}, {} probes",
+                    suite::load::fmt_rate(x.p99_bound_ms),
+                    x.probes.len()
+                )
+            })
+            .unwrap_or_else(|| "-".into());
+        table.add_row(vec![
+            Cell::new(format!(
+                "{}{}",
+                c.id,
+                if s.saturated { " SATURATED" } else { "" }
+            )),
+            right(format!("{:.1}", s.offered_qps)),
+            right(format!("{:.1}", s.achieved_qps)),
+            right(format!("{}/{}", s.served, s.queries)),
+            right(format!("{}+{}", s.dropped, s.unserved)),
+            right(match s.late_ms {
+                Some(b) => format!("{} (>{} ms)", s.late, suite::load::fmt_rate(b)),
+                None => "-".into(),
+            }),
+            right(lat.map(|l| fmt_ms(l.p50)).unwrap_or_else(|| "-".into())),
+            right(
+                lat.map(|l| {
+                    format!(
+                        "{} [{}, {}]",
+                        fmt_ms(l.p99),
+                        fmt_ms(l.p99_ci[0]),
+                        fmt_ms(l.p99_ci[1])
+                    )
+                })
+                .unwrap_or_else(|| "-".into()),
+            ),
+            right(format!("{:.2}", s.mean_batch)),
+            Cell::new(search),
+        ]);
+    }
+    Some(table)
 }
 
 /// Load time, first inference, warm-up, and per-stage medians when stages were timed.

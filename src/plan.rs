@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Architecture, WeightSource};
 use crate::quality::QualityInfo;
 use crate::results::ModelInfo;
-use crate::suite::{Scenario, Settings, Suite};
+use crate::suite::{Load, Scenario, Settings, Suite};
 use crate::target::Target;
 
 /// One cell of the suite's matrix: everything a worker needs to measure it.
@@ -31,6 +31,9 @@ pub struct Case {
     /// The variant's quality on the test split, scored once when `run` built it.
     #[serde(default)]
     pub quality: Option<QualityInfo>,
+    /// Server and multi-stream cases: the load to apply (rate, batching, queries...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<Load>,
 }
 
 pub fn case_id(variant_id: &str, target: &Target, scenario: Scenario, batch: usize) -> String {
@@ -41,31 +44,59 @@ pub fn case_id(variant_id: &str, target: &Target, scenario: Scenario, batch: usi
     )
 }
 
-/// Every case of the suite in a fixed order (variant, target, scenario, batch).
+/// Every case of the suite in a fixed order (variant, target, scenario, batch): single-stream
+/// and offline, then server (`<variant>/<target>/server/q<rate>/b<max_batch>`, the search as
+/// `server/max-p99-<bound>ms/b<max_batch>`), then multi-stream (`multi_stream/n<samples>`).
 pub fn expand(suite: &Suite, settings: &Settings) -> Vec<Case> {
     let mut cases = Vec::new();
     for variant in &suite.variants {
         for target in &suite.targets {
+            let case =
+                |id: String, scenario: Scenario, batch_size: usize, load: Option<Load>| Case {
+                    id,
+                    model: variant.model.clone(),
+                    variant: variant.name.clone(),
+                    arch: variant.arch.clone(),
+                    weights: variant.weights.clone(),
+                    target: target.clone(),
+                    scenario,
+                    batch_size,
+                    settings: settings.clone(),
+                    raw_input: suite
+                        .models
+                        .iter()
+                        .find(|m| m.name == variant.model)
+                        .and_then(|m| m.raw_input.clone()),
+                    model_info: None,
+                    quality: None,
+                    load,
+                };
             for (scenario, batches) in &suite.scenarios {
                 for &batch_size in batches {
-                    cases.push(Case {
-                        id: case_id(&variant.id(), target, *scenario, batch_size),
-                        model: variant.model.clone(),
-                        variant: variant.name.clone(),
-                        arch: variant.arch.clone(),
-                        weights: variant.weights.clone(),
-                        target: target.clone(),
-                        scenario: *scenario,
-                        batch_size,
-                        settings: settings.clone(),
-                        raw_input: suite
-                            .models
-                            .iter()
-                            .find(|m| m.name == variant.model)
-                            .and_then(|m| m.raw_input.clone()),
-                        model_info: None,
-                        quality: None,
-                    });
+                    let id = case_id(&variant.id(), target, *scenario, batch_size);
+                    cases.push(case(id, *scenario, batch_size, None));
+                }
+            }
+            if let Some(server) = &suite.server {
+                for load in server.loads() {
+                    let id = format!(
+                        "{}/{}/server/{}",
+                        variant.id(),
+                        target.label,
+                        load.id_part()
+                    );
+                    let batch = load.max_batch;
+                    cases.push(case(id, Scenario::Server, batch, Some(Load::Server(load))));
+                }
+            }
+            if let Some(ms) = &suite.multi_stream {
+                for &n in &ms.samples_per_query {
+                    let id = format!("{}/{}/multi_stream/n{n}", variant.id(), target.label);
+                    let load = Load::MultiStream {
+                        samples_per_query: n,
+                        queries: ms.queries,
+                    };
+                    cases.push(case(id, Scenario::MultiStream, n, Some(load)));
                 }
             }
         }
@@ -182,6 +213,46 @@ batch_sizes = [1, 8, 64]
         assert_eq!(ids.len(), cases.len(), "ids are unique");
         let re = Regex::new("t2/offline").unwrap();
         assert_eq!(filter(cases, Some(&re)).len(), 3);
+    }
+
+    #[test]
+    fn server_and_multi_stream_cases_have_readable_ids() {
+        let text = r#"
+[suite]
+name = "p"
+[[models]]
+name = "cnn"
+arch = "cnn"
+input = [12, 12, 1]
+conv_channels = [4]
+classes = 10
+[[targets]]
+device = "cpu"
+[scenarios.server]
+target_qps = [200, 12.5, 200]
+find_max_qps = { p99_bound_ms = 20 }
+max_batch = [1, 4]
+[scenarios.multi_stream]
+samples_per_query = [4]
+queries = 50
+"#;
+        let suite = crate::suite::parse(Path::new("p.toml"), text).unwrap();
+        let ids: Vec<String> = expand(&suite, &suite.settings)
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "cnn-baseline/cpu-t1/server/q12.5/b1",
+                "cnn-baseline/cpu-t1/server/q12.5/b4",
+                "cnn-baseline/cpu-t1/server/q200/b1",
+                "cnn-baseline/cpu-t1/server/q200/b4",
+                "cnn-baseline/cpu-t1/server/max-p99-20ms/b1",
+                "cnn-baseline/cpu-t1/server/max-p99-20ms/b4",
+                "cnn-baseline/cpu-t1/multi_stream/n4",
+            ]
+        );
     }
 
     #[test]

@@ -133,9 +133,14 @@ pub fn run(
                     .as_ref()
                     .filter(|(_, re)| re.is_match(&case.id))
                     .map(|(f, _)| *f);
-                // `settings.processes` workers back to back; a failed one ends the case.
-                let mut outcomes = Vec::with_capacity(case.settings.processes);
-                for _ in 0..case.settings.processes.max(1) {
+                // `settings.processes` workers back to back; a failed one ends the case. A
+                // server case runs one: its figures (a rate search, queueing) do not pool.
+                let processes = match case.load {
+                    Some(crate::suite::Load::Server(_)) => 1,
+                    _ => case.settings.processes.max(1),
+                };
+                let mut outcomes = Vec::with_capacity(processes);
+                for _ in 0..processes {
                     let outcome = worker::run_in_worker(
                         case,
                         fault,

@@ -20,14 +20,15 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::measure::{self, Progress, SamplerConfig, StopReason};
+use crate::measure::server::{self, ProbeRaw, SearchEnd, ServeConfig};
+use crate::measure::{self, Observer, Phase, Progress, SamplerConfig, StopReason};
 use crate::measure::{WarmupEnd, Workload};
 use crate::model::{error_text, synthetic_raw_input, Network};
 use crate::plan::Case;
 use crate::probe::energy::{self, EnergyInfo, EnergyMethod, Rapl, RaplReading, Tdp};
 use crate::probe::memory::{self, GpuMemory, MemoryInfo};
 use crate::profile::RawProfile;
-use crate::suite::Stage;
+use crate::suite::{Load, ServerLoad, ServerTarget, Stage};
 use crate::target::DeviceKind;
 
 /// The hidden subcommand that runs one case.
@@ -129,6 +130,30 @@ pub struct Measurement {
     /// Per-layer timings, when the request asked for a profile.
     #[serde(default)]
     pub profile: Option<RawProfile>,
+    /// Server cases: every server run (one, or a search's probes); `samples_ms` is empty.
+    #[serde(default)]
+    pub server: Option<ServerMeasurement>,
+}
+
+/// The raw record of a server case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerMeasurement {
+    pub probes: Vec<ProbeRaw>,
+    /// The probe the case reports: the only one, or the search's highest passing rate.
+    pub chosen: Option<usize>,
+    pub search: Option<SearchRaw>,
+}
+
+/// How a max-QPS search went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchRaw {
+    pub p99_bound_ms: f64,
+    pub precision: f64,
+    pub max_probes: usize,
+    pub start_capacity_qps: f64,
+    pub passing_qps: Option<f64>,
+    pub failing_qps: Option<f64>,
+    pub end: SearchEnd,
 }
 
 /// Entry point of the hidden subcommand. Returns the process exit code.
@@ -311,8 +336,12 @@ struct Pipeline<'a> {
     net: &'a Network,
     device: &'a candle_core::Device,
     stages: Vec<Stage>,
-    raw: candle_core::Tensor,
-    input: candle_core::Tensor,
+    /// Raw inputs and model inputs, one per batch size the case runs (index = size - 1 for
+    /// server cases; a single entry otherwise), all prepared before timing.
+    raw: Vec<candle_core::Tensor>,
+    input: Vec<candle_core::Tensor>,
+    /// Which entry of `raw` / `input` the next iteration uses.
+    current: usize,
     logits: Option<candle_core::Tensor>,
     /// Test only (`run --inject-slowdown`): extra busy time per forward pass, as a fraction
     /// of the pass's own duration.
@@ -331,14 +360,16 @@ impl Workload for Pipeline<'_> {
 
     fn run_stage(&mut self, stage: usize) -> candle_core::Result<()> {
         match self.stages[stage] {
-            Stage::Preprocess => self.input = self.net.preprocess(&self.raw)?,
+            Stage::Preprocess => {
+                self.input[self.current] = self.net.preprocess(&self.raw[self.current])?
+            }
             // Without the test-only slowdown nothing but the forward pass runs here: no
             // extra clock read inside the timed region.
             Stage::Forward => match self.slowdown {
-                None => self.logits = Some(self.net.forward(&self.input)?),
+                None => self.logits = Some(self.net.forward(&self.input[self.current])?),
                 Some(f) => {
                     let started = Instant::now();
-                    self.logits = Some(self.net.forward(&self.input)?);
+                    self.logits = Some(self.net.forward(&self.input[self.current])?);
                     self.device.synchronize()?;
                     let done = Instant::now();
                     injected_delay(done + (done - started).mul_f64(f));
@@ -445,6 +476,16 @@ fn profile_layers(
     })
 }
 
+/// A server batch of `k` queries: every timed stage on the prepared batch of size `k`.
+impl measure::server::BatchWorkload for Pipeline<'_> {
+    type Error = candle_core::Error;
+
+    fn run_batch(&mut self, k: usize) -> candle_core::Result<()> {
+        self.current = k.clamp(1, self.input.len()) - 1;
+        (0..self.stages.len()).try_for_each(|s| self.run_stage(s))
+    }
+}
+
 /// Cold-start figures of a case, measured in its fresh worker before warm-up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColdStart {
@@ -489,22 +530,29 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         .raw_input
         .clone()
         .unwrap_or_else(|| Network::default_raw_shape(&case.arch));
-    let raw = synthetic_raw_input(
-        &raw_shape,
-        case.batch_size,
-        case.settings.seed ^ 0x1a2b_3c4d,
-        &device,
-    )
-    .map_err(|e| format!("cannot build the input batch: {}", error_text(&e)))?;
-    let input = net
-        .preprocess(&raw)
-        .map_err(|e| format!("cannot preprocess the input batch: {}", error_text(&e)))?;
+    // A server case needs every batch size the dispatcher may form; others one batch.
+    let sizes: Vec<usize> = match &case.load {
+        Some(Load::Server(load)) => (1..=load.max_batch).collect(),
+        _ => vec![case.batch_size],
+    };
+    let mut raw = Vec::with_capacity(sizes.len());
+    let mut input = Vec::with_capacity(sizes.len());
+    for &size in &sizes {
+        let r = synthetic_raw_input(&raw_shape, size, case.settings.seed ^ 0x1a2b_3c4d, &device)
+            .map_err(|e| format!("cannot build the input batch: {}", error_text(&e)))?;
+        input.push(
+            net.preprocess(&r)
+                .map_err(|e| format!("cannot preprocess the input batch: {}", error_text(&e)))?,
+        );
+        raw.push(r);
+    }
     let mut pipeline = Pipeline {
         net: &net,
         device: &device,
         stages: case.settings.timed.clone(),
         raw,
         input,
+        current: 0,
         logits: None,
         slowdown: req.slowdown.filter(|f| *f > 0.0),
     };
@@ -517,8 +565,21 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         batch_size: case.batch_size,
         energy: None,
     };
-    let sampled = measure::sample(&mut pipeline, &cfg, &mut observer)
-        .map_err(|e| format!("forward pass failed: {}", error_text(&e)))?;
+    let mut server_record = None;
+    let sampled = match &case.load {
+        None => measure::sample(&mut pipeline, &cfg, &mut observer),
+        Some(Load::MultiStream { queries, .. }) => {
+            measure::sample_queries(&mut pipeline, &cfg, *queries, &mut observer)
+        }
+        Some(Load::Server(load)) => {
+            let (sampled, record) = run_server(&mut pipeline, &cfg, load, &mut observer)
+                .map_err(|e| format!("forward pass failed: {}", error_text(&e)))?;
+            server_record = Some(record);
+            pipeline.current = 0;
+            Ok(sampled)
+        }
+    }
+    .map_err(|e| format!("forward pass failed: {}", error_text(&e)))?;
     // An energy reading that failed is reported as absent, not as zero.
     let energy = observer.energy.take().and_then(Result::ok);
     // The profile comes after the unprofiled window, in the same process, on the same input;
@@ -528,7 +589,7 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
             let mut raw = profile_layers(
                 &net,
                 &device,
-                &pipeline.input,
+                &pipeline.input[pipeline.current],
                 case.batch_size,
                 &cfg,
                 p.trace_iterations,
@@ -622,7 +683,102 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
             .collect(),
         traffic_bytes_per_batch: Some(net.step_traffic_bytes(case.batch_size).iter().sum()),
         profile,
+        server: server_record,
     })
+}
+
+/// A server case: warm-up at batch 1 (its latency estimates the capacity), one untimed pass
+/// at every other batch size, then one server run at the target rate, or the max-QPS search.
+/// Each run's arrival schedule is drawn before its window; energy spans every run.
+fn run_server<W: Write>(
+    pipeline: &mut Pipeline<'_>,
+    cfg: &SamplerConfig,
+    load: &ServerLoad,
+    observer: &mut WorkerObserver<'_, W>,
+) -> candle_core::Result<(measure::Sampled, ServerMeasurement)> {
+    pipeline.current = 0;
+    let warm = measure::warm_up(pipeline, cfg, observer)?;
+    for k in 2..=pipeline.input.len() {
+        measure::server::BatchWorkload::run_batch(pipeline, k)?;
+    }
+    let serve_cfg = ServeConfig {
+        max_batch: load.max_batch,
+        max_wait: Duration::from_secs_f64(load.max_wait_ms / 1e3),
+        max_queue: load.max_queue,
+        duration: Duration::from_secs_f64(load.duration_s),
+        drain: Duration::from_secs_f64(load.drain_s),
+    };
+    let budget_probes = match &load.target {
+        ServerTarget::Qps(_) => 1,
+        ServerTarget::FindMax(f) => f.max_probes,
+    };
+    let budget_s = budget_probes as f64 * load.run_bound_s();
+    let started = Instant::now();
+    let mut probes_done = 0u64;
+    observer.window_started();
+    let mut probe = |rate: f64| -> candle_core::Result<ProbeRaw> {
+        // Drawn before the window: the schedule and every buffer `serve` writes.
+        let arrivals = server::poisson_schedule(rate, load.duration_s, load.seed);
+        let record = server::serve(pipeline, &arrivals, &serve_cfg)?;
+        let p = ProbeRaw::from_record(rate, load.duration_s, &arrivals, &record, load.late_ms);
+        probes_done += 1;
+        observer.progress(&Progress {
+            phase: Phase::Sampling,
+            iterations: probes_done,
+            elapsed_s: started.elapsed().as_secs_f64(),
+            budget_s,
+            noise: None,
+        });
+        Ok(p)
+    };
+    let measurement = match &load.target {
+        ServerTarget::Qps(rate) => ServerMeasurement {
+            probes: vec![probe(*rate)?],
+            chosen: Some(0),
+            search: None,
+        },
+        ServerTarget::FindMax(f) => {
+            let capacity = 1.0 / warm.per_call_s.max(1e-9);
+            let s = server::find_max_qps(
+                capacity,
+                f.p99_bound_ms,
+                f.precision,
+                f.max_probes,
+                load.duration_s,
+                &mut probe,
+            )?;
+            ServerMeasurement {
+                chosen: s.best,
+                search: Some(SearchRaw {
+                    p99_bound_ms: f.p99_bound_ms,
+                    precision: f.precision,
+                    max_probes: f.max_probes,
+                    start_capacity_qps: s.start_capacity_qps,
+                    passing_qps: s.passing_qps,
+                    failing_qps: s.failing_qps,
+                    end: s.end,
+                }),
+                probes: s.probes,
+            }
+        }
+    };
+    let served: usize = measurement.probes.iter().map(|p| p.served).sum();
+    observer.window_ended(served);
+    let measured_s = measurement.probes.iter().map(|p| p.end_s).sum();
+    let sampled = measure::Sampled {
+        samples_ns: Vec::new(),
+        stage_samples_ns: Vec::new(),
+        first_iteration_ns: warm.first_iteration_ns,
+        warmup_iterations: warm.warmup_iterations,
+        warmup_s: warm.warmup_s,
+        warmup_end: warm.warmup_end,
+        warmup_trace_ms: warm.trace_ms,
+        measured_s,
+        stop_reason: StopReason::Queries,
+        // No median stopping rule in a server run; the case reports no noise figure.
+        noise: 0.0,
+    };
+    Ok((sampled, measurement))
 }
 
 /// Test only: keeps the core busy until `until` (a spin on the monotonic clock, no sleep), so

@@ -633,7 +633,7 @@ fn regenerate_fixture_runs() {
     }
 }
 
-/// Three worker processes per case: the run file keeps each process's figures, and `check`
+/// Four worker processes per case: the run file keeps each process's figures, and `check`
 /// tests them (the process is the unit), here on a real run against itself and against a
 /// real 3x slowdown.
 #[test]
@@ -648,15 +648,15 @@ name = "processes"
 [[models]]
 name = "mlp"
 arch = "mlp"
-input_size = 64
-hidden = [64]
+input_size = 256
+hidden = [256]
 classes = 4
 [[targets]]
 device = "cpu"
 threads = [1]
 [scenarios.single_stream]
 [settings]
-processes = 3
+processes = 4
 warmup_s = 0.02
 min_time_s = 0.05
 max_time_s = 0.2
@@ -678,7 +678,7 @@ case_timeout_s = 20
     let run = results::read_json(&a).unwrap();
     let case = &run.cases[0];
     let p = case.processes.as_ref().expect("per-process figures");
-    assert_eq!(p.len(), 3);
+    assert_eq!(p.len(), 4);
     assert_eq!(
         p.samples.iter().sum::<usize>(),
         case.latency_ms.as_ref().unwrap().samples.len(),

@@ -39,6 +39,15 @@
 //!
 //! A case that failed in the candidate while the baseline measured it is `regressed` (metric
 //! `status`): a crash or timeout is a real regression, not noise.
+//!
+//! Server cases (same offered rate and seed on both sides, by their id): latency p50 and p99
+//! as above (the reason notes that queueing correlates samples, so the interval may be too
+//! narrow); no throughput (the offered load sets it); a `saturation` row, regressed when the
+//! candidate stopped keeping up, and latency rows inconclusive when either side saturated.
+//! Max-QPS searches compare `max_qps` only: each side's maximum lies in
+//! `[passing, failing)`, so the change's interval is `[c_pass / b_fail - 1, c_fail / b_pass - 1]`
+//! (method `bracket`); without a failing rate on both sides it is inconclusive. A probe's
+//! pass or fail is itself a noisy p99 estimate, which the bracket does not carry.
 
 pub mod render;
 
@@ -74,6 +83,9 @@ pub enum Evidence<'a> {
     /// One figure per worker process (`settings.processes` > 1): the process is the unit of
     /// the test (Welch's t on the logs), so noise between processes is in the interval.
     Processes { values: &'a [f64] },
+    /// A search's result known only to lie in `[passing, failing)` (max QPS under a p99
+    /// bound): the interval of the ratio comes from both brackets.
+    Bracket { passing: f64, failing: Option<f64> },
 }
 
 /// One metric of one case, as the check and the exports see it.
@@ -160,9 +172,33 @@ impl<'a> MetricValue<'a> {
 /// in a fixed order. A metric the case lacks (a failed case has no latency) is left out.
 pub fn metrics(case: &CaseResult) -> Vec<MetricValue<'_>> {
     let mut out = Vec::new();
-    // With several worker processes per case, timing and energy compare per-process figures.
-    let per_process = case.processes.as_ref().filter(|p| p.len() >= 2);
-    if let (Some(_), Some(p)) = (&case.latency_ms, per_process) {
+    let server = case.server.as_ref();
+    let search = server.and_then(|s| s.search.as_ref());
+    // A search's latency is that of its best probe, at a rate of its own: compared through
+    // `max_qps`, never against another run's probe at another rate.
+    let latency = case.latency_ms.as_ref().filter(|_| search.is_none());
+    // With several worker processes per case, timing and energy compare per-process
+    // figures (not for server cases: their latency depends on the offered load).
+    let per_process = case
+        .processes
+        .as_ref()
+        .filter(|p| p.len() >= 2 && server.is_none());
+    if let Some(max_qps) = search.and_then(|s| s.max_qps) {
+        out.push(MetricValue {
+            name: "max_qps",
+            unit: "queries/s",
+            better: Better::Higher,
+            value: max_qps,
+            ci: None,
+            evidence: Evidence::Bracket {
+                passing: max_qps,
+                failing: search.and_then(|s| s.failing_qps),
+            },
+            threshold: |t| t.throughput,
+            tag: search.map(|s| format!("p99 <= {} ms", s.p99_bound_ms)),
+        });
+    }
+    if let (Some(_), Some(p)) = (latency, per_process) {
         out.push(MetricValue::processes(
             "latency_p50",
             "ms",
@@ -184,7 +220,7 @@ pub fn metrics(case: &CaseResult) -> Vec<MetricValue<'_>> {
             &p.throughput_per_s,
             |t| t.throughput,
         ));
-    } else if let Some(l) = &case.latency_ms {
+    } else if let Some(l) = latency {
         let s = &l.summary;
         out.push(MetricValue {
             name: "latency_p50",
@@ -212,7 +248,8 @@ pub fn metrics(case: &CaseResult) -> Vec<MetricValue<'_>> {
             threshold: |t| t.latency_p99,
             tag: None,
         });
-        if let Some(rate) = case.throughput_per_s {
+        // A server's achieved rate is set by its offered load: not a measure of speed.
+        if let Some(rate) = case.throughput_per_s.filter(|_| server.is_none()) {
             out.push(MetricValue {
                 name: "throughput",
                 unit: "samples/s",
@@ -698,7 +735,12 @@ pub fn compare_case(
         };
         let timing = matches!(
             bv.map(|m| m.evidence),
-            Some(Evidence::Percentile { .. } | Evidence::Rate { .. } | Evidence::Processes { .. })
+            Some(
+                Evidence::Percentile { .. }
+                    | Evidence::Rate { .. }
+                    | Evidence::Processes { .. }
+                    | Evidence::Bracket { .. }
+            )
         );
         if timing && !noisy.is_empty() {
             row.reason
@@ -706,6 +748,7 @@ pub fn compare_case(
         }
         rows.push(row);
     }
+    server_rows(b, c, &mut rows);
     if rows.is_empty() {
         rows.push(MetricComparison::status(
             Verdict::Inconclusive,
@@ -726,6 +769,80 @@ pub fn compare_case(
             .max()
             .unwrap_or(Verdict::Inconclusive),
         metrics: rows,
+    }
+}
+
+/// Server cases: a candidate that stops keeping up with the offered load is regressed (and
+/// one that starts keeping up is improved); when either side was saturated its latency is
+/// bounded by the run's drain deadline, not a property of the model, so latency verdicts
+/// become inconclusive. Otherwise latency compares like any other, with a caveat in the
+/// reason: queueing makes consecutive latencies correlated, so the bootstrap interval (which
+/// assumes independent samples) may be too narrow.
+fn server_rows(b: &CaseResult, c: &CaseResult, rows: &mut Vec<MetricComparison>) {
+    let (Some(bs), Some(cs)) = (&b.server, &c.server) else {
+        return;
+    };
+    if bs.search.is_some() || cs.search.is_some() {
+        return;
+    }
+    let how = |s: &crate::results::ServerInfo| {
+        format!(
+            "{} dropped, {} unserved, {:.1} of {:.1} queries/s served",
+            s.dropped, s.unserved, s.achieved_qps, s.offered_qps
+        )
+    };
+    let saturated = bs.saturated || cs.saturated;
+    for row in rows.iter_mut() {
+        if !row.metric.starts_with("latency_") {
+            continue;
+        }
+        if saturated {
+            row.verdict = Verdict::Inconclusive;
+            row.reason = format!(
+                "saturated ({}): latency is bounded by the drain deadline, not a property of the model",
+                if bs.saturated && cs.saturated {
+                    "both runs"
+                } else if bs.saturated {
+                    "baseline"
+                } else {
+                    "candidate"
+                }
+            );
+        } else {
+            row.reason
+                .push_str(" (server: queueing correlates samples; the interval may be narrow)");
+        }
+    }
+    let verdict = match (bs.saturated, cs.saturated) {
+        (false, true) => Some((
+            Verdict::Regressed,
+            format!(
+                "the candidate no longer keeps up with {} queries/s offered: {}",
+                crate::suite::load::fmt_rate(cs.target_qps.unwrap_or(cs.offered_qps)),
+                how(cs)
+            ),
+        )),
+        (true, false) => Some((
+            Verdict::Improved,
+            format!(
+                "the candidate keeps up with the offered load the baseline could not: {}",
+                how(cs)
+            ),
+        )),
+        (true, true) => Some((
+            Verdict::Inconclusive,
+            format!(
+                "both runs saturated: baseline {}; candidate {}",
+                how(bs),
+                how(cs)
+            ),
+        )),
+        (false, false) => None,
+    };
+    if let Some((verdict, reason)) = verdict {
+        let mut row = MetricComparison::status(verdict, reason);
+        row.metric = "saturation".into();
+        rows.push(row);
     }
 }
 
@@ -898,6 +1015,30 @@ pub fn compare_metric(
         (Evidence::Points, Evidence::Points) => {
             let change = c.value - b.value;
             (change, [change, change], exact_p(change), "exact")
+        }
+        (
+            Evidence::Bracket {
+                passing: bl,
+                failing: bh,
+            },
+            Evidence::Bracket {
+                passing: cl,
+                failing: ch,
+            },
+        ) => {
+            let (Some(bh), Some(ch)) = (bh, ch) else {
+                return inconclusive(
+                    row,
+                    "a search found no failing rate, so its maximum is not bracketed".into(),
+                );
+            };
+            if !(bl > 0.0 && cl > 0.0) {
+                return inconclusive(row, "a rate that is not positive".into());
+            }
+            // Each true maximum lies in [passing, failing): the ratio in [cl/bh, ch/bl).
+            let ci = [cl / bh - 1.0, ch / bl - 1.0];
+            let p = if ci[0] > 0.0 || ci[1] < 0.0 { 0.0 } else { 1.0 };
+            (cl / bl - 1.0, ci, p, "bracket")
         }
         _ => return inconclusive(row, "the two sides measured this differently".into()),
     };

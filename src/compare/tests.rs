@@ -68,6 +68,8 @@ fn case(id: &str, samples: Vec<f64>, status: CaseStatus) -> CaseResult {
         bytes_per_batch: None,
         roofline: None,
         profile: None,
+        server: None,
+        multi_stream: None,
     }
 }
 
@@ -524,4 +526,120 @@ fn one_process_on_a_side_is_inconclusive_not_a_crash() {
     }
     let cc = one(b, c);
     assert_ne!(verdict_of(&cc, "latency_p50"), Verdict::Regressed);
+}
+
+fn server_info(
+    saturated: bool,
+    search: Option<crate::results::SearchInfo>,
+) -> crate::results::ServerInfo {
+    crate::results::ServerInfo {
+        target_qps: search.is_none().then_some(100.0),
+        offered_qps: 100.0,
+        achieved_qps: if saturated { 60.0 } else { 100.0 },
+        queries: 2000,
+        served: if saturated { 1200 } else { 2000 },
+        dropped: 0,
+        unserved: if saturated { 800 } else { 0 },
+        late: 0,
+        late_ms: None,
+        saturated,
+        duration_s: 20.0,
+        drain_s: 1.0,
+        max_batch: 1,
+        max_wait_ms: 0.0,
+        max_queue: None,
+        seed: 1,
+        batches: 2000,
+        mean_batch: 1.0,
+        idle_lag_p50_ms: None,
+        idle_lag_max_ms: None,
+        wait: crate::results::SERVER_WAIT.into(),
+        search,
+    }
+}
+
+fn search(max_qps: f64, failing_qps: Option<f64>) -> crate::results::SearchInfo {
+    crate::results::SearchInfo {
+        p99_bound_ms: 20.0,
+        precision: 0.05,
+        max_probes: 12,
+        start_capacity_qps: 1000.0,
+        max_qps: Some(max_qps),
+        failing_qps,
+        end: crate::measure::server::SearchEnd::Converged,
+        probes: Vec::new(),
+    }
+}
+
+#[test]
+fn server_cases_compare_latency_and_saturation_not_throughput() {
+    let server_case = |saturated: bool, median: f64, seed: u64| {
+        let mut c = case(
+            "s/server/q100/b1",
+            latencies(2000, median, seed),
+            CaseStatus::Ok,
+        );
+        c.scenario = "server".into();
+        c.server = Some(server_info(saturated, None));
+        c
+    };
+    // Same load, same speed: unchanged, and no throughput row (the offered load sets it).
+    let cc = one(server_case(false, 1.0, 1), server_case(false, 1.0, 2));
+    assert!(cc.metrics.iter().all(|m| m.metric != "throughput"));
+    assert_eq!(verdict_of(&cc, "latency_p50"), Verdict::Unchanged);
+    assert!(cc.metrics[0].reason.contains("queueing correlates samples"));
+    // 20% slower without saturating: latency regresses.
+    let cc = one(server_case(false, 1.0, 1), server_case(false, 1.2, 2));
+    assert_eq!(verdict_of(&cc, "latency_p50"), Verdict::Regressed);
+    // The candidate stops keeping up: regressed on saturation, latency not judged.
+    let cc = one(server_case(false, 1.0, 1), server_case(true, 50.0, 2));
+    assert_eq!(verdict_of(&cc, "saturation"), Verdict::Regressed);
+    assert_eq!(verdict_of(&cc, "latency_p99"), Verdict::Inconclusive);
+    assert_eq!(cc.verdict, Verdict::Regressed);
+    // Both saturated: nothing to conclude.
+    let cc = one(server_case(true, 50.0, 1), server_case(true, 50.0, 2));
+    assert_eq!(cc.verdict, Verdict::Inconclusive);
+    // Only the baseline saturated: improved.
+    let cc = one(server_case(true, 50.0, 1), server_case(false, 1.0, 2));
+    assert_eq!(verdict_of(&cc, "saturation"), Verdict::Improved);
+}
+
+#[test]
+fn max_qps_compares_the_search_brackets() {
+    let search_case = |lo: f64, hi: Option<f64>| {
+        let mut c = case(
+            "s/server/max-p99-20ms/b1",
+            latencies(500, 1.0, 1),
+            CaseStatus::Ok,
+        );
+        c.scenario = "server".into();
+        c.server = Some(server_info(false, Some(search(lo, hi))));
+        c
+    };
+    // Brackets [1000, 1050) and [950, 1000): the ratio lies in (0.905, 1.0): within 10%.
+    let cc = one(
+        search_case(1000.0, Some(1050.0)),
+        search_case(950.0, Some(1000.0)),
+    );
+    assert!(cc.metrics.iter().all(|m| !m.metric.starts_with("latency")));
+    let m = cc.metrics.iter().find(|m| m.metric == "max_qps").unwrap();
+    assert_eq!(m.method, "bracket");
+    let ci = m.change_ci.unwrap();
+    assert!((ci[0] - (950.0 / 1050.0 - 1.0)).abs() < 1e-12 && ci[1].abs() < 1e-12);
+    assert_eq!(m.verdict, Verdict::Inconclusive, "{m:?}");
+    // Half the rate, brackets far apart: regressed.
+    let cc = one(
+        search_case(1000.0, Some(1050.0)),
+        search_case(500.0, Some(525.0)),
+    );
+    assert_eq!(verdict_of(&cc, "max_qps"), Verdict::Regressed);
+    // Overlapping within the threshold: unchanged.
+    let cc = one(
+        search_case(1000.0, Some(1010.0)),
+        search_case(1000.0, Some(1010.0)),
+    );
+    assert_eq!(verdict_of(&cc, "max_qps"), Verdict::Unchanged);
+    // A search that never failed has no upper bracket: inconclusive.
+    let cc = one(search_case(1000.0, None), search_case(500.0, Some(525.0)));
+    assert_eq!(verdict_of(&cc, "max_qps"), Verdict::Inconclusive);
 }

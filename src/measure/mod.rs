@@ -5,6 +5,8 @@
 //! no I/O, no locking. Between chunks it checks the stopping rule and reports progress to
 //! an observer (this module never prints).
 
+pub mod server;
+
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -58,6 +60,8 @@ pub enum StopReason {
     MaxTime,
     /// `max_samples` were collected first.
     MaxSamples,
+    /// The scenario's fixed number of queries was measured (multi-stream, server).
+    Queries,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,12 +205,27 @@ const STABLE_BLOCKS: usize = 3;
 /// Target duration of one warm-up block.
 const WARMUP_BLOCK: Duration = Duration::from_millis(50);
 
-/// Cold start, warm-up until the running median is stable, then adaptive sampling.
-pub fn sample<W: Workload>(
+/// What warm-up found: the cold start, the warm-up curve, and the latency it settled at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Warm {
+    /// The very first iteration, before warm-up (cold start).
+    pub first_iteration_ns: u64,
+    pub warmup_iterations: u64,
+    pub warmup_s: f64,
+    pub warmup_end: WarmupEnd,
+    /// Median latency (ms) of each warm-up block of about 50 ms.
+    pub trace_ms: Vec<f64>,
+    /// Seconds per iteration at the end of warm-up (the last block's median).
+    pub per_call_s: f64,
+}
+
+/// Cold start (one iteration timed alone), then warm-up in ~50 ms blocks until the running
+/// median is stable (after at least `warmup`) or `max_warmup` has passed.
+pub fn warm_up<W: Workload>(
     workload: &mut W,
     cfg: &SamplerConfig,
     observer: &mut dyn Observer,
-) -> Result<Sampled, W::Error> {
+) -> Result<Warm, W::Error> {
     let stages = workload.stages().max(1);
     // Cold start: the very first iteration pays for lazy allocation and caches. It is
     // reported on its own and never among the samples.
@@ -253,10 +272,29 @@ pub fn sample<W: Workload>(
         }
     };
     let warmup = warm_start.elapsed();
-    let per_call = trace_ms
+    let per_call_s = trace_ms
         .last()
         .map(|ms| ms / 1e3)
         .unwrap_or(warmup.as_secs_f64() / warmup_iterations as f64);
+    Ok(Warm {
+        first_iteration_ns: first_iteration.as_nanos() as u64,
+        warmup_iterations,
+        warmup_s: warmup.as_secs_f64(),
+        warmup_end,
+        trace_ms,
+        per_call_s,
+    })
+}
+
+/// Cold start, warm-up until the running median is stable, then adaptive sampling.
+pub fn sample<W: Workload>(
+    workload: &mut W,
+    cfg: &SamplerConfig,
+    observer: &mut dyn Observer,
+) -> Result<Sampled, W::Error> {
+    let stages = workload.stages().max(1);
+    let warm = warm_up(workload, cfg, observer)?;
+    let per_call = warm.per_call_s;
 
     // Room for every sample the time budget can produce (twice the warm-up estimate), so
     // the timed chunks never allocate; a faster-than-expected model stops at the cap.
@@ -316,13 +354,66 @@ pub fn sample<W: Workload>(
     Ok(Sampled {
         samples_ns: samples,
         stage_samples_ns: stage_samples,
-        first_iteration_ns: first_iteration.as_nanos() as u64,
-        warmup_iterations,
-        warmup_s: warmup.as_secs_f64(),
-        warmup_end,
-        warmup_trace_ms: trace_ms,
+        first_iteration_ns: warm.first_iteration_ns,
+        warmup_iterations: warm.warmup_iterations,
+        warmup_s: warm.warmup_s,
+        warmup_end: warm.warmup_end,
+        warmup_trace_ms: warm.trace_ms,
         measured_s: measured.as_secs_f64(),
         stop_reason,
+        noise,
+    })
+}
+
+/// Warm-up, then exactly `queries` iterations back to back (multi-stream: one iteration is
+/// one query of N samples run as one batch), timed in ~50 ms chunks with progress between
+/// them. No stopping rule: the count is the scenario's; `noise` is still reported.
+pub fn sample_queries<W: Workload>(
+    workload: &mut W,
+    cfg: &SamplerConfig,
+    queries: usize,
+    observer: &mut dyn Observer,
+) -> Result<Sampled, W::Error> {
+    let stages = workload.stages().max(1);
+    let warm = warm_up(workload, cfg, observer)?;
+    let queries = queries.max(1);
+    let mut samples: Vec<u64> = Vec::with_capacity(queries);
+    let mut stage_samples: Vec<Vec<u64>> = if stages > 1 {
+        (0..stages).map(|_| Vec::with_capacity(queries)).collect()
+    } else {
+        Vec::new()
+    };
+    let mut chunk = chunk_len(warm.per_call_s);
+    let budget_s = warm.per_call_s * queries as f64;
+    observer.window_started();
+    let start = Instant::now();
+    let mut measured = Duration::ZERO;
+    while samples.len() < queries {
+        let n = chunk.min(queries - samples.len());
+        let wall = time_chunk(workload, &mut samples, &mut stage_samples, n)?;
+        measured += wall;
+        chunk = chunk_len(wall.as_secs_f64() / n as f64);
+        observer.progress(&Progress {
+            phase: Phase::Sampling,
+            iterations: samples.len() as u64,
+            elapsed_s: start.elapsed().as_secs_f64(),
+            budget_s,
+            noise: None,
+        });
+    }
+    observer.window_ended(samples.len());
+    let mut scratch = Vec::with_capacity(samples.len());
+    let noise = median_noise(&samples, &mut scratch, cfg.seed);
+    Ok(Sampled {
+        samples_ns: samples,
+        stage_samples_ns: stage_samples,
+        first_iteration_ns: warm.first_iteration_ns,
+        warmup_iterations: warm.warmup_iterations,
+        warmup_s: warm.warmup_s,
+        warmup_end: warm.warmup_end,
+        warmup_trace_ms: warm.trace_ms,
+        measured_s: measured.as_secs_f64(),
+        stop_reason: StopReason::Queries,
         noise,
     })
 }

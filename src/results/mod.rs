@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::measure::server::ProbeRaw;
 use crate::measure::StopReason;
 use crate::plan::{Case, Shard};
 use crate::probe::energy::EnergyInfo;
@@ -303,6 +304,14 @@ pub struct CaseResult {
     /// Per-layer profile (`inferbench profile`): each layer timed on its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<LayerProfile>,
+    /// Server cases: offered and achieved rate, dropped and late queries, the search's probes
+    /// (README: "Server scenario"). `latency_ms` holds every served query's latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerInfo>,
+    /// Multi-stream cases: samples per query and queries; `latency_ms` holds one latency per
+    /// query (its slowest sample).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_stream: Option<MultiStreamInfo>,
 }
 
 /// Per-process figures of a case measured by several worker processes, one entry per process
@@ -441,6 +450,128 @@ fn add_energy(mut a: EnergyInfo, b: &EnergyInfo) -> EnergyInfo {
     a
 }
 
+/// How the server dispatcher waits for the next arrival, recorded with every server case.
+pub const SERVER_WAIT: &str =
+    "sleep until 1 ms before the arrival, then spin on the monotonic clock";
+
+/// A server case (README: "Server scenario"). For a search, the top-level figures are those of
+/// the highest passing probe (absent figures: no probe passed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// The rate asked for (queries/s); absent for a search.
+    pub target_qps: Option<f64>,
+    /// Queries in the schedule / its duration: the Poisson draw's own rate.
+    pub offered_qps: f64,
+    /// Served queries / max(duration, last completion).
+    pub achieved_qps: f64,
+    pub queries: usize,
+    pub served: usize,
+    /// Refused at arrival because `max_queue` queries were waiting.
+    pub dropped: usize,
+    /// Still queued when `duration_s + drain_s` passed.
+    pub unserved: usize,
+    /// Served but slower than `late_ms` (0 without `late_ms`).
+    pub late: usize,
+    pub late_ms: Option<f64>,
+    /// Dropped or unserved queries, or achieved < 90% of offered.
+    pub saturated: bool,
+    pub duration_s: f64,
+    pub drain_s: f64,
+    pub max_batch: usize,
+    pub max_wait_ms: f64,
+    pub max_queue: Option<usize>,
+    pub seed: u64,
+    pub batches: usize,
+    pub mean_batch: f64,
+    /// Lateness of the dispatcher's wake-ups after idle waits (batch start - arrival), ms.
+    pub idle_lag_p50_ms: Option<f64>,
+    pub idle_lag_max_ms: Option<f64>,
+    /// How the dispatcher waits ([`SERVER_WAIT`]).
+    pub wait: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchInfo>,
+}
+
+/// `find_max_qps`: every probe, and the bracket it ended with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchInfo {
+    pub p99_bound_ms: f64,
+    pub precision: f64,
+    pub max_probes: usize,
+    /// 1 / the warm-up's batch-1 latency: the first probe runs at half of it.
+    pub start_capacity_qps: f64,
+    /// The highest passing rate (the reported maximum), if any passed.
+    pub max_qps: Option<f64>,
+    /// The lowest failing rate, if any failed: the true maximum lies in [max_qps, failing_qps).
+    pub failing_qps: Option<f64>,
+    pub end: crate::measure::server::SearchEnd,
+    /// In the order run.
+    pub probes: Vec<ProbeInfo>,
+}
+
+/// One server run of a search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeInfo {
+    pub target_qps: f64,
+    pub offered_qps: f64,
+    pub achieved_qps: f64,
+    pub queries: usize,
+    pub served: usize,
+    pub dropped: usize,
+    pub unserved: usize,
+    pub saturated: bool,
+    /// p99 <= the bound and nothing dropped or unserved.
+    pub passed: bool,
+    /// Statistics of the served queries' latency, ms (with the p99's 95% CI).
+    pub latency_ms: Option<Summary>,
+}
+
+/// A multi-stream case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MultiStreamInfo {
+    pub samples_per_query: usize,
+    pub queries: usize,
+    /// How a query's samples are run: `one batch` of `samples_per_query`.
+    pub execution: String,
+}
+
+impl ServerInfo {
+    fn of(
+        load: &crate::suite::ServerLoad,
+        p: Option<&ProbeRaw>,
+        search: Option<SearchInfo>,
+    ) -> Self {
+        let target_qps = match &load.target {
+            crate::suite::ServerTarget::Qps(q) => Some(*q),
+            crate::suite::ServerTarget::FindMax(_) => None,
+        };
+        ServerInfo {
+            target_qps,
+            offered_qps: p.map(|p| p.offered_qps()).unwrap_or(0.0),
+            achieved_qps: p.map(|p| p.achieved_qps()).unwrap_or(0.0),
+            queries: p.map(|p| p.queries).unwrap_or(0),
+            served: p.map(|p| p.served).unwrap_or(0),
+            dropped: p.map(|p| p.dropped).unwrap_or(0),
+            unserved: p.map(|p| p.unserved).unwrap_or(0),
+            late: p.map(|p| p.late).unwrap_or(0),
+            late_ms: load.late_ms,
+            saturated: p.is_some_and(|p| p.saturated()),
+            duration_s: load.duration_s,
+            drain_s: load.drain_s,
+            max_batch: load.max_batch,
+            max_wait_ms: load.max_wait_ms,
+            max_queue: load.max_queue,
+            seed: load.seed,
+            batches: p.map(|p| p.batches).unwrap_or(0),
+            mean_batch: p.map(|p| p.mean_batch).unwrap_or(0.0),
+            idle_lag_p50_ms: p.and_then(|p| p.idle_lag_p50_ms),
+            idle_lag_max_ms: p.and_then(|p| p.idle_lag_max_ms),
+            wait: SERVER_WAIT.to_string(),
+            search,
+        }
+    }
+}
+
 impl CaseResult {
     fn bare(case: &Case, status: CaseStatus, error: Option<String>) -> Self {
         CaseResult {
@@ -486,7 +617,86 @@ impl CaseResult {
             bytes_per_batch: None,
             roofline: None,
             profile: None,
+            server: None,
+            multi_stream: match case.load {
+                Some(crate::suite::Load::MultiStream {
+                    samples_per_query,
+                    queries,
+                }) => Some(MultiStreamInfo {
+                    samples_per_query,
+                    queries,
+                    execution: format!("one batch of {samples_per_query}"),
+                }),
+                _ => None,
+            },
         }
+    }
+
+    /// A server case's figures: the reported probe's latency, the rate, the search's probes.
+    fn apply_server(
+        &mut self,
+        load: &crate::suite::ServerLoad,
+        sm: &crate::worker::ServerMeasurement,
+        s: &Settings,
+    ) {
+        let chosen = sm.chosen.and_then(|i| sm.probes.get(i));
+        let search = sm.search.as_ref().map(|search| SearchInfo {
+            p99_bound_ms: search.p99_bound_ms,
+            precision: search.precision,
+            max_probes: search.max_probes,
+            start_capacity_qps: search.start_capacity_qps,
+            max_qps: search.passing_qps,
+            failing_qps: search.failing_qps,
+            end: search.end,
+            probes: sm
+                .probes
+                .iter()
+                .map(|p| ProbeInfo {
+                    target_qps: p.target_qps,
+                    offered_qps: p.offered_qps(),
+                    achieved_qps: p.achieved_qps(),
+                    queries: p.queries,
+                    served: p.served,
+                    dropped: p.dropped,
+                    unserved: p.unserved,
+                    saturated: p.saturated(),
+                    passed: p.passes(search.p99_bound_ms),
+                    latency_ms: stats::summarize(&p.latencies_ms, s.bootstrap_resamples, s.seed),
+                })
+                .collect(),
+        });
+        self.server = Some(ServerInfo::of(load, chosen, search));
+        self.throughput_per_s = chosen.map(|p| p.achieved_qps());
+        self.measured_s = chosen.map(|p| p.end_s);
+        self.noise = None;
+        self.latency_ms = chosen.and_then(|p| {
+            stats::summarize(&p.latencies_ms, s.bootstrap_resamples, s.seed).map(|summary| {
+                LatencyMs {
+                    samples: p.latencies_ms.clone(),
+                    summary,
+                }
+            })
+        });
+        let served = chosen.map(|p| p.served).unwrap_or(0);
+        (self.status, self.error) = match (chosen, &sm.search) {
+            (None, Some(search)) => (
+                CaseStatus::Ok,
+                Some(format!(
+                    "no rate met p99 <= {} ms (lowest tried {} queries/s); see server.search.probes",
+                    search.p99_bound_ms,
+                    crate::suite::load::fmt_rate(search.failing_qps.unwrap_or(0.0))
+                )),
+            ),
+            (None, None) => (CaseStatus::Failed, Some("the server run recorded nothing".into())),
+            (Some(_), _) if (served as u64) < s.min_iterations => (
+                CaseStatus::Noisy,
+                Some(format!(
+                    "only {served} queries served, fewer than min_iterations = {}: raise duration_s or the rate",
+                    s.min_iterations
+                )),
+            ),
+            (Some(_), _) => (CaseStatus::Ok, None),
+        };
     }
 
     pub fn skipped(case: &Case, reason: String) -> Self {
@@ -557,6 +767,7 @@ impl CaseResult {
                         StopReason::MaxTime => "max_time_s",
                         StopReason::MaxSamples => "max_samples",
                         StopReason::Converged => "the stopping rule",
+                        StopReason::Queries => "the scenario's query count",
                     }
                 )),
             ),
@@ -587,6 +798,9 @@ impl CaseResult {
         r.bytes_per_batch = m.traffic_bytes_per_batch;
         if let (Some(raw), Some(l)) = (m.profile, &r.latency_ms) {
             r.profile = Some(crate::profile::summarize(raw, case.batch_size, &l.samples));
+        }
+        if let (Some(sm), Some(crate::suite::Load::Server(load))) = (&m.server, &case.load) {
+            r.apply_server(load, sm, s);
         }
         if !m.stage_samples_ms.is_empty() {
             r.stages = Some(
@@ -675,6 +889,21 @@ struct CsvRow<'a> {
     achieved_gbs: Option<f64>,
     roofline_gflops: Option<f64>,
     roofline_efficiency: Option<f64>,
+    server_target_qps: Option<f64>,
+    server_offered_qps: Option<f64>,
+    server_achieved_qps: Option<f64>,
+    server_served: Option<usize>,
+    server_dropped: Option<usize>,
+    server_unserved: Option<usize>,
+    server_late: Option<usize>,
+    server_saturated: Option<&'a str>,
+    server_max_batch: Option<usize>,
+    server_mean_batch: Option<f64>,
+    max_qps: Option<f64>,
+    max_qps_failing: Option<f64>,
+    max_qps_p99_bound_ms: Option<f64>,
+    search_probes: Option<usize>,
+    samples_per_query: Option<usize>,
 }
 
 impl<'a> CsvRow<'a> {
@@ -683,6 +912,7 @@ impl<'a> CsvRow<'a> {
         let q = c.quality.as_ref();
         let fid = q.and_then(|q| q.fidelity.as_ref());
         let roof = c.roofline.as_ref();
+        let search = c.server.as_ref().and_then(|v| v.search.as_ref());
         CsvRow {
             id: &c.id,
             model: &c.model_name,
@@ -761,6 +991,24 @@ impl<'a> CsvRow<'a> {
             achieved_gbs: roof.map(|r| r.achieved_gbs),
             roofline_gflops: roof.map(|r| r.roof_gflops),
             roofline_efficiency: roof.map(|r| r.efficiency),
+            server_target_qps: c.server.as_ref().and_then(|v| v.target_qps),
+            server_offered_qps: c.server.as_ref().map(|v| v.offered_qps),
+            server_achieved_qps: c.server.as_ref().map(|v| v.achieved_qps),
+            server_served: c.server.as_ref().map(|v| v.served),
+            server_dropped: c.server.as_ref().map(|v| v.dropped),
+            server_unserved: c.server.as_ref().map(|v| v.unserved),
+            server_late: c.server.as_ref().map(|v| v.late),
+            server_saturated: c
+                .server
+                .as_ref()
+                .map(|v| if v.saturated { "yes" } else { "no" }),
+            server_max_batch: c.server.as_ref().map(|v| v.max_batch),
+            server_mean_batch: c.server.as_ref().map(|v| v.mean_batch),
+            max_qps: search.and_then(|x| x.max_qps),
+            max_qps_failing: search.and_then(|x| x.failing_qps),
+            max_qps_p99_bound_ms: search.map(|x| x.p99_bound_ms),
+            search_probes: search.map(|x| x.probes.len()),
+            samples_per_query: c.multi_stream.as_ref().map(|v| v.samples_per_query),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! column and a hint), and resolve into a plain `Suite`.
 
 pub mod check;
+pub mod load;
 pub mod recipe;
 pub mod schema;
 mod variants;
@@ -22,6 +23,7 @@ use recipe::{Recipe, TrainSpec};
 use schema::*;
 
 pub use check::CheckConfig;
+pub use load::{FindMaxSpec, Load, MultiStreamSpec, ServerLoad, ServerSpec, ServerTarget};
 
 /// Measurement settings after defaults are applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -192,6 +194,10 @@ impl VariantDef {
 pub enum Scenario {
     SingleStream,
     Offline,
+    /// Poisson arrivals at a target rate; latency includes queueing.
+    Server,
+    /// Queries of N samples issued back to back; a query's latency is its slowest sample.
+    MultiStream,
 }
 
 impl Scenario {
@@ -199,6 +205,8 @@ impl Scenario {
         match self {
             Scenario::SingleStream => "single_stream",
             Scenario::Offline => "offline",
+            Scenario::Server => "server",
+            Scenario::MultiStream => "multi_stream",
         }
     }
 }
@@ -216,6 +224,12 @@ pub struct Suite {
     pub targets: Vec<Target>,
     /// Scenarios with their batch sizes (`single_stream` is always batch 1).
     pub scenarios: Vec<(Scenario, Vec<usize>)>,
+    /// `[scenarios.server]`.
+    #[serde(default)]
+    pub server: Option<ServerSpec>,
+    /// `[scenarios.multi_stream]`.
+    #[serde(default)]
+    pub multi_stream: Option<MultiStreamSpec>,
     pub settings: Settings,
     /// Thresholds of the regression check (`[check]`).
     pub check: CheckConfig,
@@ -511,6 +525,18 @@ impl Validator<'_> {
         );
         let targets = self.targets(&raw.targets);
         let scenarios = self.scenarios(&raw.scenarios);
+        let server = raw
+            .scenarios
+            .get_ref()
+            .server
+            .as_ref()
+            .and_then(|e| self.server(e, &settings));
+        let multi_stream = raw
+            .scenarios
+            .get_ref()
+            .multi_stream
+            .as_ref()
+            .and_then(|e| self.multi_stream(e));
         let check = self.check(&raw.check);
         Some(Suite {
             path: path.to_path_buf(),
@@ -521,6 +547,8 @@ impl Validator<'_> {
             variants,
             targets,
             scenarios,
+            server,
+            multi_stream,
             settings,
             check,
             data: data.map(|d| d.0),
@@ -1152,12 +1180,17 @@ impl Validator<'_> {
                 out.push((Scenario::Offline, b));
             }
         }
-        if s.get_ref().single_stream.is_none() && s.get_ref().offline.is_none() {
+        let e = s.get_ref();
+        if e.single_stream.is_none()
+            && e.offline.is_none()
+            && e.server.is_none()
+            && e.multi_stream.is_none()
+        {
             self.problem(
                 "scenarios",
                 s.span(),
                 "no scenario",
-                Some("add [scenarios.single_stream] and/or [scenarios.offline] with batch_sizes = [1, 8]"),
+                Some("add [scenarios.single_stream], [scenarios.offline] with batch_sizes = [1, 8], [scenarios.server] or [scenarios.multi_stream]"),
             );
         }
         out

@@ -12,6 +12,7 @@ mod radar;
 mod resources;
 mod roofline;
 pub(crate) mod scaling;
+pub(crate) mod server;
 mod text;
 
 use std::error::Error;
@@ -72,7 +73,7 @@ type Maker = fn(&ReportData) -> Result<Outcome, String>;
 
 /// Every chart, in page order: those drawn and those omitted.
 pub fn render_all(data: &ReportData) -> Result<(Vec<Chart>, Vec<Omitted>), String> {
-    let makers: [Maker; 13] = [
+    let makers: [Maker; 14] = [
         latency::latency,
         latency::distribution,
         latency::throughput,
@@ -86,6 +87,7 @@ pub fn render_all(data: &ReportData) -> Result<(Vec<Chart>, Vec<Omitted>), Strin
         scaling::scaling,
         roofline::roofline,
         roofline::profile,
+        server::server_load,
     ];
     let mut charts = Vec::new();
     let mut left_out = Vec::new();

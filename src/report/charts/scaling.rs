@@ -16,7 +16,12 @@ pub(crate) struct ScalingLine {
 /// two or more thread counts. Speed-up = p50 at the fewest threads / p50.
 pub(crate) fn scaling_lines(d: &ReportData) -> Vec<ScalingLine> {
     let mut groups: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-    for c in d.cases.iter().filter(|c| c.measured()) {
+    // Server latency depends on the offered load, not only on threads: left out.
+    for c in d
+        .cases
+        .iter()
+        .filter(|c| c.measured() && c.case.scenario != "server")
+    {
         let Some(p50) = c.p50() else { continue };
         let scenario = if c.case.scenario == "single_stream" {
             "single-stream".to_string()
