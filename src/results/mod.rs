@@ -283,6 +283,10 @@ pub struct CaseResult {
     /// variant outside the timed loop (README: "Quality").
     #[serde(default)]
     pub quality: Option<QualityInfo>,
+    /// Sentence encoders: fidelity of the variant's embeddings to the baseline's and the
+    /// correlation with labelled pairs, scored once per variant (README: "BERT models").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<crate::quality::EmbeddingQuality>,
 }
 
 impl CaseResult {
@@ -326,6 +330,7 @@ impl CaseResult {
                 .collect(),
             stages: None,
             quality: case.quality.clone(),
+            embedding: case.embedding.clone(),
         }
     }
 
@@ -337,6 +342,7 @@ impl CaseResult {
     pub fn from_outcome(case: &Case, outcome: Outcome) -> Self {
         let m: Measurement = match outcome {
             Outcome::Failed(reason) => return Self::bare(case, CaseStatus::Failed, Some(reason)),
+            Outcome::Unavailable(reason) => return Self::skipped(case, reason),
             Outcome::Interrupted => {
                 return Self::bare(
                     case,
