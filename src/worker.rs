@@ -812,3 +812,23 @@ fn truncate_tail(s: &str, n: usize) -> &str {
     let (i, _) = s.char_indices().nth(count - n).expect("count > n");
     &s[i..]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::Target;
+
+    /// A CUDA target whose device cannot be opened makes the case unavailable (skipped),
+    /// never failed; a CPU device always opens.
+    #[test]
+    fn a_missing_cuda_device_is_unavailable_not_failed() {
+        let cpu = Target::new(None, DeviceKind::Cpu, 1);
+        assert!(open_device(&cpu).is_ok());
+        // A build without the feature never opens one; with it, ordinal 4095 does not exist.
+        let cuda = Target::new(None, DeviceKind::Cuda(4095), 1);
+        match open_device(&cuda) {
+            Err(CaseError::Unavailable(why)) => assert!(why.contains("cuda:4095"), "{why}"),
+            other => panic!("expected unavailable, got {other:?}"),
+        }
+    }
+}

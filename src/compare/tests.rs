@@ -64,6 +64,7 @@ fn case(id: &str, samples: Vec<f64>, status: CaseStatus) -> CaseResult {
         timed: vec!["forward".into()],
         stages: None,
         quality: None,
+        embedding: None,
     }
 }
 

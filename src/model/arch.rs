@@ -500,6 +500,53 @@ mod tests {
         assert_eq!(mlp.param_count(), 784 * 128 + 128 + 128 * 10 + 10);
     }
 
+    /// all-MiniLM-L6-v2's shape: 22,565,376 parameters without the pooler (as its
+    /// model.safetensors holds them, 22,713,216 with the pooler's 147,840).
+    #[test]
+    fn minilm_shapes_parameters_and_flops() {
+        let bert = Architecture::Bert {
+            vocab: 30522,
+            hidden: 384,
+            layers: 6,
+            heads: 12,
+            head_dim: 32,
+            intermediate: 1536,
+            max_positions: 512,
+            type_vocab: 2,
+            layer_norm_eps: 1e-12,
+            seq_len: 128,
+        };
+        assert_eq!(bert.param_count(), 22_565_376);
+        assert_eq!(bert.tensors().len(), 5 + 6 * 16);
+        assert!(bert.is_matmul_weight("encoder.layer.0.attention.self.query.weight"));
+        assert!(bert.is_matmul_weight("encoder.layer.5.output.dense.weight"));
+        assert!(!bert.is_matmul_weight("encoder.layer.0.output.LayerNorm.weight"));
+        assert!(!bert.is_matmul_weight("embeddings.word_embeddings.weight"));
+        // Per token and layer 4*384*384 + 2*384*1536 + 2*128*384 multiply-adds.
+        let per_token = 4 * 384 * 384 + 2 * 384 * 1536 + 2 * 128 * 384;
+        assert_eq!(bert.flops_per_sample(), 2 * (per_token * 128 * 6) as u64);
+        // Structured pruning keeps the head size and the hidden size.
+        let half = bert.structured(0.5);
+        let Architecture::Bert {
+            heads,
+            head_dim,
+            intermediate,
+            hidden,
+            ..
+        } = &half
+        else {
+            panic!()
+        };
+        assert_eq!((*heads, *head_dim, *intermediate, *hidden), (6, 32, 768, 384));
+        let q = half
+            .tensors()
+            .into_iter()
+            .find(|t| t.name == "encoder.layer.0.attention.self.query.weight")
+            .unwrap();
+        assert_eq!(q.shape, vec![192, 384]);
+        assert_eq!(half.prunable_units().len(), 12);
+    }
+
     #[test]
     fn too_small_an_image_is_reported_at_the_first_empty_conv() {
         let mut cnn = keras_cnn();

@@ -621,7 +621,7 @@ impl Builder<'_> {
                 dtype: Some(stats.dtype),
                 float_layers: made.float_layers.clone(),
                 sparsity: made.sparsity.clone(),
-                recipe: Some(v.recipe.describe()),
+                recipe: Some(recipe_text(v)),
                 artifact: made.artifact.clone(),
                 training: made.training.clone(),
             };
@@ -651,6 +651,16 @@ impl Builder<'_> {
             out.push(built);
         }
         out
+    }
+}
+
+/// The recipe in words; a bert's structured pruning says what it removes.
+fn recipe_text(v: &VariantDef) -> String {
+    let text = v.recipe.describe();
+    if v.arch.is_bert() {
+        text.replace("structured (L1 norm)", "structured (heads + FFN neurons, L2 norm)")
+    } else {
+        text
     }
 }
 
