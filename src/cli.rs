@@ -1013,14 +1013,7 @@ pub fn variants_table(run: &RunResult) -> Table {
 pub fn embeddings_table(run: &RunResult) -> Table {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header([
-        "variant",
-        "embedded",
-        "vs",
-        "mean cos",
-        "min cos",
-        "pairs",
-        "Spearman",
-        "Pearson",
+        "variant", "embedded", "vs", "mean cos", "min cos", "pairs", "Spearman", "Pearson",
     ]);
     let mut seen = std::collections::BTreeSet::new();
     for c in &run.cases {

@@ -322,7 +322,7 @@ enum RawInput {
     Values(candle_core::Tensor),
     Text {
         sentences: Vec<String>,
-        encoder: TextEncoder,
+        encoder: Box<TextEncoder>,
     },
 }
 
@@ -445,7 +445,10 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
             let sentences = (0..case.batch_size)
                 .map(|i| all[i % all.len()].clone())
                 .collect();
-            RawInput::Text { sentences, encoder }
+            RawInput::Text {
+                sentences,
+                encoder: Box::new(encoder),
+            }
         }
         (None, Architecture::Bert { .. }) => {
             return Err("a bert case needs its text inputs (tokenizer and sentences)".into())

@@ -94,8 +94,8 @@ fn baseline_embeddings_match_the_reference() {
     let (_, net, encoder) = load(&dir);
     let texts = sentences();
     let ours = embed(&net, &encoder, &texts);
-    let reference = inferbench::data::npy::read(&root().join("data/text/minilm-reference.npy"))
-        .unwrap();
+    let reference =
+        inferbench::data::npy::read(&root().join("data/text/minilm-reference.npy")).unwrap();
     assert_eq!(reference.shape, vec![texts.len(), 384]);
     let reference: Vec<f32> = reference.values.iter().map(|&v| v as f32).collect();
     let cos = quality::row_cosines(&ours, &reference, 384);
@@ -104,7 +104,13 @@ fn baseline_embeddings_match_the_reference() {
     assert!(min >= 0.999, "worst sentence cosine {min}");
     // The same sentences in one padded batch give the same embeddings as in batches of 8.
     let ids = encoder.encode_tensor(&texts, &Device::Cpu).unwrap();
-    let all: Vec<f32> = net.forward(&ids).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let all: Vec<f32> = net
+        .forward(&ids)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     let d = all
         .iter()
         .zip(&ours)
@@ -142,7 +148,9 @@ fn encoder_matches_candle_transformers_bert() {
         .unwrap()
     };
     let theirs = candle_transformers::models::bert::BertModel::load(vb, &config).unwrap();
-    let ids = encoder.encode_tensor(&sentences()[..4], &Device::Cpu).unwrap();
+    let ids = encoder
+        .encode_tensor(&sentences()[..4], &Device::Cpu)
+        .unwrap();
     let (h, mask) = ours.hidden_states(&ids).unwrap();
     let reference = theirs
         .forward(&ids, &ids.zeros_like().unwrap(), Some(&mask))
@@ -195,7 +203,11 @@ fn variants_keep_or_lose_fidelity_as_expected() {
         let (q, kept) = quantize::quantize(&arch, &floats, dtype).unwrap();
         assert_eq!(kept.len(), float_layers, "{}: {kept:?}", dtype.as_str());
         let qnet = Network::from_weights(&arch, &q).unwrap();
-        assert!(qnet.weight_bytes() < net.weight_bytes(), "{}", dtype.as_str());
+        assert!(
+            qnet.weight_bytes() < net.weight_bytes(),
+            "{}",
+            dtype.as_str()
+        );
         let c = min_cos(&embed(&qnet, &encoder, &texts));
         eprintln!("{}: min cosine {c:.6}", dtype.as_str());
         assert!(c >= bound, "{}: min cosine {c}", dtype.as_str());

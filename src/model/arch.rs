@@ -537,7 +537,10 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!((*heads, *head_dim, *intermediate, *hidden), (6, 32, 768, 384));
+        assert_eq!(
+            (*heads, *head_dim, *intermediate, *hidden),
+            (6, 32, 768, 384)
+        );
         let q = half
             .tensors()
             .into_iter()

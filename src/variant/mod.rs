@@ -658,7 +658,10 @@ impl Builder<'_> {
 fn recipe_text(v: &VariantDef) -> String {
     let text = v.recipe.describe();
     if v.arch.is_bert() {
-        text.replace("structured (L1 norm)", "structured (heads + FFN neurons, L2 norm)")
+        text.replace(
+            "structured (L1 norm)",
+            "structured (heads + FFN neurons, L2 norm)",
+        )
     } else {
         text
     }
