@@ -11,6 +11,7 @@
 //! fast; the suite measures 128.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -44,8 +45,10 @@ fn minilm(test: &str) -> Option<PathBuf> {
             "{test}: INFERBENCH_REQUIRE_MINILM is set and all-MiniLM-L6-v2 is not in {}",
             dir.display()
         );
-        eprintln!(
-            "SKIPPED {test}: all-MiniLM-L6-v2 not found in {} (run scripts/fetch-minilm.sh)",
+        // Straight to stderr, past the test harness's capture, so `cargo test` shows it.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {test}: all-MiniLM-L6-v2 not found in {} (run scripts/fetch-minilm.sh); this test did not run",
             dir.display()
         );
         None
