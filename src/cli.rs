@@ -617,6 +617,9 @@ fn cmd_run(args: RunArgs) -> Result<i32, Failure> {
     {
         println!("{}", variants_table(&run));
     }
+    if run.cases.iter().any(|c| c.embedding.is_some()) {
+        println!("{}", embeddings_table(&run));
+    }
     println!("{}", summary_table(&run));
     if let Some(table) = server_table(&run) {
         println!("{table}");
@@ -1593,6 +1596,35 @@ pub fn variants_table(run: &RunResult) -> Table {
                 Some(_) => "built".to_string(),
                 None => dash(),
             }),
+        ]);
+    }
+    table
+}
+
+/// One row per sentence-encoder variant: fidelity of its embeddings to the baseline's and
+/// the correlation of pair similarities with their labels.
+pub fn embeddings_table(run: &RunResult) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "variant", "embedded", "vs", "mean cos", "min cos", "pairs", "Spearman", "Pearson",
+    ]);
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &run.cases {
+        let Some(e) = &c.embedding else { continue };
+        if !seen.insert((c.model_name.clone(), c.variant.clone())) {
+            continue;
+        }
+        let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+        let opt = |x: Option<f64>| x.map(|x| format!("{x:.4}")).unwrap_or_else(|| "-".into());
+        table.add_row(vec![
+            Cell::new(format!("{}-{}", c.model_name, c.variant)),
+            Cell::new(&e.dataset),
+            Cell::new(&e.reference),
+            right(format!("{:.6}", e.mean_cosine)),
+            right(format!("{:.6}", e.min_cosine)),
+            right(e.pairs.map(|p| p.to_string()).unwrap_or_else(|| "-".into())),
+            right(opt(e.spearman)),
+            right(opt(e.pearson)),
         ]);
     }
     table

@@ -34,6 +34,40 @@ pub struct Case {
     /// Server and multi-stream cases: the load to apply (rate, batching, queries...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<Load>,
+    /// A sentence encoder's inputs: its tokenizer and the sentences (a `bert` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextInput>,
+    /// The variant's embedding quality, scored once when `run` built it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<crate::quality::EmbeddingQuality>,
+}
+
+/// Where a `bert` case's inputs come from: the batch is the sentences in order (repeated
+/// when the batch is larger), tokenized to the model's `seq_len`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextInput {
+    /// `tokenizer.json` of the model folder.
+    pub tokenizer: std::path::PathBuf,
+    pub sentences: crate::data::text::TextSource,
+}
+
+impl TextInput {
+    /// The text inputs of `model` in `suite`: the `[data]` sentences, else the built-in ones.
+    pub fn of(suite: &Suite, model: &str) -> Option<TextInput> {
+        let m = suite.models.iter().find(|m| m.name == model)?;
+        let tokenizer = m.tokenizer.clone()?;
+        let sentences = match suite.data.as_ref().map(|d| &d.source) {
+            Some(crate::data::DataSource::Sentences(t)) => t.clone(),
+            _ => crate::data::text::TextSource {
+                sentences: None,
+                pairs: None,
+            },
+        };
+        Some(TextInput {
+            tokenizer,
+            sentences,
+        })
+    }
 }
 
 pub fn case_id(variant_id: &str, target: &Target, scenario: Scenario, batch: usize) -> String {
@@ -70,6 +104,8 @@ pub fn expand(suite: &Suite, settings: &Settings) -> Vec<Case> {
                     model_info: None,
                     quality: None,
                     load,
+                    text: TextInput::of(suite, &variant.model),
+                    embedding: None,
                 };
             for (scenario, batches) in &suite.scenarios {
                 for &batch_size in batches {
@@ -169,6 +205,7 @@ pub fn attach(cases: &mut [Case], built: &[crate::variant::BuiltVariant]) {
             case.weights = b.weights.clone();
             case.model_info = Some(b.model_info.clone());
             case.quality = b.quality.clone();
+            case.embedding = b.embedding.clone();
         }
     }
 }

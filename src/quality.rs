@@ -215,9 +215,182 @@ pub fn fidelity(
     }
 }
 
+/// Quality of a sentence encoder's embeddings, scored once per variant outside any timed
+/// loop: fidelity to the model's baseline embeddings of the same sentences, and, where the
+/// data has labelled pairs, how well the cosine similarity of each pair's embeddings follows
+/// the labels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbeddingQuality {
+    /// What was embedded, as in `built-in sentences: 40 sentences, 36 labelled pairs, seq_len 128`.
+    pub dataset: String,
+    pub sentences: usize,
+    /// The variant the fidelity is measured against (`<model>-baseline`).
+    pub reference: String,
+    /// Mean over sentences of the cosine similarity of this variant's embedding to the
+    /// reference's.
+    pub mean_cosine: f64,
+    /// The smallest of those cosines: the worst sentence.
+    pub min_cosine: f64,
+    /// Labelled pairs scored (absent without pairs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairs: Option<usize>,
+    /// Spearman rank correlation of the pairs' cosine similarities with their labels
+    /// (average ranks for ties, as scipy.stats.spearmanr).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spearman: Option<f64>,
+    /// Pearson correlation of the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pearson: Option<f64>,
+}
+
+/// Cosine similarity of two vectors; 0 when either is all zeros.
+pub fn cosine(x: &[f32], y: &[f32]) -> f64 {
+    let dot: f64 = x.iter().zip(y).map(|(&p, &q)| p as f64 * q as f64).sum();
+    let nx: f64 = x.iter().map(|&p| (p as f64).powi(2)).sum::<f64>().sqrt();
+    let ny: f64 = y.iter().map(|&q| (q as f64).powi(2)).sum::<f64>().sqrt();
+    if nx == 0.0 || ny == 0.0 {
+        0.0
+    } else {
+        dot / (nx * ny)
+    }
+}
+
+/// Cosine of each row of `a` with the same row of `b` (`width` values per row).
+pub fn row_cosines(a: &[f32], b: &[f32], width: usize) -> Vec<f64> {
+    a.chunks(width)
+        .zip(b.chunks(width))
+        .map(|(x, y)| cosine(x, y))
+        .collect()
+}
+
+/// Pearson correlation; `None` for fewer than two values or a constant series.
+pub fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
+    let n = x.len().min(y.len());
+    if n < 2 {
+        return None;
+    }
+    let mx = x[..n].iter().sum::<f64>() / n as f64;
+    let my = y[..n].iter().sum::<f64>() / n as f64;
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for i in 0..n {
+        let (dx, dy) = (x[i] - mx, y[i] - my);
+        sxy += dx * dy;
+        sxx += dx * dx;
+        syy += dy * dy;
+    }
+    (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
+}
+
+/// Ranks from 1, ties given their average rank.
+pub fn ranks(x: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..x.len()).collect();
+    order.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
+    let mut r = vec![0.0; x.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && x[order[j + 1]] == x[order[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for k in i..=j {
+            r[order[k]] = avg;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Spearman rank correlation: Pearson's on the ranks.
+pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
+    pearson(&ranks(x), &ranks(y))
+}
+
+/// Embedding quality of `embeddings` (`width` per sentence) against `reference` (the same
+/// sentences through the baseline), and of `pair_cosines` against `labels`.
+pub fn embedding_quality(
+    dataset: &str,
+    reference_name: &str,
+    embeddings: &[f32],
+    reference: &[f32],
+    width: usize,
+    pair_cosines: &[f64],
+    labels: &[f64],
+) -> EmbeddingQuality {
+    assert_eq!(
+        embeddings.len(),
+        reference.len(),
+        "embeddings of the same sentences"
+    );
+    let cos = row_cosines(embeddings, reference, width);
+    let has_pairs = !labels.is_empty();
+    EmbeddingQuality {
+        dataset: dataset.to_string(),
+        sentences: cos.len(),
+        reference: reference_name.to_string(),
+        mean_cosine: if cos.is_empty() {
+            0.0
+        } else {
+            cos.iter().sum::<f64>() / cos.len() as f64
+        },
+        min_cosine: cos.iter().copied().fold(f64::INFINITY, f64::min).min(1.0),
+        pairs: has_pairs.then_some(labels.len()),
+        spearman: if has_pairs {
+            spearman(pair_cosines, labels)
+        } else {
+            None
+        },
+        pearson: if has_pairs {
+            pearson(pair_cosines, labels)
+        } else {
+            None
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Values checked with scipy.stats.spearmanr / pearsonr:
+    /// x = [1, 2, 3, 4, 5], y = [2, 1, 4, 3, 5]: spearman 0.8, pearson 0.8;
+    /// ties: x = [1, 2, 2, 3], y = [1, 3, 2, 4]: spearman 0.9486832980505138.
+    #[test]
+    fn correlations_match_scipy() {
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let y = [2.0, 1.0, 4.0, 3.0, 5.0];
+        assert!(close(spearman(&x, &y).unwrap(), 0.8));
+        assert!(close(pearson(&x, &y).unwrap(), 0.8));
+        assert_eq!(ranks(&[1.0, 2.0, 2.0, 3.0]), vec![1.0, 2.5, 2.5, 4.0]);
+        let s = spearman(&[1.0, 2.0, 2.0, 3.0], &[1.0, 3.0, 2.0, 4.0]).unwrap();
+        assert!((s - 0.9486832980505138).abs() < 1e-12, "{s}");
+        assert_eq!(pearson(&[1.0, 1.0], &[1.0, 2.0]), None);
+        assert_eq!(spearman(&[1.0], &[1.0]), None);
+    }
+
+    #[test]
+    fn embedding_fidelity_mean_and_worst_sentence() {
+        // Sentence 1 identical, sentence 2 at 90 degrees, sentence 3 scaled (cosine 1).
+        let reference = [1.0f32, 0.0, 0.0, 1.0, 3.0, 4.0];
+        let variant = [1.0f32, 0.0, 1.0, 0.0, 6.0, 8.0];
+        let q = embedding_quality("t", "m-baseline", &variant, &reference, 2, &[], &[]);
+        assert_eq!(q.sentences, 3);
+        assert!(close(q.mean_cosine, 2.0 / 3.0));
+        assert!(close(q.min_cosine, 0.0));
+        assert_eq!((q.pairs, q.spearman), (None, None));
+        let q = embedding_quality(
+            "t",
+            "m-baseline",
+            &reference,
+            &reference,
+            2,
+            &[0.1, 0.5, 0.9],
+            &[0.0, 2.0, 5.0],
+        );
+        assert!(close(q.mean_cosine, 1.0) && close(q.min_cosine, 1.0));
+        assert_eq!(q.pairs, Some(3));
+        assert!(close(q.spearman.unwrap(), 1.0));
+    }
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12

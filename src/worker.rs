@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 use crate::measure::server::{self, ProbeRaw, SearchEnd, ServeConfig};
 use crate::measure::{self, Observer, Phase, Progress, SamplerConfig, StopReason};
 use crate::measure::{WarmupEnd, Workload};
-use crate::model::{error_text, synthetic_raw_input, Network};
+use crate::model::bert::TextEncoder;
+use crate::model::{error_text, synthetic_raw_input, Architecture, Network};
 use crate::plan::Case;
 use crate::probe::energy::{self, EnergyInfo, EnergyMethod, Rapl, RaplReading, Tdp};
 use crate::probe::memory::{self, GpuMemory, MemoryInfo};
@@ -85,7 +86,33 @@ pub struct ProfileRequest {
 pub enum WorkerMessage {
     Progress(Progress),
     Done(Box<Measurement>),
-    Error { message: String },
+    Error {
+        message: String,
+    },
+    /// The case's device does not exist here (a CUDA target on a machine without a GPU):
+    /// the case is `skipped` with this reason rather than failed.
+    Unavailable {
+        reason: String,
+    },
+}
+
+/// Why a worker measured nothing.
+#[derive(Debug)]
+enum CaseError {
+    Failed(String),
+    Unavailable(String),
+}
+
+impl From<String> for CaseError {
+    fn from(s: String) -> Self {
+        CaseError::Failed(s)
+    }
+}
+
+impl From<&str> for CaseError {
+    fn from(s: &str) -> Self {
+        CaseError::Failed(s.to_string())
+    }
 }
 
 /// The thread counts in effect inside the worker, as the libraries themselves report them.
@@ -168,10 +195,12 @@ pub fn worker_main() -> i32 {
         .and_then(|_| {
             serde_json::from_str::<WorkerRequest>(&input).map_err(|e| format!("bad request: {e}"))
         })
+        .map_err(CaseError::Failed)
         .and_then(|req| measure_case(&req, &mut out));
     let (message, code) = match result {
         Ok(m) => (WorkerMessage::Done(Box::new(m)), 0),
-        Err(message) => (WorkerMessage::Error { message }, 1),
+        Err(CaseError::Failed(message)) => (WorkerMessage::Error { message }, 1),
+        Err(CaseError::Unavailable(reason)) => (WorkerMessage::Unavailable { reason }, 0),
     };
     send(&mut out, &message);
     code
@@ -331,6 +360,16 @@ impl<W: Write> measure::Observer for WorkerObserver<'_, W> {
     }
 }
 
+/// A case's raw inputs: 8-bit values for the mlp and cnn, sentences for a bert (with the
+/// tokenizer that turns them into token ids: its preprocess stage).
+enum RawInput {
+    Values(candle_core::Tensor),
+    Text {
+        sentences: Vec<String>,
+        encoder: std::rc::Rc<TextEncoder>,
+    },
+}
+
 /// One inference as stages over prepared inputs; `stages` are the timed ones, in order.
 struct Pipeline<'a> {
     net: &'a Network,
@@ -338,7 +377,7 @@ struct Pipeline<'a> {
     stages: Vec<Stage>,
     /// Raw inputs and model inputs, one per batch size the case runs (index = size - 1 for
     /// server cases; a single entry otherwise), all prepared before timing.
-    raw: Vec<candle_core::Tensor>,
+    raw: Vec<RawInput>,
     input: Vec<candle_core::Tensor>,
     /// Which entry of `raw` / `input` the next iteration uses.
     current: usize,
@@ -361,7 +400,12 @@ impl Workload for Pipeline<'_> {
     fn run_stage(&mut self, stage: usize) -> candle_core::Result<()> {
         match self.stages[stage] {
             Stage::Preprocess => {
-                self.input[self.current] = self.net.preprocess(&self.raw[self.current])?
+                self.input[self.current] = match &self.raw[self.current] {
+                    RawInput::Values(raw) => self.net.preprocess(raw)?,
+                    RawInput::Text { sentences, encoder } => {
+                        encoder.encode_tensor(sentences, self.device)?
+                    }
+                }
             }
             // Without the test-only slowdown nothing but the forward pass runs here: no
             // extra clock read inside the timed region.
@@ -382,7 +426,15 @@ impl Workload for Pipeline<'_> {
                         return Err(candle_core::Error::Msg("postprocess before forward".into()))
                     }
                 };
-                std::hint::black_box(self.net.postprocess(logits, TOP_K)?);
+                match &self.raw[self.current] {
+                    // A sentence encoder's answer is its embeddings, copied to the host.
+                    RawInput::Text { .. } => {
+                        std::hint::black_box(logits.to_vec2::<f32>()?);
+                    }
+                    RawInput::Values(_) => {
+                        std::hint::black_box(self.net.postprocess(logits, TOP_K)?);
+                    }
+                }
             }
         }
         // Stage boundaries are only meaningful once the device has finished the work.
@@ -501,7 +553,7 @@ pub struct ColdStart {
     pub warmup_trace_ms: Vec<f64>,
 }
 
-fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement, String> {
+fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement, CaseError> {
     let case = &req.case;
     // Pin first: threads created from here on (rayon's, candle's) inherit the affinity.
     if let Some(cores) = &case.target.cores {
@@ -509,10 +561,7 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
             .map_err(|e| format!("cannot pin to cores {cores:?}: {e}"))?;
     }
     let rss_before_load = memory::rss_bytes("self").unwrap_or(0);
-    let device = case
-        .target
-        .candle_device()
-        .map_err(|e| format!("device {}: {}", case.target.device, error_text(&e)))?;
+    let device = open_device(&case.target)?;
     let built = Instant::now();
     let net = Network::build(&case.arch, &case.weights, &device).map_err(|e| e.to_string())?;
     let build_s = built.elapsed().as_secs_f64();
@@ -535,14 +584,40 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         Some(Load::Server(load)) => (1..=load.max_batch).collect(),
         _ => vec![case.batch_size],
     };
+    // A sentence encoder's tokenizer and sentences, loaded once for every batch size.
+    let text = match (&case.text, &case.arch) {
+        (Some(text), Architecture::Bert { seq_len, .. }) => {
+            let encoder =
+                TextEncoder::from_file(&text.tokenizer, *seq_len).map_err(|e| e.to_string())?;
+            let all =
+                crate::data::text::load_sentences(&text.sentences).map_err(|e| e.to_string())?;
+            Some((std::rc::Rc::new(encoder), all))
+        }
+        (None, Architecture::Bert { .. }) => {
+            return Err("a bert case needs its text inputs (tokenizer and sentences)".into())
+        }
+        _ => None,
+    };
     let mut raw = Vec::with_capacity(sizes.len());
     let mut input = Vec::with_capacity(sizes.len());
     for &size in &sizes {
-        let r = synthetic_raw_input(&raw_shape, size, case.settings.seed ^ 0x1a2b_3c4d, &device)
-            .map_err(|e| format!("cannot build the input batch: {}", error_text(&e)))?;
+        let r = match &text {
+            // The batch: the sentences in order, repeated when the batch is larger.
+            Some((encoder, all)) => RawInput::Text {
+                sentences: (0..size).map(|i| all[i % all.len()].clone()).collect(),
+                encoder: encoder.clone(),
+            },
+            None => RawInput::Values(
+                synthetic_raw_input(&raw_shape, size, case.settings.seed ^ 0x1a2b_3c4d, &device)
+                    .map_err(|e| format!("cannot build the input batch: {}", error_text(&e)))?,
+            ),
+        };
         input.push(
-            net.preprocess(&r)
-                .map_err(|e| format!("cannot preprocess the input batch: {}", error_text(&e)))?,
+            match &r {
+                RawInput::Values(raw) => net.preprocess(raw),
+                RawInput::Text { sentences, encoder } => encoder.encode_tensor(sentences, &device),
+            }
+            .map_err(|e| format!("cannot preprocess the input batch: {}", error_text(&e)))?,
         );
         raw.push(r);
     }
@@ -781,6 +856,22 @@ fn run_server<W: Write>(
     Ok((sampled, measurement))
 }
 
+/// The case's candle device. A CUDA device that cannot be opened (no GPU, no driver, a
+/// build without the `cuda` feature) makes the case unavailable, not failed.
+fn open_device(target: &crate::target::Target) -> Result<candle_core::Device, CaseError> {
+    target.candle_device().map_err(|e| {
+        let why = format!(
+            "device {} is not available here: {}",
+            target.device,
+            error_text(&e)
+        );
+        match target.device {
+            DeviceKind::Cuda(_) => CaseError::Unavailable(why),
+            DeviceKind::Cpu => CaseError::Failed(why),
+        }
+    })
+}
+
 /// Test only: keeps the core busy until `until` (a spin on the monotonic clock, no sleep), so
 /// the injected slowdown costs CPU time the way slower code would, and scales with each pass.
 fn injected_delay(until: Instant) {
@@ -794,6 +885,8 @@ fn injected_delay(until: Instant) {
 pub enum Outcome {
     Measured(Box<Measurement>),
     Failed(String),
+    /// The worker found the case's device missing: the case is skipped with this reason.
+    Unavailable(String),
     /// The run was interrupted while this case ran; the worker was stopped.
     Interrupted,
 }
@@ -888,6 +981,7 @@ pub fn run_in_worker(
     };
     let pid = child.id().to_string();
     let mut answer: Option<Result<Measurement, String>> = None;
+    let mut unavailable: Option<String> = None;
     let mut unreadable: Option<String> = None;
     let stop = |child: &mut std::process::Child| {
         let _ = child.kill();
@@ -916,6 +1010,7 @@ pub fn run_in_worker(
                 Ok(WorkerMessage::Progress(p)) => on_progress(&p),
                 Ok(WorkerMessage::Done(m)) => answer = Some(Ok(*m)),
                 Ok(WorkerMessage::Error { message }) => answer = Some(Err(message)),
+                Ok(WorkerMessage::Unavailable { reason }) => unavailable = Some(reason),
                 Err(e) => {
                     unreadable = Some(format!(
                         "unreadable worker output ({e}): {}",
@@ -946,6 +1041,9 @@ pub fn run_in_worker(
         }
     };
     let stderr_text = stderr_reader.join().unwrap_or_default();
+    if let Some(reason) = unavailable {
+        return Outcome::Unavailable(reason);
+    }
     match (answer, status) {
         (Some(Ok(m)), Some(s)) if s.success() => Outcome::Measured(Box::new(m)),
         (Some(Err(message)), _) => Outcome::Failed(message),
@@ -1002,4 +1100,24 @@ fn truncate_tail(s: &str, n: usize) -> &str {
     }
     let (i, _) = s.char_indices().nth(count - n).expect("count > n");
     &s[i..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::Target;
+
+    /// A CUDA target whose device cannot be opened makes the case unavailable (skipped),
+    /// never failed; a CPU device always opens.
+    #[test]
+    fn a_missing_cuda_device_is_unavailable_not_failed() {
+        let cpu = Target::new(None, DeviceKind::Cpu, 1);
+        assert!(open_device(&cpu).is_ok());
+        // A build without the feature never opens one; with it, ordinal 4095 does not exist.
+        let cuda = Target::new(None, DeviceKind::Cuda(4095), 1);
+        match open_device(&cuda) {
+            Err(CaseError::Unavailable(why)) => assert!(why.contains("cuda:4095"), "{why}"),
+            other => panic!("expected unavailable, got {other:?}"),
+        }
+    }
 }

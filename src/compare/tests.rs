@@ -70,6 +70,7 @@ fn case(id: &str, samples: Vec<f64>, status: CaseStatus) -> CaseResult {
         profile: None,
         server: None,
         multi_stream: None,
+        embedding: None,
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod idx;
 pub mod npy;
+pub mod text;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -55,6 +56,8 @@ pub enum DataSource {
     },
     /// Features `[n, ...]` (NHWC for 4-D, `[n, h, w]` for 3-D) and labels `[n]`.
     Npy { features: PathBuf, labels: PathBuf },
+    /// Sentences (and optionally labelled pairs) for sentence encoders (`arch = "bert"`).
+    Sentences(text::TextSource),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,7 +113,7 @@ impl DataSource {
         match self {
             DataSource::Digits => 16.0,
             DataSource::Idx { .. } => 255.0,
-            DataSource::Csv { .. } | DataSource::Npy { .. } => 1.0,
+            DataSource::Csv { .. } | DataSource::Npy { .. } | DataSource::Sentences(_) => 1.0,
         }
     }
     /// The files this source reads (for error locations).
@@ -120,7 +123,17 @@ impl DataSource {
             DataSource::Idx { images, labels } => vec![images, labels],
             DataSource::Csv { path, .. } => vec![path],
             DataSource::Npy { features, labels } => vec![features, labels],
+            DataSource::Sentences(t) => t
+                .sentences
+                .iter()
+                .chain(&t.pairs)
+                .map(|p| p.as_path())
+                .collect(),
         }
+    }
+
+    pub fn is_text(&self) -> bool {
+        matches!(self, DataSource::Sentences(_))
     }
 }
 
@@ -242,6 +255,12 @@ pub fn load(spec: &DataSpec) -> Result<Dataset, DataError> {
         .unwrap_or_else(|| PathBuf::from("(built-in digits)"));
     let fail = |reason: String| DataError::new(&here, reason);
     let (name, hwc, values, labels): (String, [usize; 3], Vec<f64>, Vec<f64>) = match &spec.source {
+        DataSource::Sentences(_) => {
+            return Err(fail(
+                "sentences are text for a bert, not labelled samples (data::text loads them)"
+                    .into(),
+            ))
+        }
         DataSource::Digits => {
             let text = gunzip(DIGITS_CSV_GZ).map_err(|e| fail(e.to_string()))?;
             let (rows, labels) = parse_csv(&text, LabelColumn::Last).map_err(fail)?;
@@ -413,6 +432,7 @@ impl Dataset {
                 ..
             } => (*ih, *iw),
             Architecture::Mlp { .. } => (h, w),
+            Architecture::Bert { .. } => return Vec::new(),
         };
         let mut out = Vec::with_capacity(indices.len() * oh * ow * c);
         let mut chw = vec![0f32; per];
@@ -463,6 +483,11 @@ impl Dataset {
 pub fn check_shapes(hwc: [usize; 3], arch: &Architecture, resize: Resize) -> Result<(), String> {
     let [h, w, c] = hwc;
     match arch {
+        Architecture::Bert { .. } => {
+            return Err(
+                "a bert takes sentences: use [data] with source = \"sentences\"".to_string(),
+            )
+        }
         Architecture::Mlp { input_size, .. } => {
             if *input_size != h * w * c {
                 return Err(format!(

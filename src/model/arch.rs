@@ -38,6 +38,29 @@ pub enum Architecture {
         dense: Vec<usize>,
         classes: usize,
     },
+    /// A BERT encoder (HuggingFace layout) with mean pooling and L2 normalisation, as
+    /// sentence-transformers computes sentence embeddings. Every layer keeps the same number
+    /// of attention heads and FFN neurons (fewer after structured pruning); a head keeps its
+    /// `head_dim`, so `heads * head_dim` may be less than `hidden`.
+    Bert {
+        vocab: usize,
+        hidden: usize,
+        layers: usize,
+        heads: usize,
+        head_dim: usize,
+        intermediate: usize,
+        max_positions: usize,
+        type_vocab: usize,
+        layer_norm_eps: f64,
+        /// Tokens per input: every sentence is padded (pad id 0) or truncated to this.
+        seq_len: usize,
+    },
+}
+
+/// Tensors a HuggingFace BERT checkpoint may hold that the encoder does not use: the pooler
+/// (sentence-transformers pools by the mean instead) and the position-id buffer.
+pub fn bert_ignored_tensor(name: &str) -> bool {
+    name.starts_with("pooler.") || name == "embeddings.position_ids"
 }
 
 /// Where a layer's weights sit in the network, for size and FLOP accounting.
@@ -56,12 +79,44 @@ impl Architecture {
                 input_hwc: [h, w, c],
                 ..
             } => vec![*c, *h, *w],
+            Architecture::Bert { seq_len, .. } => vec![*seq_len],
         }
     }
 
+    /// Output width: classes, or the embedding width of a `bert`.
     pub fn classes(&self) -> usize {
         match self {
             Architecture::Mlp { classes, .. } | Architecture::Cnn { classes, .. } => *classes,
+            Architecture::Bert { hidden, .. } => *hidden,
+        }
+    }
+
+    /// `mlp`, `cnn` or `bert`, as a suite names it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Architecture::Mlp { .. } => "mlp",
+            Architecture::Cnn { .. } => "cnn",
+            Architecture::Bert { .. } => "bert",
+        }
+    }
+
+    pub fn is_bert(&self) -> bool {
+        matches!(self, Architecture::Bert { .. })
+    }
+
+    /// Whether the tensor `name` is a weight matrix applied by a matmul (what quantize and
+    /// magnitude pruning act on): every `.weight` of an mlp or cnn; a bert's linear layers
+    /// (not its embedding tables or LayerNorm scales).
+    pub fn is_matmul_weight(&self, name: &str) -> bool {
+        match self {
+            Architecture::Bert { .. } => {
+                name.starts_with("encoder.")
+                    && (name.ends_with("dense.weight")
+                        || name.ends_with("query.weight")
+                        || name.ends_with("key.weight")
+                        || name.ends_with("value.weight"))
+            }
+            _ => name.ends_with(".weight"),
         }
     }
 
@@ -105,6 +160,7 @@ impl Architecture {
     /// Width of the first dense layer's input.
     fn flat_features(&self) -> usize {
         match self {
+            Architecture::Bert { hidden, .. } => *hidden,
             Architecture::Mlp { input_size, .. } => *input_size,
             Architecture::Cnn {
                 input_hwc,
@@ -126,11 +182,66 @@ impl Architecture {
                 hidden, classes, ..
             } => (hidden, *classes),
             Architecture::Cnn { dense, classes, .. } => (dense, *classes),
+            Architecture::Bert { hidden, .. } => (&[], *hidden),
         }
+    }
+
+    /// A bert's tensors, HuggingFace names (`embeddings.*`, `encoder.layer.{i}.*`).
+    fn bert_tensors(&self) -> Vec<TensorShape> {
+        let Architecture::Bert {
+            vocab,
+            hidden,
+            layers,
+            heads,
+            head_dim,
+            intermediate,
+            max_positions,
+            type_vocab,
+            ..
+        } = self
+        else {
+            return Vec::new();
+        };
+        let (h, a, i) = (*hidden, heads * head_dim, *intermediate);
+        let t = |name: String, shape: Vec<usize>| TensorShape { name, shape };
+        let mut out = vec![
+            t("embeddings.word_embeddings.weight".into(), vec![*vocab, h]),
+            t(
+                "embeddings.position_embeddings.weight".into(),
+                vec![*max_positions, h],
+            ),
+            t(
+                "embeddings.token_type_embeddings.weight".into(),
+                vec![*type_vocab, h],
+            ),
+            t("embeddings.LayerNorm.weight".into(), vec![h]),
+            t("embeddings.LayerNorm.bias".into(), vec![h]),
+        ];
+        for l in 0..*layers {
+            let p = format!("encoder.layer.{l}.");
+            for qkv in ["query", "key", "value"] {
+                out.push(t(format!("{p}attention.self.{qkv}.weight"), vec![a, h]));
+                out.push(t(format!("{p}attention.self.{qkv}.bias"), vec![a]));
+            }
+            out.push(t(format!("{p}attention.output.dense.weight"), vec![h, a]));
+            out.push(t(format!("{p}attention.output.dense.bias"), vec![h]));
+            out.push(t(format!("{p}attention.output.LayerNorm.weight"), vec![h]));
+            out.push(t(format!("{p}attention.output.LayerNorm.bias"), vec![h]));
+            out.push(t(format!("{p}intermediate.dense.weight"), vec![i, h]));
+            out.push(t(format!("{p}intermediate.dense.bias"), vec![i]));
+            out.push(t(format!("{p}output.dense.weight"), vec![h, i]));
+            out.push(t(format!("{p}output.dense.bias"), vec![h]));
+            out.push(t(format!("{p}output.LayerNorm.weight"), vec![h]));
+            out.push(t(format!("{p}output.LayerNorm.bias"), vec![h]));
+        }
+        out
     }
 
     /// Every weight tensor the architecture expects, in a fixed order.
     pub fn tensors(&self) -> Vec<TensorShape> {
+        if self.is_bert() {
+            return self.bert_tensors();
+        }
         let mut out = Vec::new();
         if let Architecture::Cnn {
             input_hwc: [_, _, c],
@@ -179,6 +290,19 @@ impl Architecture {
     /// that structured pruning may remove; the classifier's outputs are never removed.
     pub fn prunable_units(&self) -> Vec<(String, usize)> {
         let mut out = Vec::new();
+        if let Architecture::Bert {
+            layers,
+            heads,
+            intermediate,
+            ..
+        } = self
+        {
+            for l in 0..*layers {
+                out.push((format!("encoder.layer.{l}.attention"), *heads));
+                out.push((format!("encoder.layer.{l}.intermediate"), *intermediate));
+            }
+            return out;
+        }
         if let Architecture::Cnn { conv_channels, .. } = self {
             for (i, &c) in conv_channels.iter().enumerate() {
                 out.push((format!("conv{}", i + 1), c));
@@ -224,12 +348,53 @@ impl Architecture {
                 dense: dense.into_iter().map(keep).collect(),
                 classes,
             },
+            Architecture::Bert {
+                vocab,
+                hidden,
+                layers,
+                heads,
+                head_dim,
+                intermediate,
+                max_positions,
+                type_vocab,
+                layer_norm_eps,
+                seq_len,
+            } => Architecture::Bert {
+                vocab,
+                hidden,
+                layers,
+                heads: keep(heads),
+                head_dim,
+                intermediate: keep(intermediate),
+                max_positions,
+                type_vocab,
+                layer_norm_eps,
+                seq_len,
+            },
         }
     }
 
     /// Multiply-adds counted as two FLOPs, for one sample; bias additions, ReLU and pooling
     /// comparisons not counted. The sum of [`Architecture::layers`]' FLOPs.
     pub fn flops_per_sample(&self) -> u64 {
+        if let Architecture::Bert {
+            hidden,
+            layers,
+            heads,
+            head_dim,
+            intermediate,
+            seq_len,
+            ..
+        } = self
+        {
+            // Per token and layer: Q, K, V and the attention output (4 h*a), the FFN (2 h*i),
+            // and the scores and weighted sum over seq_len positions (2 seq*a); embedding
+            // lookups, softmax, LayerNorm, GELU and pooling not counted. Padding tokens are
+            // computed like any other, so they count.
+            let (h, a, i, s) = (*hidden, heads * head_dim, *intermediate, *seq_len);
+            let per_token = 4 * h * a + 2 * h * i + 2 * s * a;
+            return 2 * (per_token * s * layers) as u64;
+        }
         self.layers().iter().map(|l| l.flops).sum()
     }
 
@@ -507,6 +672,56 @@ mod tests {
         assert_eq!(layers[0].input, vec![784]);
         assert_eq!(layers[2].output, vec![10]);
         assert_eq!(mlp.flops_per_sample(), 469_504);
+    }
+
+    /// all-MiniLM-L6-v2's shape: 22,565,376 parameters without the pooler (as its
+    /// model.safetensors holds them, 22,713,216 with the pooler's 147,840).
+    #[test]
+    fn minilm_shapes_parameters_and_flops() {
+        let bert = Architecture::Bert {
+            vocab: 30522,
+            hidden: 384,
+            layers: 6,
+            heads: 12,
+            head_dim: 32,
+            intermediate: 1536,
+            max_positions: 512,
+            type_vocab: 2,
+            layer_norm_eps: 1e-12,
+            seq_len: 128,
+        };
+        assert_eq!(bert.param_count(), 22_565_376);
+        assert_eq!(bert.tensors().len(), 5 + 6 * 16);
+        assert!(bert.is_matmul_weight("encoder.layer.0.attention.self.query.weight"));
+        assert!(bert.is_matmul_weight("encoder.layer.5.output.dense.weight"));
+        assert!(!bert.is_matmul_weight("encoder.layer.0.output.LayerNorm.weight"));
+        assert!(!bert.is_matmul_weight("embeddings.word_embeddings.weight"));
+        // Per token and layer 4*384*384 + 2*384*1536 + 2*128*384 multiply-adds.
+        let per_token = 4 * 384 * 384 + 2 * 384 * 1536 + 2 * 128 * 384;
+        assert_eq!(bert.flops_per_sample(), 2 * (per_token * 128 * 6) as u64);
+        // Structured pruning keeps the head size and the hidden size.
+        let half = bert.structured(0.5);
+        let Architecture::Bert {
+            heads,
+            head_dim,
+            intermediate,
+            hidden,
+            ..
+        } = &half
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (*heads, *head_dim, *intermediate, *hidden),
+            (6, 32, 768, 384)
+        );
+        let q = half
+            .tensors()
+            .into_iter()
+            .find(|t| t.name == "encoder.layer.0.attention.self.query.weight")
+            .unwrap();
+        assert_eq!(q.shape, vec![192, 384]);
+        assert_eq!(half.prunable_units().len(), 12);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! candle types stay inside this module, `variant/`, `target.rs` and the worker.
 
 pub mod arch;
+pub mod bert;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -168,7 +169,11 @@ pub fn weight_stats(weights: &Weights) -> candle_core::Result<WeightStats> {
     for (name, t) in weights {
         let values = t.to_f32(&[t.elem_count()])?.to_vec1::<f32>()?;
         nonzero += values.iter().filter(|v| **v != 0.0).count();
-        if name.ends_with(".weight") {
+        // Weight matrices only: not biases, a bert's LayerNorm scales or embedding tables.
+        let matrix = name.ends_with(".weight")
+            && !name.contains("LayerNorm")
+            && !name.ends_with("_embeddings.weight");
+        if matrix {
             dtypes.insert(t.dtype_name());
         }
     }
@@ -287,6 +292,8 @@ pub struct Network {
     steps: Vec<Step>,
     /// Bytes of each step's weights and bias as stored (0 for pooling), aligned with `steps`.
     step_weight_bytes: Vec<usize>,
+    /// A `bert` architecture's encoder (then `layers` is empty).
+    bert: Option<bert::Encoder>,
     dtype: DType,
     params: usize,
     weight_bytes: usize,
@@ -317,6 +324,19 @@ impl Network {
     }
 
     pub fn from_weights(arch: &Architecture, weights: &Weights) -> candle_core::Result<Self> {
+        if arch.is_bert() {
+            return Ok(Network {
+                arch: arch.clone(),
+                layers: Vec::new(),
+                steps: Vec::new(),
+                step_weight_bytes: Vec::new(),
+                bert: Some(bert::Encoder::from_weights(arch, weights)?),
+                dtype: DType::U32,
+                params: weights.values().map(Stored::elem_count).sum(),
+                weight_bytes: weights.values().map(Stored::bytes).sum(),
+                training: false,
+            });
+        }
         let missing = |name: &str| candle_core::Error::Msg(format!("missing tensor {name}"));
         let get = |name: String| weights.get(&name).ok_or_else(|| missing(&name));
         // Float layers run in the dtype of the float weights; quantized ones take f32.
@@ -387,6 +407,7 @@ impl Network {
         let dense = match arch {
             Architecture::Mlp { hidden, .. } => hidden.len(),
             Architecture::Cnn { dense, .. } => dense.len(),
+            Architecture::Bert { .. } => unreachable!("handled above"),
         };
         for j in 1..=dense + 1 {
             let (wn, bn) = (format!("fc{j}.weight"), format!("fc{j}.bias"));
@@ -439,6 +460,7 @@ impl Network {
             layers,
             steps,
             step_weight_bytes,
+            bert: None,
             // A network with quantized layers takes f32 inputs; its float layers were widened.
             dtype: if quantized { DType::F32 } else { dtype },
             params: weights.values().map(Stored::elem_count).sum(),
@@ -453,8 +475,12 @@ impl Network {
         self
     }
 
-    /// Logits `[batch, classes]` for an input `[batch, ...input_shape]`: every step in order.
+    /// Logits `[batch, classes]` for an input `[batch, ...input_shape]`; for a `bert`, the
+    /// sentence embeddings `[batch, hidden]` for token ids `[batch, seq_len]` (u32).
     pub fn forward(&self, input: &Tensor) -> candle_core::Result<Tensor> {
+        if let Some(encoder) = &self.bert {
+            return encoder.forward(input);
+        }
         let mut x = input.clone();
         for step in 0..self.steps.len() {
             x = self.forward_step(step, &x)?;
@@ -550,7 +576,7 @@ impl Network {
     pub fn arch(&self) -> &Architecture {
         &self.arch
     }
-    /// The dtype inputs must have.
+    /// The dtype inputs must have (u32 token ids for a `bert`).
     pub fn dtype(&self) -> DType {
         self.dtype
     }
@@ -561,6 +587,11 @@ impl Network {
     /// Bytes the weights occupy in memory at their dtype (quantized blocks as stored).
     pub fn weight_bytes(&self) -> usize {
         self.weight_bytes
+    }
+    /// The dtype a `bert`'s activations flow in (f16 for an f16 variant); the input dtype
+    /// otherwise.
+    pub fn compute_dtype(&self) -> DType {
+        self.bert.as_ref().map(|b| b.dtype()).unwrap_or(self.dtype)
     }
 }
 
@@ -576,6 +607,7 @@ impl Network {
         match arch {
             Architecture::Cnn { input_hwc, .. } => input_hwc.to_vec(),
             Architecture::Mlp { input_size, .. } => vec![*input_size],
+            Architecture::Bert { seq_len, .. } => vec![*seq_len],
         }
     }
 
@@ -599,6 +631,9 @@ impl Network {
                 }
             }
             Architecture::Mlp { .. } => x,
+            Architecture::Bert { .. } => candle_core::bail!(
+                "a bert's inputs are sentences, tokenized by bert::TextEncoder, not 8-bit values"
+            ),
         };
         x.to_dtype(self.dtype)
     }
@@ -744,11 +779,14 @@ fn load_safetensors(
     path: &Path,
     device: &Device,
 ) -> Result<HashMap<String, Tensor>, ModelError> {
-    let tensors =
+    let mut tensors =
         candle_core::safetensors::load(path, device).map_err(|e| ModelError::Unreadable {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
+    if arch.is_bert() {
+        tensors.retain(|name, _| !arch::bert_ignored_tensor(name));
+    }
     let expected = arch.tensors();
     let mut problems = Vec::new();
     for TensorShape { name, shape } in &expected {

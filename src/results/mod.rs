@@ -312,6 +312,10 @@ pub struct CaseResult {
     /// query (its slowest sample).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multi_stream: Option<MultiStreamInfo>,
+    /// Sentence encoders: fidelity of the variant's embeddings to the baseline's and the
+    /// correlation with labelled pairs, scored once per variant (README: "BERT models").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<crate::quality::EmbeddingQuality>,
 }
 
 /// Per-process figures of a case measured by several worker processes, one entry per process
@@ -629,6 +633,7 @@ impl CaseResult {
                 }),
                 _ => None,
             },
+            embedding: case.embedding.clone(),
         }
     }
 
@@ -718,6 +723,7 @@ impl CaseResult {
                     return Self::bare(case, CaseStatus::Failed, Some(reason));
                 }
                 Outcome::Interrupted => return Self::from_outcome(case, Outcome::Interrupted),
+                Outcome::Unavailable(reason) => return Self::skipped(case, reason),
             }
         }
         let figures =
@@ -738,6 +744,7 @@ impl CaseResult {
     pub fn from_outcome(case: &Case, outcome: Outcome) -> Self {
         let m: Measurement = match outcome {
             Outcome::Failed(reason) => return Self::bare(case, CaseStatus::Failed, Some(reason)),
+            Outcome::Unavailable(reason) => return Self::skipped(case, reason),
             Outcome::Interrupted => {
                 return Self::bare(
                     case,

@@ -134,6 +134,9 @@ pub struct ModelDef {
     pub raw_input: Option<Vec<usize>>,
     /// Train the baseline from `weights` on the suite's data.
     pub train: Option<TrainSpec>,
+    /// A `bert`'s `tokenizer.json`.
+    #[serde(default)]
+    pub tokenizer: Option<PathBuf>,
 }
 
 /// Stages of one inference; `settings.timed` says which are inside the timed region.
@@ -513,9 +516,10 @@ impl Validator<'_> {
         let models = self.models(
             &raw.models,
             settings.seed,
-            data.as_ref().map(|d| &d.1),
+            data.as_ref().and_then(|d| d.1.as_ref()),
             raw.data.is_some(),
         );
+        self.text_and_models(&raw, &models, data.as_ref().map(|d| &d.0));
         let variants = self.variants(
             &raw.variants,
             &models,
@@ -553,6 +557,43 @@ impl Validator<'_> {
             check,
             data: data.map(|d| d.0),
         })
+    }
+
+    /// Sentences feed only `bert` models, and a `bert` is scored only on sentences.
+    fn text_and_models(
+        &mut self,
+        raw: &SuiteFile,
+        models: &[ModelDef],
+        data: Option<&crate::data::DataSpec>,
+    ) {
+        let text = data.map(|d| d.source.is_text());
+        for m in models {
+            let Some((i, entry)) = raw
+                .models
+                .get_ref()
+                .iter()
+                .enumerate()
+                .find(|(_, e)| e.get_ref().name.get_ref() == &m.name)
+            else {
+                continue;
+            };
+            let span = entry.get_ref().arch.span();
+            match (m.arch.is_bert(), text) {
+                (true, Some(false)) => self.problem(
+                    format!("models[{i}].arch"),
+                    span,
+                    "a `bert` is scored on sentences, and the suite's [data] holds labelled samples",
+                    Some("use [data] with source = \"sentences\", or put the bert in a suite of its own"),
+                ),
+                (false, Some(true)) => self.problem(
+                    format!("models[{i}].arch"),
+                    span,
+                    format!("an `{}` cannot be scored on sentences ([data] source = \"sentences\")", m.arch.name()),
+                    Some("sentences are for `bert` models; put the others in a suite of their own"),
+                ),
+                _ => {}
+            }
+        }
     }
 
     fn settings(&mut self, s: &SettingsEntry) -> Settings {
@@ -759,11 +800,13 @@ impl Validator<'_> {
         let ok = match arch {
             Architecture::Cnn { .. } => dims.len() == 3 && dims[2] == input[0],
             Architecture::Mlp { .. } => dims.len() == 1 && dims[0] == input[0],
+            Architecture::Bert { .. } => false,
         };
         if !ok {
             let hint = match arch {
                 Architecture::Cnn { .. } => format!("[height, width, channels] with the model's {} channel(s); images are resized to `input`", input[0]),
                 Architecture::Mlp { .. } => format!("[{}]: an mlp's raw input has its input_size features", input[0]),
+                Architecture::Bert { .. } => "a bert's raw inputs are sentences; remove `raw_input` and set `seq_len`".to_string(),
             };
             self.problem(
                 field,
@@ -815,16 +858,23 @@ impl Validator<'_> {
             let Some(arch) = self.architecture(&at, m) else {
                 continue;
             };
-            let weights = match &m.weights {
-                None => WeightSource::Seeded {
+            let bert_dir = match (&arch, &m.dir) {
+                (Architecture::Bert { .. }, Some(d)) => Some(self.base.join(d.get_ref())),
+                _ => None,
+            };
+            let weights = match (&bert_dir, &m.weights) {
+                (Some(dir), _) => WeightSource::Safetensors {
+                    path: dir.join("model.safetensors"),
+                },
+                (None, None) => WeightSource::Seeded {
                     seed: m.seed.unwrap_or(default_seed),
                 },
-                Some(p) => match self.weights_file(&format!("{at}.weights"), p, &arch) {
+                (None, Some(p)) => match self.weights_file(&format!("{at}.weights"), p, &arch) {
                     Some(path) => WeightSource::file(path),
                     None => continue,
                 },
             };
-            if let Some(ds) = data {
+            if let Some(ds) = data.filter(|_| !arch.is_bert()) {
                 if let Err(e) = ds.check_model(&arch) {
                     let span = m
                         .input
@@ -869,14 +919,41 @@ impl Validator<'_> {
                 weights,
                 raw_input,
                 train,
+                tokenizer: bert_dir.map(|d| d.join("tokenizer.json")),
             });
         }
         out
     }
 
     fn architecture(&mut self, at: &str, m: &ModelEntry) -> Option<Architecture> {
-        let classes = self.count(&format!("{at}.classes"), &m.classes, 1);
         let arch = m.arch.get_ref().as_str();
+        if arch == "bert" {
+            return self.bert_architecture(at, m);
+        }
+        let classes = match &m.classes {
+            Some(c) => self.count(&format!("{at}.classes"), c, 1),
+            None if matches!(arch, "mlp" | "cnn") => {
+                self.problem(
+                    format!("{at}.classes"),
+                    m.arch.span(),
+                    format!("missing field `classes`: an `{arch}` needs its output width"),
+                    Some("add `classes = 10`"),
+                );
+                None
+            }
+            None => None,
+        };
+        let bert_fields = [("dir", m.dir.is_some()), ("seq_len", m.seq_len.is_some())];
+        for (field, present) in bert_fields {
+            if present && matches!(arch, "mlp" | "cnn") {
+                self.problem(
+                    format!("{at}.{field}"),
+                    m.arch.span(),
+                    format!("`{field}` does not apply to arch `{arch}`"),
+                    Some("it is a `bert` field; remove it, or change `arch`"),
+                );
+            }
+        }
         let fields_of_other: &[(&str, bool)] = match arch {
             "mlp" => &[
                 ("input", m.input.is_some()),
@@ -894,9 +971,10 @@ impl Validator<'_> {
             other => {
                 let hint = match strsim::damerau_levenshtein(other, "mlp")
                     .min(strsim::damerau_levenshtein(other, "cnn"))
+                    .min(strsim::damerau_levenshtein(other, "bert"))
                 {
-                    d if d <= 1 => "did you mean `mlp` or `cnn`?",
-                    _ => "built-in architectures are `mlp` and `cnn`",
+                    d if d <= 1 => "did you mean `mlp`, `cnn` or `bert`?",
+                    _ => "architectures are `mlp`, `cnn` and `bert`",
                 };
                 self.problem(
                     format!("{at}.arch"),
@@ -1042,6 +1120,134 @@ impl Validator<'_> {
                 channels.span(),
                 format!("the image is too small for convolution {}: its output would be empty", i + 1),
                 Some("use a larger `input`, fewer convolutions, a smaller `kernel` or `pool`, or padding = \"same\""),
+            );
+            return None;
+        }
+        Some(arch)
+    }
+
+    /// A `bert` from a model folder: `dir` (config.json, model.safetensors, tokenizer.json,
+    /// each checked here) and `seq_len`.
+    fn bert_architecture(&mut self, at: &str, m: &ModelEntry) -> Option<Architecture> {
+        let others = [
+            ("classes", m.classes.is_some()),
+            ("input_size", m.input_size.is_some()),
+            ("hidden", m.hidden.is_some()),
+            ("input", m.input.is_some()),
+            ("conv_channels", m.conv_channels.is_some()),
+            ("pool_after", m.pool_after.is_some()),
+            ("kernel", m.kernel.is_some()),
+            ("padding", m.padding.is_some()),
+            ("pool", m.pool.is_some()),
+            ("dense", m.dense.is_some()),
+            ("raw_input", m.raw_input.is_some()),
+            ("weights", m.weights.is_some()),
+        ];
+        let mut ok = true;
+        for (field, present) in others {
+            if present {
+                let hint = if field == "weights" {
+                    "a bert's weights are `dir`/model.safetensors; remove `weights`"
+                } else {
+                    "remove it, or change `arch`"
+                };
+                self.problem(
+                    format!("{at}.{field}"),
+                    m.arch.span(),
+                    format!("`{field}` does not apply to arch `bert`"),
+                    Some(hint),
+                );
+                ok = false;
+            }
+        }
+        if let Some(t) = &m.train {
+            self.problem(
+                format!("{at}.train"),
+                t.span(),
+                "training a `bert` is not supported",
+                Some("remove `train`; bert variants are made by `quantize` and `prune`"),
+            );
+            ok = false;
+        }
+        let seq_len = match &m.seq_len {
+            None => Some(128),
+            Some(v) => self.count(&format!("{at}.seq_len"), v, 2),
+        };
+        const FETCH: &str = "for all-MiniLM-L6-v2 run scripts/fetch-minilm.sh (it prints the folder); paths are relative to the suite file";
+        let Some(d) = &m.dir else {
+            self.problem(
+                format!("{at}.dir"),
+                m.arch.span(),
+                "a `bert` needs `dir`, a folder with config.json, model.safetensors and tokenizer.json",
+                Some(FETCH),
+            );
+            return None;
+        };
+        let dir = self.base.join(d.get_ref());
+        if !dir.is_dir() {
+            self.problem(
+                format!("{at}.dir"),
+                d.span(),
+                format!("model folder {} does not exist", dir.display()),
+                Some(FETCH),
+            );
+            return None;
+        }
+        let missing: Vec<&str> = ["config.json", "model.safetensors", "tokenizer.json"]
+            .into_iter()
+            .filter(|f| !dir.join(f).is_file())
+            .collect();
+        if !missing.is_empty() {
+            self.problem(
+                format!("{at}.dir"),
+                d.span(),
+                format!(
+                    "model folder {} lacks {}",
+                    dir.display(),
+                    missing.join(", ")
+                ),
+                Some(FETCH),
+            );
+            return None;
+        }
+        let seq_len = seq_len?;
+        if !ok {
+            return None;
+        }
+        let arch = match model::bert::architecture_from_dir(&dir, seq_len) {
+            Ok(a) => a,
+            Err(e) => {
+                let span = match (&m.seq_len, e.to_string().contains("seq_len")) {
+                    (Some(v), true) => v.span(),
+                    _ => d.span(),
+                };
+                let field = if span == d.span() { "dir" } else { "seq_len" };
+                self.problem(
+                    format!("{at}.{field}"),
+                    span,
+                    e.to_string(),
+                    Some("the folder must hold a BERT config.json (hidden_act \"gelu\"); seq_len at most max_position_embeddings"),
+                );
+                return None;
+            }
+        };
+        if let Err(e) = model::check_weights_file(&arch, &dir.join("model.safetensors")) {
+            self.problem(
+                format!("{at}.dir"),
+                d.span(),
+                e.to_string(),
+                Some(
+                    "model.safetensors must hold the BERT's tensors as config.json describes them",
+                ),
+            );
+            return None;
+        }
+        if let Err(e) = model::bert::TextEncoder::from_file(&dir.join("tokenizer.json"), seq_len) {
+            self.problem(
+                format!("{at}.dir"),
+                d.span(),
+                e.to_string(),
+                Some("tokenizer.json must be a HuggingFace tokenizers file"),
             );
             return None;
         }

@@ -36,7 +36,13 @@ pub struct SuiteMeta {
 pub struct ModelEntry {
     pub name: Spanned<String>,
     pub arch: Spanned<String>,
-    pub classes: Spanned<i64>,
+    /// mlp, cnn: output width (required there).
+    pub classes: Option<Spanned<i64>>,
+    // bert
+    /// A folder with `config.json`, `model.safetensors` and `tokenizer.json`.
+    pub dir: Option<Spanned<String>>,
+    /// Tokens per input (padding or truncating every sentence); default 128.
+    pub seq_len: Option<Spanned<i64>>,
     // mlp
     pub input_size: Option<Spanned<i64>>,
     pub hidden: Option<Spanned<Vec<i64>>>,
@@ -100,6 +106,8 @@ pub struct DataEntry {
     pub images: Option<Spanned<String>>,
     /// idx, npy: the labels file.
     pub labels: Option<Spanned<String>>,
+    /// sentences: pairs with similarity labels (TSV).
+    pub pairs: Option<Spanned<String>>,
     /// npy: the features file.
     pub features: Option<Spanned<String>>,
     /// csv: `last` (default) or `first`.

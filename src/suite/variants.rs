@@ -124,15 +124,23 @@ impl Validator<'_> {
 
     /// `[data]`: the resolved spec and the loaded dataset (loaded here so that a bad file
     /// is an input error before anything runs).
-    pub(super) fn data(&mut self, d: &Option<Spanned<DataEntry>>) -> Option<(DataSpec, Dataset)> {
+    pub(super) fn data(
+        &mut self,
+        d: &Option<Spanned<DataEntry>>,
+    ) -> Option<(DataSpec, Option<Dataset>)> {
         let d = d.as_ref()?;
         let span = d.span();
         let d = d.get_ref();
-        let source = self.word("data.source", &d.source, &["digits", "idx", "csv", "npy"])?;
+        let source = self.word(
+            "data.source",
+            &d.source,
+            &["digits", "idx", "csv", "npy", "sentences"],
+        )?;
         let allowed: &[&str] = match source {
             "digits" => &[],
             "idx" => &["images", "labels"],
             "csv" => &["path", "label_column"],
+            "sentences" => &["path", "pairs"],
             _ => &["features", "labels"],
         };
         let fields = [
@@ -141,6 +149,7 @@ impl Validator<'_> {
             ("labels", &d.labels),
             ("features", &d.features),
             ("label_column", &d.label_column),
+            ("pairs", &d.pairs),
         ];
         let mut ok = true;
         for (name, v) in fields {
@@ -170,6 +179,9 @@ impl Validator<'_> {
                 }
             }
         };
+        if source == "sentences" {
+            return self.text_data(d, span, ok);
+        }
         let src = match source {
             "digits" => Some(DataSource::Digits),
             "idx" => {
@@ -262,7 +274,7 @@ impl Validator<'_> {
             resize,
         };
         match data::load(&spec) {
-            Ok(ds) => Some((spec, ds)),
+            Ok(ds) => Some((spec, Some(ds))),
             Err(e) => {
                 // Point at the field naming the file that failed, else at the table.
                 let field_span = [
@@ -290,6 +302,75 @@ impl Validator<'_> {
                 None
             }
         }
+    }
+
+    /// `[data]` with `source = "sentences"`: the sentences (and pairs) loaded here, so a bad
+    /// file is an input error before anything runs.
+    fn text_data(
+        &mut self,
+        d: &DataEntry,
+        span: Range<usize>,
+        fields_ok: bool,
+    ) -> Option<(DataSpec, Option<Dataset>)> {
+        let mut ok = fields_ok;
+        let image_fields = [
+            ("shape", d.shape.as_ref().map(|v| v.span())),
+            ("scale", d.scale.as_ref().map(|v| v.span())),
+            ("test_fraction", d.test_fraction.as_ref().map(|v| v.span())),
+            ("resize", d.resize.as_ref().map(|v| v.span())),
+        ];
+        for (name, at) in image_fields {
+            if let Some(at) = at {
+                self.problem(
+                    format!("data.{name}"),
+                    at,
+                    format!("`{name}` does not apply to data source `sentences`"),
+                    Some("sentences take `path` (one per line) and `pairs` (TSV: sentence1, sentence2, score)"),
+                );
+                ok = false;
+            }
+        }
+        let sentences = match &d.path {
+            None => Some(None),
+            Some(v) => self.file_field("data.path", v).map(Some),
+        };
+        let pairs = match &d.pairs {
+            None => Some(None),
+            Some(v) => self.file_field("data.pairs", v).map(Some),
+        };
+        let (Some(sentences), Some(pairs), true) = (sentences, pairs, ok) else {
+            return None;
+        };
+        let source = data::text::TextSource { sentences, pairs };
+        if let Err(e) = data::text::load(&source) {
+            let field = if d
+                .pairs
+                .as_ref()
+                .is_some_and(|v| self.base.join(v.get_ref()) == e.path)
+            {
+                ("data.pairs", d.pairs.as_ref().map(|v| v.span()))
+            } else {
+                ("data.path", d.path.as_ref().map(|v| v.span()))
+            };
+            self.problem(
+                field.0,
+                field.1.unwrap_or(span),
+                e.to_string(),
+                Some("sentences: one per line; pairs: sentence1<TAB>sentence2<TAB>score per line, `#` comments"),
+            );
+            return None;
+        }
+        Some((
+            DataSpec {
+                source: DataSource::Sentences(source),
+                shape: None,
+                scale: 1.0,
+                test_fraction: 0.0,
+                seed: d.seed.unwrap_or(0),
+                resize: Resize::None,
+            },
+            None,
+        ))
     }
 
     pub(super) fn train_spec(
@@ -639,6 +720,26 @@ impl Validator<'_> {
             None if v.path.is_some() => "file",
             None => "baseline",
         };
+        if model.arch.is_bert() {
+            let trained = match source {
+                "distill" | "compress" => Some(source_span.clone()),
+                _ => v.finetune.as_ref().map(|f| f.span()),
+            };
+            if let Some(span) = trained {
+                let field = if matches!(source, "distill" | "compress") {
+                    "source"
+                } else {
+                    "finetune"
+                };
+                self.problem(
+                    format!("{at}.{field}"),
+                    span,
+                    "training a `bert` is not supported (distill, compress and fine-tuning train)",
+                    Some("bert variants: \"baseline\", \"file\", \"quantize\" and \"prune\" without `finetune`"),
+                );
+                return None;
+            }
+        }
         let present: [(&str, Option<Range<usize>>); 12] = [
             ("path", v.path.as_ref().map(|x| x.span())),
             ("from", v.from.as_ref().map(|x| x.span())),

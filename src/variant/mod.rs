@@ -16,12 +16,14 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use serde_json::json;
 
+use crate::data::text::{self as text_data, TextData};
 use crate::data::{self, DataError, Dataset};
+use crate::model::bert::TextEncoder;
 use crate::model::{
     error_text, float_tensors, load_weights, seeded_weights, weight_stats, Architecture, Network,
     Stored, WeightSource, Weights,
 };
-use crate::quality::{self, QualityInfo};
+use crate::quality::{self, EmbeddingQuality, QualityInfo};
 use crate::results::{ArtifactInfo, FloatLayer, LayerSparsity, ModelInfo, TrainingLog};
 use crate::suite::recipe::{PruneMethod, Recipe, TrainSpec};
 use crate::suite::{ModelDef, Suite, VariantDef};
@@ -58,6 +60,8 @@ pub struct BuiltVariant {
     pub weights: WeightSource,
     pub model_info: ModelInfo,
     pub quality: Option<QualityInfo>,
+    /// A sentence encoder's embedding quality (fidelity to the baseline, pair correlation).
+    pub embedding: Option<EmbeddingQuality>,
     /// Why it could not be built; its cases then fail with this reason.
     pub error: Option<String>,
 }
@@ -94,6 +98,8 @@ struct Output {
 struct Builder<'a> {
     suite: &'a Suite,
     data: Option<Dataset>,
+    /// Sentences and pairs that score sentence encoders.
+    text: Option<TextData>,
     cache: Cache,
     rebuild: bool,
     made: HashMap<String, Result<Made, String>>,
@@ -107,13 +113,24 @@ pub fn build_all(
     opts: &BuildOptions,
     observer: &mut dyn BuildObserver,
 ) -> Result<Vec<BuiltVariant>, BuildError> {
-    let data = suite.data.as_ref().map(data::load).transpose()?;
+    let data = suite
+        .data
+        .as_ref()
+        .filter(|d| !d.source.is_text())
+        .map(data::load)
+        .transpose()?;
     if let Some(d) = &data {
         observer.data_loaded(d);
     }
+    // Sentence encoders are scored on the suite's sentences when it has them.
+    let text = match suite.data.as_ref().map(|d| &d.source) {
+        Some(data::DataSource::Sentences(source)) => Some(text_data::load(source)?),
+        _ => None,
+    };
     let mut b = Builder {
         suite,
         data,
+        text,
         cache: Cache::new(&opts.cache_dir),
         rebuild: opts.rebuild,
         made: HashMap::new(),
@@ -515,6 +532,20 @@ impl Builder<'_> {
                 logits.insert(id.clone(), out);
             }
         }
+        // Embeddings of every built sentence encoder, on the suite's sentences and pairs.
+        let mut embeddings: HashMap<String, Result<Embedded, String>> = HashMap::new();
+        if let Some(t) = &self.text {
+            for (id, made) in &self.made {
+                let Ok(m) = made else { continue };
+                let Some(v) = self.suite.variants.iter().find(|v| &v.id() == id) else {
+                    continue;
+                };
+                let Some(tokenizer) = self.model(&v.model).tokenizer.clone() else {
+                    continue;
+                };
+                embeddings.insert(id.clone(), embed_text(&m.arch, &m.weights, &tokenizer, t));
+            }
+        }
         let baseline_of = |model: &str| {
             self.suite
                 .variants
@@ -590,9 +621,22 @@ impl Builder<'_> {
                 dtype: Some(stats.dtype),
                 float_layers: made.float_layers.clone(),
                 sparsity: made.sparsity.clone(),
-                recipe: Some(v.recipe.describe()),
+                recipe: Some(recipe_text(v)),
                 artifact: made.artifact.clone(),
                 training: made.training.clone(),
+            };
+            let embedding = match (
+                embeddings.get(&id),
+                base_id.as_ref().and_then(|b| embeddings.get(b)),
+            ) {
+                (Some(Ok(e)), Some(Ok(base))) if e.sentences.len() == base.sentences.len() => {
+                    Some(e.quality(&made.arch, base, base_id.as_deref().unwrap_or_default()))
+                }
+                (Some(Err(e)), _) => {
+                    error = Some(format!("scoring the embeddings failed: {e}"));
+                    None
+                }
+                _ => None,
             };
             let built = BuiltVariant {
                 id,
@@ -600,6 +644,7 @@ impl Builder<'_> {
                 weights: made.source.clone(),
                 model_info,
                 quality,
+                embedding,
                 error,
             };
             observer.built(&built, seconds);
@@ -607,6 +652,93 @@ impl Builder<'_> {
         }
         out
     }
+}
+
+/// The recipe in words; a bert's structured pruning says what it removes.
+fn recipe_text(v: &VariantDef) -> String {
+    let text = v.recipe.describe();
+    if v.arch.is_bert() {
+        text.replace(
+            "structured (L1 norm)",
+            "structured (heads + FFN neurons, L2 norm)",
+        )
+    } else {
+        text
+    }
+}
+
+/// A sentence encoder's embeddings of the suite's sentences and of both sides of each pair.
+struct Embedded {
+    dataset: String,
+    sentences: Vec<f32>,
+    firsts: Vec<f32>,
+    seconds: Vec<f32>,
+    labels: Vec<f64>,
+}
+
+impl Embedded {
+    fn quality(&self, arch: &Architecture, base: &Embedded, base_id: &str) -> EmbeddingQuality {
+        let width = arch.classes();
+        let pair_cosines = quality::row_cosines(&self.firsts, &self.seconds, width);
+        quality::embedding_quality(
+            &self.dataset,
+            base_id,
+            &self.sentences,
+            &base.sentences,
+            width,
+            &pair_cosines,
+            &self.labels,
+        )
+    }
+}
+
+/// Sentences per forward pass when scoring (bounds the attention's memory).
+const EMBED_BATCH: usize = 8;
+
+fn embed_text(
+    arch: &Architecture,
+    weights: &Weights,
+    tokenizer: &Path,
+    text: &TextData,
+) -> Result<Embedded, String> {
+    let Architecture::Bert { seq_len, .. } = arch else {
+        return Err("only a bert embeds text".into());
+    };
+    let net = Network::from_weights(arch, weights).map_err(|e| error_text(&e))?;
+    let encoder = TextEncoder::from_file(tokenizer, *seq_len).map_err(|e| e.to_string())?;
+    let embed = |texts: &[String]| -> Result<Vec<f32>, String> {
+        let mut out = Vec::with_capacity(texts.len() * arch.classes());
+        for chunk in texts.chunks(EMBED_BATCH) {
+            let ids = encoder
+                .encode_tensor(chunk, &Device::Cpu)
+                .map_err(|e| error_text(&e))?;
+            let e = net.forward(&ids).map_err(|e| error_text(&e))?;
+            out.extend(
+                e.flatten_all()
+                    .and_then(|t| t.to_vec1::<f32>())
+                    .map_err(|e| error_text(&e))?,
+            );
+        }
+        Ok(out)
+    };
+    let firsts: Vec<String> = text.pairs.iter().map(|p| p.first.clone()).collect();
+    let seconds: Vec<String> = text.pairs.iter().map(|p| p.second.clone()).collect();
+    let pairs = if text.pairs.is_empty() {
+        String::new()
+    } else {
+        format!(", {} labelled pairs", text.pairs.len())
+    };
+    Ok(Embedded {
+        dataset: format!(
+            "{}: {} sentences{pairs}, seq_len {seq_len}",
+            text.name,
+            text.sentences.len()
+        ),
+        sentences: embed(&text.sentences)?,
+        firsts: embed(&firsts)?,
+        seconds: embed(&seconds)?,
+        labels: text.pairs.iter().map(|p| p.score).collect(),
+    })
 }
 
 fn failed(v: &VariantDef, reason: String) -> BuiltVariant {
@@ -625,6 +757,7 @@ fn failed(v: &VariantDef, reason: String) -> BuiltVariant {
             ..ModelInfo::default()
         },
         quality: None,
+        embedding: None,
         error: Some(reason),
     }
 }

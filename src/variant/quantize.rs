@@ -7,7 +7,9 @@
 //! convolution weight `[out, in, k, k]` as the `[out, in*k*k]` matrix of its im2col form (the
 //! network then runs it as im2col + quantized matmul). A layer whose row length is not a
 //! multiple of the block size (32 for q4_0..q8_0, 256 for the k-quants) stays f32 and is
-//! listed with the reason. Biases always stay f32. Saved as GGUF.
+//! listed with the reason. Biases always stay f32. A `bert` quantizes its linear layers
+//! (query, key, value, attention output, intermediate, output); its embedding tables (listed)
+//! and LayerNorm parameters stay f32. Saved as GGUF.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,7 +62,14 @@ pub fn quantize(
     let block = ggml.block_size();
     for TensorShape { name, shape } in arch.tensors() {
         let t = get(&name)?.to_dtype(DType::F32)?;
-        if name.ends_with(".bias") {
+        if !arch.is_matmul_weight(&name) {
+            if name.ends_with("_embeddings.weight") {
+                kept.push(FloatLayer {
+                    tensor: name.clone(),
+                    dtype: "f32".into(),
+                    reason: "an embedding table: rows are looked up, not multiplied".into(),
+                });
+            }
             out.insert(name, Stored::Float(t));
             continue;
         }
