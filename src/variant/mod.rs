@@ -196,7 +196,7 @@ impl Builder<'_> {
                 self.make(&d, observer);
             }
         }
-        observer.building(&id, &v.recipe.describe());
+        observer.building(&id, &recipe_text(v));
         let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| self.make_one(v)))
             .unwrap_or_else(|p| Err(format!("the build panicked: {}", panic_text(p))));
