@@ -50,7 +50,7 @@ fn architecture_from_config(c: &Config, seq_len: usize) -> Result<Architecture, 
             c.hidden_act
         ));
     }
-    if c.num_attention_heads == 0 || c.hidden_size % c.num_attention_heads != 0 {
+    if c.num_attention_heads == 0 || !c.hidden_size.is_multiple_of(c.num_attention_heads) {
         return Err(format!(
             "hidden_size {} is not a multiple of num_attention_heads {}",
             c.hidden_size, c.num_attention_heads

@@ -75,7 +75,7 @@ pub fn quantize(
         }
         let rows = shape[0];
         let row_len: usize = shape[1..].iter().product();
-        if row_len % block == 0 {
+        if row_len.is_multiple_of(block) {
             let q = QTensor::quantize(&t.reshape((rows, row_len))?, ggml)?;
             out.insert(name, Stored::Quantized(Arc::new(q)));
         } else {
