@@ -5,7 +5,7 @@
 //! `INFERBENCH_BLESS=1 cargo test --test check` and review the diff.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use inferbench::results::{self, RunResult, RunStatus};
 
@@ -14,16 +14,11 @@ fn root() -> &'static Path {
 }
 
 /// Runs the binary from the repository root, so relative paths in outputs are stable.
-fn inferbench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_inferbench"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
+mod binary;
+use binary::text;
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+fn inferbench(args: &[&str]) -> Output {
+    binary::inferbench_in(args, root())
 }
 
 const BASELINE: &str = "tests/fixtures/runs/small.json";

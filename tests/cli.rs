@@ -1,20 +1,12 @@
 //! Drives the real binary: malformed suites, a quick run's files, faults in workers.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use inferbench::results::{self, CaseStatus, RunResult, RunStatus};
 
-fn inferbench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_inferbench"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+mod binary;
+use binary::{inferbench, text};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")

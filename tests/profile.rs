@@ -3,21 +3,12 @@
 //! roofline figures `run` derives from them). Tiny sizes throughout.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use inferbench::results::{self, RunResult};
 use serde_json::Value;
 
-fn inferbench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_inferbench"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+mod binary;
+use binary::{inferbench, text};
 
 /// A 12x12 CNN (conv4-pool-conv8-pool-fc16-fc10) on 1 and 2 threads, short timings.
 const SUITE: &str = r#"

@@ -4,20 +4,11 @@
 //! judges server cases (saturation, the search's bracket).
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use inferbench::results::{self, CaseResult, CaseStatus, RunResult};
 
-fn inferbench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_inferbench"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+mod binary;
+use binary::{inferbench, text};
 
 const SUITE: &str = r#"
 [suite]
