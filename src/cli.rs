@@ -1755,7 +1755,7 @@ impl RunObserver for ProgressDisplay {
         self.overall.set_position(already_done as u64);
     }
 
-    fn case_started(&mut self, _index: usize, case: &Case) {
+    fn case_started(&mut self, _index: usize, case: &Case, process: usize, of: usize) {
         let bar = self
             .multi
             .insert_before(&self.overall, ProgressBar::new(1000));
@@ -1764,7 +1764,11 @@ impl RunObserver for ProgressDisplay {
                 .expect("valid template")
                 .progress_chars("=> "),
         );
-        bar.set_prefix(case.id.clone());
+        bar.set_prefix(if of > 1 {
+            format!("{} [{process}/{of}]", case.id)
+        } else {
+            case.id.clone()
+        });
         bar.set_message("building model");
         bar.enable_steady_tick(Duration::from_millis(120));
         self.current = Some(bar);
@@ -1780,6 +1784,12 @@ impl RunObserver for ProgressDisplay {
             (Phase::Sampling, None) => format!("{} it", p.iterations),
         };
         bar.set_message(msg);
+    }
+
+    fn process_finished(&mut self, _index: usize, _case: &Case, _process: usize, _of: usize) {
+        if let Some(bar) = self.current.take() {
+            bar.finish_and_clear();
+        }
     }
 
     fn case_finished(&mut self, index: usize, case: &Case, result: &CaseResult) {

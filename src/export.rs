@@ -110,7 +110,7 @@ fn gab(run: &RunResult, direction: Better) -> String {
                 (Some(n), Evidence::Percentile { .. } | Evidence::Rate { .. }) => {
                     extra.push_str(&format!("; {n} samples"))
                 }
-                (_, Evidence::Processes { values }) => {
+                (_, Evidence::Processes { values, .. }) => {
                     extra.push_str(&format!("; geometric mean of {} processes", values.len()))
                 }
                 _ => {}

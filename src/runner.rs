@@ -1,5 +1,6 @@
-//! Runs a plan: one worker per case; each finished case is appended to the journal at once;
-//! the run file is written atomically at the end, or when the run is interrupted.
+//! Runs a plan: `settings.processes` workers per case, in rounds over the cases; each
+//! finished process and case is appended to the journal at once; the run file is written
+//! atomically at the end, or when the run is interrupted.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -25,8 +26,11 @@ use crate::worker::{self, EnergySetup, Fault, Outcome};
 pub trait RunObserver {
     fn planned(&mut self, _cases: &[Case], _already_done: usize) {}
     fn note(&mut self, _message: &str) {}
-    fn case_started(&mut self, _index: usize, _case: &Case) {}
+    /// A worker process of the case starts: `process` of `of` (numbered from 1).
+    fn case_started(&mut self, _index: usize, _case: &Case, _process: usize, _of: usize) {}
     fn case_progress(&mut self, _index: usize, _case: &Case, _progress: &Progress) {}
+    /// A process that is not the case's last finished; more follow in later rounds.
+    fn process_finished(&mut self, _index: usize, _case: &Case, _process: usize, _of: usize) {}
     fn case_finished(&mut self, _index: usize, _case: &Case, _result: &CaseResult) {}
 }
 
@@ -49,6 +53,42 @@ pub struct RunOptions {
     pub peaks: Option<Peaks>,
 }
 
+/// A case still running: its processes so far, and the machine's load before its first.
+struct Pending {
+    index: usize,
+    processes: usize,
+    max_processes: usize,
+    outcomes: Vec<Outcome>,
+    load_before: Option<crate::probe::state::LoadSnapshot>,
+}
+
+impl Pending {
+    /// Whether another process should follow `last` (measured, not yet in `outcomes`):
+    /// fewer than `processes` so far, or, up to `max_processes`, fewer than
+    /// `UNDISTURBED_WANTED` whose reference time was within `band` of `floor_us`.
+    fn wants_more(&self, last: &worker::Measurement, floor_us: f64, band: f64) -> bool {
+        let done = self.outcomes.len() + 1;
+        if done < self.processes {
+            return true;
+        }
+        if done >= self.max_processes {
+            return false;
+        }
+        let limit = floor_us * (1.0 + band);
+        let undisturbed = self
+            .outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Measured(m) => Some(m.as_ref()),
+                _ => None,
+            })
+            .chain(std::iter::once(last))
+            .filter(|m| results::reference_median_us(m).is_some_and(|r| r <= limit))
+            .count();
+        undisturbed < crate::suite::UNDISTURBED_WANTED
+    }
+}
+
 /// A fresh run, or the rest of one whose journal was loaded.
 pub enum Start {
     Fresh,
@@ -68,7 +108,7 @@ pub fn run(
     observer: &mut dyn RunObserver,
 ) -> Result<RunResult, ResultsError> {
     let journal_path = journal::journal_path(&opts.output);
-    let (header, done, mut journal) = match start {
+    let (header, done, mut journal, mut journaled) = match start {
         Start::Fresh => {
             let header = JournalHeader {
                 schema_version: results::SCHEMA_VERSION,
@@ -84,13 +124,13 @@ pub fn run(
                 injected_slowdown: opts.slowdown,
             };
             let journal = Journal::create(&journal_path, &header)?;
-            (header, Vec::new(), journal)
+            (header, Vec::new(), journal, BTreeMap::new())
         }
         Start::Resume(loaded) => {
             let journal = Journal::reopen(&journal_path, loaded.valid_len)?;
             {
                 let loaded = *loaded;
-                (loaded.header, loaded.cases, journal)
+                (loaded.header, loaded.cases, journal, loaded.processes)
             }
         }
     };
@@ -116,31 +156,65 @@ pub fn run(
     let energy_setup = energy_setup(cases, settings, &run.environment, observer);
     let mut load = LoadSampler::new();
 
-    for (index, case) in cases.iter().enumerate() {
-        if done_ids.contains(&case.id) {
-            continue;
-        }
-        if interrupted.load(Ordering::SeqCst) {
-            break;
-        }
-        observer.case_started(index, case);
-        let before = load.snapshot();
-        let mut result = match case.target.unavailable_reason() {
-            Some(reason) => CaseResult::skipped(case, reason),
-            None => {
-                let fault = opts
-                    .fault
-                    .as_ref()
-                    .filter(|(_, re)| re.is_match(&case.id))
-                    .map(|(f, _)| *f);
-                // `settings.processes` workers back to back; a failed one ends the case. A
-                // server case runs one: its figures (a rate search, queueing) do not pool.
-                let processes = match case.load {
-                    Some(crate::suite::Load::Server(_)) => 1,
-                    _ => case.settings.processes.max(1),
-                };
-                let mut outcomes = Vec::with_capacity(processes);
-                for _ in 0..processes {
+    // With several processes per case they run in rounds: process 1 of every case, then
+    // process 2 of every case, and so on. A slow spell of a shared machine lasts seconds;
+    // in rounds it touches a few processes of many cases instead of every process of one,
+    // which is what lets `check` set such processes aside (docs/check.md). Each process is
+    // journaled as it ends, so a kill loses at most the process in flight.
+    let mut pending: Vec<Pending> = cases
+        .iter()
+        .enumerate()
+        .filter(|(_, case)| !done_ids.contains(&case.id))
+        .map(|(index, case)| Pending {
+            index,
+            processes: match case.load {
+                Some(crate::suite::Load::Server(_)) => 1,
+                _ => case.settings.processes.max(1),
+            },
+            max_processes: match case.load {
+                Some(crate::suite::Load::Server(_)) => 1,
+                _ => case.settings.max_processes(),
+            },
+            outcomes: journaled
+                .remove(&case.id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| Outcome::Measured(Box::new(m)))
+                .collect(),
+            load_before: None,
+        })
+        .collect();
+    // The fastest reference-kernel time seen in this run: the machine undisturbed.
+    let mut floor_us = pending
+        .iter()
+        .flat_map(|p| &p.outcomes)
+        .filter_map(|o| match o {
+            Outcome::Measured(m) => results::reference_median_us(m),
+            _ => None,
+        })
+        .fold(f64::INFINITY, f64::min);
+    let band = suite.check.reference_band;
+    'rounds: while !pending.is_empty() {
+        let mut still_pending = Vec::with_capacity(pending.len());
+        for mut p in std::mem::take(&mut pending) {
+            if interrupted.load(Ordering::SeqCst) {
+                break 'rounds;
+            }
+            let case = &cases[p.index];
+            let index = p.index;
+            let process = p.outcomes.len() + 1;
+            let of = p.processes.max(process);
+            observer.case_started(index, case, process, of);
+            let before = load.snapshot();
+            let before = p.load_before.get_or_insert(before).clone();
+            let finished = match case.target.unavailable_reason() {
+                Some(reason) => Some(CaseResult::skipped(case, reason)),
+                None => {
+                    let fault = opts
+                        .fault
+                        .as_ref()
+                        .filter(|(_, re)| re.is_match(&case.id))
+                        .map(|(f, _)| *f);
                     let outcome = worker::run_in_worker(
                         case,
                         fault,
@@ -148,30 +222,48 @@ pub fn run(
                         opts.profile,
                         &energy_setup,
                         interrupted,
-                        &mut |p| observer.case_progress(index, case, p),
+                        &mut |progress| observer.case_progress(index, case, progress),
                     );
-                    let measured = matches!(outcome, Outcome::Measured(_));
-                    outcomes.push(outcome);
-                    if !measured {
-                        break;
+                    if let Outcome::Measured(m) = &outcome {
+                        if let Some(r) = results::reference_median_us(m) {
+                            floor_us = floor_us.min(r);
+                        }
+                    }
+                    match outcome {
+                        Outcome::Interrupted => break 'rounds,
+                        Outcome::Measured(m) if p.wants_more(&m, floor_us, band) => {
+                            journal.record_process(&case.id, process, &m)?;
+                            p.outcomes.push(Outcome::Measured(m));
+                            observer.process_finished(index, case, process, of);
+                            None
+                        }
+                        // The last process, or one that did not measure (which ends the case).
+                        outcome => {
+                            p.outcomes.push(outcome);
+                            Some(CaseResult::from_outcomes(
+                                case,
+                                std::mem::take(&mut p.outcomes),
+                            ))
+                        }
                     }
                 }
-                if outcomes.last() == Some(&Outcome::Interrupted) {
-                    break;
-                }
-                CaseResult::from_outcomes(case, outcomes)
+            };
+            let Some(mut result) = finished else {
+                still_pending.push(p);
+                continue;
+            };
+            if let Some(peaks) = &opts.peaks {
+                result.roofline = roofline::for_case(&result, peaks).ok();
             }
-        };
-        if let Some(peaks) = &opts.peaks {
-            result.roofline = roofline::for_case(&result, peaks).ok();
+            result.load = Some(CaseLoad {
+                before,
+                after: load.snapshot(),
+            });
+            journal.record(&result)?;
+            observer.case_finished(index, case, &result);
+            run.cases.push(result);
         }
-        result.load = Some(CaseLoad {
-            before,
-            after: load.snapshot(),
-        });
-        journal.record(&result)?;
-        observer.case_finished(index, case, &result);
-        run.cases.push(result);
+        pending = still_pending;
     }
 
     // Cases in plan order, whatever order the journal had them in.
@@ -242,4 +334,50 @@ fn energy_setup(
         setup.nvml_idle_watts = energy::nvml_idle_watts(&gpu, idle);
     }
     setup
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::tests::measurement;
+
+    fn with_reference(us: f64) -> worker::Measurement {
+        let mut m = measurement(&[1.0, 2.0], 0.01, 1000, 1.0);
+        m.reference_us = vec![us, us + 0.1, us - 0.1];
+        m
+    }
+
+    fn pending(processes: usize, max_processes: usize, refs: &[f64]) -> Pending {
+        Pending {
+            index: 0,
+            processes,
+            max_processes,
+            outcomes: refs
+                .iter()
+                .map(|r| Outcome::Measured(Box::new(with_reference(*r))))
+                .collect(),
+            load_before: None,
+        }
+    }
+
+    #[test]
+    fn a_case_gets_more_processes_only_while_too_few_were_undisturbed() {
+        let floor = 60.0;
+        let band = 0.03;
+        // Below `processes`: always another.
+        assert!(pending(3, 3, &[60.0]).wants_more(&with_reference(60.0), floor, band));
+        // At `processes` with no extra allowed: done, however disturbed.
+        assert!(!pending(3, 3, &[70.0, 70.0]).wants_more(&with_reference(70.0), floor, band));
+        // Extra allowed: more while fewer than UNDISTURBED_WANTED (5) were within 3%.
+        let four_quiet = [60.0, 61.0, 60.5, 60.2, 72.0];
+        assert!(pending(6, 12, &four_quiet).wants_more(&with_reference(75.0), floor, band));
+        assert!(!pending(6, 12, &four_quiet).wants_more(&with_reference(61.5), floor, band));
+        // ... but never past `max_processes`.
+        let eleven = [70.0; 11];
+        assert!(!pending(6, 12, &eleven).wants_more(&with_reference(70.0), floor, band));
+        // A measurement without reference times counts as disturbed.
+        let mut bare = with_reference(60.0);
+        bare.reference_us.clear();
+        assert!(pending(6, 12, &four_quiet).wants_more(&bare, floor, band));
+    }
 }

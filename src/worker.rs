@@ -160,6 +160,11 @@ pub struct Measurement {
     /// Server cases: every server run (one, or a search's probes); `samples_ms` is empty.
     #[serde(default)]
     pub server: Option<ServerMeasurement>,
+    /// Median times of the reference kernel (`measure::reference`), in µs, in the order
+    /// taken: just before the measured window, between its chunks (with each progress
+    /// report, outside the timed chunks), and just after. How fast the machine itself was.
+    #[serde(default)]
+    pub reference_us: Vec<f64>,
 }
 
 /// The raw record of a server case.
@@ -288,11 +293,18 @@ struct WorkerObserver<'a, W: Write> {
     window_start: Option<Instant>,
     batch_size: usize,
     energy: Option<Result<EnergyInfo, String>>,
+    /// Reference-kernel times around and during the window (see `Measurement`).
+    reference_us: Vec<f64>,
 }
 
 impl<W: Write> measure::Observer for WorkerObserver<'_, W> {
     fn progress(&mut self, p: &Progress) {
         send(self.out, &WorkerMessage::Progress(p.clone()));
+        // Between timed chunks of the window: a short look at the machine's own speed.
+        if p.phase == measure::Phase::Sampling && self.window_start.is_some() {
+            self.reference_us
+                .push(measure::reference::reference_us(REFERENCE_DURING));
+        }
     }
 
     fn window_started(&mut self) {
@@ -553,6 +565,11 @@ pub struct ColdStart {
     pub warmup_trace_ms: Vec<f64>,
 }
 
+/// Time given to the reference kernel on each side of the measured window.
+const REFERENCE_BUDGET: std::time::Duration = std::time::Duration::from_millis(25);
+/// ... and between the window's chunks, with each progress report (every 100 ms or more).
+const REFERENCE_DURING: std::time::Duration = std::time::Duration::from_millis(2);
+
 fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement, CaseError> {
     let case = &req.case;
     // Pin first: threads created from here on (rayon's, candle's) inherit the affinity.
@@ -639,8 +656,12 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         window_start: None,
         batch_size: case.batch_size,
         energy: None,
+        reference_us: Vec::with_capacity(64),
     };
     let mut server_record = None;
+    observer
+        .reference_us
+        .push(measure::reference::reference_us(REFERENCE_BUDGET));
     let sampled = match &case.load {
         None => measure::sample(&mut pipeline, &cfg, &mut observer),
         Some(Load::MultiStream { queries, .. }) => {
@@ -655,6 +676,9 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         }
     }
     .map_err(|e| format!("forward pass failed: {}", error_text(&e)))?;
+    observer
+        .reference_us
+        .push(measure::reference::reference_us(REFERENCE_BUDGET));
     // An energy reading that failed is reported as absent, not as zero.
     let energy = observer.energy.take().and_then(Result::ok);
     // The profile comes after the unprofiled window, in the same process, on the same input;
@@ -759,6 +783,7 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         traffic_bytes_per_batch: Some(net.step_traffic_bytes(case.batch_size).iter().sum()),
         profile,
         server: server_record,
+        reference_us: std::mem::take(&mut observer.reference_us),
     })
 }
 

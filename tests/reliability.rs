@@ -229,3 +229,71 @@ fn a_corrupt_journal_or_changed_suite_is_refused_with_exit_2() {
     );
     drop(dir);
 }
+
+#[test]
+fn processes_run_in_rounds_are_journaled_one_by_one_and_resume() {
+    let body = SUITE.replace("threads = [1, 2]", "threads = [1]").replace(
+        "idle_power_s = 0",
+        "idle_power_s = 0\nprocesses = 3\nmin_time_s = 0.2\nmax_time_s = 0.2",
+    );
+    let body = body.replacen("min_time_s = 0.5\nmax_time_s = 0.5\n", "", 1);
+    let (_dir, suite, out) = setup(&body);
+    let journal_file = journal::journal_path(&out);
+    let mut child = spawn_run(&suite, &out);
+    // Three cases, three processes each: in rounds, the first three process lines are one
+    // process of each case.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let lines = loop {
+        let text = std::fs::read_to_string(&journal_file).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|v: &serde_json::Value| v["type"] == "process")
+            .collect();
+        if lines.len() >= 4 {
+            break lines;
+        }
+        assert!(Instant::now() < deadline, "no process lines in the journal");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let first_round: Vec<&str> = lines[..3]
+        .iter()
+        .map(|v| v["case_id"].as_str().unwrap())
+        .collect();
+    let mut distinct = first_round.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        3,
+        "round 1 is one process of each case: {first_round:?}"
+    );
+    let loaded = journal::load(&journal_file).unwrap();
+    let journaled: Vec<f64> = loaded
+        .processes
+        .values()
+        .flatten()
+        .map(|m| m.measured_s)
+        .collect();
+    assert!(journaled.len() >= 4, "{journaled:?}");
+
+    let resumed = output(bin().args(["run", "--resume", journal_file.to_str().unwrap()]));
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed.stderr));
+    let run = results::read_json(&out).unwrap();
+    assert_eq!(run.status, RunStatus::Complete);
+    assert_eq!(run.cases.len(), 3);
+    let mut kept = Vec::new();
+    for case in &run.cases {
+        let p = case.processes.as_ref().expect("per-process figures");
+        assert_eq!(p.len(), 3, "{}: every case has its 3 processes", case.id);
+        assert_eq!(p.reference_us.len(), 3, "a reference time per process");
+        assert!(p.reference_us.iter().all(|r| r.is_finite() && *r > 0.0));
+        kept.extend(p.measured_s.iter().copied());
+    }
+    // Processes measured before the kill are kept, not measured again.
+    for m in &journaled {
+        assert!(kept.contains(m), "journaled process {m} was lost");
+    }
+}

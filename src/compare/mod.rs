@@ -82,7 +82,12 @@ pub enum Evidence<'a> {
     Points,
     /// One figure per worker process (`settings.processes` > 1): the process is the unit of
     /// the test (Welch's t on the logs), so noise between processes is in the interval.
-    Processes { values: &'a [f64] },
+    /// `reference` holds each process's reference-kernel time (µs) when the run has them
+    /// (else empty): only undisturbed processes are then compared.
+    Processes {
+        values: &'a [f64],
+        reference: &'a [f64],
+    },
     /// A search's result known only to lie in `[passing, failing)` (max QPS under a p99
     /// bound): the interval of the ratio comes from both brackets.
     Bracket { passing: f64, failing: Option<f64> },
@@ -147,6 +152,7 @@ impl<'a> MetricValue<'a> {
         unit: &'static str,
         better: Better,
         values: &'a [f64],
+        reference: &'a [f64],
         threshold: fn(&CheckConfig) -> f64,
     ) -> Self {
         MetricValue {
@@ -155,7 +161,7 @@ impl<'a> MetricValue<'a> {
             better,
             value: stats::geometric_mean(values),
             ci: stats::geometric_mean_ci(values, 0.95),
-            evidence: Evidence::Processes { values },
+            evidence: Evidence::Processes { values, reference },
             threshold,
             tag: None,
         }
@@ -204,6 +210,7 @@ pub fn metrics(case: &CaseResult) -> Vec<MetricValue<'_>> {
             "ms",
             Better::Lower,
             &p.latency_p50_ms,
+            &p.reference_us,
             |t| t.latency_p50,
         ));
         out.push(MetricValue::processes(
@@ -211,6 +218,7 @@ pub fn metrics(case: &CaseResult) -> Vec<MetricValue<'_>> {
             "ms",
             Better::Lower,
             &p.latency_p99_ms,
+            &p.reference_us,
             |t| t.latency_p99,
         ));
         out.push(MetricValue::processes(
@@ -218,6 +226,7 @@ pub fn metrics(case: &CaseResult) -> Vec<MetricValue<'_>> {
             "samples/s",
             Better::Higher,
             &p.throughput_per_s,
+            &p.reference_us,
             |t| t.throughput,
         ));
     } else if let Some(l) = latency {
@@ -296,6 +305,7 @@ pub fn metrics(case: &CaseResult) -> Vec<MetricValue<'_>> {
                 "J",
                 Better::Lower,
                 &p.joules_per_inference,
+                &p.reference_us,
                 |t| t.energy,
             ),
             None => MetricValue::exact(
@@ -646,9 +656,10 @@ pub fn compare(
 
     let resamples = candidate.settings.bootstrap_resamples.max(1000);
     let seed = candidate.settings.seed;
+    let floor = reference_floor_us(baseline, candidate);
     let cases = pairs
         .iter()
-        .map(|(b, c)| compare_case(b, c, config, resamples, seed))
+        .map(|(b, c)| compare_case(b, c, config, resamples, seed, floor))
         .collect();
     Ok(Comparison {
         baseline: RunInfo::of(baseline),
@@ -690,6 +701,7 @@ pub fn compare_case(
     config: &CheckConfig,
     resamples: usize,
     seed: u64,
+    reference_floor_us: Option<f64>,
 ) -> CaseComparison {
     let mut rows = Vec::new();
     if measured(b) && c.status == CaseStatus::Failed {
@@ -717,7 +729,7 @@ pub fn compare_case(
         let mut row = match (bv, cv) {
             (Some(bv), Some(cv)) => {
                 let metric_seed = seed ^ fnv1a(&c.id) ^ fnv1a(name).rotate_left(17);
-                compare_metric(bv, cv, config, resamples, metric_seed)
+                compare_metric(bv, cv, config, resamples, metric_seed, reference_floor_us)
             }
             (Some(one), None) | (None, Some(one)) => {
                 let (side, case) = if cv.is_none() {
@@ -885,11 +897,14 @@ pub fn compare_metric(
     config: &CheckConfig,
     resamples: usize,
     seed: u64,
+    reference_floor_us: Option<f64>,
 ) -> MetricComparison {
     let mut row = blank_row(c, config);
     row.baseline = Some(b.value);
     row.candidate = Some(c.value);
     let alpha = config.significance;
+    // Appended to the verdict's reason.
+    let mut note: Option<String> = None;
     let inconclusive = |mut row: MetricComparison, reason: String| {
         row.reason = reason;
         row
@@ -982,13 +997,41 @@ pub fn compare_metric(
                 "delta_method",
             )
         }
-        (Evidence::Processes { values: bs }, Evidence::Processes { values: cs }) => {
-            match stats::log_welch(bs, cs, 1.0 - alpha) {
+        (
+            Evidence::Processes {
+                values: bs,
+                reference: br,
+            },
+            Evidence::Processes {
+                values: cs,
+                reference: cr,
+            },
+        ) => {
+            let (bs, cs, method) = match undisturbed(bs, br, cs, cr, reference_floor_us, config) {
+                Undisturbed::Selected {
+                    baseline,
+                    candidate,
+                } => {
+                    note = Some(format!(
+                        "; undisturbed processes: {} of {} vs {} of {}",
+                        baseline.len(),
+                        bs.len(),
+                        candidate.len(),
+                        cs.len()
+                    ));
+                    row.baseline = Some(stats::geometric_mean(&baseline));
+                    row.candidate = Some(stats::geometric_mean(&candidate));
+                    (baseline, candidate, "welch_undisturbed_processes")
+                }
+                Undisturbed::TooFew(reason) => return inconclusive(row, reason),
+                Undisturbed::NoReference => (bs.to_vec(), cs.to_vec(), "welch_processes"),
+            };
+            match stats::log_welch(&bs, &cs, 1.0 - alpha) {
                 Some(w) => (
                     w.ratio - 1.0,
                     [w.ci[0] - 1.0, w.ci[1] - 1.0],
                     w.p_value,
-                    "welch_processes",
+                    method,
                 ),
                 None => {
                     return inconclusive(
@@ -1046,10 +1089,88 @@ pub fn compare_metric(
     row.change_ci = Some(ci);
     row.p_value = Some(p);
     row.method = method;
-    let (verdict, reason) = decide(c.better, ci, p, alpha, row.threshold, row.kind);
+    let (verdict, mut reason) = decide(c.better, ci, p, alpha, row.threshold, row.kind);
+    if let Some(note) = note {
+        reason.push_str(&note);
+    }
     row.verdict = verdict;
     row.reason = reason;
     row
+}
+
+/// Fewest undisturbed processes per side for a per-process verdict.
+pub const MIN_UNDISTURBED: usize = 3;
+
+enum Undisturbed {
+    /// The figures of the undisturbed processes of each side.
+    Selected {
+        baseline: Vec<f64>,
+        candidate: Vec<f64>,
+    },
+    /// Too few undisturbed processes on a side: why.
+    TooFew(String),
+    /// A side has no reference times (a run from before they existed): all processes count.
+    NoReference,
+}
+
+/// Keeps the processes whose reference kernel ran within `reference_band` of the fastest
+/// reference time of both runs (`floor_us`): the machine was at full speed around their
+/// window. The reference is plain arithmetic that the model under test does not touch, so
+/// the choice does not depend on the figures compared (docs/check.md, "Undisturbed
+/// processes").
+fn undisturbed(
+    bs: &[f64],
+    br: &[f64],
+    cs: &[f64],
+    cr: &[f64],
+    floor_us: Option<f64>,
+    config: &CheckConfig,
+) -> Undisturbed {
+    let Some(floor) = floor_us.filter(|f| *f > 0.0) else {
+        return Undisturbed::NoReference;
+    };
+    if br.len() != bs.len() || cr.len() != cs.len() {
+        return Undisturbed::NoReference;
+    }
+    let limit = floor * (1.0 + config.reference_band);
+    let keep = |values: &[f64], reference: &[f64]| -> Vec<f64> {
+        values
+            .iter()
+            .zip(reference)
+            .filter(|(_, r)| **r <= limit)
+            .map(|(v, _)| *v)
+            .collect()
+    };
+    let (baseline, candidate) = (keep(bs, br), keep(cs, cr));
+    if baseline.len() < MIN_UNDISTURBED || candidate.len() < MIN_UNDISTURBED {
+        return Undisturbed::TooFew(format!(
+            "the machine was disturbed: only {} of {} baseline and {} of {} candidate processes ran with the reference kernel within {}% of its fastest ({:.2} µs); {MIN_UNDISTURBED} per side are needed: re-run on a quieter machine or with more processes",
+            baseline.len(),
+            bs.len(),
+            candidate.len(),
+            cs.len(),
+            trim(100.0 * config.reference_band),
+            floor
+        ));
+    }
+    Undisturbed::Selected {
+        baseline,
+        candidate,
+    }
+}
+
+/// The fastest reference-kernel time of any process of either run (µs), when both runs
+/// recorded them.
+pub fn reference_floor_us(baseline: &RunResult, candidate: &RunResult) -> Option<f64> {
+    let floor = |run: &RunResult| {
+        run.cases
+            .iter()
+            .filter_map(|c| c.processes.as_ref())
+            .flat_map(|p| p.reference_us.iter().copied())
+            .filter(|r| r.is_finite() && *r > 0.0)
+            .reduce(f64::min)
+    };
+    Some(floor(baseline)?.min(floor(candidate)?))
 }
 
 fn exact_p(change: f64) -> f64 {

@@ -138,7 +138,7 @@ fn run(cases: Vec<CaseResult>) -> RunResult {
 }
 
 fn one(b: CaseResult, c: CaseResult) -> CaseComparison {
-    compare_case(&b, &c, &CheckConfig::default(), 2000, 7)
+    compare_case(&b, &c, &CheckConfig::default(), 2000, 7, None)
 }
 
 fn verdict_of(cc: &CaseComparison, metric: &str) -> Verdict {
@@ -298,38 +298,38 @@ fn exact_and_point_metrics() {
     let smaller = MetricValue::exact("weight_bytes", "B", Better::Lower, 100.0, |t| {
         t.weight_bytes
     });
-    let r = compare_metric(&b, &bigger, &cfg, 100, 1);
+    let r = compare_metric(&b, &bigger, &cfg, 100, 1, None);
     assert_eq!(r.verdict, Verdict::Regressed, "{r:?}");
     assert!((r.change.unwrap() - 0.01).abs() < 1e-12);
     assert_eq!(
-        compare_metric(&b, &smaller, &cfg, 100, 1).verdict,
+        compare_metric(&b, &smaller, &cfg, 100, 1, None).verdict,
         Verdict::Improved
     );
     assert_eq!(
-        compare_metric(&b, &b, &cfg, 100, 1).verdict,
+        compare_metric(&b, &b, &cfg, 100, 1, None).verdict,
         Verdict::Unchanged
     );
 
     // Accuracy 91.5% -> 90.0%: a drop of 1.5 points against a 1-point threshold.
     let acc = |x| MetricValue::points("accuracy", x, |t| t.accuracy_points);
-    let r = compare_metric(&acc(91.5), &acc(90.0), &cfg, 100, 1);
+    let r = compare_metric(&acc(91.5), &acc(90.0), &cfg, 100, 1, None);
     assert_eq!(
         (r.verdict, r.kind),
         (Verdict::Regressed, ChangeKind::Points)
     );
     assert!((r.change.unwrap() + 1.5).abs() < 1e-12);
     assert_eq!(
-        compare_metric(&acc(91.5), &acc(91.0), &cfg, 100, 1).verdict,
+        compare_metric(&acc(91.5), &acc(91.0), &cfg, 100, 1, None).verdict,
         Verdict::Unchanged
     );
     assert_eq!(
-        compare_metric(&acc(91.5), &acc(95.0), &cfg, 100, 1).verdict,
+        compare_metric(&acc(91.5), &acc(95.0), &cfg, 100, 1, None).verdict,
         Verdict::Improved
     );
 
     // Energy measured by different methods is never compared.
     let e = |m: &str| MetricValue::exact("energy", "J", Better::Lower, 1.0, |t| t.energy).tagged(m);
-    let r = compare_metric(&e("rapl"), &e("estimate-tdp"), &cfg, 100, 1);
+    let r = compare_metric(&e("rapl"), &e("estimate-tdp"), &cfg, 100, 1, None);
     assert_eq!(r.verdict, Verdict::Inconclusive);
     assert!(r.reason.contains("rapl vs estimate-tdp"), "{}", r.reason);
 }
@@ -381,10 +381,10 @@ fn false_alarms_and_detections_on_synthetic_runs() {
             .map(|x| x * 1.1)
             .collect();
         let slow = case("a", slow_samples, CaseStatus::Ok);
-        alarms +=
-            (compare_case(&base, &same, &cfg, 2000, t).verdict == Verdict::Regressed) as usize;
-        detections +=
-            (compare_case(&base, &slow, &cfg, 2000, t).verdict == Verdict::Regressed) as usize;
+        alarms += (compare_case(&base, &same, &cfg, 2000, t, None).verdict == Verdict::Regressed)
+            as usize;
+        detections += (compare_case(&base, &slow, &cfg, 2000, t, None).verdict
+            == Verdict::Regressed) as usize;
     }
     assert_eq!(alarms, 0);
     assert_eq!(detections, trials as usize);
@@ -643,4 +643,87 @@ fn max_qps_compares_the_search_brackets() {
     // A search that never failed has no upper bracket: inconclusive.
     let cc = one(search_case(1000.0, None), search_case(500.0, Some(525.0)));
     assert_eq!(verdict_of(&cc, "max_qps"), Verdict::Inconclusive);
+}
+
+/// `case_with_processes` with a reference-kernel time per process.
+fn case_with_reference(p50s: &[f64], reference_us: &[f64], seed: u64) -> CaseResult {
+    let mut c = case_with_processes("x", p50s, seed);
+    if let Some(p) = c.processes.as_mut() {
+        p.reference_us = reference_us.to_vec();
+    }
+    c
+}
+
+fn p50_row(b: &CaseResult, c: &CaseResult) -> MetricComparison {
+    let floor = reference_floor_us(&run(vec![b.clone()]), &run(vec![c.clone()]));
+    compare_case(b, c, &CheckConfig::default(), 2000, 7, floor)
+        .metrics
+        .into_iter()
+        .find(|m| m.metric == "latency_p50")
+        .unwrap()
+}
+
+#[test]
+fn only_undisturbed_processes_are_compared() {
+    // Baseline: four processes at full speed (reference 60 µs) and four in a slow spell
+    // (reference 70-75 µs, the model 35% slower with it). Candidate: 10% slower for real,
+    // with one process in a slow spell.
+    let fast = [1.00, 1.01, 0.99, 1.00];
+    let base_p50: Vec<f64> = fast
+        .iter()
+        .copied()
+        .chain([1.35, 1.36, 1.34, 1.35])
+        .collect();
+    let base_ref = [60.0, 60.5, 60.2, 60.1, 72.0, 75.0, 70.0, 71.0];
+    let cand_p50: Vec<f64> = fast.iter().map(|x| x * 1.10).chain([1.35]).collect();
+    let cand_ref = [60.3, 60.0, 61.0, 60.4, 73.0];
+    let b = case_with_reference(&base_p50, &base_ref, 1);
+    let c = case_with_reference(&cand_p50, &cand_ref, 50);
+    let row = p50_row(&b, &c);
+    assert_eq!(row.method, "welch_undisturbed_processes");
+    assert_eq!(row.verdict, Verdict::Regressed, "{row:?}");
+    assert!(row.reason.contains("4 of 8 vs 4 of 5"), "{}", row.reason);
+    let change = row.change.unwrap();
+    assert!((change - 0.10).abs() < 0.02, "{change}");
+    // Over all processes the slow spell hides the slowdown: the test is what changed.
+    let mut b_all = b.clone();
+    let mut c_all = c.clone();
+    for x in [&mut b_all, &mut c_all] {
+        x.processes.as_mut().unwrap().reference_us.clear();
+    }
+    let row = p50_row(&b_all, &c_all);
+    assert_eq!(row.method, "welch_processes");
+    assert_ne!(row.verdict, Verdict::Regressed, "{row:?}");
+    // The same code, one side in a slow spell for most processes: not a regression.
+    let b = case_with_reference(&base_p50, &base_ref, 1);
+    let c = case_with_reference(&base_p50, &base_ref, 9);
+    assert_ne!(p50_row(&b, &c).verdict, Verdict::Regressed);
+}
+
+#[test]
+fn too_few_undisturbed_processes_are_inconclusive_with_the_reason() {
+    let b = case_with_reference(&[1.0, 1.01, 0.99, 1.0], &[60.0, 60.1, 60.2, 60.0], 1);
+    // Only two candidate processes near the floor (60 µs within 3%).
+    let c = case_with_reference(&[1.3, 1.31, 1.0, 1.01], &[70.0, 71.0, 60.5, 61.0], 2);
+    let row = p50_row(&b, &c);
+    assert_eq!(row.verdict, Verdict::Inconclusive);
+    assert!(
+        row.reason
+            .contains("only 4 of 4 baseline and 2 of 4 candidate"),
+        "{}",
+        row.reason
+    );
+}
+
+#[test]
+fn the_reference_floor_is_the_fastest_of_both_runs() {
+    let b = case_with_reference(&[1.0, 1.0], &[61.0, 62.0], 1);
+    let c = case_with_reference(&[1.0, 1.0], &[60.0, 70.0], 2);
+    assert_eq!(
+        reference_floor_us(&run(vec![b.clone()]), &run(vec![c])),
+        Some(60.0)
+    );
+    let mut old = b.clone();
+    old.processes.as_mut().unwrap().reference_us.clear();
+    assert_eq!(reference_floor_us(&run(vec![b]), &run(vec![old])), None);
 }

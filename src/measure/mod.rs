@@ -5,6 +5,7 @@
 //! no I/O, no locking. Between chunks it checks the stopping rule and reports progress to
 //! an observer (this module never prints).
 
+pub mod reference;
 pub mod server;
 
 use std::time::{Duration, Instant};

@@ -1,5 +1,7 @@
 //! The run journal: one JSON line per finished case, appended and synced as each case ends,
-//! so Ctrl-C or a kill loses at most the case in flight. `run --resume JOURNAL` reads it and
+//! so Ctrl-C or a kill loses at most the case in flight. A case of several worker processes
+//! (run in rounds) also gets a line per process before its last, so it loses at most the
+//! process in flight. `run --resume JOURNAL` reads it and
 //! runs the cases it lacks. The journal sits beside the output (`<output>.journal.jsonl`)
 //! and is removed once the complete run file is written.
 
@@ -10,9 +12,12 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use super::{CaseResult, ResultsError, SCHEMA_VERSION};
 use crate::probe::env::Environment;
 use crate::suite::Settings;
+use crate::worker::Measurement;
 
 /// Everything needed to finish the run later: where it came from and how it was made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +44,12 @@ pub struct JournalHeader {
 enum Line {
     Header(Box<JournalHeader>),
     Case(Box<CaseResult>),
+    /// One finished worker process of a case still running (numbered from 1).
+    Process {
+        case_id: String,
+        process: usize,
+        measurement: Box<Measurement>,
+    },
 }
 
 pub fn journal_path(output: &Path) -> PathBuf {
@@ -98,6 +109,20 @@ impl Journal {
         self.write(&Line::Case(Box::new(case.clone())))
     }
 
+    /// A finished process of a case whose other processes are still to run.
+    pub fn record_process(
+        &mut self,
+        case_id: &str,
+        process: usize,
+        measurement: &Measurement,
+    ) -> Result<(), ResultsError> {
+        self.write(&Line::Process {
+            case_id: case_id.to_string(),
+            process,
+            measurement: Box::new(measurement.clone()),
+        })
+    }
+
     fn write(&mut self, line: &Line) -> Result<(), ResultsError> {
         let err = |error| ResultsError::Write {
             path: self.path.clone(),
@@ -118,6 +143,8 @@ impl Journal {
 pub struct Loaded {
     pub header: JournalHeader,
     pub cases: Vec<CaseResult>,
+    /// Finished processes of cases that did not finish, by case id, in process order.
+    pub processes: BTreeMap<String, Vec<Measurement>>,
     pub valid_len: u64,
     /// A last line cut short by a kill was dropped (its case will run again).
     pub dropped_torn_line: bool,
@@ -135,7 +162,8 @@ pub fn load(path: &Path) -> Result<Loaded, ResultsError> {
         reason,
     };
     let mut header: Option<JournalHeader> = None;
-    let mut cases = Vec::new();
+    let mut cases: Vec<CaseResult> = Vec::new();
+    let mut processes: BTreeMap<String, Vec<(usize, Measurement)>> = BTreeMap::new();
     let mut valid_len = 0u64;
     let mut dropped_torn_line = false;
     let mut offset = 0usize;
@@ -155,6 +183,17 @@ pub fn load(path: &Path) -> Result<Loaded, ResultsError> {
                 header = Some(*h);
             }
             (Ok(Line::Case(c)), true) if header.is_some() => cases.push(*c),
+            (
+                Ok(Line::Process {
+                    case_id,
+                    process,
+                    measurement,
+                }),
+                true,
+            ) if header.is_some() => processes
+                .entry(case_id)
+                .or_default()
+                .push((process, *measurement)),
             (Ok(_), true) => {
                 return Err(invalid(format!(
                     "line {number}: unexpected entry (the header must come first, once)"
@@ -175,9 +214,22 @@ pub fn load(path: &Path) -> Result<Loaded, ResultsError> {
     }
     let header =
         header.ok_or_else(|| invalid("no header line: not an inferbench journal".into()))?;
+    // A finished case's process lines are in the case already.
+    for c in &cases {
+        processes.remove(&c.id);
+    }
+    let processes = processes
+        .into_iter()
+        .map(|(id, mut ms)| {
+            ms.sort_by_key(|(n, _)| *n);
+            ms.dedup_by_key(|(n, _)| *n);
+            (id, ms.into_iter().map(|(_, m)| m).collect())
+        })
+        .collect();
     Ok(Loaded {
         header,
         cases,
+        processes,
         valid_len,
         dropped_torn_line,
     })
@@ -188,4 +240,52 @@ pub fn remove(path: &Path) -> Result<(), ResultsError> {
         path: path.to_path_buf(),
         error,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::tests::measurement;
+
+    #[test]
+    fn process_lines_of_unfinished_cases_are_loaded_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.journal.jsonl");
+        let header = JournalHeader {
+            schema_version: SCHEMA_VERSION,
+            suite_file: "s.toml".into(),
+            suite_sha256: "0".repeat(64),
+            output: dir.path().join("run.json"),
+            quick: false,
+            filter: None,
+            started_at: Utc::now(),
+            settings: crate::suite::Settings::default(),
+            environment: Environment::capture(),
+            shard: None,
+            injected_slowdown: None,
+        };
+        let mut journal = Journal::create(&path, &header).unwrap();
+        let m = |s: f64| measurement(&[1.0], s, 1, 1.0);
+        // Case "a": processes 2 then 1 (any order); case "b": one process, then finished.
+        journal.record_process("a", 2, &m(0.2)).unwrap();
+        journal.record_process("b", 1, &m(0.3)).unwrap();
+        journal.record_process("a", 1, &m(0.1)).unwrap();
+        let finished: CaseResult = serde_json::from_value(serde_json::json!({
+            "id": "b", "model_name": "m", "variant": "baseline", "target": "cpu-t1",
+            "device": "cpu", "threads": 1, "scenario": "single_stream", "batch_size": 1,
+            "status": "ok",
+            "model": {"params": 1, "weight_bytes": 4, "flops_per_sample": 2}
+        }))
+        .unwrap();
+        journal.record(&finished).unwrap();
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.cases.len(), 1);
+        assert_eq!(
+            loaded.processes.len(),
+            1,
+            "b finished: its process lines are in it"
+        );
+        let a: Vec<f64> = loaded.processes["a"].iter().map(|m| m.measured_s).collect();
+        assert_eq!(a, vec![0.1, 0.2]);
+    }
 }

@@ -337,6 +337,11 @@ pub struct ProcessFigures {
     #[serde(default)]
     pub joules_per_inference: Vec<f64>,
     pub peak_rss_bytes: Vec<u64>,
+    /// The median of each process's reference-kernel readings (before, during and after
+    /// its window), in µs (`measure::reference`): the machine's typical speed while the
+    /// process measured, as its p50 is the model's typical latency. Empty for older runs.
+    #[serde(default)]
+    pub reference_us: Vec<f64>,
 }
 
 impl ProcessFigures {
@@ -373,6 +378,9 @@ impl ProcessFigures {
             });
             f.peak_rss_bytes.push(m.memory.peak_rss_bytes);
         }
+        if let Some(r) = measurements.iter().map(reference_median_us).collect() {
+            f.reference_us = r;
+        }
         if measurements.iter().all(|m| m.energy.is_some()) {
             f.joules_per_inference = measurements
                 .iter()
@@ -381,6 +389,21 @@ impl ProcessFigures {
         }
         f
     }
+}
+
+/// The median of a process's reference-kernel readings (µs), if it took any.
+pub fn reference_median_us(m: &Measurement) -> Option<f64> {
+    let mut r: Vec<f64> = m
+        .reference_us
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
+    if r.is_empty() {
+        return None;
+    }
+    r.sort_unstable_by(f64::total_cmp);
+    Some(stats::percentile(&r, 0.5))
 }
 
 /// Joins the measurements of several worker processes of one case into one: samples (and
@@ -1149,10 +1172,16 @@ pub fn read_json(path: &Path) -> Result<RunResult, ResultsError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn measurement(samples: &[f64], measured_s: f64, peak_rss: u64, joules: f64) -> Measurement {
+    /// A measurement of a worker, for tests (energy estimated, no reference times).
+    pub(crate) fn measurement(
+        samples: &[f64],
+        measured_s: f64,
+        peak_rss: u64,
+        joules: f64,
+    ) -> Measurement {
         serde_json::from_value(serde_json::json!({
             "samples_ms": samples,
             "warmup_iterations": 10, "warmup_s": 0.5, "measured_s": measured_s,

@@ -34,6 +34,9 @@ pub struct CheckConfig {
     /// Fewer latency samples than this on either side make a latency verdict `inconclusive`
     /// (default 10).
     pub min_samples: usize,
+    /// With several processes per case, only processes whose reference-kernel time was
+    /// within this fraction of the fastest are compared (default 0.03; docs/check.md).
+    pub reference_band: f64,
 }
 
 impl Default for CheckConfig {
@@ -49,6 +52,7 @@ impl Default for CheckConfig {
             f1_points: 1.0,
             significance: 0.01,
             min_samples: 10,
+            reference_band: 0.03,
         }
     }
 }
@@ -81,6 +85,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("f1_points", Kind::Points),
     ("significance", Kind::Significance),
     ("min_samples", Kind::Count),
+    ("reference_band", Kind::Relative),
 ];
 
 impl CheckConfig {
@@ -102,6 +107,7 @@ impl CheckConfig {
             "f1_points" => self.f1_points,
             "significance" => self.significance,
             "min_samples" => self.min_samples as f64,
+            "reference_band" => self.reference_band,
             _ => return None,
         })
     }
@@ -154,6 +160,7 @@ impl CheckConfig {
             "f1_points" => self.f1_points = value,
             "significance" => self.significance = value,
             "min_samples" => self.min_samples = value as usize,
+            "reference_band" => self.reference_band = value,
             _ => unreachable!("every key of KEYS is handled"),
         }
         Ok(())
@@ -201,7 +208,7 @@ impl Validator<'_> {
     /// The `[check]` table after defaults; bad values are recorded as problems.
     pub(super) fn check(&mut self, entry: &CheckEntry) -> CheckConfig {
         let mut out = CheckConfig::default();
-        let numbers: [(&str, Option<&Spanned<f64>>); 9] = [
+        let numbers: [(&str, Option<&Spanned<f64>>); 10] = [
             ("latency_p50", entry.latency_p50.as_ref()),
             ("latency_p99", entry.latency_p99.as_ref()),
             ("throughput", entry.throughput.as_ref()),
@@ -211,6 +218,7 @@ impl Validator<'_> {
             ("accuracy_points", entry.accuracy_points.as_ref()),
             ("f1_points", entry.f1_points.as_ref()),
             ("significance", entry.significance.as_ref()),
+            ("reference_band", entry.reference_band.as_ref()),
         ];
         for (key, v) in numbers {
             let Some(v) = v else { continue };

@@ -72,6 +72,24 @@ pub struct Settings {
     /// or more (docs/check.md, "Processes").
     #[serde(default = "default_processes")]
     pub processes: usize,
+    /// With several processes: a case whose processes found the machine disturbed (its
+    /// reference kernel off its fastest) gets more, up to this many in all, until it has
+    /// `UNDISTURBED_WANTED` undisturbed ones (docs/check.md). Default: `processes` (none extra).
+    #[serde(default)]
+    pub max_processes: Option<usize>,
+}
+
+/// Undisturbed processes per case that extra processes (`max_processes`) are run for.
+pub const UNDISTURBED_WANTED: usize = 5;
+
+impl Settings {
+    /// Most processes a case may get: `max_processes`, never fewer than `processes`.
+    pub fn max_processes(&self) -> usize {
+        self.max_processes
+            .unwrap_or(self.processes)
+            .max(self.processes)
+            .max(1)
+    }
 }
 
 fn default_processes() -> usize {
@@ -105,6 +123,7 @@ impl Default for Settings {
             tdp_threads: None,
             idle_power_s: default_idle_power_s(),
             processes: default_processes(),
+            max_processes: None,
         }
     }
 }
@@ -649,6 +668,27 @@ impl Validator<'_> {
                 );
             } else if let Some(n) = self.count("settings.processes", v, 1) {
                 out.processes = n;
+            }
+        }
+        if let Some(v) = &s.max_processes {
+            if *v.get_ref() > MAX_PROCESSES {
+                self.problem(
+                    "settings.max_processes",
+                    v.span(),
+                    format!("must be at most {MAX_PROCESSES}, got {}", v.get_ref()),
+                    Some("two to three times `processes` bounds the run's time (docs/check.md)"),
+                );
+            } else if let Some(n) = self.count("settings.max_processes", v, 1) {
+                if n < out.processes {
+                    self.problem(
+                        "settings.max_processes",
+                        v.span(),
+                        format!("must be at least `processes` ({}), got {n}", out.processes),
+                        Some("it counts all processes of a case, the first `processes` included"),
+                    );
+                } else {
+                    out.max_processes = Some(n);
+                }
             }
         }
         if let Some(v) = &s.max_rss_mb {

@@ -250,6 +250,7 @@ pub struct SettingsEntry {
     pub warmup_tolerance: Option<Spanned<f64>>,
     pub timed: Option<Spanned<Vec<String>>>,
     pub processes: Option<Spanned<i64>>,
+    pub max_processes: Option<Spanned<i64>>,
 }
 
 /// `[check]`: thresholds of the regression check (`suite::check::CheckConfig` has the defaults).
@@ -266,4 +267,5 @@ pub struct CheckEntry {
     pub f1_points: Option<Spanned<f64>>,
     pub significance: Option<Spanned<f64>>,
     pub min_samples: Option<Spanned<i64>>,
+    pub reference_band: Option<Spanned<f64>>,
 }
