@@ -445,6 +445,16 @@ impl Validator<'_> {
     }
 
     /// A whole number >= `min`, or a recorded problem.
+    /// A count of worker processes: at least 1, at most `MAX_PROCESSES`.
+    fn process_count(&mut self, field: &str, v: &Spanned<i64>, hint: &str) -> Option<usize> {
+        if *v.get_ref() > MAX_PROCESSES {
+            let message = format!("must be at most {MAX_PROCESSES}, got {}", v.get_ref());
+            self.problem(field, v.span(), message, Some(hint));
+            return None;
+        }
+        self.count(field, v, 1)
+    }
+
     fn count(&mut self, field: &str, v: &Spanned<i64>, min: i64) -> Option<usize> {
         let n = *v.get_ref();
         if n < min {
@@ -659,36 +669,22 @@ impl Validator<'_> {
             }
         }
         if let Some(v) = &s.processes {
-            if *v.get_ref() > MAX_PROCESSES {
-                self.problem(
-                    "settings.processes",
-                    v.span(),
-                    format!("must be at most {MAX_PROCESSES}, got {}", v.get_ref()),
-                    Some("5 to 20 processes per case are enough for `check` (docs/check.md)"),
-                );
-            } else if let Some(n) = self.count("settings.processes", v, 1) {
+            let hint = "5 to 20 processes per case are enough for `check` (docs/check.md)";
+            if let Some(n) = self.process_count("settings.processes", v, hint) {
                 out.processes = n;
             }
         }
         if let Some(v) = &s.max_processes {
-            if *v.get_ref() > MAX_PROCESSES {
-                self.problem(
+            let hint = "two to three times `processes` bounds the run's time (docs/check.md)";
+            match self.process_count("settings.max_processes", v, hint) {
+                Some(n) if n < out.processes => self.problem(
                     "settings.max_processes",
                     v.span(),
-                    format!("must be at most {MAX_PROCESSES}, got {}", v.get_ref()),
-                    Some("two to three times `processes` bounds the run's time (docs/check.md)"),
-                );
-            } else if let Some(n) = self.count("settings.max_processes", v, 1) {
-                if n < out.processes {
-                    self.problem(
-                        "settings.max_processes",
-                        v.span(),
-                        format!("must be at least `processes` ({}), got {n}", out.processes),
-                        Some("it counts all processes of a case, the first `processes` included"),
-                    );
-                } else {
-                    out.max_processes = Some(n);
-                }
+                    format!("must be at least `processes` ({}), got {n}", out.processes),
+                    Some("it counts all processes of a case, the first `processes` included"),
+                ),
+                Some(n) => out.max_processes = Some(n),
+                None => {}
             }
         }
         if let Some(v) = &s.max_rss_mb {
