@@ -295,6 +295,50 @@ struct WorkerObserver<'a, W: Write> {
     energy: Option<Result<EnergyInfo, String>>,
     /// Reference-kernel times around and during the window (see `Measurement`).
     reference_us: Vec<f64>,
+    /// What the reference kernel cost inside the window, kept out of its energy: wall
+    /// seconds, and joules (RAPL, NVML) or CPU seconds (estimate) read around each run.
+    reference_cost: ReferenceCost,
+}
+
+#[derive(Default)]
+struct ReferenceCost {
+    wall_s: f64,
+    joules: f64,
+    cpu_s: f64,
+}
+
+impl<W: Write> WorkerObserver<'_, W> {
+    /// Times the reference kernel between chunks of the window, reading the meter on both
+    /// sides so that its cost is not counted in the window's energy.
+    fn reference_in_window(&mut self) {
+        let wall = Instant::now();
+        let cpu = energy::process_cpu_time_s();
+        let rapl = match &self.meter {
+            Meter::Rapl { rapl, .. } => rapl.read().ok(),
+            _ => None,
+        };
+        let gpu_mj = match &self.meter {
+            Meter::Nvml { gpu, .. } => gpu.energy_mj().ok(),
+            _ => None,
+        };
+        self.reference_us
+            .push(measure::reference::reference_us(REFERENCE_DURING));
+        let cost = &mut self.reference_cost;
+        match &self.meter {
+            Meter::Rapl { rapl: meter, .. } => {
+                if let (Some(a), Ok(b)) = (rapl, meter.read()) {
+                    cost.joules += meter.joules_between(&a, &b);
+                }
+            }
+            Meter::Nvml { gpu, .. } => {
+                if let (Some(a), Ok(b)) = (gpu_mj, gpu.energy_mj()) {
+                    cost.joules += b.saturating_sub(a) as f64 / 1000.0;
+                }
+            }
+            Meter::Estimate { .. } => cost.cpu_s += energy::process_cpu_time_s() - cpu,
+        }
+        cost.wall_s += wall.elapsed().as_secs_f64();
+    }
 }
 
 impl<W: Write> measure::Observer for WorkerObserver<'_, W> {
@@ -302,8 +346,7 @@ impl<W: Write> measure::Observer for WorkerObserver<'_, W> {
         send(self.out, &WorkerMessage::Progress(p.clone()));
         // Between timed chunks of the window: a short look at the machine's own speed.
         if p.phase == measure::Phase::Sampling && self.window_start.is_some() {
-            self.reference_us
-                .push(measure::reference::reference_us(REFERENCE_DURING));
+            self.reference_in_window();
         }
     }
 
@@ -317,9 +360,11 @@ impl<W: Write> measure::Observer for WorkerObserver<'_, W> {
     }
 
     fn window_ended(&mut self, samples: usize) {
+        // The reference kernel's runs inside the window are not the model's.
+        let cost = std::mem::take(&mut self.reference_cost);
         let window_s = self
             .window_start
-            .map(|t| t.elapsed().as_secs_f64())
+            .map(|t| (t.elapsed().as_secs_f64() - cost.wall_s).max(0.0))
             .unwrap_or(0.0);
         let inferences = (samples * self.batch_size) as u64;
         self.energy = Some(match &self.meter {
@@ -327,7 +372,7 @@ impl<W: Write> measure::Observer for WorkerObserver<'_, W> {
                 (Some(a), Ok(b)) => {
                     let mut info = EnergyInfo::new(
                         EnergyMethod::Rapl,
-                        rapl.joules_between(a, &b),
+                        (rapl.joules_between(a, &b) - cost.joules).max(0.0),
                         *idle,
                         window_s,
                         inferences,
@@ -340,7 +385,7 @@ impl<W: Write> measure::Observer for WorkerObserver<'_, W> {
             },
             Meter::Nvml { gpu, idle, start } => match (start, gpu.energy_mj()) {
                 (Some(a), Ok(b)) => {
-                    let joules = b.saturating_sub(*a) as f64 / 1000.0;
+                    let joules = (b.saturating_sub(*a) as f64 / 1000.0 - cost.joules).max(0.0);
                     let mut info =
                         EnergyInfo::new(EnergyMethod::Nvml, joules, *idle, window_s, inferences);
                     info.domains = vec!["gpu".into()];
@@ -354,7 +399,7 @@ impl<W: Write> measure::Observer for WorkerObserver<'_, W> {
                 note,
                 start_cpu_s,
             } => {
-                let cpu_s = energy::process_cpu_time_s() - start_cpu_s;
+                let cpu_s = (energy::process_cpu_time_s() - start_cpu_s - cost.cpu_s).max(0.0);
                 let (joules, estimate) = energy::estimate_from_cpu_time(cpu_s, tdp);
                 let mut info = EnergyInfo::new(
                     EnergyMethod::EstimateTdp,
@@ -657,6 +702,7 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         batch_size: case.batch_size,
         energy: None,
         reference_us: Vec::with_capacity(64),
+        reference_cost: ReferenceCost::default(),
     };
     let mut server_record = None;
     observer
