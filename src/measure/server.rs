@@ -547,12 +547,14 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_arrivals_and_batches_fill() {
+        // ~2 ms per batch of up to 8: capacity about 4,000 queries/s. Offered three times
+        // that, so the 16-deep queue overflows even where `busy` is calibrated off by 2x.
         let mut w = busy(2000);
-        let arrivals = poisson_schedule(4000.0, 0.2, 5);
+        let arrivals = poisson_schedule(12_000.0, 0.2, 5);
         let mut c = cfg(8, 0.2, 0.2);
         c.max_queue = Some(16);
         let rec = serve(&mut w, &arrivals, &c).unwrap();
-        let p = ProbeRaw::from_record(4000.0, 0.2, &arrivals, &rec, None);
+        let p = ProbeRaw::from_record(12_000.0, 0.2, &arrivals, &rec, None);
         assert!(p.dropped > 0, "{p:?}");
         assert!(p.mean_batch > 4.0, "mean batch {}", p.mean_batch);
         assert!(rec.batch_sizes.iter().all(|&b| (1..=8).contains(&b)));
