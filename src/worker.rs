@@ -624,10 +624,12 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
     }
     let rss_before_load = memory::rss_bytes("self").unwrap_or(0);
     let device = open_device(&case.target)?;
+    let context_before_load = memory::cuda_context_used_bytes(&device);
     let built = Instant::now();
     let net = Network::build(&case.arch, &case.weights, &device).map_err(|e| e.to_string())?;
     let build_s = built.elapsed().as_secs_f64();
     let rss_after_load = memory::rss_bytes("self").unwrap_or(0);
+    let context_after_load = memory::cuda_context_used_bytes(&device);
     match req.fault {
         Some(Fault::Crash) => std::process::abort(),
         Some(Fault::Hang) => loop {
@@ -760,14 +762,14 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         None
     };
     let gpu = match case.target.device {
-        DeviceKind::Cuda(index) => energy::nvml::Gpu::open(index)
-            .and_then(|g| g.memory())
-            .ok()
-            .map(|m| GpuMemory {
-                process_used_bytes: m.process_used,
-                device_used_bytes: m.device_used,
-                device_total_bytes: m.device_total,
-            }),
+        DeviceKind::Cuda(index) => Some(gpu_memory(
+            energy::nvml::Gpu::open(index).and_then(|g| g.memory()),
+            [
+                context_before_load,
+                context_after_load,
+                memory::cuda_context_used_bytes(&device),
+            ],
+        )),
         DeviceKind::Cpu => None,
     };
     let memory = MemoryInfo {
@@ -925,6 +927,34 @@ fn run_server<W: Write>(
         noise: 0.0,
     };
     Ok((sampled, measurement))
+}
+
+/// A CUDA case's device memory from its two views, keeping why a view is missing.
+/// `context` holds the driver's readings before load, after load and after the run.
+fn gpu_memory(
+    nvml: Result<energy::GpuMemoryReading, String>,
+    context: [Result<Option<u64>, String>; 3],
+) -> GpuMemory {
+    let mut notes = Vec::new();
+    let nvml = nvml.map_err(|why| notes.push(why)).ok();
+    let [before, after_load, after_run] = context.map(|reading| match reading {
+        Ok(bytes) => bytes,
+        Err(why) => {
+            if !notes.contains(&why) {
+                notes.push(why);
+            }
+            None
+        }
+    });
+    GpuMemory {
+        process_used_bytes: nvml.and_then(|m| m.process_used),
+        device_used_bytes: nvml.map(|m| m.device_used),
+        device_total_bytes: nvml.map(|m| m.device_total),
+        context_used_before_load_bytes: before,
+        context_used_after_load_bytes: after_load,
+        context_used_after_run_bytes: after_run,
+        notes,
+    }
 }
 
 /// The case's candle device. A CUDA device that cannot be opened (no GPU, no driver, a
@@ -1190,5 +1220,43 @@ mod tests {
             Err(CaseError::Unavailable(why)) => assert!(why.contains("cuda:4095"), "{why}"),
             other => panic!("expected unavailable, got {other:?}"),
         }
+    }
+
+    /// The CUDA driver's view is read through candle's device: nothing on a CPU device.
+    #[test]
+    fn a_cpu_device_has_no_cuda_context_reading() {
+        assert_eq!(
+            memory::cuda_context_used_bytes(&candle_core::Device::Cpu),
+            Ok(None)
+        );
+    }
+
+    /// Each GPU memory view stands on its own: NVML missing keeps the driver's readings, and
+    /// every distinct reason for a missing figure is kept once.
+    #[test]
+    fn gpu_memory_keeps_each_view_and_why_one_is_missing() {
+        let no_driver = || Err::<Option<u64>, _>("cuMemGetInfo failed: no context".to_string());
+        let m = gpu_memory(
+            Err("NVML not available: libnvidia-ml.so not found".into()),
+            [Ok(Some(100)), Ok(Some(700)), no_driver()],
+        );
+        assert_eq!(m.process_used_bytes, None);
+        assert_eq!(m.device_used_bytes, None);
+        assert_eq!(m.context_used_before_load_bytes, Some(100));
+        assert_eq!(m.context_used_after_load_bytes, Some(700));
+        assert_eq!(m.context_used_after_run_bytes, None);
+        assert_eq!(m.notes.len(), 2, "{:?}", m.notes);
+
+        let nvml = energy::GpuMemoryReading {
+            device_used: 5_000,
+            device_total: 80_000,
+            process_used: Some(1_200),
+        };
+        let m = gpu_memory(Ok(nvml), [no_driver(), no_driver(), no_driver()]);
+        assert_eq!(m.process_used_bytes, Some(1_200));
+        assert_eq!(m.device_used_bytes, Some(5_000));
+        assert_eq!(m.device_total_bytes, Some(80_000));
+        assert_eq!(m.context_used_after_load_bytes, None);
+        assert_eq!(m.notes, vec!["cuMemGetInfo failed: no context".to_string()]);
     }
 }

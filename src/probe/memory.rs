@@ -27,17 +27,50 @@ pub struct MemoryInfo {
     pub heap_pass_iterations: u64,
     /// Bytes of the weights in memory at their dtype.
     pub weight_bytes: u64,
-    /// GPU memory for CUDA targets (NVML), when available.
+    /// GPU memory for CUDA targets (NVML and the CUDA driver through candle's context).
     pub gpu: Option<GpuMemory>,
 }
 
+/// Device memory of a CUDA case. Two independent views, each absent where it cannot be read:
+/// NVML's (per process and device-wide) and the CUDA driver's through candle's own context
+/// (`cuMemGetInfo`: total minus free, device-wide), the latter also before the model was built
+/// so the model's share is visible, as with RSS. All are point readings, not peaks: candle
+/// frees a tensor's device memory when the tensor is dropped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GpuMemory {
-    /// Device memory used by this worker process, as NVML reports it.
+    /// Device memory used by this worker process, as NVML reports it, after the heap pass.
     pub process_used_bytes: Option<u64>,
-    /// Device memory used on the whole device.
-    pub device_used_bytes: u64,
-    pub device_total_bytes: u64,
+    /// Device memory used on the whole device (NVML), after the heap pass.
+    pub device_used_bytes: Option<u64>,
+    pub device_total_bytes: Option<u64>,
+    /// Used on the device as candle's CUDA context sees it, before the model was built.
+    #[serde(default)]
+    pub context_used_before_load_bytes: Option<u64>,
+    /// ... right after the model was built.
+    #[serde(default)]
+    pub context_used_after_load_bytes: Option<u64>,
+    /// ... after the heap pass (the last forward passes of the case).
+    #[serde(default)]
+    pub context_used_after_run_bytes: Option<u64>,
+    /// Why a view is missing (NVML not loadable, the driver call failed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// Device memory in use (total minus free) as the CUDA driver reports it for candle's
+/// context on `device`; `None` on the CPU or in a build without the `cuda` feature.
+pub fn cuda_context_used_bytes(device: &candle_core::Device) -> Result<Option<u64>, String> {
+    #[cfg(feature = "cuda")]
+    if let candle_core::Device::Cuda(cuda) = device {
+        let (free, total) = cuda
+            .cuda_stream()
+            .context()
+            .mem_get_info()
+            .map_err(|e| format!("cuMemGetInfo failed: {e}"))?;
+        return Ok(Some(total.saturating_sub(free) as u64));
+    }
+    let _ = device;
+    Ok(None)
 }
 
 /// A kB field of a /proc status file, in bytes.

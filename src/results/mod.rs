@@ -884,6 +884,11 @@ struct CsvRow<'a> {
     rss_before_load_bytes: Option<u64>,
     peak_rss_bytes: Option<u64>,
     peak_heap_bytes: Option<u64>,
+    /// CUDA cases: NVML's device memory of the worker process, after the heap pass.
+    gpu_process_used_bytes: Option<u64>,
+    /// CUDA cases: the model's device memory as candle's CUDA context saw it (used after the
+    /// model was built minus used before).
+    gpu_model_bytes: Option<u64>,
     energy_method: Option<&'a str>,
     /// "yes" when the energy figures are an estimate, so a spreadsheet cannot miss it.
     energy_estimated: Option<&'a str>,
@@ -943,6 +948,7 @@ impl<'a> CsvRow<'a> {
         let fid = q.and_then(|q| q.fidelity.as_ref());
         let roof = c.roofline.as_ref();
         let search = c.server.as_ref().and_then(|v| v.search.as_ref());
+        let gpu = c.memory.as_ref().and_then(|m| m.gpu.as_ref());
         CsvRow {
             id: &c.id,
             model: &c.model_name,
@@ -978,6 +984,13 @@ impl<'a> CsvRow<'a> {
             rss_before_load_bytes: c.memory.as_ref().map(|m| m.rss_before_load_bytes),
             peak_rss_bytes: c.memory.as_ref().map(|m| m.peak_rss_bytes),
             peak_heap_bytes: c.memory.as_ref().and_then(|m| m.peak_heap_bytes),
+            gpu_process_used_bytes: gpu.and_then(|g| g.process_used_bytes),
+            gpu_model_bytes: gpu.and_then(|g| {
+                Some(
+                    g.context_used_after_load_bytes?
+                        .saturating_sub(g.context_used_before_load_bytes?),
+                )
+            }),
             energy_method: c.energy.as_ref().map(|e| e.method.as_str()),
             energy_estimated: c.energy.as_ref().map(|e| {
                 if e.method.is_estimate() {
