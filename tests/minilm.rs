@@ -342,4 +342,17 @@ idle_power_s = 0
             }
         }
     }
+    // The CSV beside the run carries the same embedding quality, one row per case.
+    let mut csv = csv::Reader::from_path(inferbench::results::csv_path(&out_json)).unwrap();
+    let header = csv.headers().unwrap().clone();
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = csv.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), cases.len());
+    for (row, c) in rows.iter().zip(cases) {
+        assert_eq!(&row[column("id")], c["id"].as_str().unwrap());
+        for field in ["mean_cosine", "min_cosine", "spearman", "pearson"] {
+            let in_csv: f64 = row[column(&format!("embedding_{field}"))].parse().unwrap();
+            assert_eq!(in_csv, c["embedding"][field].as_f64().unwrap(), "{field}");
+        }
+    }
 }

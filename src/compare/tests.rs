@@ -175,9 +175,9 @@ fn a_twenty_percent_slowdown_regresses_every_timing() {
     assert_eq!(p50.metric, "latency_p50");
     let change = p50.change.unwrap();
     let [lo, hi] = p50.change_ci.unwrap();
-    assert!((change - 0.2).abs() < 0.01 && lo <= change && change <= hi && lo > 0.05);
+    assert!((change - 0.2).abs() < 0.01 && lo <= change && change <= hi && lo > 0.04);
     assert!(p50.p_value.unwrap() < 1e-10);
-    assert_eq!(p50.threshold, 0.05);
+    assert_eq!(p50.threshold, 0.04);
     // Throughput falls by 1 - 1/1.2 = 16.7%.
     let t = cc
         .metrics
@@ -211,14 +211,14 @@ fn a_real_two_percent_change_is_unchanged_at_the_default_threshold() {
     let p50 = &cc.metrics[0];
     assert!(p50.p_value.unwrap() < 0.01, "the test sees it: {p50:?}");
     assert_eq!(p50.verdict, Verdict::Unchanged, "{p50:?}");
-    assert!(p50.reason.contains("within 5%"), "{}", p50.reason);
+    assert!(p50.reason.contains("within 4%"), "{}", p50.reason);
     assert_ne!(cc.verdict, Verdict::Regressed);
 }
 
 #[test]
 fn an_interval_straddling_the_threshold_is_inconclusive() {
-    // A 5% change measured to about +-0.5%: the interval crosses +5%.
-    let slow: Vec<f64> = latencies(3000, 2.0, 2).iter().map(|x| x * 1.05).collect();
+    // A 4% change measured to about +-0.5%: the interval crosses the 4% threshold.
+    let slow: Vec<f64> = latencies(3000, 2.0, 2).iter().map(|x| x * 1.04).collect();
     let cc = one(
         case("a", latencies(3000, 2.0, 1), CaseStatus::Ok),
         case("a", slow, CaseStatus::Ok),

@@ -571,8 +571,15 @@ mod tests {
         let p = ProbeRaw::from_record(200.0, 1.0, &arrivals, &rec, None);
         assert_eq!(p.served, arrivals.len());
         assert!(p.mean_batch > 2.0, "mean batch {}", p.mean_batch);
-        // Nobody waits much longer than max_wait plus the work.
-        assert!(p.latencies_ms.iter().all(|&l| l < 20.0 + 15.0), "{p:?}");
+        // Queries do not wait much longer than max_wait plus the work. Not every one: on a
+        // loaded machine (tests run in parallel) the OS can stall the dispatcher for tens of
+        // milliseconds. Were max_wait ignored, batches of 8 would take 40 ms to fill at this
+        // rate and most queries would be over the bound.
+        let within = p.latencies_ms.iter().filter(|&&l| l < 20.0 + 15.0).count();
+        assert!(
+            within * 10 >= p.latencies_ms.len() * 9,
+            "{within} within: {p:?}"
+        );
     }
 
     fn fake_probe(rate: f64, capacity: f64) -> ProbeRaw {

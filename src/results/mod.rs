@@ -918,6 +918,12 @@ struct CsvRow<'a> {
     top1_agreement: Option<f64>,
     mean_cosine: Option<f64>,
     max_abs_diff: Option<f64>,
+    /// Sentence encoders: cosine of each sentence's embedding to the baseline's, mean and
+    /// worst, and the correlations of pair similarities with the shipped labels.
+    embedding_mean_cosine: Option<f64>,
+    embedding_min_cosine: Option<f64>,
+    embedding_spearman: Option<f64>,
+    embedding_pearson: Option<f64>,
     bytes_per_batch: Option<u64>,
     arithmetic_intensity: Option<f64>,
     achieved_gflops: Option<f64>,
@@ -949,6 +955,7 @@ impl<'a> CsvRow<'a> {
         let roof = c.roofline.as_ref();
         let search = c.server.as_ref().and_then(|v| v.search.as_ref());
         let gpu = c.memory.as_ref().and_then(|m| m.gpu.as_ref());
+        let emb = c.embedding.as_ref();
         CsvRow {
             id: &c.id,
             model: &c.model_name,
@@ -1028,6 +1035,10 @@ impl<'a> CsvRow<'a> {
             top1_agreement: fid.map(|f| f.top1_agreement),
             mean_cosine: fid.map(|f| f.mean_cosine),
             max_abs_diff: fid.map(|f| f.max_abs_diff),
+            embedding_mean_cosine: emb.map(|e| e.mean_cosine),
+            embedding_min_cosine: emb.map(|e| e.min_cosine),
+            embedding_spearman: emb.and_then(|e| e.spearman),
+            embedding_pearson: emb.and_then(|e| e.pearson),
             bytes_per_batch: c.bytes_per_batch,
             arithmetic_intensity: roof.map(|r| r.arithmetic_intensity),
             achieved_gflops: roof.map(|r| r.achieved_gflops),

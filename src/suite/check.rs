@@ -12,11 +12,11 @@ use super::Validator;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CheckConfig {
-    /// Median latency: relative change that counts (default 0.05).
+    /// Median latency: relative change that counts (default 0.04; BENCHMARKS.md, issue #6).
     pub latency_p50: f64,
     /// 99th-percentile latency: relative change that counts (default 0.10).
     pub latency_p99: f64,
-    /// Throughput (samples/s): relative drop that counts (default 0.05).
+    /// Throughput (samples/s): relative drop that counts (default 0.04).
     pub throughput: f64,
     /// Weight bytes: relative growth that counts (default 0: any growth).
     pub weight_bytes: f64,
@@ -42,9 +42,9 @@ pub struct CheckConfig {
 impl Default for CheckConfig {
     fn default() -> Self {
         CheckConfig {
-            latency_p50: 0.05,
+            latency_p50: 0.04,
             latency_p99: 0.10,
-            throughput: 0.05,
+            throughput: 0.04,
             weight_bytes: 0.0,
             peak_rss: 0.10,
             energy: 0.10,
