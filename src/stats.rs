@@ -437,6 +437,91 @@ pub fn log_welch(baseline: &[f64], candidate: &[f64], confidence: f64) -> Option
     })
 }
 
+/// Analysis of covariance on logs: the ratio `candidate / baseline` of two groups of
+/// per-process figures after adjusting each for its process's reference-kernel time (also on
+/// logs, one common slope fitted within the groups). When the host slows a process down, its
+/// reference kernel slows too; the fitted slope takes that share out of the comparison, so
+/// processes from a disturbed spell still count (docs/check.md, "Undisturbed processes").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogAncova {
+    pub ratio: f64,
+    pub ci: [f64; 2],
+    pub p_value: f64,
+    /// Residual degrees of freedom: processes minus 3 (two group means and the slope).
+    pub df: f64,
+    /// d ln(figure) / d ln(reference) within the groups: 1 when a figure slows in proportion.
+    pub slope: f64,
+}
+
+/// `None` when a side has fewer than three figures, a figure or reference time is not a
+/// positive number, the lengths differ, or the reference times do not vary within a group
+/// (no slope to fit). The interval is Student-t with `n - 3` degrees of freedom and includes
+/// the uncertainty of the slope, so groups run at different host speeds get a wider one.
+pub fn log_ancova(
+    baseline: &[f64],
+    baseline_reference: &[f64],
+    candidate: &[f64],
+    candidate_reference: &[f64],
+    confidence: f64,
+) -> Option<LogAncova> {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    let logs = |xs: &[f64]| -> Option<Vec<f64>> {
+        if xs.len() < 3 || xs.iter().any(|x| !x.is_finite() || *x <= 0.0) {
+            return None;
+        }
+        Some(xs.iter().map(|x| x.ln()).collect())
+    };
+    if baseline.len() != baseline_reference.len() || candidate.len() != candidate_reference.len() {
+        return None;
+    }
+    let (yb, xb) = (logs(baseline)?, logs(baseline_reference)?);
+    let (yc, xc) = (logs(candidate)?, logs(candidate_reference)?);
+    // Within-group sums of squares and cross products.
+    let sums = |x: &[f64], y: &[f64]| {
+        let (mx, my) = (mean(x), mean(y));
+        x.iter()
+            .zip(y)
+            .fold((0.0, 0.0, 0.0), |(sxx, sxy, syy), (a, b)| {
+                let (dx, dy) = (a - mx, b - my);
+                (sxx + dx * dx, sxy + dx * dy, syy + dy * dy)
+            })
+    };
+    let (bxx, bxy, byy) = sums(&xb, &yb);
+    let (cxx, cxy, cyy) = sums(&xc, &yc);
+    let (sxx, sxy, syy) = (bxx + cxx, bxy + cxy, byy + cyy);
+    if sxx <= 0.0 {
+        return None;
+    }
+    let slope = sxy / sxx;
+    let (nb, nc) = (yb.len() as f64, yc.len() as f64);
+    let gap = mean(&xc) - mean(&xb);
+    let d = (mean(&yc) - mean(&yb)) - slope * gap;
+    let df = nb + nc - 3.0;
+    let residual = (syy - sxy * sxy / sxx).max(0.0) / df;
+    let se = (residual * (1.0 / nb + 1.0 / nc + gap * gap / sxx)).sqrt();
+    if se == 0.0 {
+        let ratio = d.exp();
+        let p = if d == 0.0 { 1.0 } else { 0.0 };
+        return Some(LogAncova {
+            ratio,
+            ci: [ratio, ratio],
+            p_value: p,
+            df,
+            slope,
+        });
+    }
+    let t = StudentsT::new(0.0, 1.0, df).ok()?;
+    let q = t.inverse_cdf(0.5 + confidence / 2.0);
+    let p = (2.0 * t.cdf(-(d / se).abs())).min(1.0);
+    Some(LogAncova {
+        ratio: d.exp(),
+        ci: [(d - q * se).exp(), (d + q * se).exp()],
+        p_value: p,
+        df,
+        slope,
+    })
+}
+
 /// Geometric mean of positive figures (NaN when one is not positive).
 pub fn geometric_mean(xs: &[f64]) -> f64 {
     if xs.is_empty() || xs.iter().any(|x| !x.is_finite() || *x <= 0.0) {
@@ -509,6 +594,59 @@ mod tests {
         assert_eq!((same.ratio, same.p_value), (1.0, 1.0));
         assert!(close(geometric_mean(&[1.0, 4.0]), 2.0));
         assert!(geometric_mean(&[1.0, -4.0]).is_nan());
+    }
+
+    #[test]
+    fn log_ancova_matches_least_squares_from_numpy() {
+        // Expected values: numpy.linalg.lstsq on [1, group, ln ref] against ln figure, the
+        // group coefficient's 99% Student-t interval (df 6) and p from scipy.stats.t.
+        let (b, br) = ([0.30, 0.33, 0.36, 0.31], [62.0, 66.0, 70.0, 63.0]);
+        let (c, cr) = (
+            [0.34, 0.40, 0.35, 0.37, 0.41],
+            [63.0, 69.0, 62.5, 66.0, 71.0],
+        );
+        let a = log_ancova(&b, &br, &c, &cr, 0.99).unwrap();
+        let near = |x: f64, y: f64| (x - y).abs() <= 1e-9 * y.abs();
+        assert!(near(a.ratio, 1.1243768557037084), "{a:?}");
+        assert!(near(a.ci[0], 1.087911886528557), "{a:?}");
+        assert!(near(a.ci[1], 1.1620640690637152), "{a:?}");
+        assert!(near(a.p_value, 1.1764282989210378e-05), "{a:?}");
+        assert!(near(a.slope, 1.4506614862781353), "{a:?}");
+        assert_eq!(a.df, 6.0);
+    }
+
+    #[test]
+    fn log_ancova_takes_a_host_slowdown_out_and_keeps_a_model_change() {
+        // figure = k * reference^1.5 exactly: the candidate's processes all ran on a host 12%
+        // slower, with the same model. Welch on the raw figures sees a big slowdown; the
+        // adjusted ratio is 1 with no spread left.
+        let reference_b = [62.0, 63.0, 64.0, 70.0];
+        let reference_c = [69.0, 70.0, 72.0, 75.0];
+        let figure = |r: &f64, k: f64| k * r.powf(1.5);
+        let b: Vec<f64> = reference_b.iter().map(|r| figure(r, 1e-4)).collect();
+        let same: Vec<f64> = reference_c.iter().map(|r| figure(r, 1e-4)).collect();
+        let w = log_welch(&b, &same, 0.99).unwrap();
+        assert!(w.ratio > 1.1, "{w:?}");
+        let a = log_ancova(&b, &reference_b, &same, &reference_c, 0.99).unwrap();
+        assert!(
+            (a.ratio - 1.0).abs() < 1e-9 && (a.slope - 1.5).abs() < 1e-9,
+            "{a:?}"
+        );
+        // A real 10% slowdown of the model on that slower host is still seen as 10%.
+        let slower: Vec<f64> = reference_c.iter().map(|r| figure(r, 1.1e-4)).collect();
+        let a = log_ancova(&b, &reference_b, &slower, &reference_c, 0.99).unwrap();
+        assert!((a.ratio - 1.1).abs() < 1e-9, "{a:?}");
+    }
+
+    #[test]
+    fn log_ancova_refuses_what_it_cannot_fit() {
+        let r = [60.0, 61.0, 62.0];
+        assert!(log_ancova(&[1.0, 2.0], &[60.0, 61.0], &[1.0, 2.0, 3.0], &r, 0.99).is_none());
+        assert!(log_ancova(&[1.0, 2.0, 0.0], &r, &[1.0, 2.0, 3.0], &r, 0.99).is_none());
+        assert!(log_ancova(&[1.0, 2.0, 3.0], &[60.0, 61.0], &[1.0, 2.0, 3.0], &r, 0.99).is_none());
+        // Reference times that never vary leave no slope to fit.
+        let flat = [60.0; 3];
+        assert!(log_ancova(&[1.0, 2.0, 3.0], &flat, &[1.0, 2.0, 3.0], &flat, 0.99).is_none());
     }
 
     #[test]

@@ -1007,7 +1007,7 @@ pub fn compare_metric(
                 reference: cr,
             },
         ) => {
-            let (bs, cs, method) = match undisturbed(bs, br, cs, cr, reference_floor_us, config) {
+            let selected = match undisturbed(bs, br, cs, cr, reference_floor_us, config) {
                 Undisturbed::Selected {
                     baseline,
                     candidate,
@@ -1021,26 +1021,51 @@ pub fn compare_metric(
                     ));
                     row.baseline = Some(stats::geometric_mean(&baseline));
                     row.candidate = Some(stats::geometric_mean(&candidate));
-                    (baseline, candidate, "welch_undisturbed_processes")
+                    Ok((baseline, candidate, "welch_undisturbed_processes"))
                 }
-                Undisturbed::TooFew(reason) => return inconclusive(row, reason),
-                Undisturbed::NoReference => (bs.to_vec(), cs.to_vec(), "welch_processes"),
+                Undisturbed::TooFew { reason, kept } => Err((reason, kept)),
+                Undisturbed::NoReference => Ok((bs.to_vec(), cs.to_vec(), "welch_processes")),
             };
-            match stats::log_welch(&bs, &cs, 1.0 - alpha) {
-                Some(w) => (
-                    w.ratio - 1.0,
-                    [w.ci[0] - 1.0, w.ci[1] - 1.0],
-                    w.p_value,
-                    method,
-                ),
-                None => {
-                    return inconclusive(
-                        row,
-                        format!(
-                            "per-process figures unusable ({} vs {} processes; at least 2 positive figures needed per side)",
-                            bs.len(),
-                            cs.len()
-                        ),
+            match selected {
+                Ok((bs, cs, method)) => match stats::log_welch(&bs, &cs, 1.0 - alpha) {
+                    Some(w) => (
+                        w.ratio - 1.0,
+                        [w.ci[0] - 1.0, w.ci[1] - 1.0],
+                        w.p_value,
+                        method,
+                    ),
+                    None => {
+                        return inconclusive(
+                            row,
+                            format!(
+                                "per-process figures unusable ({} vs {} processes; at least 2 positive figures needed per side)",
+                                bs.len(),
+                                cs.len()
+                            ),
+                        )
+                    }
+                },
+                // The host was slow through much of a run: rather than drop the slow
+                // processes, adjust every process for its own reference time.
+                Err((reason, kept)) => {
+                    let Some(a) = stats::log_ancova(bs, br, cs, cr, 1.0 - alpha) else {
+                        return inconclusive(row, reason);
+                    };
+                    note = Some(format!(
+                        "; only {} of {} vs {} of {} processes undisturbed: all compared after adjusting for the reference-kernel time (slope {:.2})",
+                        kept[0],
+                        bs.len(),
+                        kept[1],
+                        cs.len(),
+                        a.slope
+                    ));
+                    row.baseline = Some(stats::geometric_mean(bs));
+                    row.candidate = Some(stats::geometric_mean(cs));
+                    (
+                        a.ratio - 1.0,
+                        [a.ci[0] - 1.0, a.ci[1] - 1.0],
+                        a.p_value,
+                        "ancova_reference",
                     )
                 }
             }
@@ -1107,8 +1132,8 @@ enum Undisturbed {
         baseline: Vec<f64>,
         candidate: Vec<f64>,
     },
-    /// Too few undisturbed processes on a side: why.
-    TooFew(String),
+    /// Too few undisturbed processes on a side: why, and how many each side kept.
+    TooFew { reason: String, kept: [usize; 2] },
     /// A side has no reference times (a run from before they existed): all processes count.
     NoReference,
 }
@@ -1143,15 +1168,18 @@ fn undisturbed(
     };
     let (baseline, candidate) = (keep(bs, br), keep(cs, cr));
     if baseline.len() < MIN_UNDISTURBED || candidate.len() < MIN_UNDISTURBED {
-        return Undisturbed::TooFew(format!(
-            "the machine was disturbed: only {} of {} baseline and {} of {} candidate processes ran with the reference kernel within {}% of its fastest ({:.2} µs); {MIN_UNDISTURBED} per side are needed: re-run on a quieter machine or with more processes",
-            baseline.len(),
-            bs.len(),
-            candidate.len(),
-            cs.len(),
-            trim(100.0 * config.reference_band),
-            floor
-        ));
+        return Undisturbed::TooFew {
+            reason: format!(
+                "the machine was disturbed: only {} of {} baseline and {} of {} candidate processes ran with the reference kernel within {}% of its fastest ({:.2} µs), and the figures could not be adjusted for it; {MIN_UNDISTURBED} per side are needed: re-run on a quieter machine or with more processes",
+                baseline.len(),
+                bs.len(),
+                candidate.len(),
+                cs.len(),
+                trim(100.0 * config.reference_band),
+                floor
+            ),
+            kept: [baseline.len(), candidate.len()],
+        };
     }
     Undisturbed::Selected {
         baseline,

@@ -700,16 +700,62 @@ fn only_undisturbed_processes_are_compared() {
     assert_ne!(p50_row(&b, &c).verdict, Verdict::Regressed);
 }
 
+/// Per-process medians of a model whose time grows as the reference time^1.5 (a host slow
+/// spell hurts the model more than the plain-arithmetic reference, as measured here), times
+/// `scale`, with a little process-to-process jitter.
+fn slowed_with_host(reference_us: &[f64], scale: f64) -> Vec<f64> {
+    let jitter = [
+        1.0, 1.004, 0.996, 1.002, 0.998, 1.003, 0.997, 1.001, 0.999, 1.0,
+    ];
+    reference_us
+        .iter()
+        .zip(jitter.iter().cycle())
+        .map(|(r, j)| scale * (r / 60.0).powf(1.5) * j)
+        .collect()
+}
+
 #[test]
-fn too_few_undisturbed_processes_are_inconclusive_with_the_reason() {
+fn a_disturbed_run_is_compared_after_adjusting_for_the_reference_time() {
+    // Most processes of both runs ran in a slow spell (reference 66-75 µs against a 60 µs
+    // floor): too few are undisturbed, so every process is adjusted for its reference time.
+    let base_ref = [60.0, 60.5, 68.0, 70.0, 72.0, 66.0, 74.0, 71.0];
+    let cand_ref = [61.0, 67.0, 69.0, 73.0, 75.0, 70.0, 68.0, 72.0];
+    let b = case_with_reference(&slowed_with_host(&base_ref, 1.0), &base_ref, 1);
+    let c = case_with_reference(&slowed_with_host(&cand_ref, 1.10), &cand_ref, 2);
+    let row = p50_row(&b, &c);
+    assert_eq!(row.method, "ancova_reference", "{row:?}");
+    assert_eq!(row.verdict, Verdict::Regressed, "{row:?}");
+    assert!(
+        row.reason
+            .contains("only 2 of 8 vs 1 of 8 processes undisturbed"),
+        "{}",
+        row.reason
+    );
+    let change = row.change.unwrap();
+    assert!((change - 0.10).abs() < 0.01, "{change}");
+    // The same model with the candidate's processes in a slower spell than the baseline's:
+    // the raw figures differ by almost the threshold (4%), the adjusted ones do not.
+    let c = case_with_reference(&slowed_with_host(&cand_ref, 1.0), &cand_ref, 3);
+    let row = p50_row(&b, &c);
+    assert_eq!(row.method, "ancova_reference");
+    assert_eq!(row.verdict, Verdict::Unchanged, "{row:?}");
+    assert!(
+        row.candidate.unwrap() / row.baseline.unwrap() > 1.03,
+        "{row:?}"
+    );
+}
+
+#[test]
+fn too_few_undisturbed_processes_to_adjust_are_inconclusive_with_the_reason() {
     let b = case_with_reference(&[1.0, 1.01, 0.99, 1.0], &[60.0, 60.1, 60.2, 60.0], 1);
-    // Only two candidate processes near the floor (60 µs within 3%).
-    let c = case_with_reference(&[1.3, 1.31, 1.0, 1.01], &[70.0, 71.0, 60.5, 61.0], 2);
+    // Two candidate processes, neither near the floor (60 µs within 3%): nothing to select
+    // and too few to fit a slope on.
+    let c = case_with_reference(&[1.3, 1.31], &[70.0, 71.0], 2);
     let row = p50_row(&b, &c);
     assert_eq!(row.verdict, Verdict::Inconclusive);
     assert!(
         row.reason
-            .contains("only 4 of 4 baseline and 2 of 4 candidate"),
+            .contains("only 4 of 4 baseline and 0 of 2 candidate"),
         "{}",
         row.reason
     );
