@@ -403,7 +403,6 @@ pub struct LogWelch {
 /// `None` when a side has fewer than two values or a value that is not a positive number.
 /// When both sides have no spread at all the interval is the point and p is 1 or 0.
 pub fn log_welch(baseline: &[f64], candidate: &[f64], confidence: f64) -> Option<LogWelch> {
-    use statrs::distribution::{ContinuousCDF, StudentsT};
     let logs = |xs: &[f64]| -> Option<Vec<f64>> {
         if xs.len() < 2 || xs.iter().any(|x| !x.is_finite() || *x <= 0.0) {
             return None;
@@ -415,26 +414,33 @@ pub fn log_welch(baseline: &[f64], candidate: &[f64], confidence: f64) -> Option
     let (vb, vc) = (stdev(&b).powi(2) / nb, stdev(&c).powi(2) / nc);
     let d = mean(&c) - mean(&b);
     let se = (vb + vc).sqrt();
+    let df = if se == 0.0 {
+        nb + nc - 2.0
+    } else {
+        (vb + vc).powi(2) / (vb * vb / (nb - 1.0) + vc * vc / (nc - 1.0))
+    };
+    let (ratio, ci, p_value) = t_test_on_logs(d, se, df, confidence)?;
+    Some(LogWelch {
+        ratio,
+        ci,
+        p_value,
+        df,
+    })
+}
+
+/// `exp(d)` for a difference of logs `d` with standard error `se` on `df` degrees of freedom,
+/// its Student-t `confidence` interval and the two-sided p-value. With no spread at all
+/// (`se == 0`) the interval is the point and p is 1 or 0.
+fn t_test_on_logs(d: f64, se: f64, df: f64, confidence: f64) -> Option<(f64, [f64; 2], f64)> {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    let ratio = d.exp();
     if se == 0.0 {
-        let ratio = d.exp();
-        let p = if d == 0.0 { 1.0 } else { 0.0 };
-        return Some(LogWelch {
-            ratio,
-            ci: [ratio, ratio],
-            p_value: p,
-            df: nb + nc - 2.0,
-        });
+        return Some((ratio, [ratio, ratio], if d == 0.0 { 1.0 } else { 0.0 }));
     }
-    let df = (vb + vc).powi(2) / (vb * vb / (nb - 1.0) + vc * vc / (nc - 1.0));
     let t = StudentsT::new(0.0, 1.0, df).ok()?;
     let q = t.inverse_cdf(0.5 + confidence / 2.0);
     let p = (2.0 * t.cdf(-(d / se).abs())).min(1.0);
-    Some(LogWelch {
-        ratio: d.exp(),
-        ci: [(d - q * se).exp(), (d + q * se).exp()],
-        p_value: p,
-        df,
-    })
+    Some((ratio, [(d - q * se).exp(), (d + q * se).exp()], p))
 }
 
 /// Analysis of covariance on logs: the ratio `candidate / baseline` of two groups of
@@ -464,7 +470,6 @@ pub fn log_ancova(
     candidate_reference: &[f64],
     confidence: f64,
 ) -> Option<LogAncova> {
-    use statrs::distribution::{ContinuousCDF, StudentsT};
     let logs = |xs: &[f64]| -> Option<Vec<f64>> {
         if xs.len() < 3 || xs.iter().any(|x| !x.is_finite() || *x <= 0.0) {
             return None;
@@ -499,24 +504,11 @@ pub fn log_ancova(
     let df = nb + nc - 3.0;
     let residual = (syy - sxy * sxy / sxx).max(0.0) / df;
     let se = (residual * (1.0 / nb + 1.0 / nc + gap * gap / sxx)).sqrt();
-    if se == 0.0 {
-        let ratio = d.exp();
-        let p = if d == 0.0 { 1.0 } else { 0.0 };
-        return Some(LogAncova {
-            ratio,
-            ci: [ratio, ratio],
-            p_value: p,
-            df,
-            slope,
-        });
-    }
-    let t = StudentsT::new(0.0, 1.0, df).ok()?;
-    let q = t.inverse_cdf(0.5 + confidence / 2.0);
-    let p = (2.0 * t.cdf(-(d / se).abs())).min(1.0);
+    let (ratio, ci, p_value) = t_test_on_logs(d, se, df, confidence)?;
     Some(LogAncova {
-        ratio: d.exp(),
-        ci: [(d - q * se).exp(), (d + q * se).exp()],
-        p_value: p,
+        ratio,
+        ci,
+        p_value,
         df,
         slope,
     })
