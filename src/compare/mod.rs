@@ -83,7 +83,8 @@ pub enum Evidence<'a> {
     /// One figure per worker process (`settings.processes` > 1): the process is the unit of
     /// the test (Welch's t on the logs), so noise between processes is in the interval.
     /// `reference` holds each process's reference-kernel time (µs) when the run has them
-    /// (else empty): only undisturbed processes are then compared.
+    /// (else empty): only undisturbed processes are then compared, or, with too few of
+    /// those, every process adjusted for its reference time.
     Processes {
         values: &'a [f64],
         reference: &'a [f64],
