@@ -403,12 +403,7 @@ pub struct LogWelch {
 /// `None` when a side has fewer than two values or a value that is not a positive number.
 /// When both sides have no spread at all the interval is the point and p is 1 or 0.
 pub fn log_welch(baseline: &[f64], candidate: &[f64], confidence: f64) -> Option<LogWelch> {
-    let logs = |xs: &[f64]| -> Option<Vec<f64>> {
-        if xs.len() < 2 || xs.iter().any(|x| !x.is_finite() || *x <= 0.0) {
-            return None;
-        }
-        Some(xs.iter().map(|x| x.ln()).collect())
-    };
+    let logs = |xs: &[f64]| logs_of_positive(xs, 2);
     let (b, c) = (logs(baseline)?, logs(candidate)?);
     let (nb, nc) = (b.len() as f64, c.len() as f64);
     let (vb, vc) = (stdev(&b).powi(2) / nb, stdev(&c).powi(2) / nc);
@@ -426,6 +421,15 @@ pub fn log_welch(baseline: &[f64], candidate: &[f64], confidence: f64) -> Option
         p_value,
         df,
     })
+}
+
+/// The natural logs of `xs`; `None` with fewer than `min_len` values or one that is not a
+/// positive number.
+fn logs_of_positive(xs: &[f64], min_len: usize) -> Option<Vec<f64>> {
+    if xs.len() < min_len || xs.iter().any(|x| !x.is_finite() || *x <= 0.0) {
+        return None;
+    }
+    Some(xs.iter().map(|x| x.ln()).collect())
 }
 
 /// `exp(d)` for a difference of logs `d` with standard error `se` on `df` degrees of freedom,
@@ -470,12 +474,7 @@ pub fn log_ancova(
     candidate_reference: &[f64],
     confidence: f64,
 ) -> Option<LogAncova> {
-    let logs = |xs: &[f64]| -> Option<Vec<f64>> {
-        if xs.len() < 3 || xs.iter().any(|x| !x.is_finite() || *x <= 0.0) {
-            return None;
-        }
-        Some(xs.iter().map(|x| x.ln()).collect())
-    };
+    let logs = |xs: &[f64]| logs_of_positive(xs, 3);
     if baseline.len() != baseline_reference.len() || candidate.len() != candidate_reference.len() {
         return None;
     }
@@ -526,10 +525,7 @@ pub fn geometric_mean(xs: &[f64]) -> f64 {
 /// `None` with fewer than two values or one that is not positive.
 pub fn geometric_mean_ci(xs: &[f64], confidence: f64) -> Option<[f64; 2]> {
     use statrs::distribution::{ContinuousCDF, StudentsT};
-    if xs.len() < 2 || xs.iter().any(|x| !x.is_finite() || *x <= 0.0) {
-        return None;
-    }
-    let logs: Vec<f64> = xs.iter().map(|x| x.ln()).collect();
+    let logs = logs_of_positive(xs, 2)?;
     let n = logs.len() as f64;
     let se = stdev(&logs) / n.sqrt();
     let q = StudentsT::new(0.0, 1.0, n - 1.0)
