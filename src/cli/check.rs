@@ -1,0 +1,62 @@
+//! `check`: the regression gate between a baseline and a candidate run.
+
+use anyhow::anyhow;
+
+use super::{exit, read_run, write_text, CheckArgs, ExitWith, Failure};
+use crate::compare::{self, render, CompareError};
+use crate::results::RunStatus;
+
+pub(super) fn cmd_check(args: CheckArgs) -> Result<i32, Failure> {
+    let baseline = read_run(&args.baseline)?;
+    let candidate = read_run(&args.candidate)?;
+    // The candidate's suite decides the thresholds; the command line overrides them.
+    let mut config = candidate.check.clone();
+    for spec in &args.thresholds {
+        config
+            .set_from_str(spec)
+            .map_err(|e| anyhow!("--threshold {spec}: {e}; {}", e.hint))
+            .exit_with(exit::INVALID_INPUT)?;
+    }
+    for (side, path, run) in [
+        ("baseline", &args.baseline, &baseline),
+        ("candidate", &args.candidate, &candidate),
+    ] {
+        if run.status == RunStatus::Partial {
+            eprintln!(
+                "warning: the {side} {} is partial (the run stopped early, or shards are missing); only the cases it holds are compared",
+                path.display()
+            );
+        }
+    }
+    let mut comparison =
+        match compare::compare(&baseline, &candidate, &config, args.allow_env_mismatch) {
+            Ok(c) => c,
+            Err(e @ (CompareError::NoCommonCases { .. } | CompareError::Incomparable(_))) => {
+                return Err(anyhow!(
+                    "cannot compare {} with {}: {e}",
+                    args.candidate.display(),
+                    args.baseline.display()
+                ))
+                .exit_with(exit::INVALID_INPUT)
+            }
+        };
+    comparison.baseline.label = args.baseline.display().to_string();
+    comparison.candidate.label = args.candidate.display().to_string();
+    print!("{}", render::terminal(&comparison));
+    if let Some(path) = &args.markdown {
+        write_text(&render::markdown(&comparison), path)?;
+    }
+    if let Some(path) = &args.junit {
+        write_text(&render::junit(&comparison), path)?;
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&comparison).exit_with(exit::INTERNAL)?;
+        write_text(&text, path)?;
+    }
+    Ok(if comparison.regressed() {
+        println!("REGRESSION: see the rows marked REGRESSED above");
+        exit::REGRESSION
+    } else {
+        exit::OK
+    })
+}

@@ -1,0 +1,48 @@
+//! `export`: a run in another tracker's format.
+
+use std::path::Path;
+
+use super::{exit, read_run, write_text, Failure};
+use crate::export;
+
+/// `export --format`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// Bencher Metric Format JSON
+    Bencher,
+    /// github-action-benchmark `customSmallerIsBetter` JSON (latencies, bytes)
+    #[value(alias = "gab")]
+    GabSmaller,
+    /// github-action-benchmark `customBiggerIsBetter` JSON (throughput)
+    GabBigger,
+    /// The flat CSV, one row per case
+    Csv,
+}
+
+impl ExportFormat {
+    fn to_format(self) -> export::Format {
+        match self {
+            ExportFormat::Bencher => export::Format::Bencher,
+            ExportFormat::GabSmaller => export::Format::GabSmaller,
+            ExportFormat::GabBigger => export::Format::GabBigger,
+            ExportFormat::Csv => export::Format::Csv,
+        }
+    }
+}
+
+pub(super) fn cmd_export(
+    path: &Path,
+    format: ExportFormat,
+    output: Option<&Path>,
+) -> Result<i32, Failure> {
+    let run = read_run(path)?;
+    let text = export::render(&run, format.to_format());
+    match output {
+        Some(out) => {
+            write_text(&text, out)?;
+            eprintln!("wrote {}", out.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(exit::OK)
+}

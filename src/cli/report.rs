@@ -1,0 +1,41 @@
+//! `report`: run files rendered as HTML with PNG charts and a Markdown summary.
+
+use std::path::{Path, PathBuf};
+
+use super::{exit, ExitWith, Failure};
+use crate::report;
+
+/// Where `run --report` and `report` without `--out` render: `reports/<suite>/<run stem>/`.
+pub(super) const REPORTS_DIR: &str = "reports";
+
+pub(super) fn cmd_report(runs: &[PathBuf], out: Option<PathBuf>) -> Result<i32, Failure> {
+    let data = report::load(runs).exit_with(exit::INVALID_INPUT)?;
+    let dir = out.unwrap_or_else(|| {
+        report::default_dir(
+            Path::new(REPORTS_DIR),
+            &data.runs[0].run.suite.name,
+            &runs[0],
+        )
+    });
+    render_report(&data, &dir)?;
+    Ok(exit::OK)
+}
+
+/// Renders and writes a report, then says where it is and what was left out.
+pub(super) fn render_report(data: &report::ReportData, dir: &Path) -> Result<(), Failure> {
+    let built = report::build(data).exit_with(exit::INTERNAL)?;
+    report::write(&built, dir).exit_with(exit::INTERNAL)?;
+    for w in data.comparability() {
+        eprintln!("warning: runs not comparable: {w}");
+    }
+    println!(
+        "report: {} ({} charts; {} and the PNGs beside it)",
+        dir.join(report::INDEX).display(),
+        built.charts.len(),
+        report::SUMMARY
+    );
+    for o in &built.omitted {
+        println!("  not drawn: {}: {}", o.title, o.why);
+    }
+    Ok(())
+}

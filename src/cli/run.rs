@@ -1,0 +1,263 @@
+//! `run`: a suite's cases in isolated workers, fresh or resumed from a journal.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context};
+use regex::Regex;
+
+use super::prepare::{build_variants, cached_peaks, set_interrupt_handler, INTERRUPTED};
+use super::progress::ProgressDisplay;
+use super::report::{render_report, REPORTS_DIR};
+use super::tables::{
+    cold_start_table, embeddings_table, energy_footnote, server_table, summary_table,
+    variants_table,
+};
+use super::{exit, load_suite, parse_filter, ExitWith, Failure, RunArgs};
+use crate::plan::{self, Shard};
+use crate::report;
+use crate::results::{self, journal, CaseStatus, RunStatus};
+use crate::runner::{self, RunOptions, Start};
+use crate::suite::{self, Suite};
+use crate::worker::Fault;
+
+fn parse_fault(spec: Option<&str>) -> Result<Option<(Fault, Regex)>, Failure> {
+    let Some(spec) = spec else { return Ok(None) };
+    let (kind, pattern) = spec.split_once(':').unwrap_or((spec, ".*"));
+    let fault = match kind {
+        "crash" => Fault::Crash,
+        "hang" => Fault::Hang,
+        other => {
+            return Err(anyhow!(
+                "--inject-fault: unknown fault `{other}`; use crash:REGEX or hang:REGEX"
+            ))
+            .exit_with(exit::INVALID_INPUT)
+        }
+    };
+    let re = Regex::new(pattern)
+        .with_context(|| format!("--inject-fault: bad regex `{pattern}`"))
+        .exit_with(exit::INVALID_INPUT)?;
+    Ok(Some((fault, re)))
+}
+
+/// How the run was asked for: from the command line, or from a journal being resumed.
+struct RunRequest {
+    suite: Suite,
+    settings: suite::Settings,
+    output: PathBuf,
+    quick: bool,
+    filter: Option<Regex>,
+    shard: Option<Shard>,
+    slowdown: Option<f64>,
+    start: Start,
+}
+
+fn resume_request(journal_file: &Path, suite_arg: Option<&Path>) -> Result<RunRequest, Failure> {
+    let loaded = journal::load(journal_file).exit_with(exit::INVALID_INPUT)?;
+    let header = &loaded.header;
+    let suite_path = suite_arg
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| header.suite_file.clone());
+    let suite = load_suite(&suite_path)?;
+    if suite.sha256 != header.suite_sha256 {
+        return Err(anyhow!(
+            "{} changed since the run in {} started (sha256 {} then, {} now); start a new run instead",
+            suite_path.display(),
+            journal_file.display(),
+            &header.suite_sha256[..12],
+            &suite.sha256[..12]
+        ))
+        .exit_with(exit::INVALID_INPUT);
+    }
+    if journal::journal_path(&header.output) != journal_file {
+        return Err(anyhow!(
+            "{} belongs beside its run file {}; move it back to {}",
+            journal_file.display(),
+            header.output.display(),
+            journal::journal_path(&header.output).display()
+        ))
+        .exit_with(exit::INVALID_INPUT);
+    }
+    Ok(RunRequest {
+        filter: parse_filter(header.filter.as_deref())?,
+        settings: header.settings.clone(),
+        output: header.output.clone(),
+        quick: header.quick,
+        shard: header.shard,
+        slowdown: header.injected_slowdown,
+        suite,
+        start: Start::Resume(Box::new(loaded)),
+    })
+}
+
+fn fresh_request(args: &RunArgs) -> Result<RunRequest, Failure> {
+    let suite_path = args
+        .suite
+        .clone()
+        .expect("clap requires SUITE without --resume");
+    let suite = load_suite(&suite_path)?;
+    if let Some(x) = args.inject_slowdown {
+        if !(x > 0.0 && x <= 10.0) {
+            return Err(anyhow!("--inject-slowdown must be a fraction above 0 and at most 10 (0.10 = 10% slower), got {x}"))
+                .exit_with(exit::INVALID_INPUT);
+        }
+    }
+    let settings = if args.quick {
+        suite.settings.quick()
+    } else {
+        suite.settings.clone()
+    };
+    let output = args.output.clone().unwrap_or_else(|| {
+        let path = results::default_output(&args.results_dir, &suite.name, chrono::Utc::now());
+        match args.shard {
+            None => path,
+            Some(s) => {
+                let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+                path.with_file_name(format!("{stem}-shard{}of{}.json", s.index, s.count))
+            }
+        }
+    });
+    let journal_file = journal::journal_path(&output);
+    if journal_file.exists() {
+        return Err(anyhow!(
+            "{} holds an unfinished run; finish it with `inferbench run --resume {}`, or delete it",
+            journal_file.display(),
+            journal_file.display()
+        ))
+        .exit_with(exit::INVALID_INPUT);
+    }
+    Ok(RunRequest {
+        filter: parse_filter(args.filter.as_deref())?,
+        settings,
+        output,
+        quick: args.quick,
+        shard: args.shard,
+        slowdown: args.inject_slowdown,
+        suite,
+        start: Start::Fresh,
+    })
+}
+
+pub(super) fn cmd_run(args: RunArgs) -> Result<i32, Failure> {
+    let fault = parse_fault(args.inject_fault.as_deref())?;
+    let req = match &args.resume {
+        Some(journal_file) => resume_request(journal_file, args.suite.as_deref())?,
+        None => fresh_request(&args)?,
+    };
+    if let Some(x) = req.slowdown {
+        eprintln!(
+            "TEST ONLY: every forward pass is made {:.1}% slower (--inject-slowdown); this run is not a measurement",
+            100.0 * x
+        );
+    }
+    let cases = plan::filter(plan::expand(&req.suite, &req.settings), req.filter.as_ref());
+    if cases.is_empty() {
+        return Err(anyhow!(
+            "no case of {} matches --filter `{}`; `inferbench list` shows the ids",
+            req.suite.path.display(),
+            req.filter
+                .as_ref()
+                .map(|f| f.to_string())
+                .unwrap_or_default()
+        ))
+        .exit_with(exit::INVALID_INPUT);
+    }
+    let mut cases = match req.shard {
+        None => cases,
+        Some(s) => {
+            let planned = cases.len();
+            let mine = plan::shard(cases, s);
+            if mine.is_empty() {
+                return Err(anyhow!("shard {s} has no cases: the plan has {planned} case(s) after --filter; use N <= {planned}"))
+                    .exit_with(exit::INVALID_INPUT);
+            }
+            eprintln!("shard {s}: {} of {planned} cases", mine.len());
+            mine
+        }
+    };
+    build_variants(&req.suite, &mut cases, &args.cache_dir, args.rebuild)?;
+    let peaks = cached_peaks(&args.cache_dir, &cases)?;
+    set_interrupt_handler();
+    let output = req.output.clone();
+    let opts = RunOptions {
+        output: output.clone(),
+        quick: req.quick,
+        filter: req.filter,
+        fault,
+        shard: req.shard,
+        slowdown: req.slowdown,
+        profile: None,
+        peaks,
+    };
+    let mut display = ProgressDisplay::new();
+    let run = runner::run(
+        &req.suite,
+        &cases,
+        &req.settings,
+        &opts,
+        req.start,
+        &INTERRUPTED,
+        &mut display,
+    )
+    .exit_with(exit::INTERNAL)?;
+    display.clear();
+    // The per-variant table, when there is more to say than the baselines' sizes.
+    if run
+        .cases
+        .iter()
+        .any(|c| c.quality.is_some() || c.model.recipe.as_deref().is_some_and(|r| r != "baseline"))
+    {
+        println!("{}", variants_table(&run));
+    }
+    if run.cases.iter().any(|c| c.embedding.is_some()) {
+        println!("{}", embeddings_table(&run));
+    }
+    println!("{}", summary_table(&run));
+    if let Some(table) = server_table(&run) {
+        println!("{table}");
+        println!("server: latency = completion - Poisson arrival (queueing included); dropped + unserved = refused with a full queue + still queued at the drain deadline");
+    }
+    if let Some(note) = energy_footnote(&run) {
+        println!("{note}");
+    }
+    println!("{}", cold_start_table(&run));
+    let failed = run
+        .cases
+        .iter()
+        .filter(|c| c.status == CaseStatus::Failed)
+        .count();
+    let noisy = run
+        .cases
+        .iter()
+        .filter(|c| c.status == CaseStatus::Noisy)
+        .count();
+    if failed + noisy > 0 {
+        println!(
+            "{failed} failed, {noisy} noisy of {} cases (reasons in the run file's `error` fields)",
+            run.cases.len()
+        );
+    }
+    println!(
+        "wrote {} and {}",
+        output.display(),
+        results::csv_path(&output).display()
+    );
+    if args.report && run.status != RunStatus::Interrupted {
+        let dir = report::default_dir(Path::new(REPORTS_DIR), &run.suite.name, &output);
+        let data = report::ReportData::from_runs(vec![(output.display().to_string(), run.clone())]);
+        render_report(&data, &dir)?;
+    }
+    if run.status == RunStatus::Interrupted {
+        if args.report {
+            eprintln!("no report: the run was interrupted (render what finished with `inferbench report {}`)", output.display());
+        }
+        let journal_file = journal::journal_path(&output);
+        eprintln!(
+            "interrupted: {} of {} cases finished; finish the rest with `inferbench run --resume {}`",
+            run.cases.len(),
+            cases.len(),
+            journal_file.display()
+        );
+        return Ok(exit::INTERRUPTED);
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,460 @@
+//! The terminal tables: run summary, server, cold start, variants, embeddings, peaks,
+//! per-layer profile.
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
+
+use crate::profile::LayerProfile;
+use crate::results::{CaseResult, RunResult};
+use crate::roofline::Peaks;
+use crate::suite;
+
+/// Milliseconds with enough digits to compare, whatever the magnitude.
+pub fn fmt_ms(x: f64) -> String {
+    match x {
+        x if x >= 100.0 => format!("{x:.1}"),
+        x if x >= 1.0 => format!("{x:.3}"),
+        x => format!("{x:.4}"),
+    }
+}
+
+pub fn summary_table(run: &RunResult) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "variant",
+        "target",
+        "scenario",
+        "batch",
+        "p50 ms",
+        "p99 ms [95% CI]",
+        "samples/s",
+        "noise",
+        "peak RSS MiB",
+        "energy mJ/inf",
+        "acc",
+        "F1",
+        "weights",
+        "x base",
+        "status",
+    ]);
+    for c in &run.cases {
+        let q = c.quality.as_ref();
+        let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+        let lat = c.latency_ms.as_ref().map(|l| &l.summary);
+        table.add_row(vec![
+            Cell::new(format!("{}-{}", c.model_name, c.variant)),
+            Cell::new(&c.target),
+            Cell::new(&c.scenario),
+            right(c.batch_size.to_string()),
+            right(lat.map(|s| fmt_ms(s.p50)).unwrap_or_else(|| "-".into())),
+            right(
+                lat.map(|s| {
+                    format!(
+                        "{} [{}, {}]",
+                        fmt_ms(s.p99),
+                        fmt_ms(s.p99_ci[0]),
+                        fmt_ms(s.p99_ci[1])
+                    )
+                })
+                .unwrap_or_else(|| "-".into()),
+            ),
+            right(
+                c.throughput_per_s
+                    .map(|t| format!("{t:.1}"))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            right(
+                c.noise
+                    .map(|n| format!("±{:.1}%", n * 100.0))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            right(
+                c.memory
+                    .as_ref()
+                    .map(|m| format!("{:.1}", m.peak_rss_bytes as f64 / (1u64 << 20) as f64))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            right(
+                c.energy
+                    .as_ref()
+                    .map(fmt_energy)
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            right(
+                q.map(|q| format!("{:.4}", q.accuracy))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            right(
+                q.map(|q| format!("{:.4}", q.f1_macro))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            right(if c.model.weight_bytes > 0 {
+                fmt_bytes(c.model.weight_bytes as u64)
+            } else {
+                "-".into()
+            }),
+            right(
+                c.model
+                    .compression_rate
+                    .map(|x| format!("{x:.2}"))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            Cell::new(c.status.as_str()),
+        ]);
+    }
+    table
+}
+
+/// Server cases: offered and achieved rate, what was served, latency with the p99's CI, and
+/// for a max-QPS search its result and bracket. `None` without server cases.
+pub fn server_table(run: &RunResult) -> Option<Table> {
+    let cases: Vec<&CaseResult> = run.cases.iter().filter(|c| c.server.is_some()).collect();
+    if cases.is_empty() {
+        return None;
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "server case",
+        "offered q/s",
+        "achieved q/s",
+        "served",
+        "dropped+unserved",
+        "late",
+        "p50 ms",
+        "p99 ms [95% CI]",
+        "mean batch",
+        "max QPS (search)",
+    ]);
+    for c in cases {
+        let Some(s) = &c.server else { continue };
+        let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+        let lat = c.latency_ms.as_ref().map(|l| &l.summary);
+        let search = s
+            .search
+            .as_ref()
+            .map(|x| {
+                let rate = |q: f64| suite::load::fmt_rate((q * 10.0).round() / 10.0);
+                let found = match (x.max_qps, x.failing_qps) {
+                    (Some(lo), Some(hi)) => format!("{} (fails at {})", rate(lo), rate(hi)),
+                    (Some(lo), None) => format!(">= {} (no failing rate)", rate(lo)),
+                    (None, Some(hi)) => format!("none (fails at {})", rate(hi)),
+                    (None, None) => "-".into(),
+                };
+                format!(
+                    "p99 <= {} ms: {found}, {} probes",
+                    suite::load::fmt_rate(x.p99_bound_ms),
+                    x.probes.len()
+                )
+            })
+            .unwrap_or_else(|| "-".into());
+        table.add_row(vec![
+            Cell::new(format!(
+                "{}{}",
+                c.id,
+                if s.saturated { " SATURATED" } else { "" }
+            )),
+            right(format!("{:.1}", s.offered_qps)),
+            right(format!("{:.1}", s.achieved_qps)),
+            right(format!("{}/{}", s.served, s.queries)),
+            right(format!("{}+{}", s.dropped, s.unserved)),
+            right(match s.late_ms {
+                Some(b) => format!("{} (>{} ms)", s.late, suite::load::fmt_rate(b)),
+                None => "-".into(),
+            }),
+            right(lat.map(|l| fmt_ms(l.p50)).unwrap_or_else(|| "-".into())),
+            right(
+                lat.map(|l| {
+                    format!(
+                        "{} [{}, {}]",
+                        fmt_ms(l.p99),
+                        fmt_ms(l.p99_ci[0]),
+                        fmt_ms(l.p99_ci[1])
+                    )
+                })
+                .unwrap_or_else(|| "-".into()),
+            ),
+            right(format!("{:.2}", s.mean_batch)),
+            Cell::new(search),
+        ]);
+    }
+    Some(table)
+}
+
+/// Load time, first inference, warm-up, and per-stage medians when stages were timed.
+pub fn cold_start_table(run: &RunResult) -> Table {
+    let mut table = Table::new();
+    let staged = run.cases.iter().any(|c| c.stages.is_some());
+    let mut header = vec![
+        "case",
+        "load ms",
+        "first inference ms",
+        "warm-up",
+        "steady p50 ms",
+    ];
+    if staged {
+        header.extend(["preprocess p50", "forward p50", "postprocess p50"]);
+    }
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(header);
+    for c in &run.cases {
+        let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+        let k = c.cold_start.as_ref();
+        let mut row = vec![
+            Cell::new(&c.id),
+            right(
+                k.map(|k| format!("{:.1}", k.load_ms))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            right(
+                k.map(|k| fmt_ms(k.first_inference_ms))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            Cell::new(
+                k.map(|k| {
+                    let end = match k.warmup_end {
+                        crate::measure::WarmupEnd::Stable => "stable",
+                        crate::measure::WarmupEnd::MaxTime => "still moving at max_warmup_s",
+                    };
+                    format!("{:.0} ms, {} it, {end}", k.warmup_ms, k.warmup_iterations)
+                })
+                .unwrap_or_else(|| "-".into()),
+            ),
+            right(
+                c.latency_ms
+                    .as_ref()
+                    .map(|l| fmt_ms(l.summary.p50))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+        ];
+        if staged {
+            for stage in ["preprocess", "forward", "postprocess"] {
+                let p50 = c
+                    .stages
+                    .as_ref()
+                    .and_then(|s| s.get(stage))
+                    .map(|l| fmt_ms(l.summary.p50));
+                row.push(right(p50.unwrap_or_else(|| "-".into())));
+            }
+        }
+        table.add_row(row);
+    }
+    table
+}
+
+/// `812 B`, `476.3 KiB`, `1.21 MiB`.
+pub fn fmt_bytes(b: u64) -> String {
+    match b {
+        b if b >= 1 << 20 => format!("{:.2} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+/// One row per variant: how it was made, its size, and its quality on the test split.
+pub fn variants_table(run: &RunResult) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "variant",
+        "recipe",
+        "dtype",
+        "params (non-zero)",
+        "weights",
+        "file (gzip)",
+        "x base",
+        "MFLOP/sample",
+        "acc",
+        "F1 macro",
+        "agree",
+        "cache",
+    ]);
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &run.cases {
+        if !seen.insert((c.model_name.clone(), c.variant.clone())) {
+            continue;
+        }
+        let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+        let m = &c.model;
+        let q = c.quality.as_ref();
+        let dash = || "-".to_string();
+        table.add_row(vec![
+            Cell::new(format!("{}-{}", c.model_name, c.variant)),
+            Cell::new(m.recipe.clone().unwrap_or_else(dash)),
+            Cell::new(m.dtype.clone().unwrap_or_else(dash)),
+            right(match m.params_nonzero {
+                Some(nz) if nz != m.params => format!("{} ({nz})", m.params),
+                _ => m.params.to_string(),
+            }),
+            right(if m.weight_bytes > 0 {
+                fmt_bytes(m.weight_bytes as u64)
+            } else {
+                dash()
+            }),
+            right(match (m.artifact_bytes, m.artifact_gzip_bytes) {
+                (Some(a), Some(g)) => format!("{} ({})", fmt_bytes(a), fmt_bytes(g)),
+                (Some(a), None) => fmt_bytes(a),
+                _ => dash(),
+            }),
+            right(
+                m.compression_rate
+                    .map(|x| format!("{x:.2}"))
+                    .unwrap_or_else(dash),
+            ),
+            right(format!("{:.2}", m.flops_per_sample as f64 / 1e6)),
+            right(q.map(|q| format!("{:.4}", q.accuracy)).unwrap_or_else(dash)),
+            right(q.map(|q| format!("{:.4}", q.f1_macro)).unwrap_or_else(dash)),
+            right(
+                q.and_then(|q| q.fidelity.as_ref())
+                    .map(|f| format!("{:.4}", f.top1_agreement))
+                    .unwrap_or_else(dash),
+            ),
+            Cell::new(match &m.artifact {
+                Some(a) if a.cache_hit => "hit".to_string(),
+                Some(_) => "built".to_string(),
+                None => dash(),
+            }),
+        ]);
+    }
+    table
+}
+
+/// One row per sentence-encoder variant: fidelity of its embeddings to the baseline's and
+/// the correlation of pair similarities with their labels.
+pub fn embeddings_table(run: &RunResult) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "variant", "embedded", "vs", "mean cos", "min cos", "pairs", "Spearman", "Pearson",
+    ]);
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &run.cases {
+        let Some(e) = &c.embedding else { continue };
+        if !seen.insert((c.model_name.clone(), c.variant.clone())) {
+            continue;
+        }
+        let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+        let opt = |x: Option<f64>| x.map(|x| format!("{x:.4}")).unwrap_or_else(|| "-".into());
+        table.add_row(vec![
+            Cell::new(format!("{}-{}", c.model_name, c.variant)),
+            Cell::new(&e.dataset),
+            Cell::new(&e.reference),
+            right(format!("{:.6}", e.mean_cosine)),
+            right(format!("{:.6}", e.min_cosine)),
+            right(e.pairs.map(|p| p.to_string()).unwrap_or_else(|| "-".into())),
+            right(opt(e.spearman)),
+            right(opt(e.pearson)),
+        ]);
+    }
+    table
+}
+
+/// Millijoules per inference; an estimate is marked `~` (explained under the table).
+fn fmt_energy(e: &crate::probe::energy::EnergyInfo) -> String {
+    let mj = e.joules_per_inference * 1000.0;
+    let mark = if e.method.is_estimate() { "~" } else { "" };
+    match mj {
+        x if x >= 10.0 => format!("{mark}{x:.1}"),
+        x => format!("{mark}{x:.3}"),
+    }
+}
+
+/// The line under the summary table saying how energy was obtained.
+pub(super) fn energy_footnote(run: &RunResult) -> Option<String> {
+    let estimate = run
+        .cases
+        .iter()
+        .filter_map(|c| c.energy.as_ref())
+        .find(|e| e.method.is_estimate())?;
+    let source = estimate
+        .estimate
+        .as_ref()
+        .map(|t| t.source.as_str())
+        .unwrap_or("unknown");
+    let why = estimate
+        .note
+        .as_deref()
+        .map(|n| format!("; no counter: {n}"))
+        .unwrap_or_default();
+    Some(format!(
+        "~ energy ESTIMATED (method estimate-tdp): worker CPU time x TDP per hardware thread, TDP from {source}{why}"
+    ))
+}
+
+/// The peaks of every cached thread count; those just measured are marked `*`.
+pub fn peaks_table(peaks: &Peaks, just_measured: &[usize]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "threads",
+        "copy GB/s (best)",
+        "copy GB/s, every repeat",
+        "f32 matmul GFLOP/s (best)",
+        "matmul GFLOP/s, every repeat",
+        "ridge FLOP/byte",
+        "sizes",
+        "measured (UTC)",
+    ]);
+    let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.1}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for p in &peaks.by_threads {
+        let mark = if just_measured.contains(&p.threads) {
+            " *"
+        } else {
+            ""
+        };
+        table.add_row(vec![
+            right(format!("{}{mark}", p.threads)),
+            right(format!("{:.2}", p.bandwidth_gbs)),
+            Cell::new(list(&p.bandwidth_runs_gbs)),
+            right(format!("{:.2}", p.matmul_gflops)),
+            Cell::new(list(&p.matmul_runs_gflops)),
+            right(format!(
+                "{:.2}",
+                p.matmul_gflops / p.bandwidth_gbs.max(1e-12)
+            )),
+            Cell::new(format!(
+                "copy {} MiB, n = {}, {} repeats",
+                p.copy_bytes >> 20,
+                p.matmul_n,
+                p.repeats
+            )),
+            Cell::new(p.measured_at.format("%Y-%m-%d %H:%M:%S").to_string()),
+        ]);
+    }
+    table
+}
+
+/// One row per layer: shapes, FLOPs, bytes, time and share.
+pub fn profile_table(p: &LayerProfile) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "layer",
+        "kind",
+        "output shape",
+        "MFLOP",
+        "bytes (model)",
+        "mean ms",
+        "p50 ms",
+        "share",
+        "GFLOP/s",
+    ]);
+    let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+    for l in &p.layers {
+        table.add_row(vec![
+            Cell::new(&l.name),
+            Cell::new(l.kind.as_str()),
+            Cell::new(crate::profile::shape_text(&l.output_shape)),
+            right(format!("{:.3}", l.flops as f64 / 1e6)),
+            right(fmt_bytes(l.bytes)),
+            right(fmt_ms(l.mean_ms)),
+            right(fmt_ms(l.p50_ms)),
+            right(format!("{:.1}%", l.share * 100.0)),
+            right(if l.flops > 0 {
+                format!("{:.2}", l.gflops)
+            } else {
+                "-".into()
+            }),
+        ]);
+    }
+    table
+}
