@@ -1,12 +1,42 @@
 //! `check`: the regression gate between a baseline and a candidate run.
 
-use anyhow::anyhow;
+use std::path::PathBuf;
 
-use super::{exit, read_run, write_text, CheckArgs, ExitWith, Failure};
+use anyhow::anyhow;
+use clap::Args;
+
+use super::{exit, read_run, write_text, ExitWith, Failure};
 use crate::compare::{self, render, CompareError};
 use crate::results::RunStatus;
 
-pub(super) fn cmd_check(args: CheckArgs) -> Result<i32, Failure> {
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The reference run (for example results/baselines/ci.json)
+    #[arg(long)]
+    baseline: PathBuf,
+    /// The run to judge
+    #[arg(long)]
+    candidate: PathBuf,
+    /// Also write the report as Markdown (for a pull-request comment)
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+    /// Also write JUnit XML: one test per case, failed on a regression
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Also write every verdict as JSON
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Compare runs from different CPUs, versions, suites or settings anyway (the
+    /// differences are listed in every output)
+    #[arg(long)]
+    allow_env_mismatch: bool,
+    /// Override a `[check]` key of the suite, as in `--threshold latency_p50=0.03`
+    /// (repeatable)
+    #[arg(long = "threshold", value_name = "KEY=VALUE")]
+    thresholds: Vec<String>,
+}
+
+pub(super) fn execute(args: CheckArgs) -> Result<i32, Failure> {
     let baseline = read_run(&args.baseline)?;
     let candidate = read_run(&args.candidate)?;
     // The candidate's suite decides the thresholds; the command line overrides them.

@@ -1,9 +1,22 @@
 //! `export`: a run in another tracker's format.
 
-use std::path::Path;
+use std::path::PathBuf;
+
+use clap::Args;
 
 use super::{exit, read_run, write_text, Failure};
 use crate::export;
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Run file (JSON)
+    run: PathBuf,
+    #[arg(long, value_enum)]
+    format: ExportFormat,
+    /// Write here instead of standard output
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
 
 /// `export --format`.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,14 +43,10 @@ impl ExportFormat {
     }
 }
 
-pub(super) fn cmd_export(
-    path: &Path,
-    format: ExportFormat,
-    output: Option<&Path>,
-) -> Result<i32, Failure> {
-    let run = read_run(path)?;
-    let text = export::render(&run, format.to_format());
-    match output {
+pub(super) fn execute(args: ExportArgs) -> Result<i32, Failure> {
+    let run = read_run(&args.run)?;
+    let text = export::render(&run, args.format.to_format());
+    match &args.output {
         Some(out) => {
             write_text(&text, out)?;
             eprintln!("wrote {}", out.display());

@@ -1,15 +1,23 @@
 //! `list`: a suite's expanded case matrix.
 
-use std::path::Path;
+use std::path::PathBuf;
 
+use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 
 use super::{exit, load_suite, parse_filter, Failure};
 use crate::plan;
 
-pub(super) fn cmd_list(path: &Path, filter: Option<&str>) -> Result<i32, Failure> {
-    let suite = load_suite(path)?;
-    let filter = parse_filter(filter)?;
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    suite: PathBuf,
+    #[arg(long)]
+    filter: Option<String>,
+}
+
+pub(super) fn execute(args: ListArgs) -> Result<i32, Failure> {
+    let suite = load_suite(&args.suite)?;
+    let filter = parse_filter(args.filter.as_deref())?;
     let cases = plan::filter(plan::expand(&suite, &suite.settings), filter.as_ref());
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header([

@@ -1,8 +1,10 @@
 //! What `run` and `profile` do before the first case: build the variants, find the
 //! cached peaks, catch interrupts.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::Args;
 
 use super::progress::BuildDisplay;
 use super::{exit, ExitWith, Failure};
@@ -14,6 +16,18 @@ use crate::suite::Suite;
 use crate::target::DeviceKind;
 use crate::variant::{self, BuildOptions};
 
+/// The artifact cache options `run` and `profile` share (`profile` words their help for one
+/// variant).
+#[derive(Args, Debug)]
+pub struct CacheArgs {
+    /// Build every variant again instead of reusing cached artifacts (and replace them)
+    #[arg(long)]
+    pub(super) rebuild: bool,
+    /// Folder of the artifact cache (built variants: <dir>/artifacts/<key>/)
+    #[arg(long, default_value = ".cache/inferbench")]
+    pub(super) cache_dir: PathBuf,
+}
+
 /// Raised by SIGINT/SIGTERM; a second signal exits at once.
 pub(super) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -21,8 +35,7 @@ pub(super) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 pub(super) fn build_variants(
     suite: &Suite,
     cases: &mut [Case],
-    cache_dir: &Path,
-    rebuild: bool,
+    cache: &CacheArgs,
 ) -> Result<(), Failure> {
     let mut wanted: Vec<String> = cases
         .iter()
@@ -30,8 +43,8 @@ pub(super) fn build_variants(
         .collect();
     wanted.dedup();
     let mut build = BuildOptions {
-        cache_dir: cache_dir.to_path_buf(),
-        rebuild,
+        cache_dir: cache.cache_dir.clone(),
+        rebuild: cache.rebuild,
         only: Some(wanted),
     };
     // Workers and run files get absolute artifact paths.

@@ -1,15 +1,16 @@
 //! `profile`: one case with every layer timed on its own.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
+use clap::Args;
 use regex::Regex;
 
-use super::prepare::{build_variants, cached_peaks, set_interrupt_handler, INTERRUPTED};
+use super::prepare::{build_variants, cached_peaks, set_interrupt_handler, CacheArgs, INTERRUPTED};
 use super::progress::ProgressDisplay;
 use super::report::{render_report, REPORTS_DIR};
 use super::tables::{fmt_ms, profile_table};
-use super::{exit, load_suite, write_text, ExitWith, Failure, ProfileArgs};
+use super::{exit, load_suite, write_text, ExitWith, Failure};
 use crate::plan;
 use crate::profile::LayerProfile;
 use crate::report;
@@ -18,7 +19,41 @@ use crate::runner::{self, RunOptions, Start};
 use crate::suite;
 use crate::worker;
 
-pub(super) fn cmd_profile(args: ProfileArgs) -> Result<i32, Failure> {
+// The cache options are `run`'s, worded here for the one variant being profiled.
+#[derive(Args, Debug)]
+#[command(
+    mut_arg("rebuild", |a| a.help("Build the variant again instead of reusing the artifact cache")),
+    mut_arg("cache_dir", |a| a.help("Folder of the artifact and peaks cache"))
+)]
+pub struct ProfileArgs {
+    /// Suite file (TOML)
+    suite: PathBuf,
+    /// The case's id, as `inferbench list SUITE` prints it
+    #[arg(long = "case", value_name = "ID")]
+    case_id: String,
+    /// Write a Chrome trace (opens in Perfetto or chrome://tracing)
+    #[arg(long, value_name = "FILE.json")]
+    trace: Option<PathBuf>,
+    /// Iterations recorded in the trace (every layer of each is one event)
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100000))]
+    trace_iterations: u64,
+    /// Write the run file here instead of results/<suite>/<UTC time>-profile.json
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Folder for the default output path
+    #[arg(long, default_value = "results")]
+    results_dir: PathBuf,
+    /// Short warm-up and sampling (the noise bound still applies)
+    #[arg(long)]
+    quick: bool,
+    /// Render the report of the profile run (with its per-layer chart)
+    #[arg(long)]
+    report: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+pub(super) fn execute(args: ProfileArgs) -> Result<i32, Failure> {
     let suite = load_suite(&args.suite)?;
     let mut settings = if args.quick {
         suite.settings.quick()
@@ -68,8 +103,8 @@ pub(super) fn cmd_profile(args: ProfileArgs) -> Result<i32, Failure> {
         .exit_with(exit::INVALID_INPUT);
     }
     let mut cases = vec![case];
-    build_variants(&suite, &mut cases, &args.cache_dir, args.rebuild)?;
-    let peaks = cached_peaks(&args.cache_dir, &cases)?;
+    build_variants(&suite, &mut cases, &args.cache)?;
+    let peaks = cached_peaks(&args.cache.cache_dir, &cases)?;
     set_interrupt_handler();
     let opts = RunOptions {
         output: output.clone(),
@@ -79,7 +114,7 @@ pub(super) fn cmd_profile(args: ProfileArgs) -> Result<i32, Failure> {
         shard: None,
         slowdown: None,
         profile: Some(worker::ProfileRequest {
-            trace_iterations: args.trace_iterations,
+            trace_iterations: args.trace_iterations as usize,
         }),
         peaks,
     };
@@ -183,5 +218,36 @@ fn stop_text(s: crate::measure::StopReason) -> &'static str {
         crate::measure::StopReason::MaxTime => "stopped at max_time_s",
         crate::measure::StopReason::MaxSamples => "stopped at max_samples",
         crate::measure::StopReason::Queries => "ran its queries",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::Parser;
+
+    use super::super::{Cli, Command};
+
+    #[test]
+    fn the_shared_cache_options_parse_into_profile() {
+        let cli = Cli::try_parse_from([
+            "inferbench",
+            "profile",
+            "s.toml",
+            "--case",
+            "x",
+            "--rebuild",
+            "--cache-dir",
+            "c",
+        ])
+        .expect("profile parses");
+        let Command::Profile(args) = cli.command else {
+            panic!("not profile: {:?}", cli.command)
+        };
+        assert!(args.cache.rebuild);
+        assert_eq!(args.cache.cache_dir, Path::new("c"));
+        assert_eq!(args.case_id, "x");
+        assert_eq!(args.trace_iterations, 20);
     }
 }

@@ -2,14 +2,27 @@
 
 use std::path::{Path, PathBuf};
 
+use clap::Args;
+
 use super::{exit, ExitWith, Failure};
 use crate::report;
 
 /// Where `run --report` and `report` without `--out` render: `reports/<suite>/<run stem>/`.
 pub(super) const REPORTS_DIR: &str = "reports";
 
-pub(super) fn cmd_report(runs: &[PathBuf], out: Option<PathBuf>) -> Result<i32, Failure> {
-    let data = report::load(runs).exit_with(exit::INVALID_INPUT)?;
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Run files (JSON); several are shown side by side (labelled A, B, ...)
+    #[arg(required = true, value_name = "RUN.json")]
+    runs: Vec<PathBuf>,
+    /// Output folder [default: reports/<suite>/<first run file's stem>]
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+}
+
+pub(super) fn execute(args: ReportArgs) -> Result<i32, Failure> {
+    let ReportArgs { runs, out } = args;
+    let data = report::load(&runs).exit_with(exit::INVALID_INPUT)?;
     let dir = out.unwrap_or_else(|| {
         report::default_dir(
             Path::new(REPORTS_DIR),

@@ -3,22 +3,62 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
+use clap::Args;
 use regex::Regex;
 
-use super::prepare::{build_variants, cached_peaks, set_interrupt_handler, INTERRUPTED};
+use super::prepare::{build_variants, cached_peaks, set_interrupt_handler, CacheArgs, INTERRUPTED};
 use super::progress::ProgressDisplay;
 use super::report::{render_report, REPORTS_DIR};
 use super::tables::{
     cold_start_table, embeddings_table, energy_footnote, server_table, summary_table,
     variants_table,
 };
-use super::{exit, load_suite, parse_filter, ExitWith, Failure, RunArgs};
+use super::{exit, load_suite, parse_filter, ExitWith, Failure};
 use crate::plan::{self, Shard};
 use crate::report;
 use crate::results::{self, journal, CaseStatus, RunStatus};
 use crate::runner::{self, RunOptions, Start};
 use crate::suite::{self, Suite};
 use crate::worker::Fault;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Suite file (TOML); with --resume, defaults to the suite the journal names
+    #[arg(required_unless_present = "resume")]
+    suite: Option<PathBuf>,
+    /// Write the run here instead of results/<suite>/<UTC time>.json (the CSV goes beside it)
+    #[arg(long, short, conflicts_with = "resume")]
+    output: Option<PathBuf>,
+    /// Short warm-up and sampling, for smoke runs (the noise bound still applies)
+    #[arg(long, conflicts_with = "resume")]
+    quick: bool,
+    /// Only cases whose id matches this regular expression
+    #[arg(long, conflicts_with = "resume")]
+    filter: Option<String>,
+    /// Folder for default output paths
+    #[arg(long, default_value = "results")]
+    results_dir: PathBuf,
+    /// Finish an interrupted or killed run from its journal (<output>.journal.jsonl)
+    #[arg(long, value_name = "JOURNAL")]
+    resume: Option<PathBuf>,
+    /// After the run, render its report into reports/<suite>/<run file stem>/
+    #[arg(long)]
+    report: bool,
+    /// Test only: `crash:REGEX` or `hang:REGEX` makes matching cases' workers fail that way
+    #[arg(long, hide = true)]
+    inject_fault: Option<String>,
+    /// Run only shard K of N (1 <= K <= N): the case at plan position p (after --filter)
+    /// belongs to shard p mod N + 1; join the shard files with `merge`
+    #[arg(long, value_name = "K/N", conflicts_with = "resume")]
+    shard: Option<Shard>,
+    /// Test only: make every forward pass slower by this fraction of its own time (a busy
+    /// wait inside the timed region), to prove that `check` catches a real slowdown.
+    /// Recorded in the run file as `injected_slowdown`
+    #[arg(long, hide = true, value_name = "FRACTION", conflicts_with = "resume")]
+    inject_slowdown: Option<f64>,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
 
 fn parse_fault(spec: Option<&str>) -> Result<Option<(Fault, Regex)>, Failure> {
     let Some(spec) = spec else { return Ok(None) };
@@ -137,7 +177,7 @@ fn fresh_request(args: &RunArgs) -> Result<RunRequest, Failure> {
     })
 }
 
-pub(super) fn cmd_run(args: RunArgs) -> Result<i32, Failure> {
+pub(super) fn execute(args: RunArgs) -> Result<i32, Failure> {
     let fault = parse_fault(args.inject_fault.as_deref())?;
     let req = match &args.resume {
         Some(journal_file) => resume_request(journal_file, args.suite.as_deref())?,
@@ -174,8 +214,8 @@ pub(super) fn cmd_run(args: RunArgs) -> Result<i32, Failure> {
             mine
         }
     };
-    build_variants(&req.suite, &mut cases, &args.cache_dir, args.rebuild)?;
-    let peaks = cached_peaks(&args.cache_dir, &cases)?;
+    build_variants(&req.suite, &mut cases, &args.cache)?;
+    let peaks = cached_peaks(&args.cache.cache_dir, &cases)?;
     set_interrupt_handler();
     let output = req.output.clone();
     let opts = RunOptions {

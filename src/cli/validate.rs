@@ -1,11 +1,19 @@
 //! `validate`: a suite checked without running anything.
 
-use std::path::Path;
+use std::path::PathBuf;
+
+use clap::Args;
 
 use super::{exit, load_suite, Failure};
 use crate::plan;
 
-pub(super) fn cmd_validate(path: &Path) -> Result<i32, Failure> {
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    suite: PathBuf,
+}
+
+pub(super) fn execute(args: ValidateArgs) -> Result<i32, Failure> {
+    let path = args.suite.as_path();
     let suite = load_suite(path)?;
     let cases = plan::expand(&suite, &suite.settings);
     println!(
