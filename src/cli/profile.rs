@@ -8,12 +8,11 @@ use regex::Regex;
 
 use super::prepare::{build_variants, cached_peaks, set_interrupt_handler, CacheArgs, INTERRUPTED};
 use super::progress::ProgressDisplay;
-use super::report::{render_report, REPORTS_DIR};
+use super::report::render_run_report;
 use super::tables::{fmt_ms, profile_table};
 use super::{exit, load_suite, write_text, ExitWith, Failure};
-use crate::plan;
+use crate::plan::{self, Case};
 use crate::profile::LayerProfile;
-use crate::report;
 use crate::results::{self, journal, CaseResult, RunStatus};
 use crate::runner::{self, RunOptions, Start};
 use crate::suite;
@@ -66,42 +65,11 @@ pub(super) fn execute(args: ProfileArgs) -> Result<i32, Failure> {
         );
         settings.timed = vec![suite::Stage::Forward];
     }
-    let all = plan::expand(&suite, &settings);
-    let Some(case) = all.iter().find(|c| c.id == args.case_id).cloned() else {
-        let mut ids: Vec<(f64, &str)> = all
-            .iter()
-            .map(|c| (strsim::jaro_winkler(&c.id, &args.case_id), c.id.as_str()))
-            .collect();
-        ids.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let near: Vec<&str> = ids.iter().take(3).map(|(_, id)| *id).collect();
-        return Err(anyhow!(
-            "--case: no case `{}` in {}; did you mean {}? (`inferbench list {}` prints every id)",
-            args.case_id,
-            args.suite.display(),
-            near.iter()
-                .map(|id| format!("`{id}`"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            args.suite.display()
-        ))
-        .exit_with(exit::INVALID_INPUT);
-    };
+    let case = find_case(&plan::expand(&suite, &settings), &args)?;
     if let Some(reason) = case.target.unavailable_reason() {
         return Err(anyhow!("cannot profile {}: {reason}", case.id)).exit_with(exit::INVALID_INPUT);
     }
-    let output = args.output.clone().unwrap_or_else(|| {
-        let path = results::default_output(&args.results_dir, &suite.name, chrono::Utc::now());
-        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-        path.with_file_name(format!("{stem}-profile.json"))
-    });
-    let journal_file = journal::journal_path(&output);
-    if journal_file.exists() {
-        return Err(anyhow!(
-            "{} holds an unfinished run; delete it or choose another --output",
-            journal_file.display()
-        ))
-        .exit_with(exit::INVALID_INPUT);
-    }
+    let output = output_path(&args, &suite.name)?;
     let mut cases = vec![case];
     build_variants(&suite, &mut cases, &args.cache)?;
     let peaks = cached_peaks(&args.cache.cache_dir, &cases)?;
@@ -150,15 +118,7 @@ pub(super) fn execute(args: ProfileArgs) -> Result<i32, Failure> {
     println!("{}", profile_table(profile));
     print!("{}", profile_lines(result, profile));
     if let Some(path) = &args.trace {
-        let trace = crate::profile::chrome_trace(&result.id, profile);
-        let text = serde_json::to_string(&trace).exit_with(exit::INTERNAL)?;
-        write_text(&text, path)?;
-        println!(
-            "trace: {} ({} iterations x {} layers; open in https://ui.perfetto.dev or chrome://tracing)",
-            path.display(),
-            profile.trace_ns.len(),
-            profile.layers.len()
-        );
+        write_trace(result, profile, path)?;
     }
     println!(
         "wrote {} and {}",
@@ -166,11 +126,66 @@ pub(super) fn execute(args: ProfileArgs) -> Result<i32, Failure> {
         results::csv_path(&output).display()
     );
     if args.report {
-        let dir = report::default_dir(Path::new(REPORTS_DIR), &run.suite.name, &output);
-        let data = report::ReportData::from_runs(vec![(output.display().to_string(), run.clone())]);
-        render_report(&data, &dir)?;
+        render_run_report(&run, &output)?;
     }
     Ok(exit::OK)
+}
+
+/// The case `--case` names, or an error suggesting the three nearest ids.
+fn find_case(all: &[Case], args: &ProfileArgs) -> Result<Case, Failure> {
+    if let Some(case) = all.iter().find(|c| c.id == args.case_id) {
+        return Ok(case.clone());
+    }
+    let mut ids: Vec<(f64, &str)> = all
+        .iter()
+        .map(|c| (strsim::jaro_winkler(&c.id, &args.case_id), c.id.as_str()))
+        .collect();
+    ids.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let near: Vec<&str> = ids.iter().take(3).map(|(_, id)| *id).collect();
+    Err(anyhow!(
+        "--case: no case `{}` in {}; did you mean {}? (`inferbench list {}` prints every id)",
+        args.case_id,
+        args.suite.display(),
+        near.iter()
+            .map(|id| format!("`{id}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.suite.display()
+    ))
+    .exit_with(exit::INVALID_INPUT)
+}
+
+/// `--output`, else results/<suite>/<UTC time>-profile.json; refused while a journal of an
+/// unfinished run sits beside it.
+fn output_path(args: &ProfileArgs, suite_name: &str) -> Result<PathBuf, Failure> {
+    let output = args.output.clone().unwrap_or_else(|| {
+        let path = results::default_output(&args.results_dir, suite_name, chrono::Utc::now());
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+        path.with_file_name(format!("{stem}-profile.json"))
+    });
+    let journal_file = journal::journal_path(&output);
+    if journal_file.exists() {
+        return Err(anyhow!(
+            "{} holds an unfinished run; delete it or choose another --output",
+            journal_file.display()
+        ))
+        .exit_with(exit::INVALID_INPUT);
+    }
+    Ok(output)
+}
+
+/// The Chrome trace of the profiled iterations.
+fn write_trace(result: &CaseResult, profile: &LayerProfile, path: &Path) -> Result<(), Failure> {
+    let trace = crate::profile::chrome_trace(&result.id, profile);
+    let text = serde_json::to_string(&trace).exit_with(exit::INTERNAL)?;
+    write_text(&text, path)?;
+    println!(
+        "trace: {} ({} iterations x {} layers; open in https://ui.perfetto.dev or chrome://tracing)",
+        path.display(),
+        profile.trace_ns.len(),
+        profile.layers.len()
+    );
+    Ok(())
 }
 
 /// The sum check and the roofline, in words.

@@ -6,9 +6,10 @@ use clap::Args;
 
 use super::{exit, ExitWith, Failure};
 use crate::report;
+use crate::results::RunResult;
 
 /// Where `run --report` and `report` without `--out` render: `reports/<suite>/<run stem>/`.
-pub(super) const REPORTS_DIR: &str = "reports";
+const REPORTS_DIR: &str = "reports";
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
@@ -34,8 +35,15 @@ pub(super) fn execute(args: ReportArgs) -> Result<i32, Failure> {
     Ok(exit::OK)
 }
 
+/// `run --report` and `profile --report`: the report of the run just written to `output`.
+pub(super) fn render_run_report(run: &RunResult, output: &Path) -> Result<(), Failure> {
+    let dir = report::default_dir(Path::new(REPORTS_DIR), &run.suite.name, output);
+    let data = report::ReportData::from_runs(vec![(output.display().to_string(), run.clone())]);
+    render_report(&data, &dir)
+}
+
 /// Renders and writes a report, then says where it is and what was left out.
-pub(super) fn render_report(data: &report::ReportData, dir: &Path) -> Result<(), Failure> {
+fn render_report(data: &report::ReportData, dir: &Path) -> Result<(), Failure> {
     let built = report::build(data).exit_with(exit::INTERNAL)?;
     report::write(&built, dir).exit_with(exit::INTERNAL)?;
     for w in data.comparability() {

@@ -8,15 +8,15 @@ use regex::Regex;
 
 use super::prepare::{build_variants, cached_peaks, set_interrupt_handler, CacheArgs, INTERRUPTED};
 use super::progress::ProgressDisplay;
-use super::report::{render_report, REPORTS_DIR};
+use super::report::render_run_report;
 use super::tables::{
     cold_start_table, embeddings_table, energy_footnote, server_table, summary_table,
     variants_table,
 };
 use super::{exit, load_suite, parse_filter, ExitWith, Failure};
-use crate::plan::{self, Shard};
-use crate::report;
-use crate::results::{self, journal, CaseStatus, RunStatus};
+use crate::plan::{self, Case, Shard};
+use crate::results::{self, journal, CaseStatus, RunResult, RunStatus};
+use crate::roofline::Peaks;
 use crate::runner::{self, RunOptions, Start};
 use crate::suite::{self, Suite};
 use crate::worker::Fault;
@@ -189,6 +189,38 @@ pub(super) fn execute(args: RunArgs) -> Result<i32, Failure> {
             100.0 * x
         );
     }
+    let mut cases = plan_cases(&req)?;
+    build_variants(&req.suite, &mut cases, &args.cache)?;
+    let peaks = cached_peaks(&args.cache.cache_dir, &cases)?;
+    let output = req.output.clone();
+    let run = measure(req, &cases, fault, peaks)?;
+    print_summary(&run);
+    println!(
+        "wrote {} and {}",
+        output.display(),
+        results::csv_path(&output).display()
+    );
+    if args.report && run.status != RunStatus::Interrupted {
+        render_run_report(&run, &output)?;
+    }
+    if run.status == RunStatus::Interrupted {
+        if args.report {
+            eprintln!("no report: the run was interrupted (render what finished with `inferbench report {}`)", output.display());
+        }
+        let journal_file = journal::journal_path(&output);
+        eprintln!(
+            "interrupted: {} of {} cases finished; finish the rest with `inferbench run --resume {}`",
+            run.cases.len(),
+            cases.len(),
+            journal_file.display()
+        );
+        return Ok(exit::INTERRUPTED);
+    }
+    Ok(exit::OK)
+}
+
+/// The suite's cases after `--filter`, then this shard's share of them.
+fn plan_cases(req: &RunRequest) -> Result<Vec<Case>, Failure> {
     let cases = plan::filter(plan::expand(&req.suite, &req.settings), req.filter.as_ref());
     if cases.is_empty() {
         return Err(anyhow!(
@@ -201,25 +233,29 @@ pub(super) fn execute(args: RunArgs) -> Result<i32, Failure> {
         ))
         .exit_with(exit::INVALID_INPUT);
     }
-    let mut cases = match req.shard {
-        None => cases,
-        Some(s) => {
-            let planned = cases.len();
-            let mine = plan::shard(cases, s);
-            if mine.is_empty() {
-                return Err(anyhow!("shard {s} has no cases: the plan has {planned} case(s) after --filter; use N <= {planned}"))
-                    .exit_with(exit::INVALID_INPUT);
-            }
-            eprintln!("shard {s}: {} of {planned} cases", mine.len());
-            mine
-        }
+    let Some(s) = req.shard else {
+        return Ok(cases);
     };
-    build_variants(&req.suite, &mut cases, &args.cache)?;
-    let peaks = cached_peaks(&args.cache.cache_dir, &cases)?;
+    let planned = cases.len();
+    let mine = plan::shard(cases, s);
+    if mine.is_empty() {
+        return Err(anyhow!("shard {s} has no cases: the plan has {planned} case(s) after --filter; use N <= {planned}"))
+            .exit_with(exit::INVALID_INPUT);
+    }
+    eprintln!("shard {s}: {} of {planned} cases", mine.len());
+    Ok(mine)
+}
+
+/// Runs the cases under the progress display; an interrupt stops it early.
+fn measure(
+    req: RunRequest,
+    cases: &[Case],
+    fault: Option<(Fault, Regex)>,
+    peaks: Option<Peaks>,
+) -> Result<RunResult, Failure> {
     set_interrupt_handler();
-    let output = req.output.clone();
     let opts = RunOptions {
-        output: output.clone(),
+        output: req.output.clone(),
         quick: req.quick,
         filter: req.filter,
         fault,
@@ -231,7 +267,7 @@ pub(super) fn execute(args: RunArgs) -> Result<i32, Failure> {
     let mut display = ProgressDisplay::new();
     let run = runner::run(
         &req.suite,
-        &cases,
+        cases,
         &req.settings,
         &opts,
         req.start,
@@ -240,26 +276,31 @@ pub(super) fn execute(args: RunArgs) -> Result<i32, Failure> {
     )
     .exit_with(exit::INTERNAL)?;
     display.clear();
+    Ok(run)
+}
+
+/// The run's tables, and how many cases failed or were noisy.
+fn print_summary(run: &RunResult) {
     // The per-variant table, when there is more to say than the baselines' sizes.
     if run
         .cases
         .iter()
         .any(|c| c.quality.is_some() || c.model.recipe.as_deref().is_some_and(|r| r != "baseline"))
     {
-        println!("{}", variants_table(&run));
+        println!("{}", variants_table(run));
     }
     if run.cases.iter().any(|c| c.embedding.is_some()) {
-        println!("{}", embeddings_table(&run));
+        println!("{}", embeddings_table(run));
     }
-    println!("{}", summary_table(&run));
-    if let Some(table) = server_table(&run) {
+    println!("{}", summary_table(run));
+    if let Some(table) = server_table(run) {
         println!("{table}");
         println!("server: latency = completion - Poisson arrival (queueing included); dropped + unserved = refused with a full queue + still queued at the drain deadline");
     }
-    if let Some(note) = energy_footnote(&run) {
+    if let Some(note) = energy_footnote(run) {
         println!("{note}");
     }
-    println!("{}", cold_start_table(&run));
+    println!("{}", cold_start_table(run));
     let failed = run
         .cases
         .iter()
@@ -276,28 +317,4 @@ pub(super) fn execute(args: RunArgs) -> Result<i32, Failure> {
             run.cases.len()
         );
     }
-    println!(
-        "wrote {} and {}",
-        output.display(),
-        results::csv_path(&output).display()
-    );
-    if args.report && run.status != RunStatus::Interrupted {
-        let dir = report::default_dir(Path::new(REPORTS_DIR), &run.suite.name, &output);
-        let data = report::ReportData::from_runs(vec![(output.display().to_string(), run.clone())]);
-        render_report(&data, &dir)?;
-    }
-    if run.status == RunStatus::Interrupted {
-        if args.report {
-            eprintln!("no report: the run was interrupted (render what finished with `inferbench report {}`)", output.display());
-        }
-        let journal_file = journal::journal_path(&output);
-        eprintln!(
-            "interrupted: {} of {} cases finished; finish the rest with `inferbench run --resume {}`",
-            run.cases.len(),
-            cases.len(),
-            journal_file.display()
-        );
-        return Ok(exit::INTERRUPTED);
-    }
-    Ok(exit::OK)
 }
