@@ -75,7 +75,12 @@ fn check_of_the_legacy_run_against_itself_is_unchanged() {
 fn every_export_of_the_legacy_run_is_unchanged() {
     for format in ["bencher", "gab-smaller", "gab-bigger", "csv"] {
         let out = run(&["export", "legacy.json", "--format", format]);
-        assert_eq!(out.status.code(), Some(0), "{format}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{format}: {}",
+            text(&out.stderr)
+        );
         golden(&format!("export.{format}"), &text(&out.stdout));
     }
 }
