@@ -1,0 +1,279 @@
+//! The metric table: every figure of a case that the check compares and the exports write.
+
+use serde::Serialize;
+
+use crate::results::CaseResult;
+use crate::stats;
+use crate::suite::CheckConfig;
+
+/// Which direction of a metric is good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Better {
+    Lower,
+    Higher,
+}
+
+/// How two values of a metric are compared (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Evidence<'a> {
+    /// Percentile `q` of raw latency samples (any order).
+    Percentile { samples: &'a [f64], q: f64 },
+    /// A rate over the measured window whose change mirrors the mean of these latencies.
+    Rate { latency_samples: &'a [f64] },
+    /// One exact figure per run (bytes, a counter reading): no interval.
+    Exact,
+    /// A percentage (quality): compared as an absolute difference in points, no interval.
+    Points,
+    /// One figure per worker process (`settings.processes` > 1): the process is the unit of
+    /// the test (Welch's t on the logs), so noise between processes is in the interval.
+    /// `reference` holds each process's reference-kernel time (µs) when the run has them
+    /// (else empty): only undisturbed processes are then compared, or, with too few of
+    /// those, every process adjusted for its reference time.
+    Processes {
+        values: &'a [f64],
+        reference: &'a [f64],
+    },
+    /// A search's result known only to lie in `[passing, failing)` (max QPS under a p99
+    /// bound): the interval of the ratio comes from both brackets.
+    Bracket { passing: f64, failing: Option<f64> },
+}
+
+/// One metric of one case, as the check and the exports see it.
+#[derive(Debug, Clone)]
+pub struct MetricValue<'a> {
+    /// Stable name used in every output and export (`latency_p50`, `throughput`, ...).
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub better: Better,
+    pub value: f64,
+    /// The run's own 95% confidence interval of `value`, when it has one.
+    pub ci: Option<[f64; 2]>,
+    pub evidence: Evidence<'a>,
+    /// The `[check]` threshold that applies to this metric.
+    pub threshold: fn(&CheckConfig) -> f64,
+    /// Values with different tags are never compared (energy: the measurement `method`).
+    pub tag: Option<String>,
+}
+
+impl<'a> MetricValue<'a> {
+    /// An exact figure (no interval), compared with a relative threshold.
+    pub fn exact(
+        name: &'static str,
+        unit: &'static str,
+        better: Better,
+        value: f64,
+        threshold: fn(&CheckConfig) -> f64,
+    ) -> Self {
+        MetricValue {
+            name,
+            unit,
+            better,
+            value,
+            ci: None,
+            evidence: Evidence::Exact,
+            threshold,
+            tag: None,
+        }
+    }
+
+    /// A percentage where higher is better (accuracy, F1), compared in absolute points.
+    pub fn points(name: &'static str, percent: f64, threshold: fn(&CheckConfig) -> f64) -> Self {
+        MetricValue {
+            name,
+            unit: "%",
+            better: Better::Higher,
+            value: percent,
+            ci: None,
+            evidence: Evidence::Points,
+            threshold,
+            tag: None,
+        }
+    }
+
+    /// One figure per worker process: the value is their geometric mean, with a Student-t
+    /// 95% interval of it.
+    pub fn processes(
+        name: &'static str,
+        unit: &'static str,
+        better: Better,
+        values: &'a [f64],
+        reference: &'a [f64],
+        threshold: fn(&CheckConfig) -> f64,
+    ) -> Self {
+        MetricValue {
+            name,
+            unit,
+            better,
+            value: stats::geometric_mean(values),
+            ci: stats::geometric_mean_ci(values, 0.95),
+            evidence: Evidence::Processes { values, reference },
+            threshold,
+            tag: None,
+        }
+    }
+
+    /// Only compare with values of the same tag (for example an energy `method`).
+    pub fn tagged(mut self, tag: impl Into<String>) -> Self {
+        self.tag = Some(tag.into());
+        self
+    }
+}
+
+/// The metric table: every figure of a case that the check compares and the exports write,
+/// in a fixed order. A metric the case lacks (a failed case has no latency) is left out.
+pub fn metrics(case: &CaseResult) -> Vec<MetricValue<'_>> {
+    let mut out = Vec::new();
+    let server = case.server.as_ref();
+    let search = server.and_then(|s| s.search.as_ref());
+    // A search's latency is that of its best probe, at a rate of its own: compared through
+    // `max_qps`, never against another run's probe at another rate.
+    let latency = case.latency_ms.as_ref().filter(|_| search.is_none());
+    // With several worker processes per case, timing and energy compare per-process
+    // figures (not for server cases: their latency depends on the offered load).
+    let per_process = case
+        .processes
+        .as_ref()
+        .filter(|p| p.len() >= 2 && server.is_none());
+    if let Some(max_qps) = search.and_then(|s| s.max_qps) {
+        out.push(MetricValue {
+            name: "max_qps",
+            unit: "queries/s",
+            better: Better::Higher,
+            value: max_qps,
+            ci: None,
+            evidence: Evidence::Bracket {
+                passing: max_qps,
+                failing: search.and_then(|s| s.failing_qps),
+            },
+            threshold: |t| t.throughput,
+            tag: search.map(|s| format!("p99 <= {} ms", s.p99_bound_ms)),
+        });
+    }
+    if let (Some(_), Some(p)) = (latency, per_process) {
+        out.push(MetricValue::processes(
+            "latency_p50",
+            "ms",
+            Better::Lower,
+            &p.latency_p50_ms,
+            &p.reference_us,
+            |t| t.latency_p50,
+        ));
+        out.push(MetricValue::processes(
+            "latency_p99",
+            "ms",
+            Better::Lower,
+            &p.latency_p99_ms,
+            &p.reference_us,
+            |t| t.latency_p99,
+        ));
+        out.push(MetricValue::processes(
+            "throughput",
+            "samples/s",
+            Better::Higher,
+            &p.throughput_per_s,
+            &p.reference_us,
+            |t| t.throughput,
+        ));
+    } else if let Some(l) = latency {
+        let s = &l.summary;
+        out.push(MetricValue {
+            name: "latency_p50",
+            unit: "ms",
+            better: Better::Lower,
+            value: s.p50,
+            ci: Some(s.p50_ci),
+            evidence: Evidence::Percentile {
+                samples: &l.samples,
+                q: 0.5,
+            },
+            threshold: |t| t.latency_p50,
+            tag: None,
+        });
+        out.push(MetricValue {
+            name: "latency_p99",
+            unit: "ms",
+            better: Better::Lower,
+            value: s.p99,
+            ci: Some(s.p99_ci),
+            evidence: Evidence::Percentile {
+                samples: &l.samples,
+                q: 0.99,
+            },
+            threshold: |t| t.latency_p99,
+            tag: None,
+        });
+        // A server's achieved rate is set by its offered load: not a measure of speed.
+        if let Some(rate) = case.throughput_per_s.filter(|_| server.is_none()) {
+            out.push(MetricValue {
+                name: "throughput",
+                unit: "samples/s",
+                better: Better::Higher,
+                value: rate,
+                ci: None,
+                evidence: Evidence::Rate {
+                    latency_samples: &l.samples,
+                },
+                threshold: |t| t.throughput,
+                tag: None,
+            });
+        }
+    }
+    if case.model.weight_bytes > 0 {
+        let bytes = case.model.weight_bytes as f64;
+        out.push(MetricValue::exact(
+            "weight_bytes",
+            "B",
+            Better::Lower,
+            bytes,
+            |t| t.weight_bytes,
+        ));
+    }
+    // Single readings per run: compared against their threshold without a significance test.
+    if let Some(m) = &case.memory {
+        out.push(MetricValue::exact(
+            "peak_rss",
+            "B",
+            Better::Lower,
+            m.peak_rss_bytes as f64,
+            |t| t.peak_rss,
+        ));
+    }
+    // Tagged with the method, so a measured figure is never compared with an estimate.
+    if let Some(e) = case
+        .energy
+        .as_ref()
+        .filter(|e| e.joules_per_inference.is_finite())
+    {
+        let m = match per_process.filter(|p| p.joules_per_inference.len() == p.len()) {
+            Some(p) => MetricValue::processes(
+                "energy_per_inference",
+                "J",
+                Better::Lower,
+                &p.joules_per_inference,
+                &p.reference_us,
+                |t| t.energy,
+            ),
+            None => MetricValue::exact(
+                "energy_per_inference",
+                "J",
+                Better::Lower,
+                e.joules_per_inference,
+                |t| t.energy,
+            ),
+        };
+        out.push(m.tagged(e.method.as_str()));
+    }
+    // Fractions 0 to 1 compared as percentage points; tagged with the dataset so scores on
+    // different data are never compared.
+    if let Some(q) = &case.quality {
+        out.push(
+            MetricValue::points("accuracy", 100.0 * q.accuracy, |t| t.accuracy_points)
+                .tagged(&q.dataset),
+        );
+        out.push(
+            MetricValue::points("f1_macro", 100.0 * q.f1_macro, |t| t.f1_points).tagged(&q.dataset),
+        );
+    }
+    out
+}
