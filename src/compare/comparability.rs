@@ -1,7 +1,7 @@
 //! Whether two runs are comparable: suite file, settings, environment.
 
 use crate::probe::env::EnvDifference;
-use crate::results::RunResult;
+use crate::results::{CaseResult, RunResult};
 
 /// Differences between the runs themselves: suite file, settings, `--quick` (blocking), then
 /// the environment (`Environment::differences`), then notes (filter, thresholds, test-only
@@ -72,5 +72,27 @@ pub fn run_differences(baseline: &RunResult, candidate: &RunResult) -> Vec<EnvDi
         out.push(diff("injected_slowdown", f(baseline), f(candidate), false));
     }
     out.sort_by_key(|d| !d.blocking);
+    out
+}
+
+/// Matched cases (baseline, candidate) that ran with different threads in effect (rayon's
+/// pool, candle's): blocking, like a settings difference.
+pub fn thread_differences(pairs: &[(&CaseResult, &CaseResult)]) -> Vec<EnvDifference> {
+    let mut out = Vec::new();
+    for (b, c) in pairs {
+        if let (Some(bt), Some(ct)) = (&b.threads_in_effect, &c.threads_in_effect) {
+            if (bt.rayon_pool, bt.candle) != (ct.rayon_pool, ct.candle) {
+                let f = |t: &crate::worker::ThreadsInEffect| {
+                    format!("rayon {} / candle {}", t.rayon_pool, t.candle)
+                };
+                out.push(EnvDifference {
+                    field: format!("threads in effect ({})", c.id),
+                    baseline: f(bt),
+                    candidate: f(ct),
+                    blocking: true,
+                });
+            }
+        }
+    }
     out
 }

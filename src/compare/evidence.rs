@@ -28,57 +28,18 @@ pub fn compare_metric(
     let mut row = blank_row(c, config);
     row.baseline = Some(b.value);
     row.candidate = Some(c.value);
-    let alpha = config.significance;
-    // Appended to the verdict's reason.
-    let mut note: Option<String> = None;
-    let inconclusive = |mut row: MetricComparison, reason: String| {
-        row.reason = reason;
-        row
-    };
     if b.tag != c.tag {
         let t = |x: &Option<String>| x.clone().unwrap_or_else(|| "none".into());
-        return inconclusive(
-            row,
-            format!(
-                "measured differently ({} vs {}): not comparable",
-                t(&b.tag),
-                t(&c.tag)
-            ),
+        row.reason = format!(
+            "measured differently ({} vs {}): not comparable",
+            t(&b.tag),
+            t(&c.tag)
         );
+        return row;
     }
-    let (change, ci, p, method) = match (b.evidence, c.evidence) {
+    let measured = match (b.evidence, c.evidence) {
         (Evidence::Percentile { samples: bs, q }, Evidence::Percentile { samples: cs, .. }) => {
-            let needed = samples_needed(q, config.min_samples);
-            if bs.len() < needed || cs.len() < needed {
-                return inconclusive(
-                    row,
-                    format!(
-                        "too few samples ({} vs {}; {} needed per side)",
-                        bs.len(),
-                        cs.len(),
-                        needed
-                    ),
-                );
-            }
-            let sort = |xs: &[f64]| {
-                let mut v = xs.to_vec();
-                v.sort_unstable_by(f64::total_cmp);
-                v
-            };
-            let (bs, cs) = (sort(bs), sort(cs));
-            if bs.iter().chain(&cs).any(|x| !x.is_finite() || *x <= 0.0) {
-                return inconclusive(row, "samples that are not positive numbers".into());
-            }
-            let r = stats::bootstrap_percentile_ratio(&bs, &cs, q, 1.0 - alpha, resamples, seed);
-            let (p, method) = if q == 0.5 {
-                let p = stats::mann_whitney_u(&cs, &bs)
-                    .map(|m| m.p_value)
-                    .unwrap_or(1.0);
-                (p, "mann_whitney+bootstrap")
-            } else {
-                (r.p_value, "bootstrap")
-            };
-            (r.ratio - 1.0, [r.ci[0] - 1.0, r.ci[1] - 1.0], p, method)
+            percentiles(bs, cs, q, config, resamples, seed)
         }
         (
             Evidence::Rate {
@@ -87,42 +48,7 @@ pub fn compare_metric(
             Evidence::Rate {
                 latency_samples: cs,
             },
-        ) => {
-            let needed = config.min_samples;
-            if bs.len() < needed || cs.len() < needed {
-                return inconclusive(
-                    row,
-                    format!(
-                        "too few samples ({} vs {}; {} needed per side)",
-                        bs.len(),
-                        cs.len(),
-                        needed
-                    ),
-                );
-            }
-            if !(b.value > 0.0 && c.value > 0.0) {
-                return inconclusive(row, "a rate that is not positive".into());
-            }
-            let ratio = c.value / b.value;
-            let se = stats::log_ratio_of_means_se(bs, cs);
-            if !se.is_finite() {
-                return inconclusive(row, "no spread estimate for the rate".into());
-            }
-            let z = stats::normal_quantile(1.0 - alpha / 2.0);
-            let p = if se > 0.0 {
-                stats::erfc(ratio.ln().abs() / se / std::f64::consts::SQRT_2).min(1.0)
-            } else if ratio == 1.0 {
-                1.0
-            } else {
-                0.0
-            };
-            (
-                ratio - 1.0,
-                [ratio * (-z * se).exp() - 1.0, ratio * (z * se).exp() - 1.0],
-                p,
-                "delta_method",
-            )
-        }
+        ) => rates(b.value, c.value, bs, cs, config),
         (
             Evidence::Processes {
                 values: bs,
@@ -132,84 +58,9 @@ pub fn compare_metric(
                 values: cs,
                 reference: cr,
             },
-        ) => {
-            let selected = match undisturbed(bs, br, cs, cr, reference_floor_us, config) {
-                Undisturbed::Selected {
-                    baseline,
-                    candidate,
-                } => {
-                    note = Some(format!(
-                        "; undisturbed processes: {} of {} vs {} of {}",
-                        baseline.len(),
-                        bs.len(),
-                        candidate.len(),
-                        cs.len()
-                    ));
-                    row.baseline = Some(stats::geometric_mean(&baseline));
-                    row.candidate = Some(stats::geometric_mean(&candidate));
-                    Ok((baseline, candidate, "welch_undisturbed_processes"))
-                }
-                Undisturbed::TooFew { reason, kept } => Err((reason, kept)),
-                Undisturbed::NoReference => Ok((bs.to_vec(), cs.to_vec(), "welch_processes")),
-            };
-            match selected {
-                Ok((bs, cs, method)) => match stats::log_welch(&bs, &cs, 1.0 - alpha) {
-                    Some(w) => (
-                        w.ratio - 1.0,
-                        [w.ci[0] - 1.0, w.ci[1] - 1.0],
-                        w.p_value,
-                        method,
-                    ),
-                    None => {
-                        return inconclusive(
-                            row,
-                            format!(
-                                "per-process figures unusable ({} vs {} processes; at least 2 positive figures needed per side)",
-                                bs.len(),
-                                cs.len()
-                            ),
-                        )
-                    }
-                },
-                // The host was slow through much of a run: rather than drop the slow
-                // processes, adjust every process for its own reference time.
-                Err((reason, kept)) => {
-                    let Some(a) = stats::log_ancova(bs, br, cs, cr, 1.0 - alpha) else {
-                        return inconclusive(row, reason);
-                    };
-                    note = Some(format!(
-                        "; only {} of {} vs {} of {} processes undisturbed: all compared after adjusting for the reference-kernel time (slope {:.2})",
-                        kept[0],
-                        bs.len(),
-                        kept[1],
-                        cs.len(),
-                        a.slope
-                    ));
-                    row.baseline = Some(stats::geometric_mean(bs));
-                    row.candidate = Some(stats::geometric_mean(cs));
-                    (
-                        a.ratio - 1.0,
-                        [a.ci[0] - 1.0, a.ci[1] - 1.0],
-                        a.p_value,
-                        "ancova_reference",
-                    )
-                }
-            }
-        }
-        (Evidence::Exact, Evidence::Exact) => {
-            let change = if b.value == c.value {
-                0.0
-            } else if b.value > 0.0 {
-                c.value / b.value - 1.0
-            } else {
-                return inconclusive(row, "the baseline value is zero".into());
-            };
-            (change, [change, change], exact_p(change), "exact")
-        }
-        (Evidence::Points, Evidence::Points) => {
-            let change = c.value - b.value;
-            (change, [change, change], exact_p(change), "exact")
-        }
+        ) => processes([bs, br], [cs, cr], reference_floor_us, config, &mut row),
+        (Evidence::Exact, Evidence::Exact) => exact(b.value, c.value),
+        (Evidence::Points, Evidence::Points) => Ok(Measured::exact(c.value - b.value)),
         (
             Evidence::Bracket {
                 passing: bl,
@@ -219,34 +70,246 @@ pub fn compare_metric(
                 passing: cl,
                 failing: ch,
             },
-        ) => {
-            let (Some(bh), Some(ch)) = (bh, ch) else {
-                return inconclusive(
-                    row,
-                    "a search found no failing rate, so its maximum is not bracketed".into(),
-                );
-            };
-            if !(bl > 0.0 && cl > 0.0) {
-                return inconclusive(row, "a rate that is not positive".into());
-            }
-            // Each true maximum lies in [passing, failing): the ratio in [cl/bh, ch/bl).
-            let ci = [cl / bh - 1.0, ch / bl - 1.0];
-            let p = if ci[0] > 0.0 || ci[1] < 0.0 { 0.0 } else { 1.0 };
-            (cl / bl - 1.0, ci, p, "bracket")
-        }
-        _ => return inconclusive(row, "the two sides measured this differently".into()),
+        ) => bracket([bl, cl], [bh, ch]),
+        _ => Err("the two sides measured this differently".into()),
     };
-    row.change = Some(change);
-    row.change_ci = Some(ci);
-    row.p_value = Some(p);
-    row.method = method;
-    let (verdict, mut reason) = decide(c.better, ci, p, alpha, row.threshold, row.kind);
-    if let Some(note) = note {
+    let m = match measured {
+        Ok(m) => m,
+        Err(reason) => {
+            row.reason = reason;
+            return row;
+        }
+    };
+    row.change = Some(m.change);
+    row.change_ci = Some(m.ci);
+    row.p_value = Some(m.p);
+    row.method = m.method;
+    let (verdict, mut reason) = decide(
+        c.better,
+        m.ci,
+        m.p,
+        config.significance,
+        row.threshold,
+        row.kind,
+    );
+    if let Some(note) = m.note {
         reason.push_str(&note);
     }
     row.verdict = verdict;
     row.reason = reason;
     row
+}
+
+/// A change that one kind of evidence could measure. Each test below returns it, or why the
+/// data cannot decide (the row is then `inconclusive` with that reason).
+struct Measured {
+    change: f64,
+    ci: [f64; 2],
+    p: f64,
+    method: &'static str,
+    /// Appended to the verdict's reason.
+    note: Option<String>,
+}
+
+impl Measured {
+    fn new(change: f64, ci: [f64; 2], p: f64, method: &'static str) -> Self {
+        Measured {
+            change,
+            ci,
+            p,
+            method,
+            note: None,
+        }
+    }
+
+    /// A change known exactly: the interval is the change itself.
+    fn exact(change: f64) -> Self {
+        Measured::new(change, [change, change], exact_p(change), "exact")
+    }
+}
+
+fn too_few(bs: usize, cs: usize, needed: usize) -> String {
+    format!("too few samples ({bs} vs {cs}; {needed} needed per side)")
+}
+
+/// Percentile `q` of two latency samples: the seeded bootstrap of the ratio gives the
+/// interval; the median's p-value comes from Mann-Whitney, other percentiles' from the
+/// bootstrap.
+fn percentiles(
+    bs: &[f64],
+    cs: &[f64],
+    q: f64,
+    config: &CheckConfig,
+    resamples: usize,
+    seed: u64,
+) -> Result<Measured, String> {
+    let needed = samples_needed(q, config.min_samples);
+    if bs.len() < needed || cs.len() < needed {
+        return Err(too_few(bs.len(), cs.len(), needed));
+    }
+    let sort = |xs: &[f64]| {
+        let mut v = xs.to_vec();
+        v.sort_unstable_by(f64::total_cmp);
+        v
+    };
+    let (bs, cs) = (sort(bs), sort(cs));
+    if bs.iter().chain(&cs).any(|x| !x.is_finite() || *x <= 0.0) {
+        return Err("samples that are not positive numbers".into());
+    }
+    let alpha = config.significance;
+    let r = stats::bootstrap_percentile_ratio(&bs, &cs, q, 1.0 - alpha, resamples, seed);
+    let (p, method) = if q == 0.5 {
+        let p = stats::mann_whitney_u(&cs, &bs)
+            .map(|m| m.p_value)
+            .unwrap_or(1.0);
+        (p, "mann_whitney+bootstrap")
+    } else {
+        (r.p_value, "bootstrap")
+    };
+    Ok(Measured::new(
+        r.ratio - 1.0,
+        [r.ci[0] - 1.0, r.ci[1] - 1.0],
+        p,
+        method,
+    ))
+}
+
+/// A rate (`b`, `c`) whose change mirrors the mean latency's: the delta method on the log
+/// ratio of the latency samples' means gives its standard error.
+fn rates(b: f64, c: f64, bs: &[f64], cs: &[f64], config: &CheckConfig) -> Result<Measured, String> {
+    let needed = config.min_samples;
+    if bs.len() < needed || cs.len() < needed {
+        return Err(too_few(bs.len(), cs.len(), needed));
+    }
+    if !(b > 0.0 && c > 0.0) {
+        return Err("a rate that is not positive".into());
+    }
+    let ratio = c / b;
+    let se = stats::log_ratio_of_means_se(bs, cs);
+    if !se.is_finite() {
+        return Err("no spread estimate for the rate".into());
+    }
+    let z = stats::normal_quantile(1.0 - config.significance / 2.0);
+    let p = if se > 0.0 {
+        stats::erfc(ratio.ln().abs() / se / std::f64::consts::SQRT_2).min(1.0)
+    } else if ratio == 1.0 {
+        1.0
+    } else {
+        0.0
+    };
+    Ok(Measured::new(
+        ratio - 1.0,
+        [ratio * (-z * se).exp() - 1.0, ratio * (z * se).exp() - 1.0],
+        p,
+        "delta_method",
+    ))
+}
+
+/// One figure per process and side (`[values, reference times]`): Welch's t on the logs of
+/// the undisturbed processes, or of all of them when no reference times were recorded; with
+/// too few undisturbed ones, every process adjusted for its reference time (ANCOVA). The
+/// row's baseline and candidate become the geometric means of the processes compared.
+fn processes(
+    [bs, br]: [&[f64]; 2],
+    [cs, cr]: [&[f64]; 2],
+    reference_floor_us: Option<f64>,
+    config: &CheckConfig,
+    row: &mut MetricComparison,
+) -> Result<Measured, String> {
+    let confidence = 1.0 - config.significance;
+    let (baseline, candidate, method, note) = match undisturbed(
+        bs,
+        br,
+        cs,
+        cr,
+        reference_floor_us,
+        config,
+    ) {
+        Undisturbed::Selected {
+            baseline,
+            candidate,
+        } => {
+            let note = format!(
+                "; undisturbed processes: {} of {} vs {} of {}",
+                baseline.len(),
+                bs.len(),
+                candidate.len(),
+                cs.len()
+            );
+            row.baseline = Some(stats::geometric_mean(&baseline));
+            row.candidate = Some(stats::geometric_mean(&candidate));
+            (
+                baseline,
+                candidate,
+                "welch_undisturbed_processes",
+                Some(note),
+            )
+        }
+        Undisturbed::NoReference => (bs.to_vec(), cs.to_vec(), "welch_processes", None),
+        // The host was slow through much of a run: rather than drop the slow
+        // processes, adjust every process for its own reference time.
+        Undisturbed::TooFew { reason, kept } => {
+            let a = stats::log_ancova(bs, br, cs, cr, confidence).ok_or(reason)?;
+            row.baseline = Some(stats::geometric_mean(bs));
+            row.candidate = Some(stats::geometric_mean(cs));
+            let mut m = Measured::new(
+                a.ratio - 1.0,
+                [a.ci[0] - 1.0, a.ci[1] - 1.0],
+                a.p_value,
+                "ancova_reference",
+            );
+            m.note = Some(format!(
+                    "; only {} of {} vs {} of {} processes undisturbed: all compared after adjusting for the reference-kernel time (slope {:.2})",
+                    kept[0],
+                    bs.len(),
+                    kept[1],
+                    cs.len(),
+                    a.slope
+                ));
+            return Ok(m);
+        }
+    };
+    let w = stats::log_welch(&baseline, &candidate, confidence).ok_or_else(|| {
+        format!(
+            "per-process figures unusable ({} vs {} processes; at least 2 positive figures needed per side)",
+            baseline.len(),
+            candidate.len()
+        )
+    })?;
+    let mut m = Measured::new(
+        w.ratio - 1.0,
+        [w.ci[0] - 1.0, w.ci[1] - 1.0],
+        w.p_value,
+        method,
+    );
+    m.note = note;
+    Ok(m)
+}
+
+/// One exact figure per side, compared relative to the baseline.
+fn exact(b: f64, c: f64) -> Result<Measured, String> {
+    let change = if b == c {
+        0.0
+    } else if b > 0.0 {
+        c / b - 1.0
+    } else {
+        return Err("the baseline value is zero".into());
+    };
+    Ok(Measured::exact(change))
+}
+
+/// Max-QPS searches: each side's true maximum lies in `[passing, failing)`, so the ratio
+/// lies in `[c_pass / b_fail, c_fail / b_pass)`.
+fn bracket([bl, cl]: [f64; 2], [bh, ch]: [Option<f64>; 2]) -> Result<Measured, String> {
+    let (Some(bh), Some(ch)) = (bh, ch) else {
+        return Err("a search found no failing rate, so its maximum is not bracketed".into());
+    };
+    if !(bl > 0.0 && cl > 0.0) {
+        return Err("a rate that is not positive".into());
+    }
+    let ci = [cl / bh - 1.0, ch / bl - 1.0];
+    let p = if ci[0] > 0.0 || ci[1] < 0.0 { 0.0 } else { 1.0 };
+    Ok(Measured::new(cl / bl - 1.0, ci, p, "bracket"))
 }
 
 /// Fewest undisturbed processes per side for a per-process verdict.

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::results::CaseResult;
+use crate::results::{CaseResult, LatencyMs, ProcessFigures};
 use crate::stats;
 use crate::suite::CheckConfig;
 
@@ -14,7 +14,8 @@ pub enum Better {
     Higher,
 }
 
-/// How two values of a metric are compared (see the module documentation).
+/// How two values of a metric are compared (the tests per kind: the `compare` module
+/// documentation).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Evidence<'a> {
     /// Percentile `q` of raw latency samples (any order).
@@ -150,74 +151,14 @@ pub fn metrics(case: &CaseResult) -> Vec<MetricValue<'_>> {
             tag: search.map(|s| format!("p99 <= {} ms", s.p99_bound_ms)),
         });
     }
-    if let (Some(_), Some(p)) = (latency, per_process) {
-        out.push(MetricValue::processes(
-            "latency_p50",
-            "ms",
-            Better::Lower,
-            &p.latency_p50_ms,
-            &p.reference_us,
-            |t| t.latency_p50,
-        ));
-        out.push(MetricValue::processes(
-            "latency_p99",
-            "ms",
-            Better::Lower,
-            &p.latency_p99_ms,
-            &p.reference_us,
-            |t| t.latency_p99,
-        ));
-        out.push(MetricValue::processes(
-            "throughput",
-            "samples/s",
-            Better::Higher,
-            &p.throughput_per_s,
-            &p.reference_us,
-            |t| t.throughput,
-        ));
-    } else if let Some(l) = latency {
-        let s = &l.summary;
-        out.push(MetricValue {
-            name: "latency_p50",
-            unit: "ms",
-            better: Better::Lower,
-            value: s.p50,
-            ci: Some(s.p50_ci),
-            evidence: Evidence::Percentile {
-                samples: &l.samples,
-                q: 0.5,
-            },
-            threshold: |t| t.latency_p50,
-            tag: None,
-        });
-        out.push(MetricValue {
-            name: "latency_p99",
-            unit: "ms",
-            better: Better::Lower,
-            value: s.p99,
-            ci: Some(s.p99_ci),
-            evidence: Evidence::Percentile {
-                samples: &l.samples,
-                q: 0.99,
-            },
-            threshold: |t| t.latency_p99,
-            tag: None,
-        });
+    match (latency, per_process) {
+        (Some(_), Some(p)) => out.extend(process_timing(p)),
         // A server's achieved rate is set by its offered load: not a measure of speed.
-        if let Some(rate) = case.throughput_per_s.filter(|_| server.is_none()) {
-            out.push(MetricValue {
-                name: "throughput",
-                unit: "samples/s",
-                better: Better::Higher,
-                value: rate,
-                ci: None,
-                evidence: Evidence::Rate {
-                    latency_samples: &l.samples,
-                },
-                threshold: |t| t.throughput,
-                tag: None,
-            });
-        }
+        (Some(l), None) => out.extend(sample_timing(
+            l,
+            case.throughput_per_s.filter(|_| server.is_none()),
+        )),
+        (None, _) => {}
     }
     if case.model.weight_bytes > 0 {
         let bytes = case.model.weight_bytes as f64;
@@ -274,6 +215,85 @@ pub fn metrics(case: &CaseResult) -> Vec<MetricValue<'_>> {
         out.push(
             MetricValue::points("f1_macro", 100.0 * q.f1_macro, |t| t.f1_points).tagged(&q.dataset),
         );
+    }
+    out
+}
+
+/// Latency p50, p99 and throughput from one figure per worker process.
+fn process_timing(p: &ProcessFigures) -> [MetricValue<'_>; 3] {
+    [
+        MetricValue::processes(
+            "latency_p50",
+            "ms",
+            Better::Lower,
+            &p.latency_p50_ms,
+            &p.reference_us,
+            |t| t.latency_p50,
+        ),
+        MetricValue::processes(
+            "latency_p99",
+            "ms",
+            Better::Lower,
+            &p.latency_p99_ms,
+            &p.reference_us,
+            |t| t.latency_p99,
+        ),
+        MetricValue::processes(
+            "throughput",
+            "samples/s",
+            Better::Higher,
+            &p.throughput_per_s,
+            &p.reference_us,
+            |t| t.throughput,
+        ),
+    ]
+}
+
+/// Latency p50 and p99 from the pooled samples, and the throughput `rate` when it measures
+/// speed.
+fn sample_timing(l: &LatencyMs, rate: Option<f64>) -> Vec<MetricValue<'_>> {
+    let s = &l.summary;
+    let mut out = vec![
+        MetricValue {
+            name: "latency_p50",
+            unit: "ms",
+            better: Better::Lower,
+            value: s.p50,
+            ci: Some(s.p50_ci),
+            evidence: Evidence::Percentile {
+                samples: &l.samples,
+                q: 0.5,
+            },
+            threshold: |t| t.latency_p50,
+            tag: None,
+        },
+        MetricValue {
+            name: "latency_p99",
+            unit: "ms",
+            better: Better::Lower,
+            value: s.p99,
+            ci: Some(s.p99_ci),
+            evidence: Evidence::Percentile {
+                samples: &l.samples,
+                q: 0.99,
+            },
+            threshold: |t| t.latency_p99,
+            tag: None,
+        },
+    ];
+    if let Some(rate) = rate {
+        out.push(MetricValue {
+            name: "throughput",
+            unit: "samples/s",
+            better: Better::Higher,
+            value: rate,
+            ci: None,
+            evidence: Evidence::Rate {
+                latency_samples: &l.samples,
+            },
+            threshold: |t| t.throughput,
+            tag: None,
+        });
     }
     out
 }

@@ -65,6 +65,7 @@ use crate::results::{CaseResult, CaseStatus, RunResult};
 use crate::suite::CheckConfig;
 
 pub use comparability::run_differences;
+use comparability::thread_differences;
 pub use evidence::{compare_metric, reference_floor_us, samples_needed, MIN_UNDISTURBED};
 pub use metrics::{metrics, Better, Evidence, MetricValue};
 use rule::trim;
@@ -271,21 +272,7 @@ pub fn compare(
     }
 
     let mut differences = run_differences(baseline, candidate);
-    for (b, c) in &pairs {
-        if let (Some(bt), Some(ct)) = (&b.threads_in_effect, &c.threads_in_effect) {
-            if (bt.rayon_pool, bt.candle) != (ct.rayon_pool, ct.candle) {
-                let f = |t: &crate::worker::ThreadsInEffect| {
-                    format!("rayon {} / candle {}", t.rayon_pool, t.candle)
-                };
-                differences.push(EnvDifference {
-                    field: format!("threads in effect ({})", c.id),
-                    baseline: f(bt),
-                    candidate: f(ct),
-                    blocking: true,
-                });
-            }
-        }
-    }
+    differences.extend(thread_differences(&pairs));
     differences.sort_by_key(|d| !d.blocking);
     if differences.iter().any(|d| d.blocking) && !allow_env_mismatch {
         return Err(CompareError::Incomparable(differences));

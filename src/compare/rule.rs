@@ -33,7 +33,7 @@ pub enum ChangeKind {
     Points,
 }
 
-/// The rule of the module documentation, on a change's interval `ci` (relative, or points).
+/// The rule of the `compare` module documentation, on a change's interval `ci` (relative, or points).
 pub fn decide(
     better: Better,
     ci: [f64; 2],
