@@ -8,7 +8,6 @@ pub mod schema;
 mod variants;
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -18,6 +17,7 @@ use toml::Spanned;
 
 use crate::data::DataSpec;
 use crate::model::{self, Architecture, Padding, WeightSource};
+use crate::spec::{syntax_problem, LineIndex, Problem};
 use crate::target::{DeviceKind, Target};
 use recipe::{Recipe, TrainSpec};
 use schema::*;
@@ -259,16 +259,6 @@ pub struct Suite {
     pub data: Option<DataSpec>,
 }
 
-/// One thing wrong with a suite file, located as precisely as the parser allows.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Problem {
-    pub field: String,
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-    pub message: String,
-    pub hint: Option<String>,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
     #[error("cannot read suite file {path}: {error}")]
@@ -294,22 +284,6 @@ fn render_problems(path: &Path, problems: &[Problem]) -> String {
         out.push_str(&format!("\n  {}:{p}", path.display()));
     }
     out
-}
-
-/// `LINE:COLUMN: `field`: message` and the hint on its own line; callers put the path first.
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.line, self.column) {
-            (Some(l), Some(c)) => write!(f, "{l}:{c}: ")?,
-            (Some(l), None) => write!(f, "{l}: ")?,
-            _ => write!(f, " ")?,
-        }
-        write!(f, "`{}`: {}", self.field, self.message)?;
-        if let Some(hint) = &self.hint {
-            write!(f, "\n      hint: {hint}")?;
-        }
-        Ok(())
-    }
 }
 
 /// Reads, parses, validates and resolves a suite file.
@@ -351,72 +325,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Suite, SuiteError> {
     match suite {
         Some(suite) if v.problems.is_empty() => Ok(suite),
         _ => Err(invalid(v.problems)),
-    }
-}
-
-fn syntax_problem(lines: &LineIndex, e: serde_path_to_error::Error<toml::de::Error>) -> Problem {
-    // `Spanned` wrappers show up in the path as a private field name; drop them.
-    let field = e
-        .path()
-        .to_string()
-        .replace(".$__serde_spanned_private_value", "")
-        .replace("$__serde_spanned_private_value", "");
-    let inner = e.inner();
-    let (line, column) = inner.span().map(|s| lines.locate(s.start)).unzip();
-    // Sizes are read as i64 so that negative values get our own message; say it plainly.
-    let message = inner
-        .message()
-        .trim()
-        .replace("expected i64", "expected an integer");
-    Problem {
-        hint: hint_for(&message),
-        field,
-        line,
-        column,
-        message,
-    }
-}
-
-/// A hint for serde's messages: the nearest allowed field for a misspelt one, and so on.
-fn hint_for(message: &str) -> Option<String> {
-    let quoted: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
-    if message.starts_with("unknown field") {
-        let (unknown, allowed) = quoted.split_first()?;
-        let nearest = allowed
-            .iter()
-            .map(|a| (strsim::damerau_levenshtein(unknown, a), *a))
-            .min()
-            .filter(|(d, a)| *d <= 2 || a.starts_with(unknown) || unknown.starts_with(a));
-        return Some(match nearest {
-            Some((_, a)) => format!("did you mean `{a}`?"),
-            None => format!("allowed fields here: {}", allowed.join(", ")),
-        });
-    }
-    if message.starts_with("missing field") {
-        return quoted
-            .first()
-            .map(|f| format!("add `{f}`; the README's suite reference lists every field"));
-    }
-    if message.starts_with("invalid type") {
-        return Some("check the value's type against the README's suite reference".into());
-    }
-    None
-}
-
-/// Byte offset to one-based (line, column).
-struct LineIndex {
-    starts: Vec<usize>,
-}
-
-impl LineIndex {
-    fn new(text: &str) -> Self {
-        let mut starts = vec![0];
-        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        LineIndex { starts }
-    }
-    fn locate(&self, offset: usize) -> (usize, usize) {
-        let line = self.starts.partition_point(|&s| s <= offset);
-        (line, offset - self.starts[line - 1] + 1)
     }
 }
 
