@@ -4,6 +4,9 @@
 //! hands to other modules) can report its problems the same way.
 
 use std::fmt;
+use std::ops::Range;
+
+use toml::Spanned;
 
 /// One thing wrong with a suite file, located as precisely as the parser allows.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,5 +100,250 @@ impl LineIndex {
     pub fn locate(&self, offset: usize) -> (usize, usize) {
         let line = self.starts.partition_point(|&s| s <= offset);
         (line, offset - self.starts[line - 1] + 1)
+    }
+}
+
+/// The problems of one TOML file, and checks of its spanned values that record a located
+/// problem when a value is out of bounds (and return `None`, or the default). Every check
+/// goes on after a problem, so that one pass reports everything wrong at once.
+pub struct Checker {
+    lines: LineIndex,
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    /// For the file whose text is `text` (spans are byte offsets into it).
+    pub fn new(text: &str) -> Self {
+        Checker {
+            lines: LineIndex::new(text),
+            problems: Vec::new(),
+        }
+    }
+
+    pub fn lines(&self) -> &LineIndex {
+        &self.lines
+    }
+
+    /// The problems recorded so far.
+    pub fn problems(&self) -> &[Problem] {
+        &self.problems
+    }
+
+    pub fn into_problems(self) -> Vec<Problem> {
+        self.problems
+    }
+
+    pub fn problem(
+        &mut self,
+        field: impl Into<String>,
+        span: Range<usize>,
+        message: impl Into<String>,
+        hint: Option<&str>,
+    ) {
+        let (line, column) = self.lines.locate(span.start);
+        self.problems.push(Problem {
+            field: field.into(),
+            line: Some(line),
+            column: Some(column),
+            message: message.into(),
+            hint: hint.map(str::to_string),
+        });
+    }
+
+    /// A whole number from `min` to `max`; above `max`, a problem with `hint`.
+    pub fn bounded_count(
+        &mut self,
+        field: &str,
+        v: &Spanned<i64>,
+        min: i64,
+        max: i64,
+        hint: &str,
+    ) -> Option<usize> {
+        if *v.get_ref() > max {
+            let message = format!("must be at most {max}, got {}", v.get_ref());
+            self.problem(field, v.span(), message, Some(hint));
+            return None;
+        }
+        self.count(field, v, min)
+    }
+
+    /// A whole number of at least `min`.
+    pub fn count(&mut self, field: &str, v: &Spanned<i64>, min: i64) -> Option<usize> {
+        let n = *v.get_ref();
+        if n < min {
+            let hint = format!("use a whole number of at least {min}");
+            self.problem(
+                field,
+                v.span(),
+                format!("must be at least {min}, got {n}"),
+                Some(&hint),
+            );
+            return None;
+        }
+        Some(n as usize)
+    }
+
+    pub fn counts(
+        &mut self,
+        field: &str,
+        v: &Spanned<Vec<i64>>,
+        min: i64,
+        allow_empty: bool,
+    ) -> Option<Vec<usize>> {
+        if v.get_ref().is_empty() && !allow_empty {
+            self.problem(
+                field,
+                v.span(),
+                "must not be empty",
+                Some("list at least one value, as in `[1, 2]`"),
+            );
+            return None;
+        }
+        let mut out = Vec::new();
+        for (i, &n) in v.get_ref().iter().enumerate() {
+            if n < min {
+                let hint = format!("every entry must be a whole number of at least {min}");
+                self.problem(
+                    format!("{field}[{i}]"),
+                    v.span(),
+                    format!("must be at least {min}, got {n}"),
+                    Some(&hint),
+                );
+                return None;
+            }
+            out.push(n as usize);
+        }
+        Some(out)
+    }
+
+    pub fn seconds(
+        &mut self,
+        field: &str,
+        v: &Option<Spanned<f64>>,
+        default: f64,
+        allow_zero: bool,
+    ) -> f64 {
+        let Some(v) = v else { return default };
+        let x = *v.get_ref();
+        let ok = x.is_finite() && (x > 0.0 || (allow_zero && x == 0.0));
+        if !ok {
+            let bound = if allow_zero {
+                "zero or more"
+            } else {
+                "more than zero"
+            };
+            self.problem(
+                field,
+                v.span(),
+                format!("must be {bound} seconds, got {x}"),
+                Some("durations are seconds, as in `0.5`"),
+            );
+            return default;
+        }
+        x
+    }
+
+    pub fn fraction(
+        &mut self,
+        field: &str,
+        v: &Spanned<f64>,
+        inclusive_high: bool,
+        hint: &str,
+    ) -> Option<f64> {
+        let x = *v.get_ref();
+        let ok = x.is_finite() && x > 0.0 && (x < 1.0 || (inclusive_high && x == 1.0));
+        if !ok {
+            let range = if inclusive_high {
+                "more than 0 and at most 1"
+            } else {
+                "between 0 and 1 (exclusive)"
+            };
+            self.problem(
+                field,
+                v.span(),
+                format!("must be {range}, got {x}"),
+                Some(hint),
+            );
+            return None;
+        }
+        Some(x)
+    }
+
+    pub fn positive(&mut self, field: &str, v: &Spanned<f64>, hint: &str) -> Option<f64> {
+        let x = *v.get_ref();
+        if !(x.is_finite() && x > 0.0) {
+            self.problem(
+                field,
+                v.span(),
+                format!("must be more than zero, got {x}"),
+                Some(hint),
+            );
+            return None;
+        }
+        Some(x)
+    }
+
+    /// One of `allowed`, or a recorded problem with the nearest allowed word as a hint.
+    pub fn word<'w>(
+        &mut self,
+        field: &str,
+        v: &Spanned<String>,
+        allowed: &[&'w str],
+    ) -> Option<&'w str> {
+        let got = v.get_ref().as_str();
+        if let Some(w) = allowed.iter().find(|a| **a == got) {
+            return Some(w);
+        }
+        let list = allowed
+            .iter()
+            .map(|a| format!("\"{a}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let nearest = allowed
+            .iter()
+            .map(|a| (strsim::damerau_levenshtein(got, a), *a))
+            .min()
+            .filter(|(d, _)| *d <= 2);
+        let hint = match nearest {
+            Some((_, a)) => format!("did you mean \"{a}\"? allowed: {list}"),
+            None => format!("allowed: {list}"),
+        };
+        let what = field.rsplit('.').next().unwrap_or(field);
+        self.problem(
+            field,
+            v.span(),
+            format!("unknown {what} `{got}`"),
+            Some(&hint),
+        );
+        None
+    }
+
+    pub fn positive_number(
+        &mut self,
+        field: &str,
+        v: &Spanned<f64>,
+        unit: &str,
+        zero_ok: bool,
+    ) -> Option<f64> {
+        let x = *v.get_ref();
+        if x.is_finite() && (x > 0.0 || (zero_ok && x == 0.0)) {
+            return Some(x);
+        }
+        let bound = if zero_ok {
+            "zero or more"
+        } else {
+            "more than zero"
+        };
+        let hint = format!(
+            "a number of {unit}, as in `{}`",
+            if zero_ok { "0" } else { "2.0" }
+        );
+        self.problem(
+            field,
+            v.span(),
+            format!("must be {bound}, got {x}"),
+            Some(&hint),
+        );
+        None
     }
 }

@@ -204,7 +204,7 @@ fn unknown_key(key: &str) -> CheckValueError {
     }
 }
 
-impl Validator<'_> {
+impl Validator {
     /// The `[check]` table after defaults; bad values are recorded as problems.
     pub(super) fn check(&mut self, entry: &CheckEntry) -> CheckConfig {
         let mut out = CheckConfig::default();

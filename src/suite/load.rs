@@ -143,36 +143,7 @@ impl ServerLoad {
     }
 }
 
-impl Validator<'_> {
-    fn positive_number(
-        &mut self,
-        field: &str,
-        v: &Spanned<f64>,
-        unit: &str,
-        zero_ok: bool,
-    ) -> Option<f64> {
-        let x = *v.get_ref();
-        if x.is_finite() && (x > 0.0 || (zero_ok && x == 0.0)) {
-            return Some(x);
-        }
-        let bound = if zero_ok {
-            "zero or more"
-        } else {
-            "more than zero"
-        };
-        let hint = format!(
-            "a number of {unit}, as in `{}`",
-            if zero_ok { "0" } else { "2.0" }
-        );
-        self.problem(
-            field,
-            v.span(),
-            format!("must be {bound}, got {x}"),
-            Some(&hint),
-        );
-        None
-    }
-
+impl Validator {
     pub(super) fn server(
         &mut self,
         e: &Spanned<ServerEntry>,

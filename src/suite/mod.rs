@@ -8,7 +8,6 @@ pub mod schema;
 mod variants;
 
 use std::collections::BTreeSet;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -17,7 +16,7 @@ use toml::Spanned;
 
 use crate::data::DataSpec;
 use crate::model::{self, Architecture, Padding, WeightSource};
-use crate::spec::{syntax_problem, LineIndex, Problem};
+use crate::spec::{syntax_problem, Checker, Problem};
 use crate::target::{DeviceKind, Target};
 use recipe::{Recipe, TrainSpec};
 use schema::*;
@@ -301,10 +300,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Suite, SuiteError> {
         path: path.to_path_buf(),
         problems,
     };
-    let lines = LineIndex::new(text);
+    let checker = Checker::new(text);
+    let lines = checker.lines();
     let raw: SuiteFile = match toml::de::Deserializer::parse(text) {
         Ok(de) => serde_path_to_error::deserialize(de)
-            .map_err(|e| invalid(vec![syntax_problem(&lines, e)]))?,
+            .map_err(|e| invalid(vec![syntax_problem(lines, e)]))?,
         Err(e) => {
             let (line, column) = e.span().map(|s| lines.locate(s.start)).unzip();
             return Err(invalid(vec![Problem {
@@ -317,125 +317,42 @@ pub fn parse(path: &Path, text: &str) -> Result<Suite, SuiteError> {
         }
     };
     let mut v = Validator {
-        lines: &lines,
-        problems: Vec::new(),
+        checker,
         base: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
     };
     let suite = v.resolve(path, text, raw);
+    let problems = v.checker.into_problems();
     match suite {
-        Some(suite) if v.problems.is_empty() => Ok(suite),
-        _ => Err(invalid(v.problems)),
+        Some(suite) if problems.is_empty() => Ok(suite),
+        _ => Err(invalid(problems)),
     }
 }
 
-struct Validator<'a> {
-    lines: &'a LineIndex,
-    problems: Vec<Problem>,
+/// Resolves a parsed suite file, recording every problem in its `Checker` (whose checks it
+/// reaches through `Deref`).
+struct Validator {
+    checker: Checker,
+    /// The suite file's folder: relative paths in the suite start there.
     base: PathBuf,
 }
 
-impl Validator<'_> {
-    fn problem(
-        &mut self,
-        field: impl Into<String>,
-        span: Range<usize>,
-        message: impl Into<String>,
-        hint: Option<&str>,
-    ) {
-        let (line, column) = self.lines.locate(span.start);
-        self.problems.push(Problem {
-            field: field.into(),
-            line: Some(line),
-            column: Some(column),
-            message: message.into(),
-            hint: hint.map(str::to_string),
-        });
+impl std::ops::Deref for Validator {
+    type Target = Checker;
+    fn deref(&self) -> &Checker {
+        &self.checker
     }
+}
 
-    /// A whole number >= `min`, or a recorded problem.
+impl std::ops::DerefMut for Validator {
+    fn deref_mut(&mut self) -> &mut Checker {
+        &mut self.checker
+    }
+}
+
+impl Validator {
     /// A count of worker processes: at least 1, at most `MAX_PROCESSES`.
     fn process_count(&mut self, field: &str, v: &Spanned<i64>, hint: &str) -> Option<usize> {
-        if *v.get_ref() > MAX_PROCESSES {
-            let message = format!("must be at most {MAX_PROCESSES}, got {}", v.get_ref());
-            self.problem(field, v.span(), message, Some(hint));
-            return None;
-        }
-        self.count(field, v, 1)
-    }
-
-    fn count(&mut self, field: &str, v: &Spanned<i64>, min: i64) -> Option<usize> {
-        let n = *v.get_ref();
-        if n < min {
-            let hint = format!("use a whole number of at least {min}");
-            self.problem(
-                field,
-                v.span(),
-                format!("must be at least {min}, got {n}"),
-                Some(&hint),
-            );
-            return None;
-        }
-        Some(n as usize)
-    }
-
-    fn counts(
-        &mut self,
-        field: &str,
-        v: &Spanned<Vec<i64>>,
-        min: i64,
-        allow_empty: bool,
-    ) -> Option<Vec<usize>> {
-        if v.get_ref().is_empty() && !allow_empty {
-            self.problem(
-                field,
-                v.span(),
-                "must not be empty",
-                Some("list at least one value, as in `[1, 2]`"),
-            );
-            return None;
-        }
-        let mut out = Vec::new();
-        for (i, &n) in v.get_ref().iter().enumerate() {
-            if n < min {
-                let hint = format!("every entry must be a whole number of at least {min}");
-                self.problem(
-                    format!("{field}[{i}]"),
-                    v.span(),
-                    format!("must be at least {min}, got {n}"),
-                    Some(&hint),
-                );
-                return None;
-            }
-            out.push(n as usize);
-        }
-        Some(out)
-    }
-
-    fn seconds(
-        &mut self,
-        field: &str,
-        v: &Option<Spanned<f64>>,
-        default: f64,
-        allow_zero: bool,
-    ) -> f64 {
-        let Some(v) = v else { return default };
-        let x = *v.get_ref();
-        let ok = x.is_finite() && (x > 0.0 || (allow_zero && x == 0.0));
-        if !ok {
-            let bound = if allow_zero {
-                "zero or more"
-            } else {
-                "more than zero"
-            };
-            self.problem(
-                field,
-                v.span(),
-                format!("must be {bound} seconds, got {x}"),
-                Some("durations are seconds, as in `0.5`"),
-            );
-            return default;
-        }
-        x
+        self.bounded_count(field, v, 1, MAX_PROCESSES, hint)
     }
 
     fn resolve(&mut self, path: &Path, text: &str, raw: SuiteFile) -> Option<Suite> {
