@@ -1,14 +1,15 @@
 //! The suite-validation toolkit: a `Problem` located at file:line:column, the line index
-//! that turns a TOML span into that location, and the messages and hints for serde's errors.
-//! It imports nothing of ours, so whatever parses a TOML table (the suite, and the tables it
-//! hands to other modules) can report its problems the same way.
+//! that turns a TOML span into that location, the messages and hints for serde's errors, and
+//! a `Checker` that collects a file's problems while checking its spanned values.
+//! It imports nothing of ours, so whatever reads a TOML table (the suite, and the tables it
+//! hands to other modules) reports its problems the same way, without importing `suite`.
 
 use std::fmt;
 use std::ops::Range;
 
 use toml::Spanned;
 
-/// One thing wrong with a suite file, located as precisely as the parser allows.
+/// One thing wrong with a TOML file (a suite), located as precisely as the parser allows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
     pub field: String,
@@ -34,6 +35,8 @@ impl fmt::Display for Problem {
     }
 }
 
+/// A serde error while reading the file into its types (a misspelt or missing field, a value
+/// of the wrong type), located and with a hint.
 pub fn syntax_problem(
     lines: &LineIndex,
     e: serde_path_to_error::Error<toml::de::Error>,
@@ -129,10 +132,12 @@ impl Checker {
         &self.problems
     }
 
+    /// Every problem recorded, in the order found.
     pub fn into_problems(self) -> Vec<Problem> {
         self.problems
     }
 
+    /// Records a problem with `field` at the start of `span` (a byte range of the file).
     pub fn problem(
         &mut self,
         field: impl Into<String>,
@@ -183,6 +188,7 @@ impl Checker {
         Some(n as usize)
     }
 
+    /// A list of whole numbers of at least `min` each; empty only if `allow_empty`.
     pub fn counts(
         &mut self,
         field: &str,
@@ -216,6 +222,8 @@ impl Checker {
         Some(out)
     }
 
+    /// A duration in seconds, more than zero (or zero, if `allow_zero`); `default` when the
+    /// field is absent or wrong.
     pub fn seconds(
         &mut self,
         field: &str,
@@ -243,6 +251,7 @@ impl Checker {
         x
     }
 
+    /// A fraction in (0, 1), or (0, 1] if `inclusive_high`.
     pub fn fraction(
         &mut self,
         field: &str,
@@ -269,6 +278,7 @@ impl Checker {
         Some(x)
     }
 
+    /// A finite number more than zero.
     pub fn positive(&mut self, field: &str, v: &Spanned<f64>, hint: &str) -> Option<f64> {
         let x = *v.get_ref();
         if !(x.is_finite() && x > 0.0) {
@@ -318,6 +328,7 @@ impl Checker {
         None
     }
 
+    /// A finite number of `unit`, more than zero (or zero, if `zero_ok`).
     pub fn positive_number(
         &mut self,
         field: &str,
@@ -345,5 +356,88 @@ impl Checker {
             Some(&hint),
         );
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `text` with `key = value` on its second line: the value spanned as the parser would.
+    fn spanned<T>(text: &str, value: T) -> Spanned<T> {
+        let start = text.find('=').unwrap() + 2;
+        Spanned::new(start..text.len(), value)
+    }
+
+    #[test]
+    fn offsets_become_one_based_lines_and_columns() {
+        let lines = LineIndex::new("a = 1\nbb = 2\n\nc = 3");
+        assert_eq!(lines.locate(0), (1, 1));
+        assert_eq!(lines.locate(4), (1, 5));
+        assert_eq!(lines.locate(6), (2, 1));
+        assert_eq!(lines.locate(11), (2, 6));
+        assert_eq!(lines.locate(13), (3, 1));
+        assert_eq!(lines.locate(14), (4, 1));
+    }
+
+    #[test]
+    fn out_of_bounds_values_are_recorded_where_they_are() {
+        let text = "[t]\nn = -1";
+        let mut c = Checker::new(text);
+        assert_eq!(c.count("t.n", &spanned(text, 3), 1), Some(3));
+        assert_eq!(c.count("t.n", &spanned(text, -1), 1), None);
+        assert_eq!(
+            c.bounded_count("t.n", &spanned(text, 7), 1, 5, "fewer"),
+            None
+        );
+        assert_eq!(c.counts("t.n", &spanned(text, vec![2, 0]), 1, false), None);
+        assert_eq!(
+            c.counts("t.n", &spanned(text, vec![]), 1, true),
+            Some(vec![])
+        );
+        assert_eq!(c.seconds("t.n", &Some(spanned(text, 0.0)), 9.0, false), 9.0);
+        assert_eq!(c.seconds("t.n", &None, 9.0, false), 9.0);
+        assert_eq!(c.fraction("t.n", &spanned(text, 1.0), true, "h"), Some(1.0));
+        assert_eq!(c.fraction("t.n", &spanned(text, 1.0), false, "h"), None);
+        assert_eq!(
+            c.positive_number("t.n", &spanned(text, 0.0), "s", true),
+            Some(0.0)
+        );
+        assert_eq!(c.positive("t.n", &spanned(text, f64::NAN), "h"), None);
+        let got: Vec<String> = c.problems().iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            got,
+            [
+                "2:5: `t.n`: must be at least 1, got -1\n      hint: use a whole number of at least 1",
+                "2:5: `t.n`: must be at most 5, got 7\n      hint: fewer",
+                "2:5: `t.n[1]`: must be at least 1, got 0\n      hint: every entry must be a whole number of at least 1",
+                "2:5: `t.n`: must be more than zero seconds, got 0\n      hint: durations are seconds, as in `0.5`",
+                "2:5: `t.n`: must be between 0 and 1 (exclusive), got 1\n      hint: h",
+                "2:5: `t.n`: must be more than zero, got NaN\n      hint: h",
+            ]
+        );
+        assert_eq!(c.into_problems().len(), 6);
+    }
+
+    #[test]
+    fn a_misspelt_word_or_field_gets_the_nearest_allowed_one() {
+        let text = "[t]\nkind = \"ofline\"";
+        let mut c = Checker::new(text);
+        let got = c.word(
+            "t.kind",
+            &spanned(text, "ofline".to_string()),
+            &["offline", "server"],
+        );
+        assert_eq!(got, None);
+        assert_eq!(
+            c.problems()[0].hint.as_deref(),
+            Some("did you mean \"offline\"? allowed: \"offline\", \"server\"")
+        );
+        assert_eq!(
+            hint_for("unknown field `batch_size`, expected one of `batch_sizes`, `samples`")
+                .as_deref(),
+            Some("did you mean `batch_sizes`?")
+        );
+        assert_eq!(hint_for("something else"), None);
     }
 }
