@@ -1,0 +1,3 @@
+mod child;
+
+pub use child::*;
