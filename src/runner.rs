@@ -20,7 +20,8 @@ use crate::results::{self, CaseResult, ResultsError, RunResult, RunStatus, Suite
 use crate::roofline::{self, Peaks};
 use crate::suite::{Settings, Suite};
 use crate::target::DeviceKind;
-use crate::worker::{self, EnergySetup, Fault, Outcome};
+use crate::worker::protocol::{EnergySetup, Fault, Measurement, ProfileRequest};
+use crate::worker::{self, Outcome};
 
 /// Events of a run, for the CLI's progress display. Every hook defaults to nothing.
 pub trait RunObserver {
@@ -47,7 +48,7 @@ pub struct RunOptions {
     /// Test-only: make every forward pass slower by this fraction of its own time.
     pub slowdown: Option<f64>,
     /// `inferbench profile`: every case is profiled layer by layer as well.
-    pub profile: Option<worker::ProfileRequest>,
+    pub profile: Option<ProfileRequest>,
     /// Measured peaks of this machine: copied into the run, and every case is placed on the
     /// roofline of its thread count.
     pub peaks: Option<Peaks>,
@@ -66,7 +67,7 @@ impl Pending {
     /// Whether another process should follow `last` (measured, not yet in `outcomes`):
     /// fewer than `processes` so far, or, up to `max_processes`, fewer than
     /// `UNDISTURBED_WANTED` whose reference time was within `band` of `floor_us`.
-    fn wants_more(&self, last: &worker::Measurement, floor_us: f64, band: f64) -> bool {
+    fn wants_more(&self, last: &Measurement, floor_us: f64, band: f64) -> bool {
         let done = self.outcomes.len() + 1;
         if done < self.processes {
             return true;
@@ -341,7 +342,7 @@ mod tests {
     use super::*;
     use crate::results::tests::measurement;
 
-    fn with_reference(us: f64) -> worker::Measurement {
+    fn with_reference(us: f64) -> Measurement {
         let mut m = measurement(&[1.0, 2.0], 0.01, 1000, 1.0);
         m.reference_us = vec![us, us + 0.1, us - 0.1];
         m

@@ -70,7 +70,7 @@ pub enum Command {
     /// against the unprofiled forward pass, a run file, and optionally a Chrome trace
     Profile(profile::ProfileArgs),
     /// Internal: run one case (request on stdin, JSON lines on stdout)
-    #[command(name = worker::WORKER_SUBCOMMAND, hide = true)]
+    #[command(name = worker::protocol::WORKER_SUBCOMMAND, hide = true)]
     Worker,
     /// Internal: measure the peaks of one thread count (request on stdin, JSON on stdout)
     #[command(name = peaks::PEAKS_SUBCOMMAND, hide = true)]

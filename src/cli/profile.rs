@@ -16,7 +16,7 @@ use crate::profile::LayerProfile;
 use crate::results::{self, journal, CaseResult, RunStatus};
 use crate::runner::{self, RunOptions, Start};
 use crate::suite;
-use crate::worker;
+use crate::worker::protocol;
 
 // The cache options are `run`'s, worded here for the one variant being profiled.
 #[derive(Args, Debug)]
@@ -81,7 +81,7 @@ pub(super) fn execute(args: ProfileArgs) -> Result<i32, Failure> {
         fault: None,
         shard: None,
         slowdown: None,
-        profile: Some(worker::ProfileRequest {
+        profile: Some(protocol::ProfileRequest {
             trace_iterations: args.trace_iterations as usize,
         }),
         peaks,

@@ -19,7 +19,7 @@ use crate::results::{self, journal, CaseStatus, RunResult, RunStatus};
 use crate::roofline::Peaks;
 use crate::runner::{self, RunOptions, Start};
 use crate::suite::{self, Suite};
-use crate::worker::Fault;
+use crate::worker::protocol::Fault;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {

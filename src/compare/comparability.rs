@@ -82,7 +82,7 @@ pub fn thread_differences(pairs: &[(&CaseResult, &CaseResult)]) -> Vec<EnvDiffer
     for (b, c) in pairs {
         if let (Some(bt), Some(ct)) = (&b.threads_in_effect, &c.threads_in_effect) {
             if (bt.rayon_pool, bt.candle) != (ct.rayon_pool, ct.candle) {
-                let f = |t: &crate::worker::ThreadsInEffect| {
+                let f = |t: &crate::worker::protocol::ThreadsInEffect| {
                     format!("rayon {} / candle {}", t.rayon_pool, t.candle)
                 };
                 out.push(EnvDifference {

@@ -7,7 +7,7 @@ use super::*;
 use crate::probe::env::Environment;
 use crate::results::{LatencyMs, ModelInfo, RunStatus, SuiteInfo, SCHEMA_VERSION};
 use crate::suite::Settings;
-use crate::worker::ThreadsInEffect;
+use crate::worker::protocol::ThreadsInEffect;
 
 /// Log-normal latencies around `median` ms with a 5% spread, seeded.
 fn latencies(n: usize, median: f64, seed: u64) -> Vec<f64> {

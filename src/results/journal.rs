@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use super::{CaseResult, ResultsError, SCHEMA_VERSION};
 use crate::probe::env::Environment;
 use crate::suite::Settings;
-use crate::worker::Measurement;
+use crate::worker::protocol::Measurement;
 
 /// Everything needed to finish the run later: where it came from and how it was made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

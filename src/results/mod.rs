@@ -24,7 +24,8 @@ use crate::quality::QualityInfo;
 use crate::roofline::{CaseRoofline, Peaks};
 use crate::stats::{self, Summary};
 use crate::suite::{CheckConfig, Settings, Suite};
-use crate::worker::{ColdStart, Measurement, Outcome, ThreadsInEffect};
+use crate::worker::protocol::{ColdStart, Measurement, ThreadsInEffect};
+use crate::worker::Outcome;
 
 /// Version of the run-file schema; it changes only on purpose (README: "Run files").
 pub const SCHEMA_VERSION: u32 = 1;
@@ -664,7 +665,7 @@ impl CaseResult {
     fn apply_server(
         &mut self,
         load: &crate::suite::ServerLoad,
-        sm: &crate::worker::ServerMeasurement,
+        sm: &crate::worker::protocol::ServerMeasurement,
         s: &Settings,
     ) {
         let chosen = sm.chosen.and_then(|i| sm.probes.get(i));

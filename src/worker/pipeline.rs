@@ -1,0 +1,137 @@
+//! The workload the worker times: one inference of the loaded model as stages over prepared
+//! inputs, and the forward pass one layer at a time for the profiler.
+
+use std::time::Instant;
+
+use crate::measure::{self, Workload};
+use crate::model::bert::TextEncoder;
+use crate::model::Network;
+use crate::suite::Stage;
+
+/// A case's raw inputs: 8-bit values for the mlp and cnn, sentences for a bert (with the
+/// tokenizer that turns them into token ids: its preprocess stage).
+pub(super) enum RawInput {
+    Values(candle_core::Tensor),
+    Text {
+        sentences: Vec<String>,
+        encoder: std::rc::Rc<TextEncoder>,
+    },
+}
+
+/// One inference as stages over prepared inputs; `stages` are the timed ones, in order.
+pub(super) struct Pipeline<'a> {
+    pub(super) net: &'a Network,
+    pub(super) device: &'a candle_core::Device,
+    pub(super) stages: Vec<Stage>,
+    /// Raw inputs and model inputs, one per batch size the case runs (index = size - 1 for
+    /// server cases; a single entry otherwise), all prepared before timing.
+    pub(super) raw: Vec<RawInput>,
+    pub(super) input: Vec<candle_core::Tensor>,
+    /// Which entry of `raw` / `input` the next iteration uses.
+    pub(super) current: usize,
+    pub(super) logits: Option<candle_core::Tensor>,
+    /// Test only (`run --inject-slowdown`): extra busy time per forward pass, as a fraction
+    /// of the pass's own duration.
+    pub(super) slowdown: Option<f64>,
+}
+
+/// Classes the postprocess stage ranks.
+const TOP_K: usize = 5;
+
+impl Workload for Pipeline<'_> {
+    type Error = candle_core::Error;
+
+    fn stages(&self) -> usize {
+        self.stages.len()
+    }
+
+    fn run_stage(&mut self, stage: usize) -> candle_core::Result<()> {
+        match self.stages[stage] {
+            Stage::Preprocess => {
+                self.input[self.current] = match &self.raw[self.current] {
+                    RawInput::Values(raw) => self.net.preprocess(raw)?,
+                    RawInput::Text { sentences, encoder } => {
+                        encoder.encode_tensor(sentences, self.device)?
+                    }
+                }
+            }
+            // Without the test-only slowdown nothing but the forward pass runs here: no
+            // extra clock read inside the timed region.
+            Stage::Forward => match self.slowdown {
+                None => self.logits = Some(self.net.forward(&self.input[self.current])?),
+                Some(f) => {
+                    let started = Instant::now();
+                    self.logits = Some(self.net.forward(&self.input[self.current])?);
+                    self.device.synchronize()?;
+                    let done = Instant::now();
+                    injected_delay(done + (done - started).mul_f64(f));
+                }
+            },
+            Stage::Postprocess => {
+                let logits = match &self.logits {
+                    Some(l) => l,
+                    None => {
+                        return Err(candle_core::Error::Msg("postprocess before forward".into()))
+                    }
+                };
+                match &self.raw[self.current] {
+                    // A sentence encoder's answer is its embeddings, copied to the host.
+                    RawInput::Text { .. } => {
+                        std::hint::black_box(logits.to_vec2::<f32>()?);
+                    }
+                    RawInput::Values(_) => {
+                        std::hint::black_box(self.net.postprocess(logits, TOP_K)?);
+                    }
+                }
+            }
+        }
+        // Stage boundaries are only meaningful once the device has finished the work.
+        self.device.synchronize()
+    }
+}
+
+/// The forward pass one step (layer) at a time, for the profiler: each step is a timed stage
+/// that ends with a device synchronisation, so its clock read is right on a GPU too (on the
+/// CPU candle runs eagerly and `synchronize` is a no-op).
+pub(super) struct LayerSteps<'a> {
+    pub(super) net: &'a Network,
+    pub(super) device: &'a candle_core::Device,
+    pub(super) input: candle_core::Tensor,
+    /// The previous step's output.
+    pub(super) x: Option<candle_core::Tensor>,
+}
+
+impl Workload for LayerSteps<'_> {
+    type Error = candle_core::Error;
+
+    fn stages(&self) -> usize {
+        self.net.step_count()
+    }
+
+    fn run_stage(&mut self, step: usize) -> candle_core::Result<()> {
+        let y = match (step, &self.x) {
+            (0, _) | (_, None) => self.net.forward_step(step, &self.input)?,
+            (_, Some(x)) => self.net.forward_step(step, x)?,
+        };
+        self.x = Some(y);
+        self.device.synchronize()
+    }
+}
+
+/// A server batch of `k` queries: every timed stage on the prepared batch of size `k`.
+impl measure::server::BatchWorkload for Pipeline<'_> {
+    type Error = candle_core::Error;
+
+    fn run_batch(&mut self, k: usize) -> candle_core::Result<()> {
+        self.current = k.clamp(1, self.input.len()) - 1;
+        (0..self.stages.len()).try_for_each(|s| self.run_stage(s))
+    }
+}
+
+/// Test only: keeps the core busy until `until` (a spin on the monotonic clock, no sleep), so
+/// the injected slowdown costs CPU time the way slower code would, and scales with each pass.
+fn injected_delay(until: Instant) {
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
