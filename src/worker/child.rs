@@ -4,16 +4,15 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use super::meter::{Meter, ReferenceCost, WorkerObserver, REFERENCE_BUDGET};
-use super::pipeline::{LayerSteps, Pipeline, RawInput};
+use super::meter::{Meter, WorkerObserver, REFERENCE_BUDGET};
+use super::pipeline::{prepare_inputs, LayerSteps, Pipeline};
 use super::protocol::{
-    send, ColdStart, Fault, Measurement, SearchRaw, ServerMeasurement, ThreadsInEffect,
-    WorkerMessage, WorkerRequest,
+    send, ColdStart, Fault, Measurement, ProfileRequest, SearchRaw, ServerMeasurement,
+    ThreadsInEffect, WorkerMessage, WorkerRequest,
 };
 use crate::measure::server::{self, ProbeRaw, ServeConfig};
 use crate::measure::{self, Observer, Phase, Progress, SamplerConfig, StopReason, Workload};
-use crate::model::bert::TextEncoder;
-use crate::model::{error_text, synthetic_raw_input, Architecture, Network};
+use crate::model::{error_text, Network};
 use crate::probe::energy;
 use crate::probe::memory::{self, GpuMemory, MemoryInfo};
 use crate::profile::RawProfile;
@@ -159,54 +158,7 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         },
         None => {}
     }
-    // Inputs are prepared before timing: raw 8-bit inputs, and the model input made from
-    // them once; the timed stages (forward by default) then run on them.
-    let raw_shape = case
-        .raw_input
-        .clone()
-        .unwrap_or_else(|| Network::default_raw_shape(&case.arch));
-    // A server case needs every batch size the dispatcher may form; others one batch.
-    let sizes: Vec<usize> = match &case.load {
-        Some(Load::Server(load)) => (1..=load.max_batch).collect(),
-        _ => vec![case.batch_size],
-    };
-    // A sentence encoder's tokenizer and sentences, loaded once for every batch size.
-    let text = match (&case.text, &case.arch) {
-        (Some(text), Architecture::Bert { seq_len, .. }) => {
-            let encoder =
-                TextEncoder::from_file(&text.tokenizer, *seq_len).map_err(|e| e.to_string())?;
-            let all =
-                crate::data::text::load_sentences(&text.sentences).map_err(|e| e.to_string())?;
-            Some((std::rc::Rc::new(encoder), all))
-        }
-        (None, Architecture::Bert { .. }) => {
-            return Err("a bert case needs its text inputs (tokenizer and sentences)".into())
-        }
-        _ => None,
-    };
-    let mut raw = Vec::with_capacity(sizes.len());
-    let mut input = Vec::with_capacity(sizes.len());
-    for &size in &sizes {
-        let r = match &text {
-            // The batch: the sentences in order, repeated when the batch is larger.
-            Some((encoder, all)) => RawInput::Text {
-                sentences: (0..size).map(|i| all[i % all.len()].clone()).collect(),
-                encoder: encoder.clone(),
-            },
-            None => RawInput::Values(
-                synthetic_raw_input(&raw_shape, size, case.settings.seed ^ 0x1a2b_3c4d, &device)
-                    .map_err(|e| format!("cannot build the input batch: {}", error_text(&e)))?,
-            ),
-        };
-        input.push(
-            match &r {
-                RawInput::Values(raw) => net.preprocess(raw),
-                RawInput::Text { sentences, encoder } => encoder.encode_tensor(sentences, &device),
-            }
-            .map_err(|e| format!("cannot preprocess the input batch: {}", error_text(&e)))?,
-        );
-        raw.push(r);
-    }
+    let (raw, input) = prepare_inputs(case, &net, &device)?;
     let mut pipeline = Pipeline {
         net: &net,
         device: &device,
@@ -219,15 +171,11 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
     };
     let cfg = SamplerConfig::from(&case.settings);
     let clock_overhead_ns = measure::clock_overhead_ns();
-    let mut observer = WorkerObserver {
+    let mut observer = WorkerObserver::new(
         out,
-        meter: Meter::choose(&req.energy, case.target.device),
-        window_start: None,
-        batch_size: case.batch_size,
-        energy: None,
-        reference_us: Vec::with_capacity(64),
-        reference_cost: ReferenceCost::default(),
-    };
+        Meter::choose(&req.energy, case.target.device),
+        case.batch_size,
+    );
     let mut server_record = None;
     observer
         .reference_us
@@ -251,62 +199,16 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         .push(measure::reference::reference_us(REFERENCE_BUDGET));
     // An energy reading that failed is reported as absent, not as zero.
     let energy = observer.energy.take().and_then(Result::ok);
-    // The profile comes after the unprofiled window, in the same process, on the same input;
-    // then the unprofiled forward pass is sampled once more, so the two bracket it.
     let profile = match req.profile {
-        Some(p) => {
-            let mut raw = profile_layers(
-                &net,
-                &device,
-                &pipeline.input[pipeline.current],
-                case.batch_size,
-                &cfg,
-                p.trace_iterations,
-            )?;
-            let again = measure::sample(&mut pipeline, &cfg, &mut ())
-                .map_err(|e| format!("forward pass failed: {}", error_text(&e)))?;
-            raw.forward_after_ms = again.samples_ns.iter().map(|&ns| ns as f64 / 1e6).collect();
-            Some(raw)
-        }
+        Some(p) => Some(profile_case(&mut pipeline, &cfg, case.batch_size, p)?),
         None => None,
     };
-
-    // Heap pass: separate from the latency window so the counting never runs while timing.
-    let peak_heap_bytes = if memory::counting_allocator_installed() {
-        memory::start_heap_window();
-        let stages = pipeline.stages();
-        let result = (0..HEAP_PASS_ITERATIONS)
-            .try_for_each(|_| (0..stages).try_for_each(|s| pipeline.run_stage(s)));
-        let peak = memory::end_heap_window();
-        result.map_err(|e| format!("forward pass failed in the heap pass: {}", error_text(&e)))?;
-        Some(peak)
-    } else {
-        None
-    };
-    let gpu = match case.target.device {
-        DeviceKind::Cuda(index) => Some(gpu_memory(
-            energy::nvml::Gpu::open(index).and_then(|g| g.memory()),
-            [
-                context_before_load,
-                context_after_load,
-                memory::cuda_context_used_bytes(&device),
-            ],
-        )),
-        DeviceKind::Cpu => None,
-    };
-    let memory = MemoryInfo {
-        rss_before_load_bytes: rss_before_load,
-        rss_after_load_bytes: rss_after_load,
-        peak_rss_bytes: memory::peak_rss_bytes().unwrap_or(0),
-        peak_heap_bytes,
-        heap_pass_iterations: if peak_heap_bytes.is_some() {
-            HEAP_PASS_ITERATIONS
-        } else {
-            0
-        },
-        weight_bytes: net.weight_bytes() as u64,
-        gpu,
-    };
+    let memory = memory_figures(
+        &mut pipeline,
+        case.target.device,
+        [rss_before_load, rss_after_load],
+        [context_before_load, context_after_load],
+    )?;
     Ok(Measurement {
         samples_ms: sampled
             .samples_ns
@@ -318,16 +220,7 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         measured_s: sampled.measured_s,
         stop_reason: sampled.stop_reason,
         noise: sampled.noise,
-        threads: ThreadsInEffect {
-            requested: case.target.threads,
-            rayon_pool: rayon::current_num_threads(),
-            candle: candle_core::utils::get_num_threads(),
-            env: crate::probe::env::THREAD_VARS
-                .iter()
-                .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
-                .collect(),
-            affinity: crate::target::available_cores(),
-        },
+        threads: threads_in_effect(case.target.threads),
         params: net.params(),
         weight_bytes: net.weight_bytes(),
         flops_per_sample: case.arch.flops_per_sample(),
@@ -355,6 +248,90 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         server: server_record,
         reference_us: std::mem::take(&mut observer.reference_us),
     })
+}
+
+/// The profile of a case: every layer timed on its own after the unprofiled window, in the
+/// same process, on the same input; then the unprofiled forward pass is sampled once more,
+/// so the two bracket it.
+fn profile_case(
+    pipeline: &mut Pipeline<'_>,
+    cfg: &SamplerConfig,
+    batch: usize,
+    request: ProfileRequest,
+) -> Result<RawProfile, String> {
+    let mut raw = profile_layers(
+        pipeline.net,
+        pipeline.device,
+        &pipeline.input[pipeline.current],
+        batch,
+        cfg,
+        request.trace_iterations,
+    )?;
+    let again = measure::sample(pipeline, cfg, &mut ())
+        .map_err(|e| format!("forward pass failed: {}", error_text(&e)))?;
+    raw.forward_after_ms = again.samples_ns.iter().map(|&ns| ns as f64 / 1e6).collect();
+    Ok(raw)
+}
+
+/// The case's memory figures, after the timed work: the heap pass (separate from the latency
+/// window so the counting never runs while timing), the GPU's views, and peak RSS last.
+/// `rss` and `context` hold the readings before and after the model was built.
+fn memory_figures(
+    pipeline: &mut Pipeline<'_>,
+    device: DeviceKind,
+    rss: [u64; 2],
+    context: [Result<Option<u64>, String>; 2],
+) -> Result<MemoryInfo, String> {
+    let peak_heap_bytes = if memory::counting_allocator_installed() {
+        memory::start_heap_window();
+        let stages = pipeline.stages();
+        let result = (0..HEAP_PASS_ITERATIONS)
+            .try_for_each(|_| (0..stages).try_for_each(|s| pipeline.run_stage(s)));
+        let peak = memory::end_heap_window();
+        result.map_err(|e| format!("forward pass failed in the heap pass: {}", error_text(&e)))?;
+        Some(peak)
+    } else {
+        None
+    };
+    let [context_before_load, context_after_load] = context;
+    let gpu = match device {
+        DeviceKind::Cuda(index) => Some(gpu_memory(
+            energy::nvml::Gpu::open(index).and_then(|g| g.memory()),
+            [
+                context_before_load,
+                context_after_load,
+                memory::cuda_context_used_bytes(pipeline.device),
+            ],
+        )),
+        DeviceKind::Cpu => None,
+    };
+    Ok(MemoryInfo {
+        rss_before_load_bytes: rss[0],
+        rss_after_load_bytes: rss[1],
+        peak_rss_bytes: memory::peak_rss_bytes().unwrap_or(0),
+        peak_heap_bytes,
+        heap_pass_iterations: if peak_heap_bytes.is_some() {
+            HEAP_PASS_ITERATIONS
+        } else {
+            0
+        },
+        weight_bytes: pipeline.net.weight_bytes() as u64,
+        gpu,
+    })
+}
+
+/// The thread counts in effect in this worker, as the libraries themselves report them.
+fn threads_in_effect(requested: usize) -> ThreadsInEffect {
+    ThreadsInEffect {
+        requested,
+        rayon_pool: rayon::current_num_threads(),
+        candle: candle_core::utils::get_num_threads(),
+        env: crate::probe::env::THREAD_VARS
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+            .collect(),
+        affinity: crate::target::available_cores(),
+    }
 }
 
 /// A server case: warm-up at batch 1 (its latency estimates the capacity), one untimed pass

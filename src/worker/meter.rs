@@ -89,7 +89,19 @@ pub(super) struct ReferenceCost {
     pub(super) cpu_s: f64,
 }
 
-impl<W: Write> WorkerObserver<'_, W> {
+impl<'a, W: Write> WorkerObserver<'a, W> {
+    pub(super) fn new(out: &'a mut W, meter: Meter, batch_size: usize) -> Self {
+        WorkerObserver {
+            out,
+            meter,
+            window_start: None,
+            batch_size,
+            energy: None,
+            reference_us: Vec::with_capacity(64),
+            reference_cost: ReferenceCost::default(),
+        }
+    }
+
     /// Times the reference kernel between chunks of the window, reading the meter on both
     /// sides so that its cost is not counted in the window's energy.
     fn reference_in_window(&mut self) {

@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use crate::measure::{self, Workload};
 use crate::model::bert::TextEncoder;
-use crate::model::Network;
-use crate::suite::Stage;
+use crate::model::{error_text, synthetic_raw_input, Architecture, Network};
+use crate::plan::Case;
+use crate::suite::{Load, Stage};
 
 /// A case's raw inputs: 8-bit values for the mlp and cnn, sentences for a bert (with the
 /// tokenizer that turns them into token ids: its preprocess stage).
@@ -134,4 +135,63 @@ fn injected_delay(until: Instant) {
     while Instant::now() < until {
         std::hint::spin_loop();
     }
+}
+
+/// The case's inputs, prepared before timing: raw inputs (8-bit values, or sentences with
+/// their tokenizer) and the model input made from them once, one pair per batch size the
+/// case runs.
+pub(super) fn prepare_inputs(
+    case: &Case,
+    net: &Network,
+    device: &candle_core::Device,
+) -> Result<(Vec<RawInput>, Vec<candle_core::Tensor>), String> {
+    // Inputs are prepared before timing: raw 8-bit inputs, and the model input made from
+    // them once; the timed stages (forward by default) then run on them.
+    let raw_shape = case
+        .raw_input
+        .clone()
+        .unwrap_or_else(|| Network::default_raw_shape(&case.arch));
+    // A server case needs every batch size the dispatcher may form; others one batch.
+    let sizes: Vec<usize> = match &case.load {
+        Some(Load::Server(load)) => (1..=load.max_batch).collect(),
+        _ => vec![case.batch_size],
+    };
+    // A sentence encoder's tokenizer and sentences, loaded once for every batch size.
+    let text = match (&case.text, &case.arch) {
+        (Some(text), Architecture::Bert { seq_len, .. }) => {
+            let encoder =
+                TextEncoder::from_file(&text.tokenizer, *seq_len).map_err(|e| e.to_string())?;
+            let all =
+                crate::data::text::load_sentences(&text.sentences).map_err(|e| e.to_string())?;
+            Some((std::rc::Rc::new(encoder), all))
+        }
+        (None, Architecture::Bert { .. }) => {
+            return Err("a bert case needs its text inputs (tokenizer and sentences)".into())
+        }
+        _ => None,
+    };
+    let mut raw = Vec::with_capacity(sizes.len());
+    let mut input = Vec::with_capacity(sizes.len());
+    for &size in &sizes {
+        let r = match &text {
+            // The batch: the sentences in order, repeated when the batch is larger.
+            Some((encoder, all)) => RawInput::Text {
+                sentences: (0..size).map(|i| all[i % all.len()].clone()).collect(),
+                encoder: encoder.clone(),
+            },
+            None => RawInput::Values(
+                synthetic_raw_input(&raw_shape, size, case.settings.seed ^ 0x1a2b_3c4d, device)
+                    .map_err(|e| format!("cannot build the input batch: {}", error_text(&e)))?,
+            ),
+        };
+        input.push(
+            match &r {
+                RawInput::Values(raw) => net.preprocess(raw),
+                RawInput::Text { sentences, encoder } => encoder.encode_tensor(sentences, device),
+            }
+            .map_err(|e| format!("cannot preprocess the input batch: {}", error_text(&e)))?,
+        );
+        raw.push(r);
+    }
+    Ok((raw, input))
 }
