@@ -22,6 +22,7 @@ pub mod report;
 pub mod results;
 pub mod roofline;
 pub mod runner;
+pub mod schema;
 pub mod spec;
 pub mod stats;
 pub mod suite;
