@@ -20,7 +20,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::compare::{self, Better, Evidence, MetricValue};
-use crate::results::{self, RunResult};
+use crate::results;
+use crate::schema::RunResult;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Architecture, WeightSource};
 use crate::quality::QualityInfo;
-use crate::results::ModelInfo;
+use crate::schema::ModelInfo;
 use crate::suite::{Load, Scenario, Settings, Suite};
 use crate::target::Target;
 

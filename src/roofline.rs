@@ -149,7 +149,7 @@ pub fn place(
 
 /// The roofline figures of a measured case, or why there are none.
 pub fn for_case(
-    case: &crate::results::CaseResult,
+    case: &crate::schema::CaseResult,
     peaks: &Peaks,
 ) -> Result<CaseRoofline, RooflineGap> {
     if case.device != "cpu" {

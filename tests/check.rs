@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use inferbench::results::{self, RunResult, RunStatus};
+use inferbench::results;
+use inferbench::schema::{CaseStatus, RunResult, RunStatus};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -318,7 +319,7 @@ fn a_case_failing_in_the_candidate_is_a_regression() {
     let dir = tempfile::tempdir().unwrap();
     let mut run = results::read_json(&root().join(BASELINE)).unwrap();
     let c = &mut run.cases[1];
-    c.status = results::CaseStatus::Failed;
+    c.status = CaseStatus::Failed;
     c.error = Some("worker crashed: killed by signal 6 (SIGABRT)".into());
     c.latency_ms = None;
     c.throughput_per_s = None;
@@ -571,7 +572,7 @@ fn the_committed_ci_baseline_belongs_to_the_ci_suite() {
         .collect();
     assert_eq!(ids, planned);
     for c in &baseline.cases {
-        assert_eq!(c.status, results::CaseStatus::Ok, "{}: {:?}", c.id, c.error);
+        assert_eq!(c.status, CaseStatus::Ok, "{}: {:?}", c.id, c.error);
         let n = c.latency_ms.as_ref().unwrap().samples.len();
         assert!(n >= 1000, "{}: {n} samples; p99 needs 1000", c.id);
     }

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use inferbench::results::{self, CaseStatus, RunResult, RunStatus};
+use inferbench::results;
+use inferbench::schema::{CaseStatus, RunResult, RunStatus, SCHEMA_VERSION};
 
 mod binary;
 use binary::{inferbench, text};
@@ -149,7 +150,7 @@ fn quick_run_writes_consistent_json_and_csv() {
     }
     assert!(ids.contains(&"cnn-baseline/cpu-t2/offline/b4"));
     assert_eq!(run.status, RunStatus::Complete);
-    assert_eq!(run.schema_version, results::SCHEMA_VERSION);
+    assert_eq!(run.schema_version, SCHEMA_VERSION);
     assert!(run.quick);
     assert_eq!(run.suite.name, "tiny");
     assert_eq!(run.suite.sha256.len(), 64);

@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use inferbench::results::{self, RunResult};
+use inferbench::results;
+use inferbench::schema::RunResult;
 use serde_json::Value;
 
 mod binary;

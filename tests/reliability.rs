@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use inferbench::results::{self, journal, CaseStatus, RunStatus};
+use inferbench::results::{self, journal};
+use inferbench::schema::{CaseStatus, RunStatus};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_inferbench"))

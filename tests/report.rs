@@ -373,7 +373,7 @@ case_timeout_s = 20
 fn a_run_where_every_case_failed_still_renders_with_every_chart_left_out() {
     let mut run = common::plain().runs[0].run.clone();
     for c in &mut run.cases {
-        c.status = inferbench::results::CaseStatus::Failed;
+        c.status = inferbench::schema::CaseStatus::Failed;
         c.error = Some("worker crashed".into());
         c.latency_ms = None;
         c.throughput_per_s = None;

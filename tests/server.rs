@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use inferbench::results::{self, CaseResult, CaseStatus, RunResult};
+use inferbench::results;
+use inferbench::schema::{CaseResult, CaseStatus, RunResult};
 
 mod binary;
 use binary::{inferbench, text};

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::{exit, read_run, write_text, ExitWith, Failure};
 use crate::compare::{self, render, CompareError};
-use crate::results::RunStatus;
+use crate::schema::RunStatus;
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{exit, read_run, ExitWith, Failure};
-use crate::results::{self, RunStatus};
+use crate::results;
+use crate::schema::RunStatus;
 
 #[derive(Args, Debug)]
 pub struct MergeArgs {

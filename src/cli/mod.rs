@@ -7,7 +7,8 @@ use clap::{Parser, Subcommand};
 use regex::Regex;
 
 use crate::peaks;
-use crate::results::{self, RunResult};
+use crate::results;
+use crate::schema::RunResult;
 use crate::suite::{self, Suite};
 use crate::worker;
 

@@ -13,8 +13,9 @@ use super::tables::{fmt_ms, profile_table};
 use super::{exit, load_suite, write_text, ExitWith, Failure};
 use crate::plan::{self, Case};
 use crate::profile::LayerProfile;
-use crate::results::{self, journal, CaseResult, RunStatus};
+use crate::results::{self, journal};
 use crate::runner::{self, RunOptions, Start};
+use crate::schema::{CaseResult, RunStatus};
 use crate::suite;
 use crate::worker::protocol;
 

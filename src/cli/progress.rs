@@ -9,8 +9,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::tables::fmt_ms;
 use crate::measure::{Phase, Progress};
 use crate::plan::Case;
-use crate::results::CaseResult;
 use crate::runner::RunObserver;
+use crate::schema::CaseResult;
 use crate::variant::{BuildObserver, BuiltVariant};
 
 /// The build step's progress: one line per variant on stderr.

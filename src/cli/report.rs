@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::{exit, ExitWith, Failure};
 use crate::report;
-use crate::results::RunResult;
+use crate::schema::RunResult;
 
 /// Where `run --report` and `report` without `--out` render: `reports/<suite>/<run stem>/`.
 const REPORTS_DIR: &str = "reports";

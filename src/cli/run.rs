@@ -15,9 +15,10 @@ use super::tables::{
 };
 use super::{exit, load_suite, parse_filter, ExitWith, Failure};
 use crate::plan::{self, Case, Shard};
-use crate::results::{self, journal, CaseStatus, RunResult, RunStatus};
+use crate::results::{self, journal};
 use crate::roofline::Peaks;
 use crate::runner::{self, RunOptions, Start};
+use crate::schema::{CaseStatus, RunResult, RunStatus};
 use crate::suite::{self, Suite};
 use crate::worker::protocol::Fault;
 

@@ -4,8 +4,8 @@
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 
 use crate::profile::LayerProfile;
-use crate::results::{CaseResult, RunResult};
 use crate::roofline::Peaks;
+use crate::schema::{CaseResult, RunResult};
 use crate::suite;
 
 /// Milliseconds with enough digits to compare, whatever the magnitude.

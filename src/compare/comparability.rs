@@ -1,7 +1,7 @@
 //! Whether two runs are comparable: suite file, settings, environment.
 
 use crate::probe::env::EnvDifference;
-use crate::results::{CaseResult, RunResult};
+use crate::schema::{CaseResult, RunResult};
 
 /// Differences between the runs themselves: suite file, settings, `--quick` (blocking), then
 /// the environment (`Environment::differences`), then notes (filter, thresholds, test-only

@@ -1,7 +1,7 @@
 //! One metric compared on both sides: the test and interval for each kind of evidence.
 
 use super::{blank_row, decide, trim, Evidence, MetricComparison, MetricValue};
-use crate::results::RunResult;
+use crate::schema::RunResult;
 use crate::stats;
 use crate::suite::CheckConfig;
 

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::results::{CaseResult, LatencyMs, ProcessFigures};
+use crate::schema::{CaseResult, LatencyMs, ProcessFigures};
 use crate::stats;
 use crate::suite::CheckConfig;
 

@@ -61,7 +61,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::probe::env::EnvDifference;
-use crate::results::{CaseResult, CaseStatus, RunResult};
+use crate::schema::{CaseResult, CaseStatus, RunResult};
 use crate::suite::CheckConfig;
 
 pub use comparability::run_differences;
@@ -421,7 +421,7 @@ fn server_rows(b: &CaseResult, c: &CaseResult, rows: &mut Vec<MetricComparison>)
     if bs.search.is_some() || cs.search.is_some() {
         return;
     }
-    let how = |s: &crate::results::ServerInfo| {
+    let how = |s: &crate::schema::ServerInfo| {
         format!(
             "{} dropped, {} unserved, {:.1} of {:.1} queries/s served",
             s.dropped, s.unserved, s.achieved_qps, s.offered_qps

@@ -5,7 +5,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::*;
 use crate::probe::env::Environment;
-use crate::results::{LatencyMs, ModelInfo, RunStatus, SuiteInfo, SCHEMA_VERSION};
+use crate::schema::{LatencyMs, ModelInfo, RunStatus, SuiteInfo, SCHEMA_VERSION};
 use crate::suite::Settings;
 use crate::worker::protocol::ThreadsInEffect;
 
@@ -83,7 +83,7 @@ fn case_with_processes(id: &str, p50s: &[f64], seed: u64) -> CaseResult {
         .map(|(i, &m)| latencies(200, m, seed + i as u64))
         .collect();
     let mut c = case(id, per.concat(), CaseStatus::Ok);
-    let mut f = crate::results::ProcessFigures::default();
+    let mut f = crate::schema::ProcessFigures::default();
     for s in &per {
         let mut sorted = s.clone();
         sorted.sort_unstable_by(f64::total_cmp);
@@ -531,9 +531,9 @@ fn one_process_on_a_side_is_inconclusive_not_a_crash() {
 
 fn server_info(
     saturated: bool,
-    search: Option<crate::results::SearchInfo>,
-) -> crate::results::ServerInfo {
-    crate::results::ServerInfo {
+    search: Option<crate::schema::SearchInfo>,
+) -> crate::schema::ServerInfo {
+    crate::schema::ServerInfo {
         target_qps: search.is_none().then_some(100.0),
         offered_qps: 100.0,
         achieved_qps: if saturated { 60.0 } else { 100.0 },
@@ -554,13 +554,13 @@ fn server_info(
         mean_batch: 1.0,
         idle_lag_p50_ms: None,
         idle_lag_max_ms: None,
-        wait: crate::results::SERVER_WAIT.into(),
+        wait: crate::schema::SERVER_WAIT.into(),
         search,
     }
 }
 
-fn search(max_qps: f64, failing_qps: Option<f64>) -> crate::results::SearchInfo {
-    crate::results::SearchInfo {
+fn search(max_qps: f64, failing_qps: Option<f64>) -> crate::schema::SearchInfo {
+    crate::schema::SearchInfo {
         p99_bound_ms: 20.0,
         precision: 0.05,
         max_probes: 12,

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::results::{CaseResult, CaseStatus, RunResult};
+use crate::schema::{CaseResult, CaseStatus, RunResult};
 
 /// One run file to show, with the short label that names it in charts and tables.
 #[derive(Debug, Clone)]

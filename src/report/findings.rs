@@ -7,7 +7,7 @@ use super::charts::cost::{cost_points, fronts};
 use super::charts::scaling::scaling_lines;
 use super::data::{CaseView, ReportData};
 use super::format;
-use crate::results::CaseStatus;
+use crate::schema::CaseStatus;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {

@@ -12,7 +12,7 @@ use super::charts::{Chart, Omitted};
 use super::data::{short, ReportData};
 use super::findings::Finding;
 use super::format;
-use crate::results::{CaseStatus, RunStatus};
+use crate::schema::{CaseStatus, RunStatus};
 
 const PAGE: &str = include_str!("templates/report.html");
 const SUMMARY: &str = include_str!("templates/summary.md");

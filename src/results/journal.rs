@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
-use super::{CaseResult, ResultsError, SCHEMA_VERSION};
+use super::ResultsError;
 use crate::probe::env::Environment;
+use crate::schema::{CaseResult, SCHEMA_VERSION};
 use crate::suite::Settings;
 use crate::worker::protocol::Measurement;
 
@@ -245,7 +246,7 @@ pub fn remove(path: &Path) -> Result<(), ResultsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::tests::measurement;
+    use crate::worker::protocol::tests::measurement;
 
     #[test]
     fn process_lines_of_unfinished_cases_are_loaded_in_order() {

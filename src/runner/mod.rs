@@ -2,6 +2,8 @@
 //! finished process and case is appended to the journal at once; the run file is written
 //! atomically at the end, or when the run is interrupted.
 
+pub mod assemble;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,8 +18,9 @@ use crate::probe::energy::{self, Rapl};
 use crate::probe::env::Environment;
 use crate::probe::state::{CaseLoad, LoadSampler};
 use crate::results::journal::{self, Journal, JournalHeader};
-use crate::results::{self, CaseResult, ResultsError, RunResult, RunStatus, SuiteInfo};
+use crate::results::{self, ResultsError};
 use crate::roofline::{self, Peaks};
+use crate::schema::{self, CaseResult, RunResult, RunStatus};
 use crate::suite::{Settings, Suite};
 use crate::target::DeviceKind;
 use crate::worker::protocol::{EnergySetup, Fault, Measurement, ProfileRequest};
@@ -84,7 +87,7 @@ impl Pending {
                 _ => None,
             })
             .chain(std::iter::once(last))
-            .filter(|m| results::reference_median_us(m).is_some_and(|r| r <= limit))
+            .filter(|m| assemble::reference_median_us(m).is_some_and(|r| r <= limit))
             .count();
         undisturbed < crate::suite::UNDISTURBED_WANTED
     }
@@ -112,7 +115,7 @@ pub fn run(
     let (header, done, mut journal, mut journaled) = match start {
         Start::Fresh => {
             let header = JournalHeader {
-                schema_version: results::SCHEMA_VERSION,
+                schema_version: schema::SCHEMA_VERSION,
                 suite_file: suite.path.clone(),
                 suite_sha256: suite.sha256.clone(),
                 output: opts.output.clone(),
@@ -136,8 +139,8 @@ pub fn run(
         }
     };
     let mut run = RunResult {
-        schema_version: results::SCHEMA_VERSION,
-        suite: SuiteInfo::of(suite),
+        schema_version: schema::SCHEMA_VERSION,
+        suite: assemble::suite_info(suite),
         started_at: header.started_at,
         finished_at: None,
         status: RunStatus::Partial,
@@ -190,7 +193,7 @@ pub fn run(
         .iter()
         .flat_map(|p| &p.outcomes)
         .filter_map(|o| match o {
-            Outcome::Measured(m) => results::reference_median_us(m),
+            Outcome::Measured(m) => assemble::reference_median_us(m),
             _ => None,
         })
         .fold(f64::INFINITY, f64::min);
@@ -209,7 +212,7 @@ pub fn run(
             let before = load.snapshot();
             let before = p.load_before.get_or_insert(before).clone();
             let finished = match case.target.unavailable_reason() {
-                Some(reason) => Some(CaseResult::skipped(case, reason)),
+                Some(reason) => Some(assemble::skipped(case, reason)),
                 None => {
                     let fault = opts
                         .fault
@@ -226,7 +229,7 @@ pub fn run(
                         &mut |progress| observer.case_progress(index, case, progress),
                     );
                     if let Outcome::Measured(m) = &outcome {
-                        if let Some(r) = results::reference_median_us(m) {
+                        if let Some(r) = assemble::reference_median_us(m) {
                             floor_us = floor_us.min(r);
                         }
                     }
@@ -241,7 +244,7 @@ pub fn run(
                         // The last process, or one that did not measure (which ends the case).
                         outcome => {
                             p.outcomes.push(outcome);
-                            Some(CaseResult::from_outcomes(
+                            Some(assemble::from_outcomes(
                                 case,
                                 std::mem::take(&mut p.outcomes),
                             ))
@@ -340,7 +343,7 @@ fn energy_setup(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::tests::measurement;
+    use crate::worker::protocol::tests::measurement;
 
     fn with_reference(us: f64) -> Measurement {
         let mut m = measurement(&[1.0, 2.0], 0.01, 1000, 1.0);

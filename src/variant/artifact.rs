@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::model::Architecture;
-use crate::results::{FloatLayer, LayerSparsity, TrainingLog};
+use crate::schema::{FloatLayer, LayerSparsity, TrainingLog};
 
 /// Bumped when the way artifacts are built or stored changes, so old ones are not reused.
 pub const ARTIFACT_FORMAT: u32 = 2;

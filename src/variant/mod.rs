@@ -24,7 +24,7 @@ use crate::model::{
     Stored, WeightSource, Weights,
 };
 use crate::quality::{self, EmbeddingQuality, QualityInfo};
-use crate::results::{ArtifactInfo, FloatLayer, LayerSparsity, ModelInfo, TrainingLog};
+use crate::schema::{ArtifactInfo, FloatLayer, LayerSparsity, ModelInfo, TrainingLog};
 use crate::suite::recipe::{PruneMethod, Recipe, TrainSpec};
 use crate::suite::{ModelDef, Suite, VariantDef};
 use artifact::{Cache, Manifest};

@@ -25,7 +25,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::model::arch::kept_units;
 use crate::model::{Architecture, TensorShape};
-use crate::results::LayerSparsity;
+use crate::schema::LayerSparsity;
 use crate::suite::recipe::PruneScope;
 
 fn values(t: &Tensor) -> candle_core::Result<Vec<f32>> {

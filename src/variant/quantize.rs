@@ -18,7 +18,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Tensor};
 
 use crate::model::{Architecture, Stored, TensorShape, Weights};
-use crate::results::FloatLayer;
+use crate::schema::FloatLayer;
 use crate::suite::recipe::QuantDtype;
 
 /// candle's type for a ggml block dtype; `None` for the whole-network float types.

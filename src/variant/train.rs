@@ -15,7 +15,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::model::{Architecture, Network};
-use crate::results::TrainingLog;
+use crate::schema::TrainingLog;
 use crate::suite::recipe::{OptimizerKind, TrainSpec};
 
 /// Training inputs and labels, already at the network's input size.

@@ -170,3 +170,40 @@ pub(super) fn send(out: &mut impl Write, message: &WorkerMessage) {
         let _ = out.flush();
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A measurement of a worker, for tests (energy estimated, no reference times).
+    pub(crate) fn measurement(
+        samples: &[f64],
+        measured_s: f64,
+        peak_rss: u64,
+        joules: f64,
+    ) -> Measurement {
+        serde_json::from_value(serde_json::json!({
+            "samples_ms": samples,
+            "warmup_iterations": 10, "warmup_s": 0.5, "measured_s": measured_s,
+            "stop_reason": "converged", "noise": 0.01,
+            "threads": {"requested": 1, "rayon_pool": 1, "candle": 1, "env": {}},
+            "params": 10, "weight_bytes": 40, "flops_per_sample": 20,
+            "clock_overhead_ns": 20.0, "build_s": 0.1,
+            "memory": {"rss_before_load_bytes": 100, "rss_after_load_bytes": 200,
+                       "peak_rss_bytes": peak_rss, "peak_heap_bytes": 50,
+                       "heap_pass_iterations": 3, "weight_bytes": 40, "gpu": null},
+            "energy": {"method": "estimate-tdp", "joules": joules, "joules_raw": joules,
+                       "idle_watts": null, "joules_per_inference": joules / samples.len() as f64,
+                       "inferences_per_joule": samples.len() as f64 / joules,
+                       "avg_watts": joules / measured_s, "window_s": measured_s,
+                       "inferences": samples.len(), "domains": [],
+                       "estimate": {"cpu_time_s": measured_s, "tdp_watts": 10.0, "tdp_threads": 2.0,
+                                    "watts_per_cpu_second": 5.0, "source": "default"},
+                       "note": null},
+            "cold_start": {"load_ms": 1.0, "first_inference_ms": 2.0, "warmup_ms": 500.0,
+                           "warmup_iterations": 10, "warmup_end": "stable", "warmup_trace_ms": []},
+            "stage_samples_ms": []
+        }))
+        .expect("a valid measurement")
+    }
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use inferbench::probe::energy::EnergyMethod;
 use inferbench::report::{self, CaseView, QualityView, ReportData};
-use inferbench::results::LatencyMs;
+use inferbench::schema::LatencyMs;
 
 pub fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runs/report.json")

@@ -9,7 +9,7 @@ use super::super::axis::ValueAxis;
 use super::super::data::{CaseView, ReportData};
 use super::super::format;
 use super::*;
-use crate::results::CaseStatus;
+use crate::schema::CaseStatus;
 
 /// Row label of a headline case: `cnn-baseline · cpu-t1`, with the scenario when it is not
 /// single-stream and a mark when the case is noisy.

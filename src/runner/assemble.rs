@@ -1,0 +1,474 @@
+//! The collect step: a case's `CaseResult` assembled from its worker outcomes (statistics,
+//! status, pooled processes, server figures), and the suite's record in the run.
+
+use crate::measure::server::ProbeRaw;
+use crate::measure::StopReason;
+use crate::plan::Case;
+use crate::probe::energy::EnergyInfo;
+use crate::schema::{
+    CaseResult, CaseStatus, LatencyMs, ModelInfo, MultiStreamInfo, ProbeInfo, ProcessFigures,
+    SearchInfo, ServerInfo, SuiteInfo, SERVER_WAIT,
+};
+use crate::stats;
+use crate::suite::{Settings, Suite};
+use crate::worker::protocol::Measurement;
+use crate::worker::Outcome;
+
+/// The suite as a run file records it.
+pub fn suite_info(suite: &Suite) -> SuiteInfo {
+    SuiteInfo {
+        name: suite.name.clone(),
+        description: suite.description.clone(),
+        file: suite.path.clone(),
+        sha256: suite.sha256.clone(),
+    }
+}
+
+/// The figures of each measurement, in order.
+pub fn process_figures(measurements: &[Measurement], batch_size: usize) -> ProcessFigures {
+    let mut f = ProcessFigures::default();
+    for m in measurements {
+        let mut sorted = m.samples_ms.clone();
+        sorted.sort_unstable_by(f64::total_cmp);
+        let at = |q| {
+            if sorted.is_empty() {
+                f64::NAN
+            } else {
+                stats::percentile(&sorted, q)
+            }
+        };
+        f.samples.push(sorted.len());
+        f.measured_s.push(m.measured_s);
+        f.latency_p50_ms.push(at(0.5));
+        f.latency_p99_ms.push(at(0.99));
+        f.latency_mean_ms.push(stats::mean(&sorted));
+        f.throughput_per_s.push(if m.measured_s > 0.0 {
+            (sorted.len() * batch_size) as f64 / m.measured_s
+        } else {
+            f64::NAN
+        });
+        f.peak_rss_bytes.push(m.memory.peak_rss_bytes);
+    }
+    if let Some(r) = measurements.iter().map(reference_median_us).collect() {
+        f.reference_us = r;
+    }
+    if measurements.iter().all(|m| m.energy.is_some()) {
+        f.joules_per_inference = measurements
+            .iter()
+            .filter_map(|m| m.energy.as_ref().map(|e| e.joules_per_inference))
+            .collect();
+    }
+    f
+}
+
+/// The median of a process's reference-kernel readings (µs), if it took any.
+pub fn reference_median_us(m: &Measurement) -> Option<f64> {
+    let mut r: Vec<f64> = m
+        .reference_us
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
+    if r.is_empty() {
+        return None;
+    }
+    r.sort_unstable_by(f64::total_cmp);
+    Some(stats::percentile(&r, 0.5))
+}
+
+/// Joins the measurements of several worker processes of one case into one: samples (and
+/// stage samples) concatenated in run order, times and energy summed, memory peaks the
+/// largest, cold start and model figures from the first process. `None` when empty.
+pub fn pool_measurements(measurements: Vec<Measurement>) -> Option<Measurement> {
+    let mut it = measurements.into_iter();
+    let mut pooled = it.next()?;
+    let mut processes = 1.0;
+    for m in it {
+        processes += 1.0;
+        pooled.samples_ms.extend_from_slice(&m.samples_ms);
+        pooled.warmup_iterations += m.warmup_iterations;
+        pooled.warmup_s += m.warmup_s;
+        pooled.measured_s += m.measured_s;
+        // A process that did not converge makes the pooled case as doubtful as it was.
+        if pooled.stop_reason == StopReason::Converged {
+            pooled.stop_reason = m.stop_reason;
+        }
+        pooled.noise = pooled.noise.max(m.noise);
+        pooled.clock_overhead_ns += m.clock_overhead_ns;
+        let mem = &mut pooled.memory;
+        mem.peak_rss_bytes = mem.peak_rss_bytes.max(m.memory.peak_rss_bytes);
+        mem.peak_heap_bytes = match (mem.peak_heap_bytes, m.memory.peak_heap_bytes) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        pooled.energy = match (pooled.energy.take(), m.energy) {
+            (Some(a), Some(b)) if a.method == b.method => Some(add_energy(a, &b)),
+            // Different methods cannot be added: no energy figure rather than a mixed one.
+            _ => None,
+        };
+        for (stage, samples) in m.stage_samples_ms {
+            match pooled
+                .stage_samples_ms
+                .iter_mut()
+                .find(|(s, _)| *s == stage)
+            {
+                Some((_, all)) => all.extend_from_slice(&samples),
+                None => pooled.stage_samples_ms.push((stage, samples)),
+            }
+        }
+    }
+    pooled.clock_overhead_ns /= processes;
+    Some(pooled)
+}
+
+fn add_energy(mut a: EnergyInfo, b: &EnergyInfo) -> EnergyInfo {
+    a.joules += b.joules;
+    a.joules_raw += b.joules_raw;
+    a.window_s += b.window_s;
+    a.inferences += b.inferences;
+    a.joules_per_inference = if a.inferences > 0 {
+        a.joules / a.inferences as f64
+    } else {
+        f64::NAN
+    };
+    a.inferences_per_joule = if a.joules > 0.0 {
+        a.inferences as f64 / a.joules
+    } else {
+        f64::NAN
+    };
+    a.avg_watts = if a.window_s > 0.0 {
+        a.joules / a.window_s
+    } else {
+        f64::NAN
+    };
+    if let (Some(ea), Some(eb)) = (a.estimate.as_mut(), b.estimate.as_ref()) {
+        ea.cpu_time_s += eb.cpu_time_s;
+    }
+    a
+}
+
+/// A server case's record: its load's settings and the reported probe's figures (zeros
+/// when no probe is reported).
+fn server_info(
+    load: &crate::suite::ServerLoad,
+    p: Option<&ProbeRaw>,
+    search: Option<SearchInfo>,
+) -> ServerInfo {
+    let target_qps = match &load.target {
+        crate::suite::ServerTarget::Qps(q) => Some(*q),
+        crate::suite::ServerTarget::FindMax(_) => None,
+    };
+    ServerInfo {
+        target_qps,
+        offered_qps: p.map(|p| p.offered_qps()).unwrap_or(0.0),
+        achieved_qps: p.map(|p| p.achieved_qps()).unwrap_or(0.0),
+        queries: p.map(|p| p.queries).unwrap_or(0),
+        served: p.map(|p| p.served).unwrap_or(0),
+        dropped: p.map(|p| p.dropped).unwrap_or(0),
+        unserved: p.map(|p| p.unserved).unwrap_or(0),
+        late: p.map(|p| p.late).unwrap_or(0),
+        late_ms: load.late_ms,
+        saturated: p.is_some_and(|p| p.saturated()),
+        duration_s: load.duration_s,
+        drain_s: load.drain_s,
+        max_batch: load.max_batch,
+        max_wait_ms: load.max_wait_ms,
+        max_queue: load.max_queue,
+        seed: load.seed,
+        batches: p.map(|p| p.batches).unwrap_or(0),
+        mean_batch: p.map(|p| p.mean_batch).unwrap_or(0.0),
+        idle_lag_p50_ms: p.and_then(|p| p.idle_lag_p50_ms),
+        idle_lag_max_ms: p.and_then(|p| p.idle_lag_max_ms),
+        wait: SERVER_WAIT.to_string(),
+        search,
+    }
+}
+
+/// A case's result without measured figures: identity, settings, the variant's figures.
+fn bare(case: &Case, status: CaseStatus, error: Option<String>) -> CaseResult {
+    CaseResult {
+        id: case.id.clone(),
+        model_name: case.model.clone(),
+        variant: case.variant.clone(),
+        target: case.target.label.clone(),
+        device: case.target.device.to_string(),
+        threads: case.target.threads,
+        scenario: case.scenario.as_str().to_string(),
+        batch_size: case.batch_size,
+        status,
+        error,
+        latency_ms: None,
+        throughput_per_s: None,
+        warmup_iterations: None,
+        warmup_s: None,
+        measured_s: None,
+        stop_reason: None,
+        noise: None,
+        threads_in_effect: None,
+        model: case.model_info.clone().unwrap_or(ModelInfo {
+            params: case.arch.param_count(),
+            weight_bytes: 0,
+            flops_per_sample: case.arch.flops_per_sample(),
+            ..ModelInfo::default()
+        }),
+        clock_overhead_ns: None,
+        build_s: None,
+        memory: None,
+        energy: None,
+        load: None,
+        cold_start: None,
+        timed: case
+            .settings
+            .timed
+            .iter()
+            .map(|s| s.as_str().to_string())
+            .collect(),
+        stages: None,
+        quality: case.quality.clone(),
+        processes: None,
+        bytes_per_batch: None,
+        roofline: None,
+        profile: None,
+        server: None,
+        multi_stream: match case.load {
+            Some(crate::suite::Load::MultiStream {
+                samples_per_query,
+                queries,
+            }) => Some(MultiStreamInfo {
+                samples_per_query,
+                queries,
+                execution: format!("one batch of {samples_per_query}"),
+            }),
+            _ => None,
+        },
+        embedding: case.embedding.clone(),
+    }
+}
+
+/// A server case's figures: the reported probe's latency, the rate, the search's probes.
+fn apply_server(
+    r: &mut CaseResult,
+    load: &crate::suite::ServerLoad,
+    sm: &crate::worker::protocol::ServerMeasurement,
+    s: &Settings,
+) {
+    let chosen = sm.chosen.and_then(|i| sm.probes.get(i));
+    let search = sm.search.as_ref().map(|search| SearchInfo {
+        p99_bound_ms: search.p99_bound_ms,
+        precision: search.precision,
+        max_probes: search.max_probes,
+        start_capacity_qps: search.start_capacity_qps,
+        max_qps: search.passing_qps,
+        failing_qps: search.failing_qps,
+        end: search.end,
+        probes: sm
+            .probes
+            .iter()
+            .map(|p| ProbeInfo {
+                target_qps: p.target_qps,
+                offered_qps: p.offered_qps(),
+                achieved_qps: p.achieved_qps(),
+                queries: p.queries,
+                served: p.served,
+                dropped: p.dropped,
+                unserved: p.unserved,
+                saturated: p.saturated(),
+                passed: p.passes(search.p99_bound_ms),
+                latency_ms: stats::summarize(&p.latencies_ms, s.bootstrap_resamples, s.seed),
+            })
+            .collect(),
+    });
+    r.server = Some(server_info(load, chosen, search));
+    r.throughput_per_s = chosen.map(|p| p.achieved_qps());
+    r.measured_s = chosen.map(|p| p.end_s);
+    r.noise = None;
+    r.latency_ms = chosen.and_then(|p| {
+        stats::summarize(&p.latencies_ms, s.bootstrap_resamples, s.seed).map(|summary| LatencyMs {
+            samples: p.latencies_ms.clone(),
+            summary,
+        })
+    });
+    let served = chosen.map(|p| p.served).unwrap_or(0);
+    (r.status, r.error) = match (chosen, &sm.search) {
+        (None, Some(search)) => (
+            CaseStatus::Ok,
+            Some(format!(
+                "no rate met p99 <= {} ms (lowest tried {} queries/s); see server.search.probes",
+                search.p99_bound_ms,
+                crate::suite::load::fmt_rate(search.failing_qps.unwrap_or(0.0))
+            )),
+        ),
+        (None, None) => (CaseStatus::Failed, Some("the server run recorded nothing".into())),
+        (Some(_), _) if (served as u64) < s.min_iterations => (
+            CaseStatus::Noisy,
+            Some(format!(
+                "only {served} queries served, fewer than min_iterations = {}: raise duration_s or the rate",
+                s.min_iterations
+            )),
+        ),
+        (Some(_), _) => (CaseStatus::Ok, None),
+    };
+}
+
+/// A case that was not run, with the reason.
+pub fn skipped(case: &Case, reason: String) -> CaseResult {
+    bare(case, CaseStatus::Skipped, Some(reason))
+}
+
+/// The collect step for a case measured by several worker processes: a failure of any
+/// process fails the case (with the first reason); otherwise the pooled measurement, with
+/// each process's own figures in `processes`.
+pub fn from_outcomes(case: &Case, outcomes: Vec<Outcome>) -> CaseResult {
+    let count = outcomes.len();
+    let mut measurements = Vec::with_capacity(count);
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        match outcome {
+            Outcome::Measured(m) => measurements.push(*m),
+            other if count == 1 => return from_outcome(case, other),
+            Outcome::Failed(reason) => {
+                let reason = format!("process {} of {count}: {reason}", i + 1);
+                return bare(case, CaseStatus::Failed, Some(reason));
+            }
+            Outcome::Interrupted => return from_outcome(case, Outcome::Interrupted),
+            Outcome::Unavailable(reason) => return skipped(case, reason),
+        }
+    }
+    let figures = (measurements.len() > 1).then(|| process_figures(&measurements, case.batch_size));
+    let mut r = match pool_measurements(measurements) {
+        Some(m) => from_outcome(case, Outcome::Measured(Box::new(m))),
+        None => bare(
+            case,
+            CaseStatus::Failed,
+            Some("no worker process ran".into()),
+        ),
+    };
+    r.processes = figures;
+    r
+}
+
+/// The collect step: statistics and status from a worker's outcome.
+pub fn from_outcome(case: &Case, outcome: Outcome) -> CaseResult {
+    let m: Measurement = match outcome {
+        Outcome::Failed(reason) => return bare(case, CaseStatus::Failed, Some(reason)),
+        Outcome::Unavailable(reason) => return skipped(case, reason),
+        Outcome::Interrupted => {
+            return bare(
+                case,
+                CaseStatus::Failed,
+                Some("interrupted before the case finished".into()),
+            )
+        }
+        Outcome::Measured(m) => *m,
+    };
+    let s = &case.settings;
+    let summary = stats::summarize(&m.samples_ms, s.bootstrap_resamples, s.seed);
+    let count = m.samples_ms.len();
+    let (status, error) = match &summary {
+        None => (
+            CaseStatus::Failed,
+            Some("no valid latency samples".to_string()),
+        ),
+        Some(_) if (count as u64) < s.min_iterations => (
+            CaseStatus::Noisy,
+            Some(format!(
+                "only {count} of min_iterations = {} samples before sampling stopped",
+                s.min_iterations
+            )),
+        ),
+        Some(_) if m.noise > s.max_noise => (
+            CaseStatus::Noisy,
+            Some(format!(
+                "median CI half-width {:.2}% exceeds max_noise {:.2}% ({} samples, stopped by {})",
+                m.noise * 100.0,
+                s.max_noise * 100.0,
+                count,
+                match m.stop_reason {
+                    StopReason::MaxTime => "max_time_s",
+                    StopReason::MaxSamples => "max_samples",
+                    StopReason::Converged => "the stopping rule",
+                    StopReason::Queries => "the scenario's query count",
+                }
+            )),
+        ),
+        Some(_) => (CaseStatus::Ok, None),
+    };
+    let throughput = (m.measured_s > 0.0).then(|| (count * case.batch_size) as f64 / m.measured_s);
+    let mut r = bare(case, status, error);
+    r.latency_ms = summary.map(|summary| LatencyMs {
+        samples: m.samples_ms,
+        summary,
+    });
+    r.throughput_per_s = throughput;
+    r.warmup_iterations = Some(m.warmup_iterations);
+    r.warmup_s = Some(m.warmup_s);
+    r.measured_s = Some(m.measured_s);
+    r.stop_reason = Some(m.stop_reason);
+    r.noise = Some(m.noise);
+    r.threads_in_effect = Some(m.threads);
+    r.model.params = m.params;
+    r.model.weight_bytes = m.weight_bytes;
+    r.model.flops_per_sample = m.flops_per_sample;
+    r.clock_overhead_ns = Some(m.clock_overhead_ns);
+    r.build_s = Some(m.build_s);
+    r.memory = Some(m.memory);
+    r.energy = m.energy;
+    r.cold_start = Some(m.cold_start);
+    r.bytes_per_batch = m.traffic_bytes_per_batch;
+    if let (Some(raw), Some(l)) = (m.profile, &r.latency_ms) {
+        r.profile = Some(crate::profile::summarize(raw, case.batch_size, &l.samples));
+    }
+    if let (Some(sm), Some(crate::suite::Load::Server(load))) = (&m.server, &case.load) {
+        apply_server(&mut r, load, sm, s);
+    }
+    if !m.stage_samples_ms.is_empty() {
+        r.stages = Some(
+            m.stage_samples_ms
+                .into_iter()
+                .filter_map(|(stage, samples)| {
+                    let summary = stats::summarize(&samples, s.bootstrap_resamples, s.seed)?;
+                    Some((stage.as_str().to_string(), LatencyMs { samples, summary }))
+                })
+                .collect(),
+        );
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::protocol::tests::measurement;
+
+    #[test]
+    fn pooling_concatenates_samples_sums_time_and_energy_and_keeps_the_peaks() {
+        let a = measurement(&[1.0, 2.0, 3.0], 0.006, 1000, 3.0);
+        let mut b = measurement(&[4.0, 5.0], 0.009, 3000, 1.0);
+        b.stop_reason = StopReason::MaxTime;
+        let figures = process_figures(&[a.clone(), b.clone()], 2);
+        let p = pool_measurements(vec![a, b]).unwrap();
+        assert_eq!(p.samples_ms, vec![1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert!((p.measured_s - 0.015).abs() < 1e-12);
+        assert_eq!(p.warmup_iterations, 20);
+        assert_eq!(p.stop_reason, StopReason::MaxTime);
+        assert_eq!(p.memory.peak_rss_bytes, 3000);
+        let e = p.energy.unwrap();
+        assert_eq!((e.joules, e.inferences), (4.0, 5));
+        assert!((e.joules_per_inference - 0.8).abs() < 1e-12);
+        assert!((e.estimate.unwrap().cpu_time_s - 0.015).abs() < 1e-12);
+        // Per-process figures: medians 2 and 4.5, throughput with batch 2.
+        assert_eq!(figures.latency_p50_ms, vec![2.0, 4.5]);
+        assert_eq!(figures.samples, vec![3, 2]);
+        assert!((figures.throughput_per_s[0] - 1000.0).abs() < 1e-9);
+        assert_eq!(figures.joules_per_inference, vec![1.0, 0.5]);
+        assert_eq!(figures.peak_rss_bytes, vec![1000, 3000]);
+        assert!(pool_measurements(vec![]).is_none());
+    }
+
+    #[test]
+    fn energy_of_different_methods_is_not_added() {
+        let a = measurement(&[1.0], 0.001, 1, 1.0);
+        let mut b = measurement(&[1.0], 0.001, 1, 1.0);
+        b.energy.as_mut().unwrap().method = crate::probe::energy::EnergyMethod::Rapl;
+        assert!(pool_measurements(vec![a, b]).unwrap().energy.is_none());
+    }
+}
