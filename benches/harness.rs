@@ -45,7 +45,13 @@ fn summarize(c: &mut Criterion) {
     let mut group = c.benchmark_group("stats");
     group.measurement_time(Duration::from_secs(5));
     group.bench_function("summarize_100k", |b| {
-        b.iter(|| stats::summarize(black_box(&samples), stats::DEFAULT_RESAMPLES, 42))
+        b.iter(|| {
+            stats::summarize(
+                black_box(&samples),
+                inferbench::schema::DEFAULT_RESAMPLES,
+                42,
+            )
+        })
     });
     group.finish();
 }

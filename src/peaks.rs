@@ -17,8 +17,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::probe::env::Environment;
-use crate::roofline::{best, PeakAt, Peaks};
+use crate::roofline::best;
+use crate::schema::{Environment, PeakAt, Peaks};
 use crate::target::{DeviceKind, Target};
 
 /// The hidden subcommand that measures one thread count.
@@ -273,7 +273,7 @@ mod tests {
 
     #[test]
     fn fingerprint_follows_the_machine_not_the_moment() {
-        let env = Environment::capture();
+        let env = crate::probe::env::capture();
         let mut later = env.clone();
         later.load_average = [9.0, 9.0, 9.0];
         later.hostname = Some("elsewhere".into());
@@ -287,7 +287,7 @@ mod tests {
     #[test]
     fn cache_round_trip_and_corrupt_file() {
         let dir = tempfile::tempdir().unwrap();
-        let env = Environment::capture();
+        let env = crate::probe::env::capture();
         assert_eq!(load_cached(dir.path(), &env).unwrap(), None);
         let peaks = Peaks {
             fingerprint: fingerprint(&env),

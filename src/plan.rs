@@ -4,9 +4,8 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Architecture, WeightSource};
-use crate::quality::QualityInfo;
-use crate::schema::ModelInfo;
-use crate::suite::{Load, Scenario, Settings, Suite};
+use crate::schema::{ModelInfo, QualityInfo, Scenario, Settings, Shard};
+use crate::suite::{Load, Suite};
 use crate::target::Target;
 
 /// One cell of the suite's matrix: everything a worker needs to measure it.
@@ -39,7 +38,7 @@ pub struct Case {
     pub text: Option<TextInput>,
     /// The variant's embedding quality, scored once when `run` built it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub embedding: Option<crate::quality::EmbeddingQuality>,
+    pub embedding: Option<crate::schema::EmbeddingQuality>,
 }
 
 /// Where a `bert` case's inputs come from: the batch is the sentences in order (repeated
@@ -138,48 +137,6 @@ pub fn expand(suite: &Suite, settings: &Settings) -> Vec<Case> {
         }
     }
     cases
-}
-
-/// `run --shard K/N`: this run measures shard `index` (1-based) of `count`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shard {
-    /// K, from 1 to `count`.
-    pub index: usize,
-    /// N, at least 1.
-    pub count: usize,
-}
-
-impl std::fmt::Display for Shard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
-
-impl std::str::FromStr for Shard {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("`{s}` is not a shard: use K/N with 1 <= K <= N, as in `2/4`");
-        let (k, n) = s.split_once('/').ok_or_else(bad)?;
-        let index: usize = k.trim().parse().map_err(|_| bad())?;
-        let count: usize = n.trim().parse().map_err(|_| bad())?;
-        if count == 0 || index == 0 || index > count {
-            return Err(bad());
-        }
-        Ok(Shard { index, count })
-    }
-}
-
-impl Shard {
-    /// Whether the case at `position` (0-based, in plan order after `--filter`) is dealt to
-    /// this shard.
-    pub fn owns(&self, position: usize) -> bool {
-        position % self.count == self.index - 1
-    }
-
-    /// Plan position of the `i`-th case (0-based) of this shard: the inverse of `owns`.
-    pub fn position(&self, i: usize) -> usize {
-        i * self.count + (self.index - 1)
-    }
 }
 
 /// Deals the cases to shards like cards: the case at position `p` of the plan (fixed order,
@@ -290,36 +247,5 @@ queries = 50
                 "cnn-baseline/cpu-t1/multi_stream/n4",
             ]
         );
-    }
-
-    #[test]
-    fn shards_deal_every_case_exactly_once() {
-        let ids: Vec<usize> = (0..23).collect();
-        for count in 1..=7 {
-            let mut seen = vec![0; ids.len()];
-            let mut sizes = Vec::new();
-            for index in 1..=count {
-                let s = Shard { index, count };
-                let mine: Vec<usize> = ids.iter().copied().filter(|&p| s.owns(p)).collect();
-                for (i, &p) in mine.iter().enumerate() {
-                    assert_eq!(s.position(i), p);
-                    seen[p] += 1;
-                }
-                sizes.push(mine.len());
-            }
-            assert!(seen.iter().all(|&n| n == 1), "N={count}: {seen:?}");
-            let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
-            assert!(max - min <= 1, "N={count}: {sizes:?}");
-        }
-    }
-
-    #[test]
-    fn shard_specs_parse_or_explain() {
-        assert_eq!("2/4".parse::<Shard>(), Ok(Shard { index: 2, count: 4 }));
-        assert_eq!("1/1".parse::<Shard>().unwrap().to_string(), "1/1");
-        for bad in ["0/4", "5/4", "1/0", "2", "a/b", "-1/2", ""] {
-            let e = bad.parse::<Shard>().unwrap_err();
-            assert!(e.contains("K/N"), "{bad}: {e}");
-        }
     }
 }

@@ -7,8 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::measure::StopReason;
-use crate::model::arch::{LayerKind, LayerSpec};
+use crate::schema::{shape_text, LayerProfile, LayerSpec, LayerTiming, StopReason};
 use crate::stats;
 
 /// What the worker sends for a profiled case, beside the unprofiled measurement.
@@ -33,61 +32,6 @@ pub struct RawProfile {
     /// rule), so the comparison brackets the profiled pass in time.
     #[serde(default)]
     pub forward_after_ms: Vec<f64>,
-}
-
-/// One step's timing and cost in a profile.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LayerTiming {
-    pub name: String,
-    pub kind: LayerKind,
-    /// With the batch dimension first.
-    pub input_shape: Vec<usize>,
-    pub output_shape: Vec<usize>,
-    /// Multiply-adds x 2 for the whole batch.
-    pub flops: u64,
-    /// Bytes moved for the whole batch (traffic model).
-    pub bytes: u64,
-    pub weight_bytes: usize,
-    /// Every profiled duration, ms, in order.
-    pub samples_ms: Vec<f64>,
-    pub mean_ms: f64,
-    pub p50_ms: f64,
-    pub stdev_ms: f64,
-    pub min_ms: f64,
-    /// `mean_ms` / the sum of every step's `mean_ms`.
-    pub share: f64,
-    /// `flops / mean` in 1e9 per second (0 for pooling).
-    pub gflops: f64,
-}
-
-/// A case's per-layer profile, as stored in its run file (`cases[].profile`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LayerProfile {
-    pub batch_size: usize,
-    pub layers: Vec<LayerTiming>,
-    /// Profiled iterations (each step of each one timed).
-    pub iterations: usize,
-    pub warmup_iterations: u64,
-    pub stop_reason: StopReason,
-    pub noise: f64,
-    /// Sum of the steps' means, ms (equal to the mean of each iteration's sum).
-    pub layer_sum_mean_ms: f64,
-    /// Mean of the unprofiled forward pass: the case's own samples (measured before the
-    /// profiled pass) and those measured again after it, each pass weighing half, so drift
-    /// that is linear in time cancels.
-    pub forward_mean_ms: f64,
-    /// The two halves of `forward_mean_ms`: the case's own samples, and the pass after.
-    #[serde(default)]
-    pub forward_before_mean_ms: f64,
-    #[serde(default)]
-    pub forward_after_mean_ms: Option<f64>,
-    /// `layer_sum_mean_ms - forward_mean_ms`: the cost of timing each step apart (a clock
-    /// read and a device synchronisation per step), plus run-to-run drift.
-    pub difference_ms: f64,
-    /// `difference_ms / forward_mean_ms`.
-    pub difference_share: f64,
-    /// The trace pass (see [`RawProfile::trace_ns`]); `profile --trace` writes it out.
-    pub trace_ns: Vec<Vec<[u64; 2]>>,
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -179,18 +123,6 @@ pub fn summarize(raw: RawProfile, batch: usize, forward_samples_ms: &[f64]) -> L
     }
 }
 
-/// `[1, 32, 26, 26]`.
-pub fn shape_text(shape: &[usize]) -> String {
-    format!(
-        "[{}]",
-        shape
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
-}
-
 /// The trace pass as a Chrome trace (Trace Event Format, JSON object form): one complete
 /// event (`ph: "X"`) per step per recorded iteration, named after the step, inside one
 /// `forward` event per iteration on the same thread; `ts` and `dur` in microseconds from the
@@ -246,6 +178,7 @@ pub fn chrome_trace(case: &str, profile: &LayerProfile) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::LayerKind;
 
     fn raw() -> RawProfile {
         let spec = |name: &str, kind, input: Vec<usize>, output: Vec<usize>, flops| LayerSpec {

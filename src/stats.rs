@@ -18,36 +18,14 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Beta, Distribution};
-use serde::{Deserialize, Serialize};
 /// The complementary error function (statrs), for two-sided p-values of a standard normal
 /// statistic `z`: `erfc(|z| / sqrt 2)`.
 pub use statrs::function::erf::erfc;
 
-/// Number of bootstrap resamples used for the reported confidence intervals.
-pub const DEFAULT_RESAMPLES: usize = 10_000;
+use crate::schema::Summary;
+
 /// Confidence level of every reported interval.
 pub const CONFIDENCE: f64 = 0.95;
-
-/// Summary of a latency sample. Units are whatever the samples are in (the run file uses ms).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Summary {
-    pub count: usize,
-    pub mean: f64,
-    pub stdev: f64,
-    pub min: f64,
-    pub p50: f64,
-    pub p90: f64,
-    pub p95: f64,
-    pub p99: f64,
-    pub p999: f64,
-    pub max: f64,
-    /// 95% bootstrap confidence interval of the median, `[low, high]`.
-    pub p50_ci: [f64; 2],
-    /// 95% bootstrap confidence interval of the 99th percentile, `[low, high]`.
-    pub p99_ci: [f64; 2],
-    pub outliers_mild: usize,
-    pub outliers_severe: usize,
-}
 
 /// Summarises `samples` (any order). Returns `None` for an empty sample or one holding NaN.
 pub fn summarize(samples: &[f64], resamples: usize, seed: u64) -> Option<Summary> {

@@ -352,7 +352,7 @@ fn a_case_failing_in_the_candidate_is_a_regression() {
     let old = dir.path().join("old.json");
     std::fs::write(&old, v.to_string()).unwrap();
     let run = results::read_json(&old).unwrap();
-    assert_eq!(run.check, inferbench::suite::CheckConfig::default());
+    assert_eq!(run.check, inferbench::schema::CheckConfig::default());
 }
 
 #[test]

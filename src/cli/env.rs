@@ -9,8 +9,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use super::tables::peaks_table;
 use super::{exit, load_suite, ExitWith, Failure};
 use crate::peaks;
-use crate::probe::env::Environment;
-use crate::roofline::Peaks;
+use crate::schema::Peaks;
 use crate::target::DeviceKind;
 
 #[derive(Args, Debug)]
@@ -63,7 +62,7 @@ fn measure_peaks(args: &PeaksArgs, json: bool, cache_dir: &Path) -> Result<i32, 
     let copy_bytes = args.copy_mb << 20;
     let matmul_n = args.matmul_n as usize;
     let repeats = args.repeats as usize;
-    let env = Environment::capture();
+    let env = crate::probe::env::capture();
     let mut threads: Vec<usize> = if !args.threads.is_empty() {
         args.threads.iter().map(|&t| t as usize).collect()
     } else if let Some(path) = &args.suite {
@@ -129,7 +128,7 @@ fn measure_peaks(args: &PeaksArgs, json: bool, cache_dir: &Path) -> Result<i32, 
 }
 
 fn print_env(json: bool) -> Result<i32, Failure> {
-    let env = Environment::capture();
+    let env = crate::probe::env::capture();
     if json {
         println!(
             "{}",

@@ -10,8 +10,7 @@ use super::progress::BuildDisplay;
 use super::{exit, ExitWith, Failure};
 use crate::peaks;
 use crate::plan::{self, Case};
-use crate::probe::env::Environment;
-use crate::roofline::Peaks;
+use crate::schema::Peaks;
 use crate::suite::Suite;
 use crate::target::DeviceKind;
 use crate::variant::{self, BuildOptions};
@@ -68,7 +67,7 @@ pub(super) fn set_interrupt_handler() {
 /// This machine's cached peaks, for the roofline. Says so when there are none, or when a
 /// thread count of the cases was not measured: no figure is made up for them.
 pub(super) fn cached_peaks(cache_dir: &Path, cases: &[Case]) -> Result<Option<Peaks>, Failure> {
-    let env = Environment::capture();
+    let env = crate::probe::env::capture();
     let path = peaks::cache_path(cache_dir, &peaks::fingerprint(&env));
     let cached = peaks::load_cached(cache_dir, &env).exit_with(exit::INVALID_INPUT)?;
     let Some(cached) = cached else {

@@ -12,11 +12,9 @@ use super::report::render_run_report;
 use super::tables::{fmt_ms, profile_table};
 use super::{exit, load_suite, write_text, ExitWith, Failure};
 use crate::plan::{self, Case};
-use crate::profile::LayerProfile;
 use crate::results::{self, journal};
 use crate::runner::{self, RunOptions, Start};
-use crate::schema::{CaseResult, RunStatus};
-use crate::suite;
+use crate::schema::{CaseResult, LayerProfile, RunStatus, Stage};
 use crate::worker::protocol;
 
 // The cache options are `run`'s, worded here for the one variant being profiled.
@@ -60,11 +58,11 @@ pub(super) fn execute(args: ProfileArgs) -> Result<i32, Failure> {
     } else {
         suite.settings.clone()
     };
-    if settings.timed != [suite::Stage::Forward] {
+    if settings.timed != [Stage::Forward] {
         eprintln!(
             "profile: timing the forward pass only (the suite's `timed` stages are for `run`)"
         );
-        settings.timed = vec![suite::Stage::Forward];
+        settings.timed = vec![Stage::Forward];
     }
     let case = find_case(&plan::expand(&suite, &settings), &args)?;
     if let Some(reason) = case.target.unavailable_reason() {
@@ -228,12 +226,12 @@ fn profile_lines(c: &CaseResult, p: &LayerProfile) -> String {
     out
 }
 
-fn stop_text(s: crate::measure::StopReason) -> &'static str {
+fn stop_text(s: crate::schema::StopReason) -> &'static str {
     match s {
-        crate::measure::StopReason::Converged => "converged",
-        crate::measure::StopReason::MaxTime => "stopped at max_time_s",
-        crate::measure::StopReason::MaxSamples => "stopped at max_samples",
-        crate::measure::StopReason::Queries => "ran its queries",
+        crate::schema::StopReason::Converged => "converged",
+        crate::schema::StopReason::MaxTime => "stopped at max_time_s",
+        crate::schema::StopReason::MaxSamples => "stopped at max_samples",
+        crate::schema::StopReason::Queries => "ran its queries",
     }
 }
 

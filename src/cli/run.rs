@@ -14,12 +14,11 @@ use super::tables::{
     variants_table,
 };
 use super::{exit, load_suite, parse_filter, ExitWith, Failure};
-use crate::plan::{self, Case, Shard};
+use crate::plan::{self, Case};
 use crate::results::{self, journal};
-use crate::roofline::Peaks;
 use crate::runner::{self, RunOptions, Start};
-use crate::schema::{CaseStatus, RunResult, RunStatus};
-use crate::suite::{self, Suite};
+use crate::schema::{CaseStatus, Peaks, RunResult, RunStatus, Settings, Shard};
+use crate::suite::Suite;
 use crate::worker::protocol::Fault;
 
 #[derive(Args, Debug)]
@@ -83,7 +82,7 @@ fn parse_fault(spec: Option<&str>) -> Result<Option<(Fault, Regex)>, Failure> {
 /// How the run was asked for: from the command line, or from a journal being resumed.
 struct RunRequest {
     suite: Suite,
-    settings: suite::Settings,
+    settings: Settings,
     output: PathBuf,
     quick: bool,
     filter: Option<Regex>,

@@ -3,10 +3,7 @@
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 
-use crate::profile::LayerProfile;
-use crate::roofline::Peaks;
-use crate::schema::{CaseResult, RunResult};
-use crate::suite;
+use crate::schema::{fmt_rate, CaseResult, LayerProfile, Peaks, RunResult};
 
 /// Milliseconds with enough digits to compare, whatever the magnitude.
 pub fn fmt_ms(x: f64) -> String {
@@ -132,7 +129,7 @@ pub fn server_table(run: &RunResult) -> Option<Table> {
             .search
             .as_ref()
             .map(|x| {
-                let rate = |q: f64| suite::load::fmt_rate((q * 10.0).round() / 10.0);
+                let rate = |q: f64| fmt_rate((q * 10.0).round() / 10.0);
                 let found = match (x.max_qps, x.failing_qps) {
                     (Some(lo), Some(hi)) => format!("{} (fails at {})", rate(lo), rate(hi)),
                     (Some(lo), None) => format!(">= {} (no failing rate)", rate(lo)),
@@ -141,7 +138,7 @@ pub fn server_table(run: &RunResult) -> Option<Table> {
                 };
                 format!(
                     "p99 <= {} ms: {found}, {} probes",
-                    suite::load::fmt_rate(x.p99_bound_ms),
+                    fmt_rate(x.p99_bound_ms),
                     x.probes.len()
                 )
             })
@@ -157,7 +154,7 @@ pub fn server_table(run: &RunResult) -> Option<Table> {
             right(format!("{}/{}", s.served, s.queries)),
             right(format!("{}+{}", s.dropped, s.unserved)),
             right(match s.late_ms {
-                Some(b) => format!("{} (>{} ms)", s.late, suite::load::fmt_rate(b)),
+                Some(b) => format!("{} (>{} ms)", s.late, fmt_rate(b)),
                 None => "-".into(),
             }),
             right(lat.map(|l| fmt_ms(l.p50)).unwrap_or_else(|| "-".into())),
@@ -210,8 +207,8 @@ pub fn cold_start_table(run: &RunResult) -> Table {
             Cell::new(
                 k.map(|k| {
                     let end = match k.warmup_end {
-                        crate::measure::WarmupEnd::Stable => "stable",
-                        crate::measure::WarmupEnd::MaxTime => "still moving at max_warmup_s",
+                        crate::schema::WarmupEnd::Stable => "stable",
+                        crate::schema::WarmupEnd::MaxTime => "still moving at max_warmup_s",
                     };
                     format!("{:.0} ms, {} it, {end}", k.warmup_ms, k.warmup_iterations)
                 })
@@ -345,7 +342,7 @@ pub fn embeddings_table(run: &RunResult) -> Table {
 }
 
 /// Millijoules per inference; an estimate is marked `~` (explained under the table).
-fn fmt_energy(e: &crate::probe::energy::EnergyInfo) -> String {
+fn fmt_energy(e: &crate::schema::EnergyInfo) -> String {
     let mj = e.joules_per_inference * 1000.0;
     let mark = if e.method.is_estimate() { "~" } else { "" };
     match mj {
@@ -443,7 +440,7 @@ pub fn profile_table(p: &LayerProfile) -> Table {
         table.add_row(vec![
             Cell::new(&l.name),
             Cell::new(l.kind.as_str()),
-            Cell::new(crate::profile::shape_text(&l.output_shape)),
+            Cell::new(crate::schema::shape_text(&l.output_shape)),
             right(format!("{:.3}", l.flops as f64 / 1e6)),
             right(fmt_bytes(l.bytes)),
             right(fmt_ms(l.mean_ms)),

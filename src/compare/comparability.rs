@@ -1,7 +1,6 @@
 //! Whether two runs are comparable: suite file, settings, environment.
 
-use crate::probe::env::EnvDifference;
-use crate::schema::{CaseResult, RunResult};
+use crate::schema::{CaseResult, EnvDifference, RunResult};
 
 /// Differences between the runs themselves: suite file, settings, `--quick` (blocking), then
 /// the environment (`Environment::differences`), then notes (filter, thresholds, test-only
@@ -82,7 +81,7 @@ pub fn thread_differences(pairs: &[(&CaseResult, &CaseResult)]) -> Vec<EnvDiffer
     for (b, c) in pairs {
         if let (Some(bt), Some(ct)) = (&b.threads_in_effect, &c.threads_in_effect) {
             if (bt.rayon_pool, bt.candle) != (ct.rayon_pool, ct.candle) {
-                let f = |t: &crate::worker::protocol::ThreadsInEffect| {
+                let f = |t: &crate::schema::ThreadsInEffect| {
                     format!("rayon {} / candle {}", t.rayon_pool, t.candle)
                 };
                 out.push(EnvDifference {

@@ -1,9 +1,8 @@
 //! One metric compared on both sides: the test and interval for each kind of evidence.
 
 use super::{blank_row, decide, trim, Evidence, MetricComparison, MetricValue};
-use crate::schema::RunResult;
+use crate::schema::{CheckConfig, RunResult};
 use crate::stats;
-use crate::suite::CheckConfig;
 
 /// Fewest samples per side for percentile `q`: `min_samples`, and for upper tails enough
 /// samples to put 10 beyond the percentile (1000 for p99).

@@ -2,9 +2,8 @@
 
 use serde::Serialize;
 
-use crate::schema::{CaseResult, LatencyMs, ProcessFigures};
+use crate::schema::{CaseResult, CheckConfig, LatencyMs, ProcessFigures};
 use crate::stats;
-use crate::suite::CheckConfig;
 
 /// Which direction of a metric is good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -60,9 +60,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::probe::env::EnvDifference;
-use crate::schema::{CaseResult, CaseStatus, RunResult};
-use crate::suite::CheckConfig;
+use crate::schema::{CaseResult, CaseStatus, CheckConfig, EnvDifference, RunResult};
 
 pub use comparability::run_differences;
 use comparability::thread_differences;
@@ -454,7 +452,7 @@ fn server_rows(b: &CaseResult, c: &CaseResult, rows: &mut Vec<MetricComparison>)
             Verdict::Regressed,
             format!(
                 "the candidate no longer keeps up with {} queries/s offered: {}",
-                crate::suite::load::fmt_rate(cs.target_qps.unwrap_or(cs.offered_qps)),
+                crate::schema::fmt_rate(cs.target_qps.unwrap_or(cs.offered_qps)),
                 how(cs)
             ),
         )),

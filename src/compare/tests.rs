@@ -4,10 +4,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
-use crate::probe::env::Environment;
-use crate::schema::{LatencyMs, ModelInfo, RunStatus, SuiteInfo, SCHEMA_VERSION};
-use crate::suite::Settings;
-use crate::worker::protocol::ThreadsInEffect;
+use crate::schema::{
+    LatencyMs, ModelInfo, RunStatus, Settings, SuiteInfo, ThreadsInEffect, SCHEMA_VERSION,
+};
 
 /// Log-normal latencies around `median` ms with a 5% spread, seeded.
 fn latencies(n: usize, median: f64, seed: u64) -> Vec<f64> {
@@ -127,7 +126,7 @@ fn run(cases: Vec<CaseResult>) -> RunResult {
         quick: false,
         filter: None,
         settings: Settings::default(),
-        environment: Environment::capture(),
+        environment: crate::probe::env::capture(),
         cases,
         check: CheckConfig::default(),
         shard: None,
@@ -567,7 +566,7 @@ fn search(max_qps: f64, failing_qps: Option<f64>) -> crate::schema::SearchInfo {
         start_capacity_qps: 1000.0,
         max_qps: Some(max_qps),
         failing_qps,
-        end: crate::measure::server::SearchEnd::Converged,
+        end: crate::schema::SearchEnd::Converged,
         probes: Vec::new(),
     }
 }

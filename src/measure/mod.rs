@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::schema::{Settings, StopReason, WarmupEnd};
 use crate::stats;
-use crate::suite::Settings;
 
 /// Target wall time of one timed chunk; progress and the stopping rule run between chunks.
 const CHUNK_TARGET: Duration = Duration::from_millis(50);
@@ -51,28 +51,6 @@ pub trait Observer {
 }
 
 impl Observer for () {}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StopReason {
-    /// Minimum time and count met and the median's CI within `max_noise`.
-    Converged,
-    /// `max_time_s` ran out first.
-    MaxTime,
-    /// `max_samples` were collected first.
-    MaxSamples,
-    /// The scenario's fixed number of queries was measured (multi-stream, server).
-    Queries,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WarmupEnd {
-    /// The running median settled (after at least the minimum warm-up time).
-    Stable,
-    /// The maximum warm-up time ran out first: the model may still have been speeding up.
-    MaxTime,
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sampled {

@@ -28,6 +28,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp};
 use serde::{Deserialize, Serialize};
 
+use crate::schema::SearchEnd;
 use crate::stats;
 
 /// The dispatcher sleeps until this long before an arrival, then spins.
@@ -321,18 +322,6 @@ impl ProbeRaw {
     pub fn passes(&self, p99_bound_ms: f64) -> bool {
         self.dropped + self.unserved == 0 && self.p99_ms().is_some_and(|p| p <= p99_bound_ms)
     }
-}
-
-/// How the max-QPS search ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SearchEnd {
-    /// The failing rate is within `1 + precision` of the passing rate.
-    Converged,
-    /// `max_probes` runs were spent first.
-    MaxProbes,
-    /// Even the lowest rate tried failed (the bound is below what the model can do).
-    NoPassingRate,
 }
 
 /// The search's result: the probes in the order run, and the bracket.

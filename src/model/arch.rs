@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::schema::{LayerKind, LayerSpec};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Padding {
@@ -462,43 +464,6 @@ impl Architecture {
         }
         out
     }
-}
-
-/// What a profiled step computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LayerKind {
-    /// 2D convolution, bias, ReLU.
-    Conv,
-    /// Max pooling (window and stride `pool`).
-    Pool,
-    /// Fully connected: flatten when needed, matrix product, bias, ReLU except the classifier.
-    Dense,
-}
-
-impl LayerKind {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            LayerKind::Conv => "conv",
-            LayerKind::Pool => "pool",
-            LayerKind::Dense => "dense",
-        }
-    }
-}
-
-/// One step of the forward pass: names, per-sample shapes, FLOPs and parameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LayerSpec {
-    /// `conv1`, `pool1`, `fc1`...: the weight tensors' prefix for conv and dense layers.
-    pub name: String,
-    pub kind: LayerKind,
-    /// Input of one sample: `[C, H, W]` or `[features]` (a dense layer's input is flattened).
-    pub input: Vec<usize>,
-    pub output: Vec<usize>,
-    /// Multiply-adds x 2 for one sample (0 for pooling: comparisons are not counted).
-    pub flops: u64,
-    /// Weight and bias elements.
-    pub params: usize,
 }
 
 /// Units a layer of `n` keeps when structured pruning removes the fraction `sparsity`.

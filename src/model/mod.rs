@@ -18,7 +18,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
-pub use arch::{Architecture, LayerKind, LayerSpec, Padding, TensorShape};
+use crate::schema::LayerSpec;
+
+pub use arch::{Architecture, Padding, TensorShape};
 
 /// Where a variant's weights come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

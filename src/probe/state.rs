@@ -3,85 +3,66 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct MachineState {
-    /// cpufreq governor of CPU 0 (`performance`, `powersave`, ...), when exposed.
-    pub governor: Option<String>,
-    pub cur_freq_mhz: Option<f64>,
-    pub max_freq_mhz: Option<f64>,
-    /// Readable thermal zones, degrees Celsius.
-    pub thermal: Vec<ThermalZone>,
-    /// `none`, a hypervisor name (`kvm`, `microsoft`, ...), or `unknown hypervisor`.
-    pub virtualization: Option<String>,
+use crate::schema::{LoadSnapshot, MachineState, ProcessLoad, ThermalZone};
+
+/// The machine state now.
+pub fn capture() -> MachineState {
+    capture_from(
+        Path::new("/sys"),
+        &std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default(),
+    )
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ThermalZone {
-    pub zone: String,
-    pub kind: String,
-    pub celsius: f64,
-}
-
-impl MachineState {
-    pub fn capture() -> Self {
-        Self::capture_from(
-            Path::new("/sys"),
-            &std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default(),
-        )
-    }
-
-    /// Reads from a sysfs root and a cpuinfo text (tests give fakes).
-    pub fn capture_from(sys: &Path, cpuinfo: &str) -> Self {
-        let cpufreq = sys.join("devices/system/cpu/cpu0/cpufreq");
-        let read = |p: &Path| {
-            std::fs::read_to_string(p)
-                .ok()
-                .map(|s| s.trim().to_string())
-        };
-        let khz_to_mhz = |p: &Path| {
-            read(p)
-                .and_then(|s| s.parse::<f64>().ok())
-                .map(|khz| khz / 1000.0)
-        };
-        // Without cpufreq (most VMs), /proc/cpuinfo still has the current clock.
-        let cpuinfo_mhz = cpuinfo
-            .lines()
-            .find(|l| l.starts_with("cpu MHz"))
-            .and_then(|l| l.split_once(':'))
-            .and_then(|(_, v)| v.trim().parse::<f64>().ok());
-        let mut thermal = Vec::new();
-        if let Ok(entries) = std::fs::read_dir(sys.join("class/thermal")) {
-            let mut dirs: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-            dirs.sort();
-            for dir in dirs {
-                let zone = dir
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or_default()
-                    .to_string();
-                if !zone.starts_with("thermal_zone") {
-                    continue;
-                }
-                if let Some(milli) = read(&dir.join("temp")).and_then(|s| s.parse::<f64>().ok()) {
-                    let kind = read(&dir.join("type")).unwrap_or_default();
-                    thermal.push(ThermalZone {
-                        zone,
-                        kind,
-                        celsius: milli / 1000.0,
-                    });
-                }
+/// Reads from a sysfs root and a cpuinfo text (tests give fakes).
+pub fn capture_from(sys: &Path, cpuinfo: &str) -> MachineState {
+    let cpufreq = sys.join("devices/system/cpu/cpu0/cpufreq");
+    let read = |p: &Path| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    let khz_to_mhz = |p: &Path| {
+        read(p)
+            .and_then(|s| s.parse::<f64>().ok())
+            .map(|khz| khz / 1000.0)
+    };
+    // Without cpufreq (most VMs), /proc/cpuinfo still has the current clock.
+    let cpuinfo_mhz = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("cpu MHz"))
+        .and_then(|l| l.split_once(':'))
+        .and_then(|(_, v)| v.trim().parse::<f64>().ok());
+    let mut thermal = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(sys.join("class/thermal")) {
+        let mut dirs: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        dirs.sort();
+        for dir in dirs {
+            let zone = dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
+            if !zone.starts_with("thermal_zone") {
+                continue;
+            }
+            if let Some(milli) = read(&dir.join("temp")).and_then(|s| s.parse::<f64>().ok()) {
+                let kind = read(&dir.join("type")).unwrap_or_default();
+                thermal.push(ThermalZone {
+                    zone,
+                    kind,
+                    celsius: milli / 1000.0,
+                });
             }
         }
-        MachineState {
-            governor: read(&cpufreq.join("scaling_governor")),
-            cur_freq_mhz: khz_to_mhz(&cpufreq.join("scaling_cur_freq")).or(cpuinfo_mhz),
-            max_freq_mhz: khz_to_mhz(&cpufreq.join("cpuinfo_max_freq")),
-            thermal,
-            virtualization: virtualization(cpuinfo),
-        }
+    }
+    MachineState {
+        governor: read(&cpufreq.join("scaling_governor")),
+        cur_freq_mhz: khz_to_mhz(&cpufreq.join("scaling_cur_freq")).or(cpuinfo_mhz),
+        max_freq_mhz: khz_to_mhz(&cpufreq.join("cpuinfo_max_freq")),
+        thermal,
+        virtualization: virtualization(cpuinfo),
     }
 }
 
@@ -104,31 +85,6 @@ fn virtualization(cpuinfo: &str) -> Option<String> {
     } else {
         Some("none".into())
     }
-}
-
-/// The system's load at one moment, and the busiest other processes since the last snapshot.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LoadSnapshot {
-    pub load_average: [f64; 3],
-    /// Up to five processes other than inferbench and its workers, by CPU share (percent of
-    /// one CPU) over the interval since the previous snapshot.
-    pub top_processes: Vec<ProcessLoad>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProcessLoad {
-    pub pid: u32,
-    pub name: String,
-    pub cpu_percent: f32,
-}
-
-/// Other load before and during one case.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CaseLoad {
-    /// Since the previous case ended (or the run started).
-    pub before: LoadSnapshot,
-    /// Over the case itself.
-    pub after: LoadSnapshot,
 }
 
 /// Keeps process CPU counters between snapshots (CPU share needs two readings).
@@ -202,7 +158,7 @@ mod tests {
         std::fs::create_dir_all(&zone).unwrap();
         std::fs::write(zone.join("temp"), "47500\n").unwrap();
         std::fs::write(zone.join("type"), "x86_pkg_temp\n").unwrap();
-        let s = MachineState::capture_from(tmp.path(), "flags : fpu sse2\ncpu MHz : 1200.0\n");
+        let s = capture_from(tmp.path(), "flags : fpu sse2\ncpu MHz : 1200.0\n");
         assert_eq!(s.governor.as_deref(), Some("performance"));
         assert_eq!(
             (s.cur_freq_mhz, s.max_freq_mhz),
@@ -221,7 +177,7 @@ mod tests {
     #[test]
     fn without_cpufreq_the_clock_comes_from_cpuinfo() {
         let tmp = tempfile::tempdir().unwrap();
-        let s = MachineState::capture_from(
+        let s = capture_from(
             tmp.path(),
             "flags : fpu hypervisor\ncpu MHz\t\t: 2596.144\n",
         );

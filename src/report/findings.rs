@@ -284,7 +284,7 @@ fn cold_start(d: &ReportData, out: &mut Vec<Finding>) {
             c.case
                 .cold_start
                 .as_ref()
-                .is_some_and(|k| matches!(k.warmup_end, crate::measure::WarmupEnd::MaxTime))
+                .is_some_and(|k| matches!(k.warmup_end, crate::schema::WarmupEnd::MaxTime))
         })
         .count();
     if unstable > 0 {

@@ -354,8 +354,8 @@ fn context(d: &ReportData, findings: &[Finding], charts: &[Chart], omitted: &[Om
                     k.warmup_ms,
                     k.warmup_iterations,
                     match k.warmup_end {
-                        crate::measure::WarmupEnd::Stable => "stable",
-                        crate::measure::WarmupEnd::MaxTime => "still moving at max_warmup_s",
+                        crate::schema::WarmupEnd::Stable => "stable",
+                        crate::schema::WarmupEnd::MaxTime => "still moving at max_warmup_s",
                     }
                 ),
                 p50: p50.map(format::ms).unwrap_or_else(dash),
@@ -435,7 +435,7 @@ fn context(d: &ReportData, findings: &[Finding], charts: &[Chart], omitted: &[Om
                     .map(|l| ProfileRow {
                         name: l.name.clone(),
                         kind: l.kind.as_str(),
-                        shape: crate::profile::shape_text(&l.output_shape),
+                        shape: crate::schema::shape_text(&l.output_shape),
                         mflop: format!("{:.3}", l.flops as f64 / 1e6),
                         bytes: format::bytes(l.bytes as f64),
                         mean: format::ms(l.mean_ms),
@@ -477,20 +477,16 @@ fn context(d: &ReportData, findings: &[Finding], charts: &[Chart], omitted: &[Om
                         (None, None) => "no probe".to_string(),
                     };
                     let end = match x.end {
-                        crate::measure::server::SearchEnd::Converged => format!(
+                        crate::schema::SearchEnd::Converged => format!(
                             "converged to {}%",
-                            crate::suite::load::fmt_rate(100.0 * x.precision)
+                            crate::schema::fmt_rate(100.0 * x.precision)
                         ),
-                        crate::measure::server::SearchEnd::MaxProbes => {
-                            "stopped at max_probes".to_string()
-                        }
-                        crate::measure::server::SearchEnd::NoPassingRate => {
-                            "no passing rate".to_string()
-                        }
+                        crate::schema::SearchEnd::MaxProbes => "stopped at max_probes".to_string(),
+                        crate::schema::SearchEnd::NoPassingRate => "no passing rate".to_string(),
                     };
                     format!(
                         "p99 <= {} ms: {max}; {} probes, {end}",
-                        crate::suite::load::fmt_rate(x.p99_bound_ms),
+                        crate::schema::fmt_rate(x.p99_bound_ms),
                         x.probes.len()
                     )
                 })
@@ -503,7 +499,7 @@ fn context(d: &ReportData, findings: &[Finding], charts: &[Chart], omitted: &[Om
                 served: format!("{} / {}", s.served, s.queries),
                 dropped: format!("{} + {}", s.dropped, s.unserved),
                 late: match s.late_ms {
-                    Some(b) => format!("{} (> {} ms)", s.late, crate::suite::load::fmt_rate(b)),
+                    Some(b) => format!("{} (> {} ms)", s.late, crate::schema::fmt_rate(b)),
                     None => dash(),
                 },
                 saturated: s.saturated,

@@ -171,8 +171,8 @@ impl<'a> CsvRow<'a> {
             first_inference_ms: c.cold_start.as_ref().map(|k| k.first_inference_ms),
             warmup_ms: c.cold_start.as_ref().map(|k| k.warmup_ms),
             warmup_end: c.cold_start.as_ref().map(|k| match k.warmup_end {
-                crate::measure::WarmupEnd::Stable => "stable",
-                crate::measure::WarmupEnd::MaxTime => "max_time",
+                crate::schema::WarmupEnd::Stable => "stable",
+                crate::schema::WarmupEnd::MaxTime => "max_time",
             }),
             timed: c.timed.join("+"),
             preprocess_p50_ms: stage_p50(c, "preprocess"),

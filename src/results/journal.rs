@@ -15,9 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::ResultsError;
-use crate::probe::env::Environment;
-use crate::schema::{CaseResult, SCHEMA_VERSION};
-use crate::suite::Settings;
+use crate::schema::{CaseResult, Environment, Settings, SCHEMA_VERSION};
 use crate::worker::protocol::Measurement;
 
 /// Everything needed to finish the run later: where it came from and how it was made.
@@ -34,7 +32,7 @@ pub struct JournalHeader {
     pub environment: Environment,
     /// `run --shard K/N`: this journal's cases are that shard's.
     #[serde(default)]
-    pub shard: Option<crate::plan::Shard>,
+    pub shard: Option<crate::schema::Shard>,
     /// Test only: `run --inject-slowdown`.
     #[serde(default)]
     pub injected_slowdown: Option<f64>,
@@ -260,8 +258,8 @@ mod tests {
             quick: false,
             filter: None,
             started_at: Utc::now(),
-            settings: crate::suite::Settings::default(),
-            environment: Environment::capture(),
+            settings: crate::schema::Settings::default(),
+            environment: crate::probe::env::capture(),
             shard: None,
             injected_slowdown: None,
         };

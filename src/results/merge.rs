@@ -3,8 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::probe::env::EnvDifference;
-use crate::schema::{MergedPart, RunResult, RunStatus, SCHEMA_VERSION};
+use crate::schema::{EnvDifference, MergedPart, RunResult, RunStatus, SCHEMA_VERSION};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {

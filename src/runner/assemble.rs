@@ -2,15 +2,13 @@
 //! status, pooled processes, server figures), and the suite's record in the run.
 
 use crate::measure::server::ProbeRaw;
-use crate::measure::StopReason;
 use crate::plan::Case;
-use crate::probe::energy::EnergyInfo;
 use crate::schema::{
-    CaseResult, CaseStatus, LatencyMs, ModelInfo, MultiStreamInfo, ProbeInfo, ProcessFigures,
-    SearchInfo, ServerInfo, SuiteInfo, SERVER_WAIT,
+    CaseResult, CaseStatus, EnergyInfo, LatencyMs, ModelInfo, MultiStreamInfo, ProbeInfo,
+    ProcessFigures, SearchInfo, ServerInfo, Settings, StopReason, SuiteInfo, SERVER_WAIT,
 };
 use crate::stats;
-use crate::suite::{Settings, Suite};
+use crate::suite::Suite;
 use crate::worker::protocol::Measurement;
 use crate::worker::Outcome;
 
@@ -295,7 +293,7 @@ fn apply_server(
             Some(format!(
                 "no rate met p99 <= {} ms (lowest tried {} queries/s); see server.search.probes",
                 search.p99_bound_ms,
-                crate::suite::load::fmt_rate(search.failing_qps.unwrap_or(0.0))
+                crate::schema::fmt_rate(search.failing_qps.unwrap_or(0.0))
             )),
         ),
         (None, None) => (CaseStatus::Failed, Some("the server run recorded nothing".into())),
@@ -468,7 +466,7 @@ mod tests {
     fn energy_of_different_methods_is_not_added() {
         let a = measurement(&[1.0], 0.001, 1, 1.0);
         let mut b = measurement(&[1.0], 0.001, 1, 1.0);
-        b.energy.as_mut().unwrap().method = crate::probe::energy::EnergyMethod::Rapl;
+        b.energy.as_mut().unwrap().method = crate::schema::EnergyMethod::Rapl;
         assert!(pool_measurements(vec![a, b]).unwrap().energy.is_none());
     }
 }

@@ -13,15 +13,16 @@ use chrono::Utc;
 use regex::Regex;
 
 use crate::measure::Progress;
-use crate::plan::{Case, Shard};
+use crate::plan::Case;
 use crate::probe::energy::{self, Rapl};
-use crate::probe::env::Environment;
-use crate::probe::state::{CaseLoad, LoadSampler};
+use crate::probe::state::LoadSampler;
 use crate::results::journal::{self, Journal, JournalHeader};
 use crate::results::{self, ResultsError};
-use crate::roofline::{self, Peaks};
-use crate::schema::{self, CaseResult, RunResult, RunStatus};
-use crate::suite::{Settings, Suite};
+use crate::roofline::{self};
+use crate::schema::{
+    self, CaseLoad, CaseResult, Environment, Peaks, RunResult, RunStatus, Settings, Shard,
+};
+use crate::suite::Suite;
 use crate::target::DeviceKind;
 use crate::worker::protocol::{EnergySetup, Fault, Measurement, ProfileRequest};
 use crate::worker::{self, Outcome};
@@ -63,7 +64,7 @@ struct Pending {
     processes: usize,
     max_processes: usize,
     outcomes: Vec<Outcome>,
-    load_before: Option<crate::probe::state::LoadSnapshot>,
+    load_before: Option<crate::schema::LoadSnapshot>,
 }
 
 impl Pending {
@@ -123,7 +124,7 @@ pub fn run(
                 filter: opts.filter.as_ref().map(|r| r.as_str().to_string()),
                 started_at: Utc::now(),
                 settings: settings.clone(),
-                environment: Environment::capture(),
+                environment: crate::probe::env::capture(),
                 shard: opts.shard,
                 injected_slowdown: opts.slowdown,
             };

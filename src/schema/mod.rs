@@ -2,29 +2,38 @@
 //! data. A leaf: it imports nothing else of this crate (the `results` module reads and writes
 //! these files; the runner assembles them from the worker's measurements).
 
+mod energy;
+mod environment;
+mod load;
+mod memory;
 mod model;
+mod process;
+mod profile;
+mod quality;
+mod roofline;
 mod scenario;
+mod settings;
+mod shard;
+mod summary;
 
+pub use energy::*;
+pub use environment::*;
+pub use load::*;
+pub use memory::*;
 pub use model::*;
+pub use process::*;
+pub use profile::*;
+pub use quality::*;
+pub use roofline::*;
 pub use scenario::*;
+pub use settings::*;
+pub use shard::*;
+pub use summary::*;
 
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-
-use crate::measure::StopReason;
-use crate::plan::Shard;
-use crate::probe::energy::EnergyInfo;
-use crate::probe::env::Environment;
-use crate::probe::memory::MemoryInfo;
-use crate::probe::state::CaseLoad;
-use crate::profile::LayerProfile;
-use crate::quality::QualityInfo;
-use crate::roofline::{CaseRoofline, Peaks};
-use crate::stats::Summary;
-use crate::suite::{CheckConfig, Settings};
-use crate::worker::protocol::{ColdStart, ThreadsInEffect};
 
 /// Version of the run-file schema; it changes only on purpose (README: "Run files").
 pub const SCHEMA_VERSION: u32 = 1;
@@ -203,7 +212,7 @@ pub struct CaseResult {
     /// Sentence encoders: fidelity of the variant's embeddings to the baseline's and the
     /// correlation with labelled pairs, scored once per variant (README: "BERT models").
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub embedding: Option<crate::quality::EmbeddingQuality>,
+    pub embedding: Option<EmbeddingQuality>,
 }
 
 /// Per-process figures of a case measured by several worker processes, one entry per process

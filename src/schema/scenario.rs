@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::stats::Summary;
+use super::Summary;
 
 /// How the server dispatcher waits for the next arrival, recorded with every server case.
 pub const SERVER_WAIT: &str =
@@ -58,7 +58,7 @@ pub struct SearchInfo {
     pub max_qps: Option<f64>,
     /// The lowest failing rate, if any failed: the true maximum lies in [max_qps, failing_qps).
     pub failing_qps: Option<f64>,
-    pub end: crate::measure::server::SearchEnd,
+    pub end: SearchEnd,
     /// In the order run.
     pub probes: Vec<ProbeInfo>,
 }
@@ -87,4 +87,44 @@ pub struct MultiStreamInfo {
     pub queries: usize,
     /// How a query's samples are run: `one batch` of `samples_per_query`.
     pub execution: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    SingleStream,
+    Offline,
+    /// Poisson arrivals at a target rate; latency includes queueing.
+    Server,
+    /// Queries of N samples issued back to back; a query's latency is its slowest sample.
+    MultiStream,
+}
+
+impl Scenario {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Scenario::SingleStream => "single_stream",
+            Scenario::Offline => "offline",
+            Scenario::Server => "server",
+            Scenario::MultiStream => "multi_stream",
+        }
+    }
+}
+
+/// How the max-QPS search ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchEnd {
+    /// The failing rate is within `1 + precision` of the passing rate.
+    Converged,
+    /// `max_probes` runs were spent first.
+    MaxProbes,
+    /// Even the lowest rate tried failed (the bound is below what the model can do).
+    NoPassingRate,
+}
+
+/// `200`, `12.5`: a rate as it appears in a case id.
+pub fn fmt_rate(x: f64) -> String {
+    let s = format!("{x:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }

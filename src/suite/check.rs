@@ -1,61 +1,11 @@
 //! The suite's `[check]` table: thresholds and test settings of the regression check
 //! (`inferbench check`, docs/check.md). Every key is optional; the defaults are below.
 
-use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::schema::CheckEntry;
 use super::Validator;
-
-/// Thresholds of the regression check, after defaults. Relative thresholds are fractions of
-/// the baseline value (0.05 = 5%); `*_points` are absolute percentage points.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct CheckConfig {
-    /// Median latency: relative change that counts (default 0.04; BENCHMARKS.md, issue #6).
-    pub latency_p50: f64,
-    /// 99th-percentile latency: relative change that counts (default 0.10).
-    pub latency_p99: f64,
-    /// Throughput (samples/s): relative drop that counts (default 0.04).
-    pub throughput: f64,
-    /// Weight bytes: relative growth that counts (default 0: any growth).
-    pub weight_bytes: f64,
-    /// Peak resident memory of the worker, when runs record it (default 0.10).
-    pub peak_rss: f64,
-    /// Energy per inference, when runs record it with the same method (default 0.10).
-    pub energy: f64,
-    /// Accuracy: absolute drop in percentage points that counts (default 1.0).
-    pub accuracy_points: f64,
-    /// Macro F1: absolute drop in percentage points that counts (default 1.0).
-    pub f1_points: f64,
-    /// Significance level of the tests; intervals are at confidence `1 - significance`
-    /// (default 0.01).
-    pub significance: f64,
-    /// Fewer latency samples than this on either side make a latency verdict `inconclusive`
-    /// (default 10).
-    pub min_samples: usize,
-    /// With several processes per case, only processes whose reference-kernel time was
-    /// within this fraction of the fastest are compared (default 0.03; docs/check.md).
-    pub reference_band: f64,
-}
-
-impl Default for CheckConfig {
-    fn default() -> Self {
-        CheckConfig {
-            latency_p50: 0.04,
-            latency_p99: 0.10,
-            throughput: 0.04,
-            weight_bytes: 0.0,
-            peak_rss: 0.10,
-            energy: 0.10,
-            accuracy_points: 1.0,
-            f1_points: 1.0,
-            significance: 0.01,
-            min_samples: 10,
-            reference_band: 0.03,
-        }
-    }
-}
+use crate::schema::CheckConfig;
 
 /// A `[check]` key or `--threshold` value that is not acceptable.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::schema::{FindMaxEntry, MultiStreamEntry, ServerEntry};
-use super::{Settings, Validator};
+use super::Validator;
+use crate::schema::{fmt_rate, Settings};
 
 /// Default length of one server run's arrival schedule.
 pub const DEFAULT_SERVER_DURATION_S: f64 = 2.0;
@@ -118,12 +119,6 @@ impl ServerSpec {
         }
         out
     }
-}
-
-/// `200`, `12.5`: a rate as it appears in a case id.
-pub fn fmt_rate(x: f64) -> String {
-    let s = format!("{x:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 impl ServerLoad {

@@ -23,8 +23,10 @@ use crate::model::{
     error_text, float_tensors, load_weights, seeded_weights, weight_stats, Architecture, Network,
     Stored, WeightSource, Weights,
 };
-use crate::quality::{self, EmbeddingQuality, QualityInfo};
-use crate::schema::{ArtifactInfo, FloatLayer, LayerSparsity, ModelInfo, TrainingLog};
+use crate::quality::{self};
+use crate::schema::{
+    ArtifactInfo, EmbeddingQuality, FloatLayer, LayerSparsity, ModelInfo, QualityInfo, TrainingLog,
+};
 use crate::suite::recipe::{PruneMethod, Recipe, TrainSpec};
 use crate::suite::{ModelDef, Suite, VariantDef};
 use artifact::{Cache, Manifest};

@@ -7,15 +7,16 @@ use std::time::{Duration, Instant};
 use super::meter::{Meter, WorkerObserver, REFERENCE_BUDGET};
 use super::pipeline::{prepare_inputs, LayerSteps, Pipeline};
 use super::protocol::{
-    send, ColdStart, Fault, Measurement, ProfileRequest, SearchRaw, ServerMeasurement,
-    ThreadsInEffect, WorkerMessage, WorkerRequest,
+    send, Fault, Measurement, ProfileRequest, SearchRaw, ServerMeasurement, WorkerMessage,
+    WorkerRequest,
 };
 use crate::measure::server::{self, ProbeRaw, ServeConfig};
-use crate::measure::{self, Observer, Phase, Progress, SamplerConfig, StopReason, Workload};
+use crate::measure::{self, Observer, Phase, Progress, SamplerConfig, Workload};
 use crate::model::{error_text, Network};
 use crate::probe::energy;
-use crate::probe::memory::{self, GpuMemory, MemoryInfo};
+use crate::probe::memory::{self};
 use crate::profile::RawProfile;
+use crate::schema::{ColdStart, GpuMemory, MemoryInfo, StopReason, ThreadsInEffect};
 use crate::suite::{Load, ServerLoad, ServerTarget};
 use crate::target::DeviceKind;
 

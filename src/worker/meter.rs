@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use super::protocol::{send, EnergySetup, WorkerMessage};
 use crate::measure::{self, Progress};
-use crate::probe::energy::{self, EnergyInfo, EnergyMethod, Rapl, RaplReading, Tdp};
+use crate::probe::energy::{self, Rapl, RaplReading, Tdp};
+use crate::schema::{EnergyInfo, EnergyMethod};
 use crate::target::DeviceKind;
 
 /// Time given to the reference kernel on each side of the measured window.

@@ -7,7 +7,8 @@ use crate::measure::{self, Workload};
 use crate::model::bert::TextEncoder;
 use crate::model::{error_text, synthetic_raw_input, Architecture, Network};
 use crate::plan::Case;
-use crate::suite::{Load, Stage};
+use crate::schema::Stage;
+use crate::suite::Load;
 
 /// A case's raw inputs: 8-bit values for the mlp and cnn, sentences for a bert (with the
 /// tokenizer that turns them into token ids: its preprocess stage).

@@ -1,19 +1,19 @@
 //! The worker protocol: the request the parent writes to a worker's stdin, and the JSON lines
 //! the worker answers with (progress, then one measurement, error or unavailable).
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::measure::server::{ProbeRaw, SearchEnd};
-use crate::measure::{Progress, StopReason, WarmupEnd};
+use crate::measure::server::ProbeRaw;
+use crate::measure::Progress;
 use crate::plan::Case;
-use crate::probe::energy::{EnergyInfo, Tdp};
-use crate::probe::memory::MemoryInfo;
+use crate::probe::energy::Tdp;
 use crate::profile::RawProfile;
-use crate::suite::Stage;
+use crate::schema::{
+    ColdStart, EnergyInfo, MemoryInfo, SearchEnd, Stage, StopReason, ThreadsInEffect,
+};
 
 /// The hidden subcommand that runs one case.
 pub const WORKER_SUBCOMMAND: &str = "__worker";
@@ -75,20 +75,6 @@ pub enum WorkerMessage {
     },
 }
 
-/// The thread counts in effect inside the worker, as the libraries themselves report them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ThreadsInEffect {
-    pub requested: usize,
-    /// Size of rayon's global pool (gemm matmul, conv2d).
-    pub rayon_pool: usize,
-    /// candle's own count (quantized matmul, elementwise ops).
-    pub candle: usize,
-    pub env: BTreeMap<String, String>,
-    /// CPU cores the worker could run on (its affinity mask), pinned or not.
-    #[serde(default)]
-    pub affinity: Vec<usize>,
-}
-
 /// What a worker measured for one case: raw data, before statistics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
@@ -146,21 +132,6 @@ pub struct SearchRaw {
     pub passing_qps: Option<f64>,
     pub failing_qps: Option<f64>,
     pub end: SearchEnd,
-}
-
-/// Cold-start figures of a case, measured in its fresh worker before warm-up.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ColdStart {
-    /// Reading and preparing the variant's weights on the target.
-    pub load_ms: f64,
-    /// The very first iteration of the timed stages (lazy allocation, caches); never a sample.
-    pub first_inference_ms: f64,
-    pub warmup_ms: f64,
-    pub warmup_iterations: u64,
-    /// `stable` (the running median settled) or `max_time` (it was still moving).
-    pub warmup_end: WarmupEnd,
-    /// Median latency of each ~50 ms warm-up block: the warm-up curve.
-    pub warmup_trace_ms: Vec<f64>,
 }
 
 pub(super) fn send(out: &mut impl Write, message: &WorkerMessage) {

@@ -4,9 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use inferbench::probe::energy::EnergyMethod;
 use inferbench::report::{self, CaseView, QualityView, ReportData};
-use inferbench::schema::LatencyMs;
+use inferbench::schema::{EnergyMethod, LatencyMs};
 
 pub fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runs/report.json")
@@ -160,7 +159,8 @@ pub fn with_quality() -> ReportData {
 pub fn with_roofline_and_profile(d: &mut ReportData) {
     use inferbench::model::{Architecture, Padding};
     use inferbench::profile::{self, RawProfile};
-    use inferbench::roofline::{self, PeakAt, Peaks};
+    use inferbench::roofline::{self};
+    use inferbench::schema::{PeakAt, Peaks};
     let at = |threads: usize, gbs: f64, gflops: f64| PeakAt {
         threads,
         measured_at: d.runs[0].run.started_at,
@@ -206,7 +206,7 @@ pub fn with_roofline_and_profile(d: &mut ReportData) {
             .collect(),
         samples_ms: ms.iter().map(|m| vec![m * 0.98, *m, m * 1.02]).collect(),
         warmup_iterations: 50,
-        stop_reason: inferbench::measure::StopReason::Converged,
+        stop_reason: inferbench::schema::StopReason::Converged,
         noise: 0.01,
         trace_ns: vec![vec![[0, 80_000], [80_000, 20_000]]],
         forward_after_ms: Vec::new(),

@@ -10,7 +10,7 @@ use super::super::axis::ValueAxis;
 use super::super::data::{CaseView, ReportData};
 use super::super::format;
 use super::*;
-use crate::model::LayerKind;
+use crate::schema::LayerKind;
 
 fn kind_color(k: LayerKind) -> RGBColor {
     match k {
@@ -43,7 +43,7 @@ pub fn profile(d: &ReportData) -> Result<Outcome, String> {
         let mut labels: Vec<String> = p
             .layers
             .iter()
-            .map(|l| format!("{} {}", l.name, crate::profile::shape_text(&l.output_shape)))
+            .map(|l| format!("{} {}", l.name, crate::schema::shape_text(&l.output_shape)))
             .collect();
         labels.push("sum of the layers".into());
         labels.push("forward, unprofiled".into());

@@ -1,0 +1,202 @@
+//! The measurement settings every case ran with and the regression check's thresholds: both
+//! are written into every run.
+
+use serde::{Deserialize, Serialize};
+
+/// Number of bootstrap resamples used for the reported confidence intervals.
+pub const DEFAULT_RESAMPLES: usize = 10_000;
+
+/// Measurement settings after defaults are applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Minimum warm-up before sampling.
+    pub warmup_s: f64,
+    /// Warm-up ends once the running median is stable (see `warmup_tolerance`), or here.
+    #[serde(default = "default_max_warmup_s")]
+    pub max_warmup_s: f64,
+    /// Warm-up is stable when the last three ~50 ms block medians spread less than this.
+    #[serde(default = "default_warmup_tolerance")]
+    pub warmup_tolerance: f64,
+    /// Stages inside the timed region, in pipeline order; `forward` always among them.
+    #[serde(default = "default_timed")]
+    pub timed: Vec<Stage>,
+    /// Sampling runs at least this long...
+    pub min_time_s: f64,
+    /// ...and at least this many iterations...
+    pub min_iterations: u64,
+    /// ...until the median's 95% CI half-width is within `max_noise` of the median...
+    pub max_noise: f64,
+    /// ...or this much time has passed (the case is then marked `noisy`).
+    pub max_time_s: f64,
+    /// Hard cap on kept samples per case (memory and run-file size).
+    pub max_samples: usize,
+    /// A worker running longer than this is killed and its case marked `failed`.
+    pub case_timeout_s: f64,
+    /// Resamples for the reported bootstrap confidence intervals.
+    pub bootstrap_resamples: usize,
+    /// Seeds weights, inputs and the bootstrap.
+    pub seed: u64,
+    /// A worker whose resident memory exceeds this is stopped and its case marked `failed`.
+    #[serde(default)]
+    pub max_rss_mb: Option<u64>,
+    /// Package TDP for the `estimate-tdp` energy method (else a table by CPU model, else a default).
+    #[serde(default)]
+    pub tdp_watts: Option<f64>,
+    /// Hardware threads sharing `tdp_watts` (default: the logical CPUs visible).
+    #[serde(default)]
+    pub tdp_threads: Option<f64>,
+    /// Seconds of idle power sampled before the run where an energy counter exists.
+    #[serde(default = "default_idle_power_s")]
+    pub idle_power_s: f64,
+    /// Worker processes per case, run back to back; their samples are pooled, and `check`
+    /// treats the process (not the sample) as the unit of its test when both runs have two
+    /// or more (docs/check.md, "Processes").
+    #[serde(default = "default_processes")]
+    pub processes: usize,
+    /// With several processes: a case whose processes found the machine disturbed (its
+    /// reference kernel off its fastest) gets more, up to this many in all, until it has
+    /// `UNDISTURBED_WANTED` undisturbed ones (docs/check.md). Default: `processes` (none extra).
+    #[serde(default)]
+    pub max_processes: Option<usize>,
+}
+
+impl Settings {
+    /// Most processes a case may get: `max_processes`, never fewer than `processes`.
+    pub fn max_processes(&self) -> usize {
+        self.max_processes
+            .unwrap_or(self.processes)
+            .max(self.processes)
+            .max(1)
+    }
+}
+
+fn default_processes() -> usize {
+    1
+}
+
+fn default_idle_power_s() -> f64 {
+    1.0
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            warmup_s: 0.5,
+            max_warmup_s: default_max_warmup_s(),
+            warmup_tolerance: default_warmup_tolerance(),
+            timed: default_timed(),
+            min_time_s: 1.0,
+            min_iterations: 10,
+            max_noise: 0.02,
+            max_time_s: 3.0,
+            max_samples: 100_000,
+            case_timeout_s: 120.0,
+            bootstrap_resamples: DEFAULT_RESAMPLES,
+            seed: 42,
+            max_rss_mb: None,
+            tdp_watts: None,
+            tdp_threads: None,
+            idle_power_s: default_idle_power_s(),
+            processes: default_processes(),
+            max_processes: None,
+        }
+    }
+}
+
+impl Settings {
+    /// `--quick`: short warm-up and sampling for smoke runs; the noise bound is kept, so a
+    /// quick case that did not settle is reported `noisy` rather than passed off as clean.
+    pub fn quick(&self) -> Settings {
+        Settings {
+            warmup_s: self.warmup_s.min(0.05),
+            max_warmup_s: self.max_warmup_s.min(0.3),
+            min_time_s: self.min_time_s.min(0.1),
+            min_iterations: self.min_iterations.min(5),
+            max_time_s: self.max_time_s.min(0.3),
+            ..self.clone()
+        }
+    }
+}
+
+/// Stages of one inference; `settings.timed` says which are inside the timed region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Raw input (8-bit values) to model input: scale, normalise, resize, lay out as NCHW.
+    Preprocess,
+    Forward,
+    /// Logits to answers: softmax, top-k, copied to the host.
+    Postprocess,
+}
+
+impl Stage {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Stage::Preprocess => "preprocess",
+            Stage::Forward => "forward",
+            Stage::Postprocess => "postprocess",
+        }
+    }
+}
+
+fn default_timed() -> Vec<Stage> {
+    vec![Stage::Forward]
+}
+
+fn default_max_warmup_s() -> f64 {
+    3.0
+}
+
+fn default_warmup_tolerance() -> f64 {
+    0.05
+}
+
+/// Thresholds of the regression check, after defaults. Relative thresholds are fractions of
+/// the baseline value (0.05 = 5%); `*_points` are absolute percentage points.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CheckConfig {
+    /// Median latency: relative change that counts (default 0.04; BENCHMARKS.md, issue #6).
+    pub latency_p50: f64,
+    /// 99th-percentile latency: relative change that counts (default 0.10).
+    pub latency_p99: f64,
+    /// Throughput (samples/s): relative drop that counts (default 0.04).
+    pub throughput: f64,
+    /// Weight bytes: relative growth that counts (default 0: any growth).
+    pub weight_bytes: f64,
+    /// Peak resident memory of the worker, when runs record it (default 0.10).
+    pub peak_rss: f64,
+    /// Energy per inference, when runs record it with the same method (default 0.10).
+    pub energy: f64,
+    /// Accuracy: absolute drop in percentage points that counts (default 1.0).
+    pub accuracy_points: f64,
+    /// Macro F1: absolute drop in percentage points that counts (default 1.0).
+    pub f1_points: f64,
+    /// Significance level of the tests; intervals are at confidence `1 - significance`
+    /// (default 0.01).
+    pub significance: f64,
+    /// Fewer latency samples than this on either side make a latency verdict `inconclusive`
+    /// (default 10).
+    pub min_samples: usize,
+    /// With several processes per case, only processes whose reference-kernel time was
+    /// within this fraction of the fastest are compared (default 0.03; docs/check.md).
+    pub reference_band: f64,
+}
+
+impl Default for CheckConfig {
+    fn default() -> Self {
+        CheckConfig {
+            latency_p50: 0.04,
+            latency_p99: 0.10,
+            throughput: 0.04,
+            weight_bytes: 0.0,
+            peak_rss: 0.10,
+            energy: 0.10,
+            accuracy_points: 1.0,
+            f1_points: 1.0,
+            significance: 0.01,
+            min_samples: 10,
+            reference_band: 0.03,
+        }
+    }
+}
