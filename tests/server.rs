@@ -88,7 +88,7 @@ fn server_and_multi_stream_end_to_end() {
     // Far below capacity: every query served, latency close to single-stream's.
     let single = case(&run, "single_stream").latency_ms.as_ref().unwrap();
     let low = case(&run, "q40/");
-    let s = low.server.as_ref().unwrap();
+    let s = low.server().unwrap();
     assert_eq!((s.dropped, s.unserved), (0, 0), "{s:?}");
     assert!(!s.saturated);
     assert_eq!(s.served, s.queries);
@@ -114,7 +114,7 @@ fn server_and_multi_stream_end_to_end() {
 
     // Far above capacity: saturation is reported and the run stopped at the deadline.
     let high = case(&run, "q40000/");
-    let s = high.server.as_ref().unwrap();
+    let s = high.server().unwrap();
     assert!(s.saturated, "{s:?}");
     assert!(s.unserved + s.dropped > 0);
     assert_eq!(s.served + s.unserved + s.dropped, s.queries);
@@ -137,13 +137,7 @@ fn server_and_multi_stream_end_to_end() {
 
     // The search: every probe recorded, each with its own statistics.
     let search_case = case(&run, "max-p99-50ms");
-    let search = search_case
-        .server
-        .as_ref()
-        .unwrap()
-        .search
-        .as_ref()
-        .unwrap();
+    let search = search_case.server().unwrap().search.as_ref().unwrap();
     assert!(!search.probes.is_empty() && search.probes.len() <= 4);
     for p in &search.probes {
         assert_eq!(
@@ -164,7 +158,7 @@ fn server_and_multi_stream_end_to_end() {
     // Multi-stream: one latency per query of 4 samples.
     let ms = case(&run, "multi_stream/n4");
     assert_eq!(ms.batch_size, 4);
-    assert_eq!(ms.multi_stream.as_ref().unwrap().queries, 30);
+    assert_eq!(ms.multi_stream().unwrap().queries, 30);
     assert_eq!(ms.latency_ms.as_ref().unwrap().samples.len(), 30);
     let tput = ms.throughput_per_s.unwrap();
     let mean = ms.latency_ms.as_ref().unwrap().summary.mean;

@@ -40,7 +40,7 @@ pub fn summary_table(run: &RunResult) -> Table {
         table.add_row(vec![
             Cell::new(format!("{}-{}", c.model_name, c.variant)),
             Cell::new(&c.target),
-            Cell::new(&c.scenario),
+            Cell::new(c.scenario.as_str()),
             right(c.batch_size.to_string()),
             right(lat.map(|s| fmt_ms(s.p50)).unwrap_or_else(|| "-".into())),
             right(
@@ -104,7 +104,7 @@ pub fn summary_table(run: &RunResult) -> Table {
 /// Server cases: offered and achieved rate, what was served, latency with the p99's CI, and
 /// for a max-QPS search its result and bracket. `None` without server cases.
 pub fn server_table(run: &RunResult) -> Option<Table> {
-    let cases: Vec<&CaseResult> = run.cases.iter().filter(|c| c.server.is_some()).collect();
+    let cases: Vec<&CaseResult> = run.cases.iter().filter(|c| c.server().is_some()).collect();
     if cases.is_empty() {
         return None;
     }
@@ -122,7 +122,7 @@ pub fn server_table(run: &RunResult) -> Option<Table> {
         "max QPS (search)",
     ]);
     for c in cases {
-        let Some(s) = &c.server else { continue };
+        let Some(s) = c.server() else { continue };
         let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
         let lat = c.latency_ms.as_ref().map(|l| &l.summary);
         let search = s

@@ -124,7 +124,7 @@ impl<'a> MetricValue<'a> {
 /// in a fixed order. A metric the case lacks (a failed case has no latency) is left out.
 pub fn metrics(case: &CaseResult) -> Vec<MetricValue<'_>> {
     let mut out = Vec::new();
-    let server = case.server.as_ref();
+    let server = case.server();
     let search = server.and_then(|s| s.search.as_ref());
     // A search's latency is that of its best probe, at a rate of its own: compared through
     // `max_qps`, never against another run's probe at another rate.

@@ -413,7 +413,7 @@ pub fn compare_case(
 /// reason: queueing makes consecutive latencies correlated, so the bootstrap interval (which
 /// assumes independent samples) may be too narrow.
 fn server_rows(b: &CaseResult, c: &CaseResult, rows: &mut Vec<MetricComparison>) {
-    let (Some(bs), Some(cs)) = (&b.server, &c.server) else {
+    let (Some(bs), Some(cs)) = (b.server(), c.server()) else {
         return;
     };
     if bs.search.is_some() || cs.search.is_some() {

@@ -5,7 +5,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::*;
 use crate::schema::{
-    LatencyMs, ModelInfo, RunStatus, Settings, SuiteInfo, ThreadsInEffect, SCHEMA_VERSION,
+    LatencyMs, ModelInfo, RunStatus, Scenario, ScenarioRecord, Settings, SuiteInfo,
+    ThreadsInEffect, SCHEMA_VERSION,
 };
 
 /// Log-normal latencies around `median` ms with a 5% spread, seeded.
@@ -30,7 +31,7 @@ fn case(id: &str, samples: Vec<f64>, status: CaseStatus) -> CaseResult {
         target: "cpu-t1".into(),
         device: "cpu".into(),
         threads: 1,
-        scenario: "single_stream".into(),
+        scenario: Scenario::SingleStream,
         batch_size: 1,
         status,
         error: None,
@@ -67,8 +68,7 @@ fn case(id: &str, samples: Vec<f64>, status: CaseStatus) -> CaseResult {
         bytes_per_batch: None,
         roofline: None,
         profile: None,
-        server: None,
-        multi_stream: None,
+        record: None,
         embedding: None,
     }
 }
@@ -579,8 +579,10 @@ fn server_cases_compare_latency_and_saturation_not_throughput() {
             latencies(2000, median, seed),
             CaseStatus::Ok,
         );
-        c.scenario = "server".into();
-        c.server = Some(server_info(saturated, None));
+        c.scenario = Scenario::Server;
+        c.record = Some(ScenarioRecord::Server(Box::new(server_info(
+            saturated, None,
+        ))));
         c
     };
     // Same load, same speed: unchanged, and no throughput row (the offered load sets it).
@@ -612,8 +614,11 @@ fn max_qps_compares_the_search_brackets() {
             latencies(500, 1.0, 1),
             CaseStatus::Ok,
         );
-        c.scenario = "server".into();
-        c.server = Some(server_info(false, Some(search(lo, hi))));
+        c.scenario = Scenario::Server;
+        c.record = Some(ScenarioRecord::Server(Box::new(server_info(
+            false,
+            Some(search(lo, hi)),
+        ))));
         c
     };
     // Brackets [1000, 1050) and [950, 1000): the ratio lies in (0.905, 1.0): within 10%.

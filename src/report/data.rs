@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::schema::{CaseResult, CaseStatus, RunResult};
+use crate::schema::{CaseResult, CaseStatus, RunResult, Scenario};
 
 /// One run file to show, with the short label that names it in charts and tables.
 #[derive(Debug, Clone)]
@@ -212,7 +212,7 @@ impl ReportData {
                             && c.variant() == variant
                             && c.case.target == target
                     })
-                    .min_by_key(|c| (scenario_rank(&c.case.scenario), c.case.batch_size))
+                    .min_by_key(|c| (scenario_rank(c.case.scenario), c.case.batch_size))
             })
             .collect()
     }
@@ -317,12 +317,12 @@ impl ReportData {
 
 /// Which case stands for a variant on a target: single-stream, then offline, then
 /// multi-stream, then server (whose latency depends on the load offered).
-fn scenario_rank(scenario: &str) -> u8 {
+fn scenario_rank(scenario: Scenario) -> u8 {
     match scenario {
-        "single_stream" => 0,
-        "offline" => 1,
-        "multi_stream" => 2,
-        _ => 3,
+        Scenario::SingleStream => 0,
+        Scenario::Offline => 1,
+        Scenario::MultiStream => 2,
+        Scenario::Server => 3,
     }
 }
 

@@ -7,7 +7,7 @@ use super::charts::cost::{cost_points, fronts};
 use super::charts::scaling::scaling_lines;
 use super::data::{CaseView, ReportData};
 use super::format;
-use crate::schema::CaseStatus;
+use crate::schema::{CaseStatus, Scenario};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
@@ -25,7 +25,7 @@ fn warn(text: String) -> Finding {
 }
 
 fn scenario_words(c: &CaseView) -> String {
-    if c.case.scenario == "single_stream" {
+    if c.case.scenario == Scenario::SingleStream {
         "single-stream".into()
     } else {
         format!("{} batch {}", c.case.scenario, c.case.batch_size)

@@ -122,7 +122,7 @@ struct Row {
     id: String,
     variant: String,
     target: String,
-    scenario: String,
+    scenario: &'static str,
     batch: usize,
     status: &'static str,
     flagged: bool,
@@ -271,7 +271,7 @@ fn context(d: &ReportData, findings: &[Finding], charts: &[Chart], omitted: &[Om
                 id: k.id.clone(),
                 variant: c.variant(),
                 target: k.target.clone(),
-                scenario: k.scenario.clone(),
+                scenario: k.scenario.as_str(),
                 batch: k.batch_size,
                 status: k.status.as_str(),
                 flagged: k.status != CaseStatus::Ok,
@@ -455,7 +455,7 @@ fn context(d: &ReportData, findings: &[Finding], charts: &[Chart], omitted: &[Om
         .cases
         .iter()
         .filter_map(|c| {
-            let s = c.case.server.as_ref()?;
+            let s = c.case.server()?;
             let lat = c.case.latency_ms.as_ref().map(|l| &l.summary);
             let search = s
                 .search

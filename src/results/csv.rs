@@ -110,7 +110,8 @@ impl<'a> CsvRow<'a> {
         let q = c.quality.as_ref();
         let fid = q.and_then(|q| q.fidelity.as_ref());
         let roof = c.roofline.as_ref();
-        let search = c.server.as_ref().and_then(|v| v.search.as_ref());
+        let server = c.server();
+        let search = server.and_then(|v| v.search.as_ref());
         let gpu = c.memory.as_ref().and_then(|m| m.gpu.as_ref());
         let emb = c.embedding.as_ref();
         CsvRow {
@@ -120,7 +121,7 @@ impl<'a> CsvRow<'a> {
             target: &c.target,
             device: &c.device,
             threads: c.threads,
-            scenario: &c.scenario,
+            scenario: c.scenario.as_str(),
             batch_size: c.batch_size,
             status: c.status.as_str(),
             error: c.error.as_deref(),
@@ -202,24 +203,21 @@ impl<'a> CsvRow<'a> {
             achieved_gbs: roof.map(|r| r.achieved_gbs),
             roofline_gflops: roof.map(|r| r.roof_gflops),
             roofline_efficiency: roof.map(|r| r.efficiency),
-            server_target_qps: c.server.as_ref().and_then(|v| v.target_qps),
-            server_offered_qps: c.server.as_ref().map(|v| v.offered_qps),
-            server_achieved_qps: c.server.as_ref().map(|v| v.achieved_qps),
-            server_served: c.server.as_ref().map(|v| v.served),
-            server_dropped: c.server.as_ref().map(|v| v.dropped),
-            server_unserved: c.server.as_ref().map(|v| v.unserved),
-            server_late: c.server.as_ref().map(|v| v.late),
-            server_saturated: c
-                .server
-                .as_ref()
-                .map(|v| if v.saturated { "yes" } else { "no" }),
-            server_max_batch: c.server.as_ref().map(|v| v.max_batch),
-            server_mean_batch: c.server.as_ref().map(|v| v.mean_batch),
+            server_target_qps: server.and_then(|v| v.target_qps),
+            server_offered_qps: server.map(|v| v.offered_qps),
+            server_achieved_qps: server.map(|v| v.achieved_qps),
+            server_served: server.map(|v| v.served),
+            server_dropped: server.map(|v| v.dropped),
+            server_unserved: server.map(|v| v.unserved),
+            server_late: server.map(|v| v.late),
+            server_saturated: server.map(|v| if v.saturated { "yes" } else { "no" }),
+            server_max_batch: server.map(|v| v.max_batch),
+            server_mean_batch: server.map(|v| v.mean_batch),
             max_qps: search.and_then(|x| x.max_qps),
             max_qps_failing: search.and_then(|x| x.failing_qps),
             max_qps_p99_bound_ms: search.map(|x| x.p99_bound_ms),
             search_probes: search.map(|x| x.probes.len()),
-            samples_per_query: c.multi_stream.as_ref().map(|v| v.samples_per_query),
+            samples_per_query: c.multi_stream().map(|v| v.samples_per_query),
         }
     }
 }

@@ -5,7 +5,8 @@ use crate::measure::server::ProbeRaw;
 use crate::plan::Case;
 use crate::schema::{
     CaseResult, CaseStatus, EnergyInfo, LatencyMs, ModelInfo, MultiStreamInfo, ProbeInfo,
-    ProcessFigures, SearchInfo, ServerInfo, Settings, StopReason, SuiteInfo, SERVER_WAIT,
+    ProcessFigures, ScenarioRecord, SearchInfo, ServerInfo, Settings, StopReason, SuiteInfo,
+    SERVER_WAIT,
 };
 use crate::stats;
 use crate::suite::Suite;
@@ -191,7 +192,7 @@ fn bare(case: &Case, status: CaseStatus, error: Option<String>) -> CaseResult {
         target: case.target.label.clone(),
         device: case.target.device.to_string(),
         threads: case.target.threads,
-        scenario: case.scenario.as_str().to_string(),
+        scenario: case.scenario,
         batch_size: case.batch_size,
         status,
         error,
@@ -227,16 +228,15 @@ fn bare(case: &Case, status: CaseStatus, error: Option<String>) -> CaseResult {
         bytes_per_batch: None,
         roofline: None,
         profile: None,
-        server: None,
-        multi_stream: match case.load {
+        record: match case.load {
             Some(crate::suite::Load::MultiStream {
                 samples_per_query,
                 queries,
-            }) => Some(MultiStreamInfo {
+            }) => Some(ScenarioRecord::MultiStream(MultiStreamInfo {
                 samples_per_query,
                 queries,
                 execution: format!("one batch of {samples_per_query}"),
-            }),
+            })),
             _ => None,
         },
         embedding: case.embedding.clone(),
@@ -276,7 +276,9 @@ fn apply_server(
             })
             .collect(),
     });
-    r.server = Some(server_info(load, chosen, search));
+    r.record = Some(ScenarioRecord::Server(Box::new(server_info(
+        load, chosen, search,
+    ))));
     r.throughput_per_s = chosen.map(|p| p.achieved_qps());
     r.measured_s = chosen.map(|p| p.end_s);
     r.noise = None;

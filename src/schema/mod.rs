@@ -146,7 +146,7 @@ pub struct CaseResult {
     pub target: String,
     pub device: String,
     pub threads: usize,
-    pub scenario: String,
+    pub scenario: Scenario,
     pub batch_size: usize,
     pub status: CaseStatus,
     /// Why the case is failed, skipped or noisy.
@@ -201,18 +201,37 @@ pub struct CaseResult {
     /// Per-layer profile (`inferbench profile`): each layer timed on its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<LayerProfile>,
-    /// Server cases: offered and achieved rate, dropped and late queries, the search's probes
-    /// (README: "Server scenario"). `latency_ms` holds every served query's latency.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server: Option<ServerInfo>,
-    /// Multi-stream cases: samples per query and queries; `latency_ms` holds one latency per
-    /// query (its slowest sample).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub multi_stream: Option<MultiStreamInfo>,
+    /// The scenario's own figures, for the kinds that have them (server, multi-stream): in
+    /// the file, one key named after the kind (`"server": {...}`); absent for the others.
+    #[serde(
+        flatten,
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "scenario::record_of_case"
+    )]
+    pub record: Option<ScenarioRecord>,
     /// Sentence encoders: fidelity of the variant's embeddings to the baseline's and the
     /// correlation with labelled pairs, scored once per variant (README: "BERT models").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding: Option<EmbeddingQuality>,
+}
+
+impl CaseResult {
+    /// The server record of a server case.
+    pub fn server(&self) -> Option<&ServerInfo> {
+        match &self.record {
+            Some(ScenarioRecord::Server(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The multi-stream record of a multi-stream case.
+    pub fn multi_stream(&self) -> Option<&MultiStreamInfo> {
+        match &self.record {
+            Some(ScenarioRecord::MultiStream(m)) => Some(m),
+            _ => None,
+        }
+    }
 }
 
 /// Per-process figures of a case measured by several worker processes, one entry per process

@@ -9,13 +9,13 @@ use super::super::axis::ValueAxis;
 use super::super::data::{CaseView, ReportData};
 use super::super::format;
 use super::*;
-use crate::schema::CaseStatus;
+use crate::schema::{CaseStatus, Scenario};
 
 /// Row label of a headline case: `cnn-baseline · cpu-t1`, with the scenario when it is not
 /// single-stream and a mark when the case is noisy.
 pub(super) fn row_label(d: &ReportData, c: &CaseView) -> String {
     let mut s = format!("{} · {}", d.variant_of(c), c.case.target);
-    if c.case.scenario != "single_stream" {
+    if c.case.scenario != Scenario::SingleStream {
         s.push_str(&format!(" ({} b{})", c.case.scenario, c.case.batch_size));
     }
     if c.case.status == CaseStatus::Noisy {
@@ -311,7 +311,7 @@ pub fn throughput(d: &ReportData) -> Result<Outcome, String> {
     for c in d
         .cases
         .iter()
-        .filter(|c| c.case.scenario == "offline" && c.measured())
+        .filter(|c| c.case.scenario == Scenario::Offline && c.measured())
     {
         let Some(t) = c.case.throughput_per_s else {
             continue;

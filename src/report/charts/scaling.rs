@@ -5,6 +5,7 @@ use plotters::prelude::*;
 use super::super::axis::ValueAxis;
 use super::super::data::ReportData;
 use super::*;
+use crate::schema::Scenario;
 
 /// A scaling line: its name and (threads, speed-up over the fewest threads) points.
 pub(crate) struct ScalingLine {
@@ -20,10 +21,10 @@ pub(crate) fn scaling_lines(d: &ReportData) -> Vec<ScalingLine> {
     for c in d
         .cases
         .iter()
-        .filter(|c| c.measured() && c.case.scenario != "server")
+        .filter(|c| c.measured() && c.case.scenario != Scenario::Server)
     {
         let Some(p50) = c.p50() else { continue };
-        let scenario = if c.case.scenario == "single_stream" {
+        let scenario = if c.case.scenario == Scenario::SingleStream {
             "single-stream".to_string()
         } else {
             format!("{} b{}", c.case.scenario, c.case.batch_size)

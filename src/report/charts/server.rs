@@ -29,7 +29,7 @@ pub(crate) struct LoadSeries {
 pub(crate) fn load_series(d: &ReportData) -> Vec<LoadSeries> {
     let mut out: Vec<LoadSeries> = Vec::new();
     for c in &d.cases {
-        let Some(s) = &c.case.server else { continue };
+        let Some(s) = c.case.server() else { continue };
         let name = format!("{} · {} · b{}", d.variant_of(c), c.case.target, s.max_batch);
         let mut points = Vec::new();
         let mut bound = None;
@@ -86,7 +86,7 @@ pub(crate) fn load_series(d: &ReportData) -> Vec<LoadSeries> {
 pub fn server_load(d: &ReportData) -> Result<Outcome, String> {
     const TITLE: &str = "Server: latency percentiles against offered load";
     // Runs without a server scenario: the chart does not apply, and is not listed as missing.
-    if d.cases.iter().all(|c| c.case.server.is_none()) {
+    if d.cases.iter().all(|c| c.case.server().is_none()) {
         return Ok(Outcome::Drawn(Vec::new()));
     }
     let series = load_series(d);
