@@ -10,7 +10,8 @@
 //!   `customBiggerIsBetter` inputs, a JSON array of `{name, unit, value, range, extra}`; the
 //!   first holds the lower-is-better metrics (latencies, bytes), the second the
 //!   higher-is-better ones (throughput), since one action step reads one direction.
-//! - `csv`: the run's flat CSV, the same as the file `run` writes beside the JSON.
+//!
+//! (`export --format csv` is the run's own CSV, as `results` writes it beside the JSON.)
 //!
 //! Every metric comes from `compare::metrics`, so a metric added there is exported too.
 //! Cases that were not measured (failed, skipped) have no metrics and are left out.
@@ -20,7 +21,6 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::compare::{self, Better, Evidence, MetricValue};
-use crate::results;
 use crate::schema::RunResult;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +28,6 @@ pub enum Format {
     Bencher,
     GabSmaller,
     GabBigger,
-    Csv,
 }
 
 /// The export of `run` in `format`.
@@ -37,7 +36,6 @@ pub fn render(run: &RunResult, format: Format) -> String {
         Format::Bencher => bencher(run),
         Format::GabSmaller => gab(run, Better::Lower),
         Format::GabBigger => gab(run, Better::Higher),
-        Format::Csv => results::csv_text(run),
     }
 }
 

@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::{exit, read_run, write_text, Failure};
 use crate::export;
+use crate::results;
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
@@ -33,19 +34,23 @@ pub enum ExportFormat {
 }
 
 impl ExportFormat {
-    fn to_format(self) -> export::Format {
+    /// The tracker format; `None` for the CSV, which is the run file's own (`results`).
+    fn to_format(self) -> Option<export::Format> {
         match self {
-            ExportFormat::Bencher => export::Format::Bencher,
-            ExportFormat::GabSmaller => export::Format::GabSmaller,
-            ExportFormat::GabBigger => export::Format::GabBigger,
-            ExportFormat::Csv => export::Format::Csv,
+            ExportFormat::Bencher => Some(export::Format::Bencher),
+            ExportFormat::GabSmaller => Some(export::Format::GabSmaller),
+            ExportFormat::GabBigger => Some(export::Format::GabBigger),
+            ExportFormat::Csv => None,
         }
     }
 }
 
 pub(super) fn execute(args: ExportArgs) -> Result<i32, Failure> {
     let run = read_run(&args.run)?;
-    let text = export::render(&run, args.format.to_format());
+    let text = match args.format.to_format() {
+        Some(format) => export::render(&run, format),
+        None => results::csv_text(&run),
+    };
     match &args.output {
         Some(out) => {
             write_text(&text, out)?;

@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::{exit, ExitWith, Failure};
 use crate::report;
+use crate::results;
 use crate::schema::RunResult;
 
 /// Where `run --report` and `report` without `--out` render: `reports/<suite>/<run stem>/`.
@@ -23,7 +24,8 @@ pub struct ReportArgs {
 
 pub(super) fn execute(args: ReportArgs) -> Result<i32, Failure> {
     let ReportArgs { runs, out } = args;
-    let data = report::load(&runs).exit_with(exit::INVALID_INPUT)?;
+    let data =
+        report::ReportData::from_runs(results::read_runs(&runs).exit_with(exit::INVALID_INPUT)?);
     let dir = out.unwrap_or_else(|| {
         report::default_dir(
             Path::new(REPORTS_DIR),

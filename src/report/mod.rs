@@ -3,8 +3,8 @@
 //!
 //! Everything here works on plain serde data (`RunResult`), never candle. Chart, page and
 //! summary generation are functions from data to bytes and strings ([`build`]); [`write`] is
-//! the only code that writes into a report folder (DESIGN.md: only `report/` writes reports).
-//! Run files are read through `results::read_json`.
+//! the only code that writes into a report folder. The caller reads the run files
+//! (`results::read_runs`) and hands them to [`ReportData::from_runs`].
 
 mod axis;
 pub mod charts;
@@ -21,8 +21,6 @@ pub use data::{
     pareto_front, quality_view, run_letter, CaseView, QualityView, ReportData, RunInput, ScoreKind,
 };
 pub use findings::Finding;
-
-use crate::results::{self, ResultsError};
 
 /// A rendered report, not yet written.
 #[derive(Debug, Clone)]
@@ -55,16 +53,6 @@ pub enum ReportError {
 pub const INDEX: &str = "index.html";
 /// The Markdown summary's file name in the report folder.
 pub const SUMMARY: &str = "summary.md";
-
-/// Reads run files (each through `results::read_json`, so an unknown schema is refused) and
-/// labels them `A`, `B`, ... when there are several.
-pub fn load(paths: &[PathBuf]) -> Result<ReportData, ResultsError> {
-    let runs = paths
-        .iter()
-        .map(|p| Ok((p.display().to_string(), results::read_json(p)?)))
-        .collect::<Result<Vec<_>, ResultsError>>()?;
-    Ok(ReportData::from_runs(runs))
-}
 
 /// Renders charts, page and summary. Pure: nothing is written.
 pub fn build(data: &ReportData) -> Result<Report, ReportError> {

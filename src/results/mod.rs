@@ -115,3 +115,11 @@ pub fn read_json(path: &Path) -> Result<RunResult, ResultsError> {
     }
     serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
 }
+
+/// Reads several run files (as `read_json`), each labelled by its path as given.
+pub fn read_runs(paths: &[PathBuf]) -> Result<Vec<(String, RunResult)>, ResultsError> {
+    paths
+        .iter()
+        .map(|p| Ok((p.display().to_string(), read_json(p)?)))
+        .collect()
+}

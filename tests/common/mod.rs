@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use inferbench::report::{self, CaseView, QualityView, ReportData};
+use inferbench::report::{CaseView, QualityView, ReportData};
+use inferbench::results;
 use inferbench::schema::{EnergyMethod, LatencyMs};
 
 pub fn fixture() -> PathBuf {
@@ -13,7 +14,8 @@ pub fn fixture() -> PathBuf {
 
 /// The fixed run file as a report, labelled by its path relative to the repository.
 pub fn plain() -> ReportData {
-    let mut d = report::load(&[fixture()]).expect("the fixture is a valid run file");
+    let runs = results::read_runs(&[fixture()]).expect("the fixture is a valid run file");
+    let mut d = ReportData::from_runs(runs);
     d.runs[0].source = "tests/fixtures/runs/report.json".into();
     d
 }
