@@ -1,11 +1,15 @@
 //! inferbench: a benchmarking and profiling harness for ML inference.
 //!
-//! The pipeline (DESIGN.md §3):
+//! The pipeline:
 //! `suite` (TOML, validated) -> `plan` (cases) -> `worker` (one isolated process per case,
-//! timing loop in `measure`) -> `results` (`RunResult` JSON and CSV, statistics from `stats`).
+//! timing loop in `measure`) -> `runner` (assembles each case's result, statistics from
+//! `stats`) -> `results` (the run file as JSON and CSV). `schema` holds every type of the run
+//! file and imports nothing else of this crate.
 //! `compare` holds a candidate run against a baseline run (`check`; `compare::render` for the
 //! terminal, Markdown and JUnit forms) and `export` writes runs for other trackers.
-//! `stats`, `compare` and `export` are pure; candle types stay in `model`, `target` and `worker`.
+//! `stats`, `compare`, `export` and `report` are pure and depend on `schema` and `stats` only
+//! (`export` also on `compare`'s metrics); `tests/modules.rs` checks it, and that no two
+//! modules import each other in a cycle. Candle types stay in `model`, `target` and `worker`.
 
 pub mod cli;
 pub mod compare;
