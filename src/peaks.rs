@@ -2,7 +2,7 @@
 //! and f32 matmul throughput with candle, per CPU thread count, and their cache.
 //!
 //! Each thread count is measured in a fresh child process (the hidden `__peaks` subcommand,
-//! like the case worker in `worker.rs`) whose `RAYON_NUM_THREADS` / `CANDLE_NUM_THREADS` are
+//! like the case worker in `worker/`) whose `RAYON_NUM_THREADS` / `CANDLE_NUM_THREADS` are
 //! set before it starts: candle's kernels read them once (DESIGN.md §8). The child is one of
 //! the places candle types may live, as the worker is. Results are cached in
 //! `<cache-dir>/peaks/<fingerprint>.json`, keyed by a fingerprint of the machine.
