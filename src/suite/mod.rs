@@ -2,6 +2,7 @@
 //! column and a hint), and resolve into a plain `Suite`.
 
 pub mod check;
+mod data;
 pub mod load;
 mod models;
 pub mod recipe;
