@@ -15,6 +15,7 @@ pub mod cli;
 pub mod compare;
 pub mod data;
 pub mod export;
+pub mod llm;
 pub mod measure;
 pub mod model;
 pub mod peaks;

@@ -1,0 +1,352 @@
+//! The timed parts of the LLM tests, with llama-bench's semantics:
+//!
+//! - prefill (`pp N`): a prompt of N tokens into an empty KV cache. TTFT is that forward
+//!   pass; prompt tokens/s = N / TTFT.
+//! - decode (`tg M@dD`): a context of D tokens prefilled untimed, then M single-token steps,
+//!   each timed (the inter-token latencies); tokens/s = M / their sum.
+//! - generate (`pp N+tg M`): a prefill of N (TTFT) then M - 1 steps, which with the prefill's
+//!   token make M new tokens; end-to-end = TTFT + the steps, TPOT = (e2e - TTFT) / (M - 1),
+//!   tokens/s = (N + M) / e2e as llama-bench counts `pg`.
+//!
+//! Prompts are seeded uniform random ids. Every repetition starts from an empty KV cache
+//! (emptied before its clock starts). Sampling is greedy and sits outside the timed regions,
+//! as does making each step's input: a timed region is one model call (and, off the CPU, a
+//! device synchronisation), and its duration goes into a buffer reserved beforehand.
+//! [`LlmBench`] is a [`Workload`] whose iteration is one repetition, so the harness's warm-up
+//! applies; [`sample`] then repeats it under the harness's stopping rule, counted in
+//! repetitions.
+
+use std::time::{Duration, Instant};
+
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
+
+use super::model::{argmax, to_vec, LlmModel};
+use super::tokens::random_tokens;
+use super::LlmError;
+use crate::measure::{self, Observer, Phase, Progress, Sampled, SamplerConfig, Workload};
+use crate::schema::StopReason;
+use crate::stats;
+
+/// Stopping-rule checks run at most this often (the harness's chunk target).
+const CHECK_EVERY: Duration = Duration::from_millis(50);
+/// The stopping rule's bootstrap resamples (as in `measure`).
+const STOP_RULE_RESAMPLES: usize = 1_000;
+
+/// One LLM test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "test", rename_all = "snake_case")]
+pub enum LlmTest {
+    Prefill { prompt: usize },
+    Decode { depth: usize, new_tokens: usize },
+    Generate { prompt: usize, new_tokens: usize },
+}
+
+impl LlmTest {
+    /// llama-bench's name: `pp512`, `tg128`, `tg128@d1024`, `pp512+tg128`.
+    pub fn label(&self) -> String {
+        match *self {
+            LlmTest::Prefill { prompt } => format!("pp{prompt}"),
+            LlmTest::Decode {
+                depth: 0,
+                new_tokens,
+            } => format!("tg{new_tokens}"),
+            LlmTest::Decode { depth, new_tokens } => format!("tg{new_tokens}@d{depth}"),
+            LlmTest::Generate { prompt, new_tokens } => format!("pp{prompt}+tg{new_tokens}"),
+        }
+    }
+
+    /// Positions the KV cache holds at the end of a repetition.
+    pub fn context(&self) -> usize {
+        match *self {
+            LlmTest::Prefill { prompt } => prompt,
+            LlmTest::Decode { depth, new_tokens } => depth + new_tokens,
+            LlmTest::Generate { prompt, new_tokens } => prompt + new_tokens - 1,
+        }
+    }
+
+    /// Timed decode steps per repetition.
+    pub fn steps(&self) -> usize {
+        match *self {
+            LlmTest::Prefill { .. } => 0,
+            LlmTest::Decode { new_tokens, .. } => new_tokens,
+            LlmTest::Generate { new_tokens, .. } => new_tokens - 1,
+        }
+    }
+
+    /// Tokens a repetition processes, as llama-bench counts them for t/s.
+    pub fn tokens(&self) -> usize {
+        match *self {
+            LlmTest::Prefill { prompt } => prompt,
+            LlmTest::Decode { new_tokens, .. } => new_tokens,
+            LlmTest::Generate { prompt, new_tokens } => prompt + new_tokens,
+        }
+    }
+
+    fn check(&self) -> Result<(), LlmError> {
+        let bad = match *self {
+            LlmTest::Prefill { prompt } => prompt == 0,
+            LlmTest::Decode { new_tokens, .. } => new_tokens == 0,
+            LlmTest::Generate { prompt, new_tokens } => prompt == 0 || new_tokens < 2,
+        };
+        if bad {
+            return Err(LlmError::Invalid(format!(
+                "{}: a prompt needs at least 1 token, a decode at least 1 new token, a generate at least 2",
+                self.label()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One test over one model, ready to repeat. Holds the last repetition's timings.
+pub struct LlmBench<'m> {
+    model: &'m mut LlmModel,
+    test: LlmTest,
+    /// The prompt (prefill, generate) or the context (decode with a depth), `[1, n]`.
+    prompt: Option<Tensor>,
+    /// The first token a decode at depth 0 feeds.
+    start_token: u32,
+    ttft_ns: u64,
+    step_ns: Vec<u64>,
+    /// Greedy tokens of the last repetition (prefill's first, then each step's).
+    generated: Vec<u32>,
+}
+
+impl<'m> LlmBench<'m> {
+    /// Checks the test against the model (context length) and draws its seeded prompt.
+    pub fn new(model: &'m mut LlmModel, test: LlmTest, seed: u64) -> Result<Self, LlmError> {
+        test.check()?;
+        model.info().check_context(test.context())?;
+        let vocab = model.vocab_size();
+        let n = match test {
+            LlmTest::Prefill { prompt } | LlmTest::Generate { prompt, .. } => prompt,
+            LlmTest::Decode { depth, .. } => depth,
+        };
+        let ids = random_tokens(vocab, n + 1, seed);
+        let prompt = if n > 0 {
+            Some(model.input(&ids[..n])?)
+        } else {
+            None
+        };
+        Ok(LlmBench {
+            model,
+            test,
+            prompt,
+            start_token: ids[n],
+            ttft_ns: 0,
+            step_ns: Vec::with_capacity(test.steps()),
+            generated: Vec::with_capacity(test.steps() + 1),
+        })
+    }
+
+    pub fn test(&self) -> LlmTest {
+        self.test
+    }
+
+    /// The last repetition's prefill time (0 for a decode).
+    pub fn ttft_ns(&self) -> u64 {
+        self.ttft_ns
+    }
+
+    /// The last repetition's decode steps.
+    pub fn step_ns(&self) -> &[u64] {
+        &self.step_ns
+    }
+
+    /// The last repetition's greedy tokens.
+    pub fn generated(&self) -> &[u32] {
+        &self.generated
+    }
+
+    /// The figure the stopping rule watches: TTFT (prefill), the steps' sum (decode), or
+    /// end-to-end (generate).
+    pub fn primary_ns(&self) -> u64 {
+        self.ttft_ns + self.step_ns.iter().sum::<u64>()
+    }
+
+    /// One repetition from an empty KV cache.
+    pub fn run(&mut self) -> Result<(), LlmError> {
+        self.model.reset();
+        self.step_ns.clear();
+        self.generated.clear();
+        self.ttft_ns = 0;
+        let mut next = self.start_token;
+        if let Some(prompt) = &self.prompt {
+            let timed = !matches!(self.test, LlmTest::Decode { .. });
+            let t0 = Instant::now();
+            let logits = self.model.extend(prompt)?;
+            self.model.device().synchronize()?;
+            if timed {
+                self.ttft_ns = t0.elapsed().as_nanos() as u64;
+            }
+            next = argmax(&to_vec(&logits)?);
+            if timed {
+                self.generated.push(next);
+            }
+        }
+        for _ in 0..self.test.steps() {
+            let input = self.model.input(&[next])?;
+            let t0 = Instant::now();
+            let logits = self.model.decode_step(&input)?;
+            self.model.device().synchronize()?;
+            // Reserved for `steps()` values: never reallocates.
+            self.step_ns.push(t0.elapsed().as_nanos() as u64);
+            next = argmax(&to_vec(&logits)?);
+            self.generated.push(next);
+        }
+        Ok(())
+    }
+}
+
+impl Workload for LlmBench<'_> {
+    type Error = LlmError;
+    fn run_stage(&mut self, _stage: usize) -> Result<(), LlmError> {
+        self.run()
+    }
+}
+
+/// Repetitions of one test: the harness's `Sampled` (its samples are each repetition's
+/// primary figure, see [`LlmBench::primary_ns`]; for generate its two stages are TTFT and the
+/// decode steps' sum) with the per-step latencies beside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmSampled {
+    pub test: LlmTest,
+    pub sampled: Sampled,
+    /// Each repetition's TTFT (prefill and generate; empty for decode).
+    pub ttft_ns: Vec<u64>,
+    /// Every decode step of every repetition, `test.steps()` per repetition, in order.
+    pub step_ns: Vec<u64>,
+    /// The greedy tokens of the last repetition.
+    pub generated: Vec<u32>,
+}
+
+impl LlmSampled {
+    /// Tokens per second of each repetition, as llama-bench counts them (prompt tokens over
+    /// TTFT, new tokens over the steps' sum, prompt plus new tokens over end-to-end).
+    pub fn tokens_per_second(&self) -> Vec<f64> {
+        let tokens = self.test.tokens() as f64;
+        self.sampled
+            .samples_ns
+            .iter()
+            .map(|&ns| tokens / (ns as f64 * 1e-9))
+            .collect()
+    }
+
+    /// Each repetition's mean time per output token after the first, ns (generate only).
+    pub fn tpot_ns(&self) -> Vec<f64> {
+        let steps = self.test.steps();
+        match self.test {
+            LlmTest::Generate { .. } => self
+                .step_ns
+                .chunks(steps)
+                .map(|c| c.iter().sum::<u64>() as f64 / steps as f64)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Warm-up (the harness's, one iteration being one repetition), then repetitions until the
+/// median primary figure is known within `max_noise` (after `min_time` and `min_iterations`),
+/// or `max_time` or `max_samples` runs out: the harness's stopping rule, in repetitions.
+pub fn sample(
+    bench: &mut LlmBench<'_>,
+    cfg: &SamplerConfig,
+    observer: &mut dyn Observer,
+) -> Result<LlmSampled, LlmError> {
+    let warm = measure::warm_up(bench, cfg, observer)?;
+    let steps = bench.test.steps();
+    let generate = matches!(bench.test, LlmTest::Generate { .. });
+    let expected = (cfg.max_time.as_secs_f64() / warm.per_call_s.max(1e-9) * 2.0) as usize;
+    let capacity = expected
+        .max(cfg.min_iterations as usize)
+        .clamp(2, cfg.max_samples.max(2));
+    let mut primary: Vec<u64> = Vec::with_capacity(capacity);
+    let mut ttft: Vec<u64> = Vec::with_capacity(if steps == 0 || generate { capacity } else { 0 });
+    let mut step_ns: Vec<u64> = Vec::with_capacity(capacity * steps);
+    let mut scratch: Vec<f64> = Vec::with_capacity(capacity);
+
+    observer.window_started();
+    let start = Instant::now();
+    let mut measured = Duration::ZERO;
+    let mut last_check = start;
+    let mut noise = f64::INFINITY;
+    let stop_reason = loop {
+        let t = Instant::now();
+        bench.run()?;
+        measured += t.elapsed();
+        primary.push(bench.primary_ns());
+        if ttft.capacity() > 0 {
+            ttft.push(bench.ttft_ns());
+        }
+        step_ns.extend_from_slice(bench.step_ns());
+
+        let now = Instant::now();
+        let elapsed = now - start;
+        let full = primary.len() >= capacity;
+        let out_of_time = elapsed >= cfg.max_time;
+        if !(full || out_of_time || now - last_check >= CHECK_EVERY) {
+            continue;
+        }
+        last_check = now;
+        let enough = elapsed >= cfg.min_time && primary.len() as u64 >= cfg.min_iterations;
+        if enough || out_of_time || full {
+            noise = median_noise(&primary, &mut scratch, cfg.seed);
+        }
+        if enough && noise <= cfg.max_noise {
+            break StopReason::Converged;
+        }
+        if out_of_time {
+            break StopReason::MaxTime;
+        }
+        if full {
+            break StopReason::MaxSamples;
+        }
+        observer.progress(&Progress {
+            phase: Phase::Sampling,
+            iterations: primary.len() as u64,
+            elapsed_s: elapsed.as_secs_f64(),
+            budget_s: cfg.max_time.as_secs_f64(),
+            noise: noise.is_finite().then_some(noise),
+        });
+    };
+    observer.window_ended(primary.len());
+    let stage_samples_ns = if generate {
+        let decode = primary
+            .iter()
+            .zip(&ttft)
+            .map(|(&e2e, &t)| e2e - t)
+            .collect();
+        vec![ttft.clone(), decode]
+    } else {
+        Vec::new()
+    };
+    Ok(LlmSampled {
+        test: bench.test,
+        sampled: Sampled {
+            samples_ns: primary,
+            stage_samples_ns,
+            first_iteration_ns: warm.first_iteration_ns,
+            warmup_iterations: warm.warmup_iterations,
+            warmup_s: warm.warmup_s,
+            warmup_end: warm.warmup_end,
+            warmup_trace_ms: warm.trace_ms,
+            measured_s: measured.as_secs_f64(),
+            stop_reason,
+            noise,
+        },
+        ttft_ns: ttft,
+        step_ns,
+        generated: bench.generated.clone(),
+    })
+}
+
+/// Relative half-width of the median's bootstrap CI (the harness's stopping statistic).
+fn median_noise(samples: &[u64], scratch: &mut Vec<f64>, seed: u64) -> f64 {
+    scratch.clear();
+    scratch.extend(samples.iter().map(|&ns| ns as f64));
+    scratch.sort_unstable_by(f64::total_cmp);
+    let ci = stats::bootstrap_percentile_ci(scratch, 0.5, STOP_RULE_RESAMPLES, seed);
+    stats::relative_half_width(ci, stats::percentile(scratch, 0.5))
+}

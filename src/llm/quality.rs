@@ -1,0 +1,363 @@
+//! Quality of a language model on fixed token ids, by llama.cpp's `llama-perplexity`
+//! definitions (tools/perplexity/perplexity.cpp), so its figures can be set beside ours:
+//!
+//! - Perplexity: the ids are cut into chunks of `ctx` tokens (as many whole chunks as fit, or
+//!   the first `chunks`), each run from an empty KV cache; only the second half of each chunk
+//!   is scored (positions `ctx/2 .. ctx-2` predict the next token), so every scored token has
+//!   at least `ctx/2` tokens of context. PPL = exp(mean NLL), its uncertainty
+//!   PPL x sqrt(var(NLL) / (n - 1)). A model that adds BOS gets BOS as each chunk's first
+//!   token, as llama-perplexity does.
+//! - Against a baseline on the same positions (`--kl-divergence`): KL(base || model) per
+//!   position, its mean with the standard error, the 99th percentile (llama's interpolated
+//!   percentile); the share of positions whose top token agrees, with the binomial standard
+//!   error sqrt(p(1-p)/(n-1)); RMS of Δp = p_model(next) - p_base(next), its uncertainty by
+//!   the delta method; and ln(PPL/PPL_base) with the covariance of the two NLLs.
+//!
+//! One difference: llama.cpp stores the baseline's log-probabilities in 16 bits and skips
+//! baseline probabilities under e^-16 in the KL sum; here both are exact f64 over the whole
+//! vocabulary. The pure accumulators are separate from the driver that runs the models.
+
+use serde::{Deserialize, Serialize};
+
+use super::model::LlmModel;
+use super::LlmError;
+
+/// Which chunks of the ids are scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkPlan {
+    pub ctx: usize,
+    pub chunks: usize,
+}
+
+impl ChunkPlan {
+    /// `ctx`-token chunks of `n_tokens` ids: all that fit, or at most `max_chunks`. Like
+    /// llama-perplexity, refuses fewer than `2 ctx` tokens.
+    pub fn new(n_tokens: usize, ctx: usize, max_chunks: Option<usize>) -> Result<Self, LlmError> {
+        if ctx < 4 {
+            return Err(LlmError::Invalid(format!(
+                "a perplexity context of {ctx} tokens scores nothing; use at least 4"
+            )));
+        }
+        if n_tokens < 2 * ctx {
+            return Err(LlmError::Invalid(format!(
+                "perplexity with a context of {ctx} needs at least {} tokens, the text has {n_tokens}",
+                2 * ctx
+            )));
+        }
+        let all = n_tokens / ctx;
+        let chunks = max_chunks.map_or(all, |m| m.min(all));
+        if chunks == 0 {
+            return Err(LlmError::Invalid("zero perplexity chunks".into()));
+        }
+        Ok(ChunkPlan { ctx, chunks })
+    }
+
+    /// The first scored position of a chunk.
+    pub fn first(&self) -> usize {
+        self.ctx / 2
+    }
+
+    /// Positions scored in all (each chunk: `ctx - 1 - ctx/2`).
+    pub fn scored(&self) -> usize {
+        self.chunks * (self.ctx - 1 - self.first())
+    }
+
+    /// Chunk `i`'s tokens, its first replaced by `bos` when given.
+    pub fn chunk(&self, ids: &[u32], i: usize, bos: Option<u32>) -> Vec<u32> {
+        let mut c = ids[i * self.ctx..(i + 1) * self.ctx].to_vec();
+        if let Some(b) = bos {
+            c[0] = b;
+        }
+        c
+    }
+}
+
+/// Negative log-likelihood of `target` under softmax(`logits`), computed as llama.cpp does
+/// (max-shifted, sum in f64).
+pub fn nll(logits: &[f32], target: u32) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+    max + sum.ln() - logits[target as usize] as f64
+}
+
+/// log softmax of `logits`, in f64.
+pub fn log_softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let lse = max
+        + logits
+            .iter()
+            .map(|&l| (l as f64 - max).exp())
+            .sum::<f64>()
+            .ln();
+    logits.iter().map(|&l| l as f64 - lse).collect()
+}
+
+/// llama-perplexity's `mean_and_uncertainty`: the mean and its standard error (0 with 10
+/// values or fewer).
+pub fn mean_and_uncertainty(sum: f64, sum2: f64, count: u64) -> (f64, f64) {
+    if count == 0 {
+        return (0.0, 0.0);
+    }
+    let n = count as f64;
+    let f = sum / n;
+    let var = sum2 / n - f * f;
+    let df = if var > 0.0 && count > 10 {
+        (var / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    (f, df)
+}
+
+/// llama-perplexity's percentile of sorted values: linear interpolation between ranks.
+pub fn percentile(sorted: &[f64], fraction: f64) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        _ if fraction <= 0.0 => sorted[0],
+        n if fraction >= 1.0 => sorted[n - 1],
+        n => {
+            let p = fraction * (n - 1) as f64;
+            let i = p.floor() as usize;
+            let frac = p - i as f64;
+            (1.0 - frac) * sorted[i] + frac * sorted[(i + 1).min(n - 1)]
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Perplexity {
+    pub ppl: f64,
+    /// PPL x the standard error of the mean NLL.
+    pub uncertainty: f64,
+    pub mean_nll: f64,
+    pub tokens: u64,
+}
+
+/// Sums of NLL and NLL² over scored positions.
+#[derive(Debug, Clone, Default)]
+pub struct PerplexityAcc {
+    sum: f64,
+    sum2: f64,
+    count: u64,
+}
+
+impl PerplexityAcc {
+    pub fn add(&mut self, nll: f64) {
+        self.sum += nll;
+        self.sum2 += nll * nll;
+        self.count += 1;
+    }
+
+    pub fn finish(&self) -> Perplexity {
+        let (mean, se) = mean_and_uncertainty(self.sum, self.sum2, self.count);
+        let ppl = mean.exp();
+        Perplexity {
+            ppl,
+            uncertainty: ppl * se,
+            mean_nll: mean,
+            tokens: self.count,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KlDivergence {
+    pub mean: f64,
+    pub uncertainty: f64,
+    pub p99: f64,
+    pub median: f64,
+    pub max: f64,
+    /// Share of positions whose most likely token is the baseline's, and its standard error.
+    pub same_top: f64,
+    pub same_top_uncertainty: f64,
+    /// RMS of p(next token) minus the baseline's, and its uncertainty.
+    pub rms_dp: f64,
+    pub rms_dp_uncertainty: f64,
+    /// ln(PPL / PPL_base) and its uncertainty (the NLLs' covariance taken into account).
+    pub ln_ppl_ratio: f64,
+    pub ln_ppl_ratio_uncertainty: f64,
+    pub perplexity: Perplexity,
+    pub baseline_perplexity: Perplexity,
+    pub tokens: u64,
+}
+
+/// The `--kl-divergence` sums over scored positions.
+#[derive(Debug, Clone, Default)]
+pub struct KlAcc {
+    nll: PerplexityAcc,
+    nll_base: PerplexityAcc,
+    sum_nll_nll_base: f64,
+    sum_kld: f64,
+    sum_kld2: f64,
+    sum_dp2: f64,
+    sum_dp4: f64,
+    same_top: u64,
+    kld: Vec<f64>,
+}
+
+impl KlAcc {
+    /// One position: the baseline's log-probabilities, the model's logits, the next token.
+    pub fn add(&mut self, base_log_probs: &[f64], logits: &[f32], target: u32) {
+        let log_probs = log_softmax(logits);
+        let t = target as usize;
+        let (nll, nll_base) = (-log_probs[t], -base_log_probs[t]);
+        self.nll.add(nll);
+        self.nll_base.add(nll_base);
+        self.sum_nll_nll_base += nll * nll_base;
+        let kld: f64 = base_log_probs
+            .iter()
+            .zip(&log_probs)
+            .map(|(&lb, &lq)| {
+                if lb > f64::NEG_INFINITY {
+                    lb.exp() * (lb - lq)
+                } else {
+                    0.0
+                }
+            })
+            .sum();
+        self.sum_kld += kld;
+        self.sum_kld2 += kld * kld;
+        self.kld.push(kld);
+        if first_argmax(&log_probs) == first_argmax(base_log_probs) {
+            self.same_top += 1;
+        }
+        let dp = (-nll).exp() - (-nll_base).exp();
+        self.sum_dp2 += dp * dp;
+        self.sum_dp4 += dp * dp * dp * dp;
+    }
+
+    pub fn finish(&self) -> KlDivergence {
+        let n = self.nll.count;
+        let (kl, kl_se) = mean_and_uncertainty(self.sum_kld, self.sum_kld2, n);
+        let mut sorted = self.kld.clone();
+        sorted.sort_by(f64::total_cmp);
+        let (mse, mse_se) = mean_and_uncertainty(self.sum_dp2, self.sum_dp4, n);
+        let rms = mse.sqrt();
+        let same = if n > 0 {
+            self.same_top as f64 / n as f64
+        } else {
+            0.0
+        };
+        let same_se = if n > 1 {
+            (same * (1.0 - same) / (n as f64 - 1.0)).sqrt()
+        } else {
+            0.0
+        };
+        let (lq, lq_se) = mean_and_uncertainty(self.nll.sum, self.nll.sum2, n);
+        let (lb, lb_se) = mean_and_uncertainty(self.nll_base.sum, self.nll_base.sum2, n);
+        let cov = if n >= 10 {
+            let nf = n as f64;
+            (self.sum_nll_nll_base / nf - (self.nll.sum / nf) * (self.nll_base.sum / nf))
+                / (nf - 1.0)
+        } else {
+            0.0
+        };
+        KlDivergence {
+            mean: kl,
+            uncertainty: kl_se,
+            p99: percentile(&sorted, 0.99),
+            median: percentile(&sorted, 0.5),
+            max: sorted.last().copied().unwrap_or(f64::NAN),
+            same_top: same,
+            same_top_uncertainty: same_se,
+            rms_dp: rms,
+            rms_dp_uncertainty: if rms > 0.0 { 0.5 / rms * mse_se } else { 0.0 },
+            ln_ppl_ratio: lq - lb,
+            ln_ppl_ratio_uncertainty: (lq_se * lq_se + lb_se * lb_se - 2.0 * cov).max(0.0).sqrt(),
+            perplexity: self.nll.finish(),
+            baseline_perplexity: self.nll_base.finish(),
+            tokens: n,
+        }
+    }
+}
+
+/// The first index of the largest value.
+fn first_argmax(v: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The BOS token a model's chunks start with, when its tokenizer adds one.
+fn chunk_bos(model: &LlmModel) -> Option<u32> {
+    let info = model.info();
+    if info.add_bos {
+        info.bos_token
+    } else {
+        None
+    }
+}
+
+/// Runs `f(chunk, position, logits)` over every scored position of `plan`.
+fn for_each_scored(
+    model: &mut LlmModel,
+    ids: &[u32],
+    plan: &ChunkPlan,
+    mut f: impl FnMut(usize, usize, &[f32]) -> Result<(), LlmError>,
+) -> Result<(), LlmError> {
+    model.info().check_context(plan.ctx)?;
+    let bos = chunk_bos(model);
+    for c in 0..plan.chunks {
+        let tokens = plan.chunk(ids, c, bos);
+        // The last position predicts past the chunk: it is not scored, so not run.
+        model.logits_from(&tokens[..plan.ctx - 1], plan.first(), |pos, logits| {
+            f(c, pos, logits)
+        })?;
+    }
+    Ok(())
+}
+
+/// Perplexity of `model` on `ids` (see the module doc).
+pub fn perplexity(
+    model: &mut LlmModel,
+    ids: &[u32],
+    plan: &ChunkPlan,
+) -> Result<Perplexity, LlmError> {
+    let mut acc = PerplexityAcc::default();
+    for_each_scored(model, ids, plan, |c, pos, logits| {
+        acc.add(nll(logits, ids[c * plan.ctx + pos + 1]));
+        Ok(())
+    })?;
+    Ok(acc.finish())
+}
+
+/// `model` against `baseline` on the same positions of `ids` (see the module doc). The
+/// baseline's log-probabilities of one chunk are held at a time (`ctx/2 x vocab` f64).
+pub fn kl_divergence(
+    baseline: &mut LlmModel,
+    model: &mut LlmModel,
+    ids: &[u32],
+    plan: &ChunkPlan,
+) -> Result<KlDivergence, LlmError> {
+    if baseline.vocab_size() != model.vocab_size() {
+        return Err(LlmError::Invalid(format!(
+            "the baseline has {} tokens in its vocabulary, the model {}: no KL divergence between them",
+            baseline.vocab_size(),
+            model.vocab_size()
+        )));
+    }
+    let mut acc = KlAcc::default();
+    for c in 0..plan.chunks {
+        let one = ChunkPlan {
+            ctx: plan.ctx,
+            chunks: 1,
+        };
+        let chunk = &ids[c * plan.ctx..(c + 1) * plan.ctx];
+        let mut base = Vec::with_capacity(plan.ctx - plan.first());
+        for_each_scored(baseline, chunk, &one, |_, _, logits| {
+            base.push(log_softmax(logits));
+            Ok(())
+        })?;
+        let mut i = 0;
+        for_each_scored(model, chunk, &one, |_, pos, logits| {
+            acc.add(&base[i], logits, chunk[pos + 1]);
+            i += 1;
+            Ok(())
+        })?;
+    }
+    Ok(acc.finish())
+}
