@@ -350,3 +350,202 @@ fn median_noise(samples: &[u64], scratch: &mut Vec<f64>, seed: u64) -> f64 {
     let ci = stats::bootstrap_percentile_ci(scratch, 0.5, STOP_RULE_RESAMPLES, seed);
     stats::relative_half_width(ci, stats::percentile(scratch, 0.5))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::tiny::{write_temp, TinyLlama};
+    use crate::schema::WarmupEnd;
+    use candle_core::Device;
+
+    fn tiny() -> (tempfile::TempDir, LlmModel) {
+        let (d, p) = write_temp(&TinyLlama::default());
+        let m = LlmModel::load(&p, &Device::Cpu).unwrap();
+        (d, m)
+    }
+
+    fn cfg() -> SamplerConfig {
+        SamplerConfig {
+            warmup: Duration::from_millis(5),
+            max_warmup: Duration::from_millis(100),
+            warmup_tolerance: 0.5,
+            min_time: Duration::from_millis(20),
+            min_iterations: 5,
+            // Generous: on a busy machine a tiny model's repetition can take 100 ms.
+            max_time: Duration::from_secs(10),
+            max_noise: 0.5,
+            max_samples: 10_000,
+            seed: 1,
+        }
+    }
+
+    #[test]
+    fn tests_are_named_and_sized_as_llama_bench_counts_them() {
+        let pp = LlmTest::Prefill { prompt: 512 };
+        let tg = LlmTest::Decode {
+            depth: 0,
+            new_tokens: 128,
+        };
+        let tgd = LlmTest::Decode {
+            depth: 1024,
+            new_tokens: 128,
+        };
+        let pg = LlmTest::Generate {
+            prompt: 512,
+            new_tokens: 128,
+        };
+        let labels: Vec<String> = [pp, tg, tgd, pg].iter().map(LlmTest::label).collect();
+        assert_eq!(labels, ["pp512", "tg128", "tg128@d1024", "pp512+tg128"]);
+        assert_eq!(
+            [pp, tg, tgd, pg].map(|t| t.context()),
+            [512, 128, 1152, 639]
+        );
+        assert_eq!([pp, tg, tgd, pg].map(|t| t.steps()), [0, 128, 128, 127]);
+        assert_eq!([pp, tg, tgd, pg].map(|t| t.tokens()), [512, 128, 128, 640]);
+    }
+
+    /// Each repetition times what its test says, from an empty cache, and generates the same
+    /// greedy tokens as a hand-written greedy loop over the model.
+    #[test]
+    fn one_repetition_of_each_test() {
+        let (_d, mut m) = tiny();
+        let ids = random_tokens(m.vocab_size(), 13, 9);
+        let mut want = vec![argmax(&m.prefill_tokens(&ids[..12]).unwrap())];
+        for _ in 0..4 {
+            want.push(argmax(&m.step_token(*want.last().unwrap()).unwrap()));
+        }
+
+        let mut b = LlmBench::new(
+            &mut m,
+            LlmTest::Generate {
+                prompt: 12,
+                new_tokens: 5,
+            },
+            9,
+        )
+        .unwrap();
+        let steps_at = b.step_ns.as_ptr();
+        for _ in 0..3 {
+            b.run().unwrap();
+            assert!(b.ttft_ns() > 0);
+            assert_eq!(b.step_ns().len(), 4);
+            assert_eq!(b.generated(), want);
+            assert_eq!(
+                b.primary_ns(),
+                b.ttft_ns() + b.step_ns().iter().sum::<u64>()
+            );
+        }
+        // The step buffer was reserved once: timed regions never grow it.
+        assert_eq!(b.step_ns.as_ptr(), steps_at);
+
+        let mut b = LlmBench::new(&mut m, LlmTest::Prefill { prompt: 12 }, 9).unwrap();
+        b.run().unwrap();
+        assert!(b.ttft_ns() > 0 && b.step_ns().is_empty());
+        assert_eq!(b.generated(), &want[..1]);
+
+        // A decode after 12 tokens of context: the context is not timed, the 4 steps are.
+        let mut b = LlmBench::new(
+            &mut m,
+            LlmTest::Decode {
+                depth: 12,
+                new_tokens: 4,
+            },
+            9,
+        )
+        .unwrap();
+        b.run().unwrap();
+        assert_eq!(b.ttft_ns(), 0);
+        assert_eq!(b.step_ns().len(), 4);
+        assert_eq!(b.generated(), &want[1..]);
+        assert_eq!(m.position(), 16);
+
+        let mut b = LlmBench::new(
+            &mut m,
+            LlmTest::Decode {
+                depth: 0,
+                new_tokens: 3,
+            },
+            9,
+        )
+        .unwrap();
+        b.run().unwrap();
+        assert_eq!(b.step_ns().len(), 3);
+    }
+
+    #[test]
+    fn tests_that_do_not_fit_the_model_are_refused() {
+        let (_d, mut m) = tiny();
+        let err = LlmBench::new(
+            &mut m,
+            LlmTest::Generate {
+                prompt: 250,
+                new_tokens: 8,
+            },
+            1,
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("a context of 257 tokens"), "{err}");
+        let err = LlmBench::new(
+            &mut m,
+            LlmTest::Generate {
+                prompt: 4,
+                new_tokens: 1,
+            },
+            1,
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("pp4+tg1"), "{err}");
+    }
+
+    #[test]
+    fn sampling_repeats_under_the_stopping_rule() {
+        let (_d, mut m) = tiny();
+        let test = LlmTest::Generate {
+            prompt: 8,
+            new_tokens: 4,
+        };
+        let mut b = LlmBench::new(&mut m, test, 3).unwrap();
+        let s = sample(&mut b, &cfg(), &mut ()).unwrap();
+        let n = s.sampled.samples_ns.len();
+        // Converged (after the minimum of 5), or, on a busy machine, out of the samples its
+        // warm-up estimate reserved room for (at least 5 too).
+        assert!(n >= 5, "{n}");
+        assert!(
+            matches!(
+                s.sampled.stop_reason,
+                StopReason::Converged | StopReason::MaxSamples
+            ),
+            "{:?}",
+            s.sampled.stop_reason
+        );
+        assert!(s.sampled.warmup_iterations >= 1);
+        assert!(matches!(
+            s.sampled.warmup_end,
+            WarmupEnd::Stable | WarmupEnd::MaxTime
+        ));
+        assert_eq!(s.ttft_ns.len(), n);
+        assert_eq!(s.step_ns.len(), 3 * n);
+        assert_eq!(s.sampled.stage_samples_ns.len(), 2);
+        for i in 0..n {
+            let steps: u64 = s.step_ns[3 * i..3 * i + 3].iter().sum();
+            assert_eq!(s.sampled.samples_ns[i], s.ttft_ns[i] + steps);
+            assert_eq!(s.sampled.stage_samples_ns[1][i], steps);
+            let tpot = s.tpot_ns()[i];
+            assert!((tpot - steps as f64 / 3.0).abs() < 1e-6);
+            let tps = s.tokens_per_second()[i];
+            assert!((tps - 12.0 / (s.sampled.samples_ns[i] as f64 * 1e-9)).abs() < 1e-6 * tps);
+        }
+        assert_eq!(s.generated.len(), 4);
+
+        let mut c = cfg();
+        c.max_noise = 1e-12;
+        c.max_samples = 7;
+        let mut b = LlmBench::new(&mut m, LlmTest::Prefill { prompt: 4 }, 3).unwrap();
+        let s = sample(&mut b, &c, &mut ()).unwrap();
+        assert_eq!(s.sampled.stop_reason, StopReason::MaxSamples);
+        assert_eq!(s.sampled.samples_ns, s.ttft_ns);
+        assert!(s.step_ns.is_empty() && s.tpot_ns().is_empty());
+    }
+}

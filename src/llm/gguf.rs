@@ -439,14 +439,14 @@ fn check_tensors(path: &Path, file_bytes: u64, ct: &Content) -> Result<TensorTot
             })?;
         let block = t.ggml_dtype.block_size() as u64;
         let row = dims.last().copied().unwrap_or(1) as u64;
-        if row % block != 0 {
+        if !row.is_multiple_of(block) {
             return Err(malformed(format!(
                 "tensor {name} ({}, shape {dims:?}) has rows of {row} values, not a multiple of the type's block of {block}",
                 ggml_type_name(t.ggml_dtype)
             )));
         }
         let bytes = elements / block * t.ggml_dtype.type_size() as u64;
-        if t.offset % alignment.max(1) != 0 {
+        if !t.offset.is_multiple_of(alignment.max(1)) {
             return Err(malformed(format!(
                 "tensor {name} starts at offset {}, not a multiple of the alignment {alignment}",
                 t.offset

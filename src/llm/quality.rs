@@ -361,3 +361,157 @@ pub fn kl_divergence(
     }
     Ok(acc.finish())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::tiny::{write_temp, TinyLlama};
+    use crate::llm::tokens::random_tokens;
+    use candle_core::Device;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-9 * b.abs().max(1.0)
+    }
+
+    #[test]
+    fn nll_and_log_softmax_of_hand_made_distributions() {
+        assert!(close(nll(&[0.0; 4], 2), 4f64.ln()));
+        // Logits ln 1 and ln 3: probabilities 1/4 and 3/4, whatever the shift.
+        let l = [10.0, 10.0 + 3f32.ln()];
+        assert!((nll(&l, 1) - -(0.75f64.ln())).abs() < 1e-6);
+        let lp = log_softmax(&l);
+        assert!((lp[0] - 0.25f64.ln()).abs() < 1e-6 && (lp[1] - 0.75f64.ln()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn perplexity_is_exp_of_the_mean_nll_with_its_standard_error() {
+        let mut acc = PerplexityAcc::default();
+        (0..12).for_each(|_| acc.add(4f64.ln()));
+        let p = acc.finish();
+        assert!(close(p.ppl, 4.0) && p.uncertainty < 1e-6 && p.tokens == 12);
+        // Six of ln 2 and six of ln 8: mean ln 4, population variance (ln 2)^2.
+        let mut acc = PerplexityAcc::default();
+        (0..6).for_each(|_| {
+            acc.add(2f64.ln());
+            acc.add(8f64.ln());
+        });
+        let p = acc.finish();
+        assert!(close(p.ppl, 4.0));
+        assert!(close(p.uncertainty, 4.0 * 2f64.ln() / 11f64.sqrt()));
+        // Ten values or fewer: no uncertainty, as llama-perplexity.
+        let mut acc = PerplexityAcc::default();
+        acc.add(1.0);
+        acc.add(2.0);
+        assert_eq!(acc.finish().uncertainty, 0.0);
+    }
+
+    #[test]
+    fn kl_divergence_same_top_and_delta_p_by_hand() {
+        let half = [0.5f64.ln(), 0.5f64.ln()];
+        let quarter_logits = [0.0f32, 3f32.ln()]; // p = (1/4, 3/4)
+        let mut acc = KlAcc::default();
+        acc.add(&half, &quarter_logits, 1);
+        let k = acc.finish();
+        // KL = 1/2 ln(1/2 / 1/4) + 1/2 ln(1/2 / 3/4) = 1/2 ln(4/3).
+        assert!(
+            (k.mean - 0.5 * (4.0f64 / 3.0).ln()).abs() < 1e-7,
+            "{}",
+            k.mean
+        );
+        // The baseline's tie goes to its first token, the model prefers the second.
+        assert_eq!(k.same_top, 0.0);
+        assert!((k.rms_dp - 0.25).abs() < 1e-7);
+        assert!((k.ln_ppl_ratio - (0.5f64.ln() - 0.75f64.ln())).abs() < 1e-7);
+
+        // Twenty positions, the model agreeing with the baseline on fifteen.
+        let mut acc = KlAcc::default();
+        let base = log_softmax(&[2.0, 0.0, 0.0]);
+        for i in 0..20 {
+            let logits = if i % 4 == 0 {
+                [0.0, 2.0, 0.0]
+            } else {
+                [2.0, 0.0, 0.0]
+            };
+            acc.add(&base, &logits, 0);
+        }
+        let k = acc.finish();
+        assert!(close(k.same_top, 0.75));
+        assert!(close(
+            k.same_top_uncertainty,
+            (0.75f64 * 0.25 / 19.0).sqrt()
+        ));
+        // Five positions diverge by the same KL, fifteen by none: the 99th percentile is the
+        // divergent value, the median 0.
+        let lp = log_softmax(&[0.0, 2.0, 0.0]);
+        let kl_one: f64 = base.iter().zip(&lp).map(|(b, q)| b.exp() * (b - q)).sum();
+        assert!(close(k.mean, kl_one / 4.0));
+        assert!(close(k.p99, kl_one) && k.median == 0.0 && close(k.max, kl_one));
+        let (_, se) = mean_and_uncertainty(5.0 * kl_one, 5.0 * kl_one * kl_one, 20);
+        assert!(close(k.uncertainty, se) && se > 0.0);
+
+        let mut same = KlAcc::default();
+        same.add(&log_softmax(&[1.0, 2.0, 3.0]), &[1.0, 2.0, 3.0], 0);
+        let k = same.finish();
+        assert!(k.mean.abs() < 1e-12 && k.same_top == 1.0 && k.rms_dp < 1e-12);
+    }
+
+    #[test]
+    fn percentiles_interpolate_as_llama_perplexity() {
+        let v = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert!(close(percentile(&v, 0.99), 4.96));
+        assert!(close(percentile(&v, 0.5), 3.0));
+        assert_eq!(percentile(&v, 0.0), 1.0);
+        assert_eq!(percentile(&v, 1.0), 5.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn chunk_plans_cut_and_score_like_llama_perplexity() {
+        let p = ChunkPlan::new(1000, 100, None).unwrap();
+        assert_eq!((p.chunks, p.first(), p.scored()), (10, 50, 490));
+        assert_eq!(ChunkPlan::new(1000, 100, Some(3)).unwrap().chunks, 3);
+        let err = ChunkPlan::new(150, 100, None).unwrap_err().to_string();
+        assert!(
+            err.contains("needs at least 200 tokens, the text has 150"),
+            "{err}"
+        );
+        let ids: Vec<u32> = (0..400).collect();
+        let p = ChunkPlan::new(400, 100, None).unwrap();
+        assert_eq!(p.chunk(&ids, 2, None)[..3], [200, 201, 202]);
+        assert_eq!(p.chunk(&ids, 2, Some(7))[..3], [7, 201, 202]);
+    }
+
+    /// The driver scores exactly the second half of each chunk: the same figure comes out of
+    /// one prefill per scored position, done by hand.
+    #[test]
+    fn perplexity_driver_matches_a_position_by_position_computation() {
+        let (_d, path) = write_temp(&TinyLlama::default());
+        let mut m = LlmModel::load(&path, &Device::Cpu).unwrap();
+        let ids = random_tokens(m.vocab_size(), 70, 5);
+        let plan = ChunkPlan::new(ids.len(), 16, Some(3)).unwrap();
+        let got = perplexity(&mut m, &ids, &plan).unwrap();
+        let mut acc = PerplexityAcc::default();
+        for c in 0..3 {
+            let chunk = &ids[c * 16..(c + 1) * 16];
+            for pos in 8..15 {
+                let logits = m.prefill_tokens(&chunk[..=pos]).unwrap();
+                acc.add(nll(&logits, chunk[pos + 1]));
+            }
+        }
+        let want = acc.finish();
+        assert_eq!(got.tokens, 21);
+        assert!(
+            (got.ppl - want.ppl).abs() < 1e-4 * want.ppl,
+            "{} vs {}",
+            got.ppl,
+            want.ppl
+        );
+        // A random model on random ids is about as perplexed as a uniform guess.
+        assert!(got.ppl > 20.0, "{}", got.ppl);
+
+        let mut twin = LlmModel::load(&path, &Device::Cpu).unwrap();
+        let k = kl_divergence(&mut m, &mut twin, &ids, &plan).unwrap();
+        assert!(k.mean < 1e-9 && k.same_top == 1.0 && k.tokens == 21);
+        assert!((k.perplexity.ppl - got.ppl).abs() < 1e-9 * got.ppl);
+    }
+}

@@ -277,4 +277,75 @@ mod tests {
             "{err}"
         );
     }
+
+    /// Every target on the tiny model (rows of 64 and 128: the k-quants fall back): the
+    /// file loads and runs, norms stay f32, the metadata is kept, and the logits drift from
+    /// the f32 model's in the order of the types' precision.
+    #[test]
+    fn requantized_tiny_models_load_run_and_keep_their_metadata() {
+        use crate::llm::model::LlmModel;
+        use crate::llm::quality::{log_softmax, KlAcc};
+        use crate::llm::tiny::{write_temp, TinyLlama};
+        let (dir, src) = write_temp(&TinyLlama {
+            dtype: GgmlDType::F32,
+            ..TinyLlama::default()
+        });
+        let ids = crate::llm::tokens::random_tokens(crate::llm::tiny::vocab_size(), 20, 2);
+        let mut base = LlmModel::load(&src, &Device::Cpu).unwrap();
+        let reference = log_softmax(&base.prefill_tokens(&ids).unwrap());
+        let mut kl = BTreeMap::new();
+        for target in TargetType::ALL {
+            let dst = dir.path().join(format!("{}.gguf", target.as_str()));
+            let r = requantize(&src, &dst, target).unwrap();
+            // 16 matrices (two per model, seven per layer) and 5 norms.
+            let wanted = ggml_type_name(target.ggml());
+            let k_quant = matches!(target, TargetType::Q4k | TargetType::Q5k | TargetType::Q6k);
+            assert_eq!(r.fallbacks.len(), if k_quant { 16 } else { 0 }, "{wanted}");
+            let matrices: usize = r
+                .tensor_types
+                .iter()
+                .filter(|(k, _)| *k != "f32")
+                .map(|(_, v)| v)
+                .sum();
+            if target != TargetType::F32 {
+                assert_eq!(matrices, 16, "{wanted}: {:?}", r.tensor_types);
+                assert_eq!(r.tensor_types["f32"], 5, "{wanted}");
+            }
+            let mut m = LlmModel::load(&dst, &Device::Cpu).unwrap();
+            let info = m.info().clone();
+            assert_eq!(info.tensor_types, r.tensor_types);
+            assert_eq!(
+                (info.layers, info.vocab_size, info.context_length),
+                (2, 267, 256)
+            );
+            let logits = m.prefill_tokens(&ids).unwrap();
+            let mut acc = KlAcc::default();
+            acc.add(&reference, &logits, ids[0]);
+            kl.insert(target.as_str(), acc.finish().mean);
+        }
+        let q4k = requantize(&src, &dir.path().join("again.gguf"), TargetType::Q4k).unwrap();
+        assert_eq!(q4k.fallbacks[0].used, "q5_0");
+        assert!(q4k.fallbacks[0]
+            .reason
+            .starts_with("rows of 64 values are not a multiple of q4_k's block of 256"));
+        assert!(kl["f32"] < 1e-9, "{kl:?}");
+        assert!(kl["f16"] < kl["q8_0"] && kl["q8_0"] < kl["q4_0"], "{kl:?}");
+        assert!(kl["q4_0"] > 0.0 && kl["q4_0"] < 0.5, "{kl:?}");
+        // The same input gives the same bytes.
+        let a = std::fs::read(dir.path().join("q4k.gguf")).unwrap();
+        assert_eq!(a, std::fs::read(dir.path().join("again.gguf")).unwrap());
+    }
+
+    #[test]
+    fn a_bad_source_is_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("missing.gguf");
+        let dst = dir.path().join("out.gguf");
+        let err = requantize(&src, &dst, TargetType::Q8_0).unwrap_err();
+        assert!(
+            err.to_string().contains("missing.gguf does not exist"),
+            "{err}"
+        );
+        assert!(!dst.exists());
+    }
 }

@@ -2,11 +2,13 @@
 //! candle-core's `TokenizerFromGguf` as a `tokenizers::Tokenizer`.
 //!
 //! candle knows the pre-tokenizers (`tokenizer.ggml.pre`) `gpt2`, `qwen2`, `llama3`,
-//! `smaug-bpe` and `lfm2`; any other falls back to GPT-2's byte-level splitting. SmolLM2's
-//! `smollm` is one of those: llama.cpp splits every digit apart before its GPT-2 rules, and
-//! candle's fallback adds a space before the text; so ids from this tokenizer may differ from
-//! llama.cpp's on the same text. [`GgufTokenizer::description`] says which one made a set of
-//! ids, and quality scores use ids stored with the text (`tokens`) instead.
+//! `smaug-bpe` and `lfm2`; any other falls back to GPT-2's byte-level splitting, which also
+//! puts a space before the text. SmolLM2's `smollm` is one of those (llama.cpp splits digits
+//! apart, then applies GPT-2's rules, without the leading space): on the shipped
+//! `kjv-genesis` text candle's ids differ from llama.cpp's in the first id only (`ĠChapter`
+//! for `Chapter`), but they can differ elsewhere on other texts. [`GgufTokenizer::description`]
+//! says which tokenizer made a set of ids, and quality scores use ids stored with the text
+//! (`tokens`) instead.
 
 use std::path::Path;
 
@@ -79,5 +81,48 @@ impl GgufTokenizer {
         self.tokenizer
             .decode(ids, false)
             .map_err(|e| LlmError::Invalid(format!("detokenizing failed: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::tiny::{write_temp, TinyLlama};
+
+    #[test]
+    fn the_tiny_models_tokenizer_encodes_with_its_merges_and_round_trips() {
+        let (_d, path) = write_temp(&TinyLlama::default());
+        let t = GgufTokenizer::load(&path).unwrap();
+        assert!(!t.fallback && t.pre == "gpt2");
+        let vocab = crate::llm::tiny::vocabulary();
+        let ids = t.encode("in the sun").unwrap();
+        let pieces: Vec<&str> = ids.iter().map(|&i| vocab[i as usize].as_str()).collect();
+        // GPT-2 byte-level: a space becomes Ġ; "in", "Ġthe" and "Ġs" are merges. candle's
+        // `gpt2` pipeline adds a space before the text (llama.cpp's does not).
+        assert_eq!(pieces, ["Ġ", "in", "Ġthe", "Ġs", "u", "n"]);
+        assert_eq!(t.decode(&ids[1..]).unwrap(), "in the sun");
+        assert!(t.description().contains("pre-tokenizer `gpt2`"));
+    }
+
+    #[test]
+    fn an_unknown_pre_tokenizer_is_reported_as_a_fallback() {
+        let (_d, path) = write_temp(&TinyLlama::default());
+        let (mut content, _) = crate::llm::gguf::read(&path).unwrap();
+        content
+            .metadata
+            .insert("tokenizer.ggml.pre".into(), Value::String("smollm".into()));
+        let t = GgufTokenizer::from_content(&content).unwrap();
+        assert!(t.fallback);
+        assert!(
+            t.description().contains("`smollm` is unknown to candle"),
+            "{}",
+            t.description()
+        );
+        content.metadata.remove("tokenizer.ggml.tokens");
+        let err = GgufTokenizer::from_content(&content)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("tokenizer.ggml.tokens"), "{err}");
     }
 }
