@@ -208,7 +208,8 @@ impl Workload for LlmBench<'_> {
 
 /// Repetitions of one test: the harness's `Sampled` (its samples are each repetition's
 /// primary figure, see [`LlmBench::primary_ns`]; for generate its two stages are TTFT and the
-/// decode steps' sum) with the per-step latencies beside it.
+/// decode steps' sum; its `measured_s` is the repetitions' wall time, the untimed sampling
+/// between model calls included) with the per-step latencies beside it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlmSampled {
     pub test: LlmTest,
