@@ -18,6 +18,7 @@ pub mod export;
 pub mod llm;
 pub mod measure;
 pub mod model;
+pub mod onnx;
 pub mod peaks;
 pub mod plan;
 pub mod probe;
