@@ -15,7 +15,9 @@ Writes, with random weights from fixed seeds:
   and a Keras-style NHWC graph; plus manifest.json (batch and input_shapes per fixture).
 - with --large, .cache/onnx-models/*.onnx: torchvision resnet18 and mobilenet_v3_small at
   224x224, and all-MiniLM-L6-v2 from the weights scripts/fetch-minilm.sh fetches.
-- with --keras, a Keras model through tf2onnx (needs tensorflow-cpu and tf2onnx installed).
+- with --keras, tests/fixtures/onnx/keras_tf2onnx.onnx: a Keras CNN (NHWC) through tf2onnx,
+  from a venv with tensorflow-cpu==2.21.0 tf2onnx==1.17.0 onnx==1.23.2 numpy==2.4.6
+  (run there with --keras --no-fixtures; torch is not needed).
 
 The seed CNN's weights are our own safetensors: --seed-cnn-weights PATH, or else written by
 `cargo run --example onnx-seed-weights` (the suite's seeded initialisation).
@@ -508,7 +510,9 @@ def keras_tf2onnx(out_dir):
         tf.keras.layers.ReLU(), tf.keras.layers.GlobalAveragePooling2D(),
         tf.keras.layers.Dense(10, activation="softmax")])
     spec = (tf.TensorSpec((None, 28, 28, 1), tf.float32, name="input_1"),)
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=13)
+    # tf2onnx's from_keras does not know Keras 3's output names; a traced function converts.
+    fn = tf.function(lambda x: model(x, training=False), input_signature=spec)
+    proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=13)
     save(proto, "keras_tf2onnx", note="Keras CNN through tf2onnx (NHWC)", directory=out_dir)
 
 
@@ -523,12 +527,7 @@ def seed_weights(given):
     return path
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--large", action="store_true", help="also export the large models to .cache/onnx-models")
-    ap.add_argument("--keras", action="store_true", help="also export a Keras model through tf2onnx")
-    ap.add_argument("--seed-cnn-weights", help="safetensors of the seed CNN (default: seeded, by our code)")
-    a = ap.parse_args()
+def fixtures(a):
     FIXTURES.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(2024)
     ops_conv(rng)
@@ -542,16 +541,28 @@ def main():
     mobilenet_v2_tiny(FIXTURES)
     seed_cnn(FIXTURES, seed_weights(a.seed_cnn_weights))
     bert_tiny(FIXTURES)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--large", action="store_true", help="also export the large models to .cache/onnx-models")
+    ap.add_argument("--keras", action="store_true", help="also export a Keras model through tf2onnx")
+    ap.add_argument("--no-fixtures", action="store_true",
+                    help="skip the fixtures (e.g. --keras alone from a venv with tensorflow but no torch)")
+    ap.add_argument("--seed-cnn-weights", help="safetensors of the seed CNN (default: seeded, by our code)")
+    a = ap.parse_args()
+    if not a.no_fixtures:
+        fixtures(a)
     if a.large or a.keras:
         LARGE.mkdir(parents=True, exist_ok=True)
     if a.large:
         torchvision_full(LARGE)
         minilm(LARGE)
     if a.keras:
-        keras_tf2onnx(LARGE)
+        keras_tf2onnx(FIXTURES)
     for directory, entries in manifests.items():
         path = directory / "manifest.json"
-        if path.exists() and directory != FIXTURES:
+        if path.exists():
             entries = {**json.loads(path.read_text()), **entries}
         path.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
         print(f"wrote {path.relative_to(ROOT)}")
