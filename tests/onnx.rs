@@ -350,6 +350,10 @@ fn steps_carry_names_shapes_flops_and_weight_bytes() {
         ]
     );
     assert_eq!(convs[0].weight_bytes, (32 * 9 + 32) * 4);
+    assert_eq!(
+        convs[0].traffic_bytes(4),
+        ((32 * 9 + 32) + 2 * 28 * 28 + 2 * 32 * 26 * 26) as u64 * 4
+    );
     assert_eq!(gemms[0].params, 1600 * 64 + 64);
     assert_eq!(convs[0].inputs, vec![vec![2, 1, 28, 28]]);
     assert_eq!(convs[0].outputs, vec![vec![2, 32, 26, 26]]);

@@ -28,6 +28,19 @@ pub struct StepInfo {
 }
 
 impl StepInfo {
+    /// Bytes the step moves under inferbench's traffic model: its weights read once, its
+    /// run-time inputs read once and its outputs written once at `activation_bytes` per
+    /// element (the whole batch).
+    pub fn traffic_bytes(&self, activation_bytes: usize) -> u64 {
+        let elems: usize = self
+            .inputs
+            .iter()
+            .chain(&self.outputs)
+            .map(|s| s.iter().product::<usize>())
+            .sum();
+        (self.weight_bytes + elems * activation_bytes) as u64
+    }
+
     /// A shape without its leading batch dimension, when it has one (`batch` leading).
     pub fn per_sample(shape: &[usize], batch: usize) -> Vec<usize> {
         match shape.split_first() {

@@ -243,6 +243,9 @@ fn conv(c: &mut NodeCtx) -> OpResult<Lowered> {
             format!("grouped (group {group}) or 1-D convolutions have no im2col path"),
         ));
     }
+    if group == cin && group > 1 && wd[1] == 1 && kernel.len() == 2 {
+        return depthwise(meta, x, w, bias, win, m / cin).map(|l| l.with_flops(flops));
+    }
     let (pad, pre) = match win.symmetric() {
         Some(p) => (p, None),
         None => (0, Some(win.pads.clone())),
@@ -266,6 +269,47 @@ fn conv(c: &mut NodeCtx) -> OpResult<Lowered> {
         }
     })
     .with_flops(flops))
+}
+
+/// A depthwise 2-D convolution (one input channel per group): candle's grouped conv2d runs
+/// one convolution per channel, so this gathers the kh*kw shifted views once and takes a
+/// per-channel weighted sum over them.
+fn depthwise(
+    meta: Meta,
+    x: super::Operand,
+    w: Tensor,
+    bias: Option<Tensor>,
+    win: Window,
+    mult: usize,
+) -> OpResult<Lowered> {
+    let (m, kk) = (w.dim(0)?, win.kernel[0] * win.kernel[1]);
+    // [m, 1, kh, kw] -> [1, m, kh*kw, 1, 1]
+    let w = w.reshape((1, m, kk, 1, 1))?;
+    Ok(Lowered::single(meta, move |t| {
+        let x = pad_spatial(x.get(t), &win.pads)?;
+        let x = if mult > 1 {
+            // Channel c feeds outputs c*mult .. c*mult+mult.
+            let (b, c, h, wd) = x.dims4()?;
+            x.unsqueeze(2)?
+                .broadcast_as((b, c, mult, h, wd))?
+                .reshape((b, c * mult, h, wd))?
+        } else {
+            x
+        };
+        let (ho, wo) = (win.out[0], win.out[1]);
+        let mut patches = Vec::with_capacity(kk);
+        for i in 0..win.kernel[0] {
+            let rows = strided(&x, 2, i * win.dilation, ho, win.stride)?;
+            for j in 0..win.kernel[1] {
+                patches.push(strided(&rows, 3, j * win.dilation, wo, win.stride)?);
+            }
+        }
+        let y = Tensor::stack(&patches, 2)?.broadcast_mul(&w)?.sum(2)?;
+        match &bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }))
 }
 
 /// Takes every `stride`-th position of axis `dim`, `out` of them, starting at `start`.
