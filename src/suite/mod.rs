@@ -3,6 +3,7 @@
 
 pub mod check;
 mod data;
+#[path = "../scenario/server.rs"]
 pub mod load;
 mod models;
 pub mod recipe;
