@@ -13,14 +13,15 @@
 //!
 //! (`export --format csv` is the run's own CSV, as `results` writes it beside the JSON.)
 //!
-//! Every metric comes from `compare::metrics`, so a metric added there is exported too.
+//! Every metric comes from `compare::metrics` (with the scenario kinds' metrics the caller
+//! passes in), so a metric added there is exported too.
 //! Cases that were not measured (failed, skipped) have no metrics and are left out.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::compare::{self, Better, Evidence, MetricValue};
+use crate::compare::{self, Better, Evidence, MetricValue, ScenarioChecks};
 use crate::schema::RunResult;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,12 +31,12 @@ pub enum Format {
     GabBigger,
 }
 
-/// The export of `run` in `format`.
-pub fn render(run: &RunResult, format: Format) -> String {
+/// The export of `run` in `format`, with the scenario kinds' metrics from `kinds`.
+pub fn render(run: &RunResult, format: Format, kinds: &dyn ScenarioChecks) -> String {
     match format {
-        Format::Bencher => bencher(run),
-        Format::GabSmaller => gab(run, Better::Lower),
-        Format::GabBigger => gab(run, Better::Higher),
+        Format::Bencher => bencher(run, kinds),
+        Format::GabSmaller => gab(run, Better::Lower, kinds),
+        Format::GabBigger => gab(run, Better::Higher, kinds),
     }
 }
 
@@ -58,10 +59,10 @@ struct BmfMetric {
     upper_value: Option<f64>,
 }
 
-fn bencher(run: &RunResult) -> String {
+fn bencher(run: &RunResult, kinds: &dyn ScenarioChecks) -> String {
     let mut out: BTreeMap<&str, BTreeMap<String, BmfMetric>> = BTreeMap::new();
     for case in &run.cases {
-        let measures: BTreeMap<String, BmfMetric> = compare::metrics(case)
+        let measures: BTreeMap<String, BmfMetric> = compare::metrics(case, kinds)
             .iter()
             .map(|m| {
                 let (slug, scale) = bencher_measure(m);
@@ -93,11 +94,11 @@ struct GabEntry {
     extra: String,
 }
 
-fn gab(run: &RunResult, direction: Better) -> String {
+fn gab(run: &RunResult, direction: Better, kinds: &dyn ScenarioChecks) -> String {
     let mut out = Vec::new();
     for case in &run.cases {
         let samples = case.latency_ms.as_ref().map(|l| l.samples.len());
-        for m in compare::metrics(case)
+        for m in compare::metrics(case, kinds)
             .into_iter()
             .filter(|m| m.better == direction)
         {

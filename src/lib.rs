@@ -4,7 +4,9 @@
 //! `suite` (TOML, validated) -> `plan` (cases) -> `worker` (one isolated process per case,
 //! timing loop in `measure`) -> `runner` (assembles each case's result, statistics from
 //! `stats`) -> `results` (the run file as JSON and CSV). `schema` holds every type of the run
-//! file and imports nothing else of this crate.
+//! file and imports nothing else of this crate. `scenario` holds the scenario kinds, one file
+//! each: their suite tables, their cases, their measurement in the worker and their part of
+//! the check.
 //! `compare` holds a candidate run against a baseline run (`check`; `compare::render` for the
 //! terminal, Markdown and JUnit forms) and `export` writes runs for other trackers.
 //! `stats`, `compare`, `export` and `report` are pure and depend on `schema` and `stats` only
@@ -28,6 +30,7 @@ pub mod report;
 pub mod results;
 pub mod roofline;
 pub mod runner;
+pub mod scenario;
 pub mod schema;
 pub mod spec;
 pub mod stats;

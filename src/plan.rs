@@ -4,21 +4,24 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Architecture, WeightSource};
-use crate::schema::{ModelInfo, QualityInfo, Scenario, Settings, Shard};
-use crate::suite::{Load, Suite};
+use crate::scenario::ScenarioCase;
+use crate::schema::{ModelInfo, QualityInfo, Settings, Shard};
+use crate::suite::Suite;
 use crate::target::Target;
 
 /// One cell of the suite's matrix: everything a worker needs to measure it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Case {
-    /// Stable id: `<model>-<variant>/<target>/<scenario>/b<batch>`.
+    /// Stable id: `<model>-<variant>/<target>/<scenario>/<the kind's part>`, as in
+    /// `m-baseline/cpu-t1/offline/b8` or `m-baseline/cpu-t1/server/q200/b1`.
     pub id: String,
     pub model: String,
     pub variant: String,
     pub arch: Architecture,
     pub weights: WeightSource,
     pub target: Target,
-    pub scenario: Scenario,
+    /// The scenario kind and its configuration of this case (rate, queries...).
+    pub scenario: ScenarioCase,
     pub batch_size: usize,
     pub settings: Settings,
     /// Shape of a raw input before the preprocess stage (default: the model's input).
@@ -30,9 +33,6 @@ pub struct Case {
     /// The variant's quality on the test split, scored once when `run` built it.
     #[serde(default)]
     pub quality: Option<QualityInfo>,
-    /// Server and multi-stream cases: the load to apply (rate, batching, queries...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub load: Option<Load>,
     /// A sentence encoder's inputs: its tokenizer and the sentences (a `bert` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<TextInput>,
@@ -69,70 +69,45 @@ impl TextInput {
     }
 }
 
-pub fn case_id(variant_id: &str, target: &Target, scenario: Scenario, batch: usize) -> String {
-    format!(
-        "{variant_id}/{}/{}/b{batch}",
-        target.label,
-        scenario.as_str()
-    )
-}
-
-/// Every case of the suite in a fixed order (variant, target, scenario, batch): single-stream
-/// and offline, then server (`<variant>/<target>/server/q<rate>/b<max_batch>`, the search as
-/// `server/max-p99-<bound>ms/b<max_batch>`), then multi-stream (`multi_stream/n<samples>`).
+/// Every case of the suite in a fixed order: variant, target, then each scenario kind's cases
+/// in the registry's order (single-stream, offline, server, multi-stream), each kind's in the
+/// order it expands them. Ids are `<model>-<variant>/<target>/<kind>/<the kind's part>`:
+/// `offline/b8`, `server/q200/b1` (the search: `server/max-p99-20ms/b1`),
+/// `multi_stream/n4`.
 pub fn expand(suite: &Suite, settings: &Settings) -> Vec<Case> {
+    let cells: Vec<_> = suite.scenarios.iter().flat_map(|s| s.expand()).collect();
     let mut cases = Vec::new();
     for variant in &suite.variants {
+        let raw_input = suite
+            .models
+            .iter()
+            .find(|m| m.name == variant.model)
+            .and_then(|m| m.raw_input.clone());
         for target in &suite.targets {
-            let case =
-                |id: String, scenario: Scenario, batch_size: usize, load: Option<Load>| Case {
-                    id,
+            for cell in &cells {
+                let kind = cell.case.kind();
+                cases.push(Case {
+                    id: format!(
+                        "{}/{}/{}/{}",
+                        variant.id(),
+                        target.label,
+                        kind.as_str(),
+                        cell.id_part
+                    ),
                     model: variant.model.clone(),
                     variant: variant.name.clone(),
                     arch: variant.arch.clone(),
                     weights: variant.weights.clone(),
                     target: target.clone(),
-                    scenario,
-                    batch_size,
+                    scenario: cell.case.clone(),
+                    batch_size: cell.batch_size,
                     settings: settings.clone(),
-                    raw_input: suite
-                        .models
-                        .iter()
-                        .find(|m| m.name == variant.model)
-                        .and_then(|m| m.raw_input.clone()),
+                    raw_input: raw_input.clone(),
                     model_info: None,
                     quality: None,
-                    load,
                     text: TextInput::of(suite, &variant.model),
                     embedding: None,
-                };
-            for (scenario, batches) in &suite.scenarios {
-                for &batch_size in batches {
-                    let id = case_id(&variant.id(), target, *scenario, batch_size);
-                    cases.push(case(id, *scenario, batch_size, None));
-                }
-            }
-            if let Some(server) = &suite.server {
-                for load in server.loads() {
-                    let id = format!(
-                        "{}/{}/server/{}",
-                        variant.id(),
-                        target.label,
-                        load.id_part()
-                    );
-                    let batch = load.max_batch;
-                    cases.push(case(id, Scenario::Server, batch, Some(Load::Server(load))));
-                }
-            }
-            if let Some(ms) = &suite.multi_stream {
-                for &n in &ms.samples_per_query {
-                    let id = format!("{}/{}/multi_stream/n{n}", variant.id(), target.label);
-                    let load = Load::MultiStream {
-                        samples_per_query: n,
-                        queries: ms.queries,
-                    };
-                    cases.push(case(id, Scenario::MultiStream, n, Some(load)));
-                }
+                });
             }
         }
     }

@@ -58,18 +58,24 @@ pub(super) fn execute(args: CheckArgs) -> Result<i32, Failure> {
             );
         }
     }
-    let mut comparison =
-        match compare::compare(&baseline, &candidate, &config, args.allow_env_mismatch) {
-            Ok(c) => c,
-            Err(e @ (CompareError::NoCommonCases { .. } | CompareError::Incomparable(_))) => {
-                return Err(anyhow!(
-                    "cannot compare {} with {}: {e}",
-                    args.candidate.display(),
-                    args.baseline.display()
-                ))
-                .exit_with(exit::INVALID_INPUT)
-            }
-        };
+    let kinds = crate::scenario::Checks;
+    let mut comparison = match compare::compare(
+        &baseline,
+        &candidate,
+        &config,
+        args.allow_env_mismatch,
+        &kinds,
+    ) {
+        Ok(c) => c,
+        Err(e @ (CompareError::NoCommonCases { .. } | CompareError::Incomparable(_))) => {
+            return Err(anyhow!(
+                "cannot compare {} with {}: {e}",
+                args.candidate.display(),
+                args.baseline.display()
+            ))
+            .exit_with(exit::INVALID_INPUT)
+        }
+    };
     comparison.baseline.label = args.baseline.display().to_string();
     comparison.candidate.label = args.candidate.display().to_string();
     print!("{}", render::terminal(&comparison));

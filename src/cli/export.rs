@@ -48,7 +48,7 @@ impl ExportFormat {
 pub(super) fn execute(args: ExportArgs) -> Result<i32, Failure> {
     let run = read_run(&args.run)?;
     let text = match args.format.to_format() {
-        Some(format) => export::render(&run, format),
+        Some(format) => export::render(&run, format, &crate::scenario::Checks),
         None => results::csv_text(&run),
     };
     match &args.output {

@@ -30,7 +30,7 @@ pub(super) fn execute(args: ListArgs) -> Result<i32, Failure> {
             Cell::new(&c.variant),
             Cell::new(&c.target.label),
             Cell::new(c.target.threads).set_alignment(CellAlignment::Right),
-            Cell::new(c.scenario.as_str()),
+            Cell::new(c.scenario.kind().as_str()),
             Cell::new(c.batch_size).set_alignment(CellAlignment::Right),
         ]);
     }

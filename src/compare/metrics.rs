@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::MetricComparison;
 use crate::schema::{CaseResult, CheckConfig, LatencyMs, ProcessFigures};
 use crate::stats;
 
@@ -120,42 +121,76 @@ impl<'a> MetricValue<'a> {
     }
 }
 
+/// What a scenario kind adds to the check of its cases: its own metrics, and which of the
+/// common timing metrics measure the model in its cases. `compare` does not know the kinds:
+/// the command passes their implementation (`scenario::Checks`); `()` is the check without
+/// any kind's part (the common metrics only).
+pub trait ScenarioChecks {
+    /// The kind's part of `case`'s metric table.
+    fn metrics<'a>(&self, _case: &'a CaseResult) -> KindMetrics<'a> {
+        KindMetrics::common()
+    }
+    /// After a matched pair's metric rows are compared: the kind adjusts their verdicts and
+    /// reasons, and adds rows of its own.
+    fn rows(
+        &self,
+        _baseline: &CaseResult,
+        _candidate: &CaseResult,
+        _rows: &mut Vec<MetricComparison>,
+    ) {
+    }
+}
+
+impl ScenarioChecks for () {}
+
+/// A scenario kind's part of a case's metric table.
+#[derive(Debug, Clone)]
+pub struct KindMetrics<'a> {
+    /// The kind's own metrics, listed before the common ones.
+    pub own: Vec<MetricValue<'a>>,
+    /// The case's latency samples measure the model (latency p50 and p99 are compared).
+    pub latency: bool,
+    /// The case's throughput (pooled, or per process) measures speed, not a rate set by an
+    /// offered load.
+    pub throughput: bool,
+    /// With several worker processes, timing and energy compare per-process figures.
+    pub per_process: bool,
+}
+
+impl KindMetrics<'_> {
+    /// Nothing of the kind's own: the common metrics as they are.
+    pub fn common() -> Self {
+        KindMetrics {
+            own: Vec::new(),
+            latency: true,
+            throughput: true,
+            per_process: true,
+        }
+    }
+}
+
 /// The metric table: every figure of a case that the check compares and the exports write,
-/// in a fixed order. A metric the case lacks (a failed case has no latency) is left out.
-pub fn metrics(case: &CaseResult) -> Vec<MetricValue<'_>> {
-    let mut out = Vec::new();
-    let server = case.server();
-    let search = server.and_then(|s| s.search.as_ref());
-    // A search's latency is that of its best probe, at a rate of its own: compared through
-    // `max_qps`, never against another run's probe at another rate.
-    let latency = case.latency_ms.as_ref().filter(|_| search.is_none());
+/// in a fixed order: the scenario kind's own metrics (`kinds`), then the common ones. A
+/// metric the case lacks (a failed case has no latency) is left out.
+pub fn metrics<'a>(case: &'a CaseResult, kinds: &dyn ScenarioChecks) -> Vec<MetricValue<'a>> {
+    let kind = kinds.metrics(case);
+    let mut out = kind.own;
+    let latency = case.latency_ms.as_ref().filter(|_| kind.latency);
     // With several worker processes per case, timing and energy compare per-process
-    // figures (not for server cases: their latency depends on the offered load).
+    // figures.
     let per_process = case
         .processes
         .as_ref()
-        .filter(|p| p.len() >= 2 && server.is_none());
-    if let Some(max_qps) = search.and_then(|s| s.max_qps) {
-        out.push(MetricValue {
-            name: "max_qps",
-            unit: "queries/s",
-            better: Better::Higher,
-            value: max_qps,
-            ci: None,
-            evidence: Evidence::Bracket {
-                passing: max_qps,
-                failing: search.and_then(|s| s.failing_qps),
-            },
-            threshold: |t| t.throughput,
-            tag: search.map(|s| format!("p99 <= {} ms", s.p99_bound_ms)),
-        });
-    }
+        .filter(|p| p.len() >= 2 && kind.per_process);
     match (latency, per_process) {
-        (Some(_), Some(p)) => out.extend(process_timing(p)),
-        // A server's achieved rate is set by its offered load: not a measure of speed.
+        (Some(_), Some(p)) => out.extend(
+            process_timing(p)
+                .into_iter()
+                .filter(|m| kind.throughput || m.name != "throughput"),
+        ),
         (Some(l), None) => out.extend(sample_timing(
             l,
-            case.throughput_per_s.filter(|_| server.is_none()),
+            case.throughput_per_s.filter(|_| kind.throughput),
         )),
         (None, _) => {}
     }

@@ -40,14 +40,11 @@
 //! A case that failed in the candidate while the baseline measured it is `regressed` (metric
 //! `status`): a crash or timeout is a real regression, not noise.
 //!
-//! Server cases (same offered rate and seed on both sides, by their id): latency p50 and p99
-//! as above (the reason notes that queueing correlates samples, so the interval may be too
-//! narrow); no throughput (the offered load sets it); a `saturation` row, regressed when the
-//! candidate stopped keeping up, and latency rows inconclusive when either side saturated.
-//! Max-QPS searches compare `max_qps` only: each side's maximum lies in
-//! `[passing, failing)`, so the change's interval is `[c_pass / b_fail - 1, c_fail / b_pass - 1]`
-//! (method `bracket`); without a failing rate on both sides it is inconclusive. A probe's
-//! pass or fail is itself a noisy p99 estimate, which the bracket does not carry.
+//! Scenario kinds add to this: their own metrics (listed first), which of the common timing
+//! metrics apply to their cases, and rows of their own (server cases: saturation, and
+//! latency inconclusive when saturated; max-QPS searches: `max_qps` by its bracket). `compare`
+//! does not know the kinds: the command passes them as a [`ScenarioChecks`]
+//! (`scenario::Checks`), and each kind's file documents its part.
 
 mod comparability;
 mod evidence;
@@ -65,7 +62,7 @@ use crate::schema::{CaseResult, CaseStatus, CheckConfig, EnvDifference, RunResul
 pub use comparability::run_differences;
 use comparability::thread_differences;
 pub use evidence::{compare_metric, reference_floor_us, samples_needed, MIN_UNDISTURBED};
-pub use metrics::{metrics, Better, Evidence, MetricValue};
+pub use metrics::{metrics, Better, Evidence, KindMetrics, MetricValue, ScenarioChecks};
 use rule::trim;
 pub use rule::{decide, ChangeKind, Verdict};
 
@@ -95,7 +92,7 @@ pub struct MetricComparison {
 
 impl MetricComparison {
     /// A row about the case's status as a whole (no metric values to compare).
-    fn status(verdict: Verdict, reason: String) -> Self {
+    pub fn status(verdict: Verdict, reason: String) -> Self {
         MetricComparison {
             metric: "status".into(),
             unit: String::new(),
@@ -238,12 +235,14 @@ fn render_differences(ds: &[EnvDifference]) -> String {
         .join("\n")
 }
 
-/// Compares `candidate` with `baseline` under `config` (thresholds, significance).
+/// Compares `candidate` with `baseline` under `config` (thresholds, significance), with the
+/// scenario kinds' part of the check from `kinds`.
 pub fn compare(
     baseline: &RunResult,
     candidate: &RunResult,
     config: &CheckConfig,
     allow_env_mismatch: bool,
+    kinds: &dyn ScenarioChecks,
 ) -> Result<Comparison, CompareError> {
     let by_id: BTreeMap<&str, &CaseResult> =
         baseline.cases.iter().map(|c| (c.id.as_str(), c)).collect();
@@ -281,7 +280,7 @@ pub fn compare(
     let floor = reference_floor_us(baseline, candidate);
     let cases = pairs
         .iter()
-        .map(|(b, c)| compare_case(b, c, config, resamples, seed, floor))
+        .map(|(b, c)| compare_case(b, c, config, resamples, seed, floor, kinds))
         .collect();
     Ok(Comparison {
         baseline: RunInfo::of(baseline),
@@ -324,6 +323,7 @@ pub fn compare_case(
     resamples: usize,
     seed: u64,
     reference_floor_us: Option<f64>,
+    kinds: &dyn ScenarioChecks,
 ) -> CaseComparison {
     let mut rows = Vec::new();
     if measured(b) && c.status == CaseStatus::Failed {
@@ -332,8 +332,8 @@ pub fn compare_case(
             format!("the case failed in the candidate: {}", status_line(c)),
         ));
     }
-    let bm = metrics(b);
-    let cm = metrics(c);
+    let bm = metrics(b, kinds);
+    let cm = metrics(c, kinds);
     let mut names: Vec<&'static str> = bm.iter().map(|m| m.name).collect();
     for m in &cm {
         if !names.contains(&m.name) {
@@ -382,7 +382,7 @@ pub fn compare_case(
         }
         rows.push(row);
     }
-    server_rows(b, c, &mut rows);
+    kinds.rows(b, c, &mut rows);
     if rows.is_empty() {
         rows.push(MetricComparison::status(
             Verdict::Inconclusive,
@@ -403,80 +403,6 @@ pub fn compare_case(
             .max()
             .unwrap_or(Verdict::Inconclusive),
         metrics: rows,
-    }
-}
-
-/// Server cases: a candidate that stops keeping up with the offered load is regressed (and
-/// one that starts keeping up is improved); when either side was saturated its latency is
-/// bounded by the run's drain deadline, not a property of the model, so latency verdicts
-/// become inconclusive. Otherwise latency compares like any other, with a caveat in the
-/// reason: queueing makes consecutive latencies correlated, so the bootstrap interval (which
-/// assumes independent samples) may be too narrow.
-fn server_rows(b: &CaseResult, c: &CaseResult, rows: &mut Vec<MetricComparison>) {
-    let (Some(bs), Some(cs)) = (b.server(), c.server()) else {
-        return;
-    };
-    if bs.search.is_some() || cs.search.is_some() {
-        return;
-    }
-    let how = |s: &crate::schema::ServerInfo| {
-        format!(
-            "{} dropped, {} unserved, {:.1} of {:.1} queries/s served",
-            s.dropped, s.unserved, s.achieved_qps, s.offered_qps
-        )
-    };
-    let saturated = bs.saturated || cs.saturated;
-    for row in rows.iter_mut() {
-        if !row.metric.starts_with("latency_") {
-            continue;
-        }
-        if saturated {
-            row.verdict = Verdict::Inconclusive;
-            row.reason = format!(
-                "saturated ({}): latency is bounded by the drain deadline, not a property of the model",
-                if bs.saturated && cs.saturated {
-                    "both runs"
-                } else if bs.saturated {
-                    "baseline"
-                } else {
-                    "candidate"
-                }
-            );
-        } else {
-            row.reason
-                .push_str(" (server: queueing correlates samples; the interval may be narrow)");
-        }
-    }
-    let verdict = match (bs.saturated, cs.saturated) {
-        (false, true) => Some((
-            Verdict::Regressed,
-            format!(
-                "the candidate no longer keeps up with {} queries/s offered: {}",
-                crate::schema::fmt_rate(cs.target_qps.unwrap_or(cs.offered_qps)),
-                how(cs)
-            ),
-        )),
-        (true, false) => Some((
-            Verdict::Improved,
-            format!(
-                "the candidate keeps up with the offered load the baseline could not: {}",
-                how(cs)
-            ),
-        )),
-        (true, true) => Some((
-            Verdict::Inconclusive,
-            format!(
-                "both runs saturated: baseline {}; candidate {}",
-                how(bs),
-                how(cs)
-            ),
-        )),
-        (false, false) => None,
-    };
-    if let Some((verdict, reason)) = verdict {
-        let mut row = MetricComparison::status(verdict, reason);
-        row.metric = "saturation".into();
-        rows.push(row);
     }
 }
 
@@ -509,4 +435,4 @@ fn fnv1a(s: &str) -> u64 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -5,12 +5,11 @@ use rand_chacha::ChaCha8Rng;
 
 use super::*;
 use crate::schema::{
-    LatencyMs, ModelInfo, RunStatus, Scenario, ScenarioRecord, Settings, SuiteInfo,
-    ThreadsInEffect, SCHEMA_VERSION,
+    LatencyMs, ModelInfo, RunStatus, Scenario, Settings, SuiteInfo, ThreadsInEffect, SCHEMA_VERSION,
 };
 
 /// Log-normal latencies around `median` ms with a 5% spread, seeded.
-fn latencies(n: usize, median: f64, seed: u64) -> Vec<f64> {
+pub(crate) fn latencies(n: usize, median: f64, seed: u64) -> Vec<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     (0..n)
         .map(|_| {
@@ -20,7 +19,7 @@ fn latencies(n: usize, median: f64, seed: u64) -> Vec<f64> {
         .collect()
 }
 
-fn case(id: &str, samples: Vec<f64>, status: CaseStatus) -> CaseResult {
+pub(crate) fn case(id: &str, samples: Vec<f64>, status: CaseStatus) -> CaseResult {
     let summary = crate::stats::summarize(&samples, 1000, 1);
     let total_ms: f64 = samples.iter().sum();
     let n = samples.len();
@@ -137,10 +136,10 @@ fn run(cases: Vec<CaseResult>) -> RunResult {
 }
 
 fn one(b: CaseResult, c: CaseResult) -> CaseComparison {
-    compare_case(&b, &c, &CheckConfig::default(), 2000, 7, None)
+    compare_case(&b, &c, &CheckConfig::default(), 2000, 7, None, &())
 }
 
-fn verdict_of(cc: &CaseComparison, metric: &str) -> Verdict {
+pub(crate) fn verdict_of(cc: &CaseComparison, metric: &str) -> Verdict {
     cc.metrics
         .iter()
         .find(|m| m.metric == metric)
@@ -380,9 +379,9 @@ fn false_alarms_and_detections_on_synthetic_runs() {
             .map(|x| x * 1.1)
             .collect();
         let slow = case("a", slow_samples, CaseStatus::Ok);
-        alarms += (compare_case(&base, &same, &cfg, 2000, t, None).verdict == Verdict::Regressed)
-            as usize;
-        detections += (compare_case(&base, &slow, &cfg, 2000, t, None).verdict
+        alarms += (compare_case(&base, &same, &cfg, 2000, t, None, &()).verdict
+            == Verdict::Regressed) as usize;
+        detections += (compare_case(&base, &slow, &cfg, 2000, t, None, &()).verdict
             == Verdict::Regressed) as usize;
     }
     assert_eq!(alarms, 0);
@@ -393,7 +392,7 @@ fn false_alarms_and_detections_on_synthetic_runs() {
 fn runs_without_common_cases_or_on_other_machines_are_refused() {
     let base = run(vec![case("a", latencies(100, 1.0, 1), CaseStatus::Ok)]);
     let other = run(vec![case("b", latencies(100, 1.0, 2), CaseStatus::Ok)]);
-    let e = compare(&base, &other, &CheckConfig::default(), true).unwrap_err();
+    let e = compare(&base, &other, &CheckConfig::default(), true, &()).unwrap_err();
     assert!(matches!(e, CompareError::NoCommonCases { .. }), "{e}");
     assert!(e.to_string().contains("`a`") && e.to_string().contains("`b`"));
 
@@ -401,7 +400,7 @@ fn runs_without_common_cases_or_on_other_machines_are_refused() {
     moved.environment.cpu_model = "Another CPU".into();
     moved.environment.git_commit = "feedbeef".into();
     moved.settings.max_noise = 0.5;
-    let e = compare(&base, &moved, &CheckConfig::default(), false).unwrap_err();
+    let e = compare(&base, &moved, &CheckConfig::default(), false, &()).unwrap_err();
     let text = e.to_string();
     assert!(
         text.contains("cpu_model") && text.contains("Another CPU"),
@@ -414,7 +413,7 @@ fn runs_without_common_cases_or_on_other_machines_are_refused() {
     );
     assert!(text.contains("--allow-env-mismatch"), "{text}");
 
-    let c = compare(&base, &moved, &CheckConfig::default(), true).unwrap();
+    let c = compare(&base, &moved, &CheckConfig::default(), true, &()).unwrap();
     let fields: Vec<(&str, bool)> = c
         .differences
         .iter()
@@ -431,7 +430,7 @@ fn runs_without_common_cases_or_on_other_machines_are_refused() {
         .as_mut()
         .unwrap()
         .rayon_pool = 4;
-    let e = compare(&base, &threads, &CheckConfig::default(), false).unwrap_err();
+    let e = compare(&base, &threads, &CheckConfig::default(), false, &()).unwrap_err();
     assert!(e.to_string().contains("threads in effect (a)"), "{e}");
 }
 
@@ -445,7 +444,7 @@ fn cases_are_matched_by_id_and_leftovers_listed() {
         case("c", latencies(100, 1.0, 3), CaseStatus::Ok),
         case("a", latencies(100, 1.0, 4), CaseStatus::Ok),
     ]);
-    let c = compare(&base, &cand, &CheckConfig::default(), false).unwrap();
+    let c = compare(&base, &cand, &CheckConfig::default(), false, &()).unwrap();
     assert_eq!(
         c.cases.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
         ["a"]
@@ -528,127 +527,6 @@ fn one_process_on_a_side_is_inconclusive_not_a_crash() {
     assert_ne!(verdict_of(&cc, "latency_p50"), Verdict::Regressed);
 }
 
-fn server_info(
-    saturated: bool,
-    search: Option<crate::schema::SearchInfo>,
-) -> crate::schema::ServerInfo {
-    crate::schema::ServerInfo {
-        target_qps: search.is_none().then_some(100.0),
-        offered_qps: 100.0,
-        achieved_qps: if saturated { 60.0 } else { 100.0 },
-        queries: 2000,
-        served: if saturated { 1200 } else { 2000 },
-        dropped: 0,
-        unserved: if saturated { 800 } else { 0 },
-        late: 0,
-        late_ms: None,
-        saturated,
-        duration_s: 20.0,
-        drain_s: 1.0,
-        max_batch: 1,
-        max_wait_ms: 0.0,
-        max_queue: None,
-        seed: 1,
-        batches: 2000,
-        mean_batch: 1.0,
-        idle_lag_p50_ms: None,
-        idle_lag_max_ms: None,
-        wait: crate::schema::SERVER_WAIT.into(),
-        search,
-    }
-}
-
-fn search(max_qps: f64, failing_qps: Option<f64>) -> crate::schema::SearchInfo {
-    crate::schema::SearchInfo {
-        p99_bound_ms: 20.0,
-        precision: 0.05,
-        max_probes: 12,
-        start_capacity_qps: 1000.0,
-        max_qps: Some(max_qps),
-        failing_qps,
-        end: crate::schema::SearchEnd::Converged,
-        probes: Vec::new(),
-    }
-}
-
-#[test]
-fn server_cases_compare_latency_and_saturation_not_throughput() {
-    let server_case = |saturated: bool, median: f64, seed: u64| {
-        let mut c = case(
-            "s/server/q100/b1",
-            latencies(2000, median, seed),
-            CaseStatus::Ok,
-        );
-        c.scenario = Scenario::Server;
-        c.record = Some(ScenarioRecord::Server(Box::new(server_info(
-            saturated, None,
-        ))));
-        c
-    };
-    // Same load, same speed: unchanged, and no throughput row (the offered load sets it).
-    let cc = one(server_case(false, 1.0, 1), server_case(false, 1.0, 2));
-    assert!(cc.metrics.iter().all(|m| m.metric != "throughput"));
-    assert_eq!(verdict_of(&cc, "latency_p50"), Verdict::Unchanged);
-    assert!(cc.metrics[0].reason.contains("queueing correlates samples"));
-    // 20% slower without saturating: latency regresses.
-    let cc = one(server_case(false, 1.0, 1), server_case(false, 1.2, 2));
-    assert_eq!(verdict_of(&cc, "latency_p50"), Verdict::Regressed);
-    // The candidate stops keeping up: regressed on saturation, latency not judged.
-    let cc = one(server_case(false, 1.0, 1), server_case(true, 50.0, 2));
-    assert_eq!(verdict_of(&cc, "saturation"), Verdict::Regressed);
-    assert_eq!(verdict_of(&cc, "latency_p99"), Verdict::Inconclusive);
-    assert_eq!(cc.verdict, Verdict::Regressed);
-    // Both saturated: nothing to conclude.
-    let cc = one(server_case(true, 50.0, 1), server_case(true, 50.0, 2));
-    assert_eq!(cc.verdict, Verdict::Inconclusive);
-    // Only the baseline saturated: improved.
-    let cc = one(server_case(true, 50.0, 1), server_case(false, 1.0, 2));
-    assert_eq!(verdict_of(&cc, "saturation"), Verdict::Improved);
-}
-
-#[test]
-fn max_qps_compares_the_search_brackets() {
-    let search_case = |lo: f64, hi: Option<f64>| {
-        let mut c = case(
-            "s/server/max-p99-20ms/b1",
-            latencies(500, 1.0, 1),
-            CaseStatus::Ok,
-        );
-        c.scenario = Scenario::Server;
-        c.record = Some(ScenarioRecord::Server(Box::new(server_info(
-            false,
-            Some(search(lo, hi)),
-        ))));
-        c
-    };
-    // Brackets [1000, 1050) and [950, 1000): the ratio lies in (0.905, 1.0): within 10%.
-    let cc = one(
-        search_case(1000.0, Some(1050.0)),
-        search_case(950.0, Some(1000.0)),
-    );
-    assert!(cc.metrics.iter().all(|m| !m.metric.starts_with("latency")));
-    let m = cc.metrics.iter().find(|m| m.metric == "max_qps").unwrap();
-    assert_eq!(m.method, "bracket");
-    let ci = m.change_ci.unwrap();
-    assert!((ci[0] - (950.0 / 1050.0 - 1.0)).abs() < 1e-12 && ci[1].abs() < 1e-12);
-    assert_eq!(m.verdict, Verdict::Inconclusive, "{m:?}");
-    // Half the rate, brackets far apart: regressed.
-    let cc = one(
-        search_case(1000.0, Some(1050.0)),
-        search_case(500.0, Some(525.0)),
-    );
-    assert_eq!(verdict_of(&cc, "max_qps"), Verdict::Regressed);
-    // Overlapping within the threshold: unchanged.
-    let cc = one(
-        search_case(1000.0, Some(1010.0)),
-        search_case(1000.0, Some(1010.0)),
-    );
-    assert_eq!(verdict_of(&cc, "max_qps"), Verdict::Unchanged);
-    // A search that never failed has no upper bracket: inconclusive.
-    let cc = one(search_case(1000.0, None), search_case(500.0, Some(525.0)));
-    assert_eq!(verdict_of(&cc, "max_qps"), Verdict::Inconclusive);
-}
-
 /// `case_with_processes` with a reference-kernel time per process.
 fn case_with_reference(p50s: &[f64], reference_us: &[f64], seed: u64) -> CaseResult {
     let mut c = case_with_processes("x", p50s, seed);
@@ -660,7 +538,7 @@ fn case_with_reference(p50s: &[f64], reference_us: &[f64], seed: u64) -> CaseRes
 
 fn p50_row(b: &CaseResult, c: &CaseResult) -> MetricComparison {
     let floor = reference_floor_us(&run(vec![b.clone()]), &run(vec![c.clone()]));
-    compare_case(b, c, &CheckConfig::default(), 2000, 7, floor)
+    compare_case(b, c, &CheckConfig::default(), 2000, 7, floor, &())
         .metrics
         .into_iter()
         .find(|m| m.metric == "latency_p50")

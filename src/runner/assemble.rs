@@ -1,12 +1,9 @@
 //! The collect step: a case's `CaseResult` assembled from its worker outcomes (statistics,
-//! status, pooled processes, server figures), and the suite's record in the run.
+//! status, pooled processes; the scenario kind adds its own), and the suite's record in the run.
 
-use crate::measure::server::ProbeRaw;
 use crate::plan::Case;
 use crate::schema::{
-    CaseResult, CaseStatus, EnergyInfo, LatencyMs, ModelInfo, MultiStreamInfo, ProbeInfo,
-    ProcessFigures, ScenarioRecord, SearchInfo, ServerInfo, Settings, StopReason, SuiteInfo,
-    SERVER_WAIT,
+    CaseResult, CaseStatus, EnergyInfo, LatencyMs, ModelInfo, ProcessFigures, StopReason, SuiteInfo,
 };
 use crate::stats;
 use crate::suite::Suite;
@@ -146,43 +143,6 @@ fn add_energy(mut a: EnergyInfo, b: &EnergyInfo) -> EnergyInfo {
     a
 }
 
-/// A server case's record: its load's settings and the reported probe's figures (zeros
-/// when no probe is reported).
-fn server_info(
-    load: &crate::suite::ServerLoad,
-    p: Option<&ProbeRaw>,
-    search: Option<SearchInfo>,
-) -> ServerInfo {
-    let target_qps = match &load.target {
-        crate::suite::ServerTarget::Qps(q) => Some(*q),
-        crate::suite::ServerTarget::FindMax(_) => None,
-    };
-    ServerInfo {
-        target_qps,
-        offered_qps: p.map(|p| p.offered_qps()).unwrap_or(0.0),
-        achieved_qps: p.map(|p| p.achieved_qps()).unwrap_or(0.0),
-        queries: p.map(|p| p.queries).unwrap_or(0),
-        served: p.map(|p| p.served).unwrap_or(0),
-        dropped: p.map(|p| p.dropped).unwrap_or(0),
-        unserved: p.map(|p| p.unserved).unwrap_or(0),
-        late: p.map(|p| p.late).unwrap_or(0),
-        late_ms: load.late_ms,
-        saturated: p.is_some_and(|p| p.saturated()),
-        duration_s: load.duration_s,
-        drain_s: load.drain_s,
-        max_batch: load.max_batch,
-        max_wait_ms: load.max_wait_ms,
-        max_queue: load.max_queue,
-        seed: load.seed,
-        batches: p.map(|p| p.batches).unwrap_or(0),
-        mean_batch: p.map(|p| p.mean_batch).unwrap_or(0.0),
-        idle_lag_p50_ms: p.and_then(|p| p.idle_lag_p50_ms),
-        idle_lag_max_ms: p.and_then(|p| p.idle_lag_max_ms),
-        wait: SERVER_WAIT.to_string(),
-        search,
-    }
-}
-
 /// A case's result without measured figures: identity, settings, the variant's figures.
 fn bare(case: &Case, status: CaseStatus, error: Option<String>) -> CaseResult {
     CaseResult {
@@ -192,7 +152,7 @@ fn bare(case: &Case, status: CaseStatus, error: Option<String>) -> CaseResult {
         target: case.target.label.clone(),
         device: case.target.device.to_string(),
         threads: case.target.threads,
-        scenario: case.scenario,
+        scenario: case.scenario.kind(),
         batch_size: case.batch_size,
         status,
         error,
@@ -228,86 +188,9 @@ fn bare(case: &Case, status: CaseStatus, error: Option<String>) -> CaseResult {
         bytes_per_batch: None,
         roofline: None,
         profile: None,
-        record: match case.load {
-            Some(crate::suite::Load::MultiStream {
-                samples_per_query,
-                queries,
-            }) => Some(ScenarioRecord::MultiStream(MultiStreamInfo {
-                samples_per_query,
-                queries,
-                execution: format!("one batch of {samples_per_query}"),
-            })),
-            _ => None,
-        },
+        record: case.scenario.record(),
         embedding: case.embedding.clone(),
     }
-}
-
-/// A server case's figures: the reported probe's latency, the rate, the search's probes.
-fn apply_server(
-    r: &mut CaseResult,
-    load: &crate::suite::ServerLoad,
-    sm: &crate::worker::protocol::ServerMeasurement,
-    s: &Settings,
-) {
-    let chosen = sm.chosen.and_then(|i| sm.probes.get(i));
-    let search = sm.search.as_ref().map(|search| SearchInfo {
-        p99_bound_ms: search.p99_bound_ms,
-        precision: search.precision,
-        max_probes: search.max_probes,
-        start_capacity_qps: search.start_capacity_qps,
-        max_qps: search.passing_qps,
-        failing_qps: search.failing_qps,
-        end: search.end,
-        probes: sm
-            .probes
-            .iter()
-            .map(|p| ProbeInfo {
-                target_qps: p.target_qps,
-                offered_qps: p.offered_qps(),
-                achieved_qps: p.achieved_qps(),
-                queries: p.queries,
-                served: p.served,
-                dropped: p.dropped,
-                unserved: p.unserved,
-                saturated: p.saturated(),
-                passed: p.passes(search.p99_bound_ms),
-                latency_ms: stats::summarize(&p.latencies_ms, s.bootstrap_resamples, s.seed),
-            })
-            .collect(),
-    });
-    r.record = Some(ScenarioRecord::Server(Box::new(server_info(
-        load, chosen, search,
-    ))));
-    r.throughput_per_s = chosen.map(|p| p.achieved_qps());
-    r.measured_s = chosen.map(|p| p.end_s);
-    r.noise = None;
-    r.latency_ms = chosen.and_then(|p| {
-        stats::summarize(&p.latencies_ms, s.bootstrap_resamples, s.seed).map(|summary| LatencyMs {
-            samples: p.latencies_ms.clone(),
-            summary,
-        })
-    });
-    let served = chosen.map(|p| p.served).unwrap_or(0);
-    (r.status, r.error) = match (chosen, &sm.search) {
-        (None, Some(search)) => (
-            CaseStatus::Ok,
-            Some(format!(
-                "no rate met p99 <= {} ms (lowest tried {} queries/s); see server.search.probes",
-                search.p99_bound_ms,
-                crate::schema::fmt_rate(search.failing_qps.unwrap_or(0.0))
-            )),
-        ),
-        (None, None) => (CaseStatus::Failed, Some("the server run recorded nothing".into())),
-        (Some(_), _) if (served as u64) < s.min_iterations => (
-            CaseStatus::Noisy,
-            Some(format!(
-                "only {served} queries served, fewer than min_iterations = {}: raise duration_s or the rate",
-                s.min_iterations
-            )),
-        ),
-        (Some(_), _) => (CaseStatus::Ok, None),
-    };
 }
 
 /// A case that was not run, with the reason.
@@ -417,9 +300,8 @@ pub fn from_outcome(case: &Case, outcome: Outcome) -> CaseResult {
     if let (Some(raw), Some(l)) = (m.profile, &r.latency_ms) {
         r.profile = Some(crate::profile::summarize(raw, case.batch_size, &l.samples));
     }
-    if let (Some(sm), Some(crate::suite::Load::Server(load))) = (&m.server, &case.load) {
-        apply_server(&mut r, load, sm, s);
-    }
+    // The kind's figures from its raw record (server: the reported run's latency and rate).
+    case.scenario.assemble(m.scenario.as_ref(), &mut r, s);
     if !m.stage_samples_ms.is_empty() {
         r.stages = Some(
             m.stage_samples_ms

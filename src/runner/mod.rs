@@ -172,13 +172,15 @@ pub fn run(
         .filter(|(_, case)| !done_ids.contains(&case.id))
         .map(|(index, case)| Pending {
             index,
-            processes: match case.load {
-                Some(crate::suite::Load::Server(_)) => 1,
-                _ => case.settings.processes.max(1),
+            processes: if case.scenario.single_process() {
+                1
+            } else {
+                case.settings.processes.max(1)
             },
-            max_processes: match case.load {
-                Some(crate::suite::Load::Server(_)) => 1,
-                _ => case.settings.max_processes(),
+            max_processes: if case.scenario.single_process() {
+                1
+            } else {
+                case.settings.max_processes()
             },
             outcomes: journaled
                 .remove(&case.id)

@@ -7,7 +7,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::Summary;
 
 /// The scenario a case ran: how its queries were issued. `as_str` is its name in case ids,
-/// run files and tables.
+/// run files and tables, and its `[scenarios.<name>]` table. One variant per kind registered
+/// in `scenario/mod.rs` (a new kind adds its variant here, named as its registration line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scenario {

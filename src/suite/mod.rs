@@ -3,11 +3,8 @@
 
 pub mod check;
 mod data;
-#[path = "../scenario/server.rs"]
-pub mod load;
 mod models;
 pub mod recipe;
-mod scenarios;
 pub mod schema;
 mod settings;
 mod targets;
@@ -22,13 +19,12 @@ use toml::Spanned;
 
 use crate::data::DataSpec;
 use crate::model::{self, Architecture, Padding, WeightSource};
-use crate::schema::{CheckConfig, Scenario, Settings, Stage};
+use crate::scenario::ScenarioSpec;
+use crate::schema::{CheckConfig, Settings, Stage};
 use crate::spec::{syntax_problem, Checker, Problem};
 use crate::target::{DeviceKind, Target};
 use recipe::{Recipe, TrainSpec};
 use schema::*;
-
-pub use load::{FindMaxSpec, Load, MultiStreamSpec, ServerLoad, ServerSpec, ServerTarget};
 
 /// Undisturbed processes per case that extra processes (`max_processes`) are run for.
 pub const UNDISTURBED_WANTED: usize = 5;
@@ -82,14 +78,8 @@ pub struct Suite {
     pub models: Vec<ModelDef>,
     pub variants: Vec<VariantDef>,
     pub targets: Vec<Target>,
-    /// Scenarios with their batch sizes (`single_stream` is always batch 1).
-    pub scenarios: Vec<(Scenario, Vec<usize>)>,
-    /// `[scenarios.server]`.
-    #[serde(default)]
-    pub server: Option<ServerSpec>,
-    /// `[scenarios.multi_stream]`.
-    #[serde(default)]
-    pub multi_stream: Option<MultiStreamSpec>,
+    /// `[scenarios]`: each kind's table as validated, in the registry's order (plan order).
+    pub scenarios: Vec<ScenarioSpec>,
     pub settings: Settings,
     /// Thresholds of the regression check (`[check]`).
     pub check: CheckConfig,
@@ -221,19 +211,7 @@ impl Validator {
             settings.seed,
         );
         let targets = self.targets(&raw.targets);
-        let scenarios = self.scenarios(&raw.scenarios);
-        let server = raw
-            .scenarios
-            .get_ref()
-            .server
-            .as_ref()
-            .and_then(|e| self.server(e, &settings));
-        let multi_stream = raw
-            .scenarios
-            .get_ref()
-            .multi_stream
-            .as_ref()
-            .and_then(|e| self.multi_stream(e));
+        let scenarios = crate::scenario::validate(&raw.scenarios, &mut self.checker, &settings);
         let check = self.check(&raw.check);
         Some(Suite {
             path: path.to_path_buf(),
@@ -244,8 +222,6 @@ impl Validator {
             variants,
             targets,
             scenarios,
-            server,
-            multi_stream,
             settings,
             check,
             data: data.map(|d| d.0),

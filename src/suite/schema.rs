@@ -12,7 +12,8 @@ pub struct SuiteFile {
     #[serde(default)]
     pub variants: Vec<Spanned<VariantEntry>>,
     pub targets: Spanned<Vec<Spanned<TargetEntry>>>,
-    pub scenarios: Spanned<ScenariosEntry>,
+    /// One table per scenario kind, each the kind's own (`scenario::ScenariosEntry`).
+    pub scenarios: Spanned<crate::scenario::ScenariosEntry>,
     #[serde(default)]
     pub settings: SettingsEntry,
     #[serde(default)]
@@ -166,68 +167,6 @@ pub struct TargetEntry {
     pub threads: Option<Spanned<Vec<i64>>>,
     pub cores: Option<Spanned<Vec<i64>>>,
     pub max_rss_mb: Option<Spanned<i64>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScenariosEntry {
-    pub single_stream: Option<SingleStreamEntry>,
-    pub offline: Option<OfflineEntry>,
-    pub server: Option<Spanned<ServerEntry>>,
-    pub multi_stream: Option<Spanned<MultiStreamEntry>>,
-}
-
-/// `[scenarios.server]`: queries arrive by a seeded Poisson process (MLPerf LoadGen's server).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerEntry {
-    /// Offered rates, queries per second: one case each.
-    pub target_qps: Option<Spanned<Vec<f64>>>,
-    /// Search the highest rate whose p99 stays under a bound: one case.
-    pub find_max_qps: Option<Spanned<FindMaxEntry>>,
-    /// Length of the arrival schedule of one run (each probe of a search is one run).
-    pub duration_s: Option<Spanned<f64>>,
-    /// Largest batch the dispatcher forms from queued queries; one case per value.
-    pub max_batch: Option<Spanned<Vec<i64>>>,
-    /// How long the dispatcher waits for a batch to fill, from the oldest queued arrival.
-    pub max_wait_ms: Option<Spanned<f64>>,
-    /// Seeds the arrival process (default: settings.seed).
-    pub seed: Option<u64>,
-    /// Served queries slower than this are counted as late.
-    pub late_ms: Option<Spanned<f64>>,
-    /// Queries arriving while this many wait are dropped (default: no limit).
-    pub max_queue: Option<Spanned<i64>>,
-    /// After the schedule ends, queued queries are served for at most this long; the rest
-    /// are reported unserved.
-    pub drain_s: Option<Spanned<f64>>,
-}
-
-/// `find_max_qps = { p99_bound_ms = 20 }`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FindMaxEntry {
-    pub p99_bound_ms: Spanned<f64>,
-    /// The search stops when the failing rate is within this factor of the passing one.
-    pub precision: Option<Spanned<f64>>,
-    pub max_probes: Option<Spanned<i64>>,
-}
-
-/// `[scenarios.multi_stream]`: queries of N samples issued back to back.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MultiStreamEntry {
-    pub samples_per_query: Spanned<Vec<i64>>,
-    pub queries: Option<Spanned<i64>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SingleStreamEntry {}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OfflineEntry {
-    pub batch_sizes: Spanned<Vec<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -53,8 +53,10 @@ fn resolves_a_good_suite() {
     assert_eq!(
         s.scenarios,
         vec![
-            (Scenario::SingleStream, vec![1]),
-            (Scenario::Offline, vec![1, 8])
+            ScenarioSpec::SingleStream(()),
+            ScenarioSpec::Offline(crate::scenario::offline::OfflineSpec {
+                batch_sizes: vec![1, 8]
+            })
         ]
     );
     assert_eq!(s.settings, Settings::default());

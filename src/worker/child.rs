@@ -1,23 +1,18 @@
 //! The child side: the hidden subcommand's entry point, and the measurement of one case in
-//! its fresh process (latency window, server runs, per-layer profile, heap pass, memory).
+//! its fresh process (the scenario kind's measurement, per-layer profile, heap pass, memory).
 
 use std::io::{Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::meter::{Meter, WorkerObserver, REFERENCE_BUDGET};
 use super::pipeline::{prepare_inputs, LayerSteps, Pipeline};
-use super::protocol::{
-    send, Fault, Measurement, ProfileRequest, SearchRaw, ServerMeasurement, WorkerMessage,
-    WorkerRequest,
-};
-use crate::measure::server::{self, ProbeRaw, ServeConfig};
-use crate::measure::{self, Observer, Phase, Progress, SamplerConfig, Workload};
+use super::protocol::{send, Fault, Measurement, ProfileRequest, WorkerMessage, WorkerRequest};
+use crate::measure::{self, SamplerConfig, Workload};
 use crate::model::{error_text, Network};
 use crate::probe::energy;
 use crate::probe::memory::{self};
 use crate::profile::RawProfile;
-use crate::schema::{ColdStart, GpuMemory, MemoryInfo, StopReason, ThreadsInEffect};
-use crate::suite::{Load, ServerLoad, ServerTarget};
+use crate::schema::{ColdStart, GpuMemory, MemoryInfo, ThreadsInEffect};
 use crate::target::DeviceKind;
 
 /// Forward passes in the heap pass: the peak is the same each time once warm; a few
@@ -177,24 +172,17 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         Meter::choose(&req.energy, case.target.device),
         case.batch_size,
     );
-    let mut server_record = None;
     observer
         .reference_us
         .push(measure::reference::reference_us(REFERENCE_BUDGET));
-    let sampled = match &case.load {
-        None => measure::sample(&mut pipeline, &cfg, &mut observer),
-        Some(Load::MultiStream { queries, .. }) => {
-            measure::sample_queries(&mut pipeline, &cfg, *queries, &mut observer)
-        }
-        Some(Load::Server(load)) => {
-            let (sampled, record) = run_server(&mut pipeline, &cfg, load, &mut observer)
-                .map_err(|e| format!("forward pass failed: {}", error_text(&e)))?;
-            server_record = Some(record);
-            pipeline.current = 0;
-            Ok(sampled)
-        }
-    }
-    .map_err(|e| format!("forward pass failed: {}", error_text(&e)))?;
+    let measured = case
+        .scenario
+        .measure(&mut pipeline, &cfg, &mut observer)
+        .map_err(|e| format!("forward pass failed: {}", error_text(&e)))?;
+    let sampled = measured.sampled;
+    // A kind that ran other batch sizes (server) leaves the pipeline on one of them; the
+    // profile and the heap pass run on the case's own batch.
+    pipeline.current = 0;
     observer
         .reference_us
         .push(measure::reference::reference_us(REFERENCE_BUDGET));
@@ -246,7 +234,7 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
             .collect(),
         traffic_bytes_per_batch: Some(net.step_traffic_bytes(case.batch_size).iter().sum()),
         profile,
-        server: server_record,
+        scenario: measured.raw,
         reference_us: std::mem::take(&mut observer.reference_us),
     })
 }
@@ -333,100 +321,6 @@ fn threads_in_effect(requested: usize) -> ThreadsInEffect {
             .collect(),
         affinity: crate::target::available_cores(),
     }
-}
-
-/// A server case: warm-up at batch 1 (its latency estimates the capacity), one untimed pass
-/// at every other batch size, then one server run at the target rate, or the max-QPS search.
-/// Each run's arrival schedule is drawn before its window; energy spans every run.
-fn run_server<W: Write>(
-    pipeline: &mut Pipeline<'_>,
-    cfg: &SamplerConfig,
-    load: &ServerLoad,
-    observer: &mut WorkerObserver<'_, W>,
-) -> candle_core::Result<(measure::Sampled, ServerMeasurement)> {
-    pipeline.current = 0;
-    let warm = measure::warm_up(pipeline, cfg, observer)?;
-    for k in 2..=pipeline.input.len() {
-        measure::server::BatchWorkload::run_batch(pipeline, k)?;
-    }
-    let serve_cfg = ServeConfig {
-        max_batch: load.max_batch,
-        max_wait: Duration::from_secs_f64(load.max_wait_ms / 1e3),
-        max_queue: load.max_queue,
-        duration: Duration::from_secs_f64(load.duration_s),
-        drain: Duration::from_secs_f64(load.drain_s),
-    };
-    let budget_probes = match &load.target {
-        ServerTarget::Qps(_) => 1,
-        ServerTarget::FindMax(f) => f.max_probes,
-    };
-    let budget_s = budget_probes as f64 * load.run_bound_s();
-    let started = Instant::now();
-    let mut probes_done = 0u64;
-    observer.window_started();
-    let mut probe = |rate: f64| -> candle_core::Result<ProbeRaw> {
-        // Drawn before the window: the schedule and every buffer `serve` writes.
-        let arrivals = server::poisson_schedule(rate, load.duration_s, load.seed);
-        let record = server::serve(pipeline, &arrivals, &serve_cfg)?;
-        let p = ProbeRaw::from_record(rate, load.duration_s, &arrivals, &record, load.late_ms);
-        probes_done += 1;
-        observer.progress(&Progress {
-            phase: Phase::Sampling,
-            iterations: probes_done,
-            elapsed_s: started.elapsed().as_secs_f64(),
-            budget_s,
-            noise: None,
-        });
-        Ok(p)
-    };
-    let measurement = match &load.target {
-        ServerTarget::Qps(rate) => ServerMeasurement {
-            probes: vec![probe(*rate)?],
-            chosen: Some(0),
-            search: None,
-        },
-        ServerTarget::FindMax(f) => {
-            let capacity = 1.0 / warm.per_call_s.max(1e-9);
-            let s = server::find_max_qps(
-                capacity,
-                f.p99_bound_ms,
-                f.precision,
-                f.max_probes,
-                load.duration_s,
-                &mut probe,
-            )?;
-            ServerMeasurement {
-                chosen: s.best,
-                search: Some(SearchRaw {
-                    p99_bound_ms: f.p99_bound_ms,
-                    precision: f.precision,
-                    max_probes: f.max_probes,
-                    start_capacity_qps: s.start_capacity_qps,
-                    passing_qps: s.passing_qps,
-                    failing_qps: s.failing_qps,
-                    end: s.end,
-                }),
-                probes: s.probes,
-            }
-        }
-    };
-    let served: usize = measurement.probes.iter().map(|p| p.served).sum();
-    observer.window_ended(served);
-    let measured_s = measurement.probes.iter().map(|p| p.end_s).sum();
-    let sampled = measure::Sampled {
-        samples_ns: Vec::new(),
-        stage_samples_ns: Vec::new(),
-        first_iteration_ns: warm.first_iteration_ns,
-        warmup_iterations: warm.warmup_iterations,
-        warmup_s: warm.warmup_s,
-        warmup_end: warm.warmup_end,
-        warmup_trace_ms: warm.trace_ms,
-        measured_s,
-        stop_reason: StopReason::Queries,
-        // No median stopping rule in a server run; the case reports no noise figure.
-        noise: 0.0,
-    };
-    Ok((sampled, measurement))
 }
 
 /// A CUDA case's device memory from its two views, keeping why a view is missing.

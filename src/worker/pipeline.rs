@@ -8,7 +8,6 @@ use crate::model::bert::TextEncoder;
 use crate::model::{error_text, synthetic_raw_input, Architecture, Network};
 use crate::plan::Case;
 use crate::schema::Stage;
-use crate::suite::Load;
 
 /// A case's raw inputs: 8-bit values for the mlp and cnn, sentences for a bert (with the
 /// tokenizer that turns them into token ids: its preprocess stage).
@@ -152,11 +151,9 @@ pub(super) fn prepare_inputs(
         .raw_input
         .clone()
         .unwrap_or_else(|| Network::default_raw_shape(&case.arch));
-    // A server case needs every batch size the dispatcher may form; others one batch.
-    let sizes: Vec<usize> = match &case.load {
-        Some(Load::Server(load)) => (1..=load.max_batch).collect(),
-        _ => vec![case.batch_size],
-    };
+    // The scenario says which batch sizes it runs (a server: every size the dispatcher may
+    // form; others the case's batch).
+    let sizes = case.scenario.input_batches(case.batch_size);
     // A sentence encoder's tokenizer and sentences, loaded once for every batch size.
     let text = match (&case.text, &case.arch) {
         (Some(text), Architecture::Bert { seq_len, .. }) => {

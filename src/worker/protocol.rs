@@ -6,14 +6,12 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::measure::server::ProbeRaw;
 use crate::measure::Progress;
 use crate::plan::Case;
 use crate::probe::energy::Tdp;
 use crate::profile::RawProfile;
-use crate::schema::{
-    ColdStart, EnergyInfo, MemoryInfo, SearchEnd, Stage, StopReason, ThreadsInEffect,
-};
+use crate::scenario::ScenarioRaw;
+use crate::schema::{ColdStart, EnergyInfo, MemoryInfo, Stage, StopReason, ThreadsInEffect};
 
 /// The hidden subcommand that runs one case.
 pub const WORKER_SUBCOMMAND: &str = "__worker";
@@ -103,35 +101,15 @@ pub struct Measurement {
     /// Per-layer timings, when the request asked for a profile.
     #[serde(default)]
     pub profile: Option<RawProfile>,
-    /// Server cases: every server run (one, or a search's probes); `samples_ms` is empty.
+    /// The scenario kind's raw record, for the kinds that have one (server: every server
+    /// run, one or a search's probes; its `samples_ms` is empty).
     #[serde(default)]
-    pub server: Option<ServerMeasurement>,
+    pub scenario: Option<ScenarioRaw>,
     /// Median times of the reference kernel (`measure::reference`), in µs, in the order
     /// taken: just before the measured window, between its chunks (with each progress
     /// report, outside the timed chunks), and just after. How fast the machine itself was.
     #[serde(default)]
     pub reference_us: Vec<f64>,
-}
-
-/// The raw record of a server case.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ServerMeasurement {
-    pub probes: Vec<ProbeRaw>,
-    /// The probe the case reports: the only one, or the search's highest passing rate.
-    pub chosen: Option<usize>,
-    pub search: Option<SearchRaw>,
-}
-
-/// How a max-QPS search went.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SearchRaw {
-    pub p99_bound_ms: f64,
-    pub precision: f64,
-    pub max_probes: usize,
-    pub start_capacity_qps: f64,
-    pub passing_qps: Option<f64>,
-    pub failing_qps: Option<f64>,
-    pub end: SearchEnd,
 }
 
 pub(super) fn send(out: &mut impl Write, message: &WorkerMessage) {
