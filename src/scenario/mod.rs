@@ -24,11 +24,12 @@ use crate::spec::Checker;
 
 /// What a kind's measurement drives: the worker's pipeline over the case's inputs (prepared
 /// before timing, one batch per size of [`ScenarioKind::input_batches`]), seen only as
-/// workloads: `run_stage` times one stage of one inference on the case's batch, `run_batch(k)`
-/// runs every stage on the prepared batch of `k`.
+/// workloads: `run_stage` runs one timed stage of one inference on the case's batch,
+/// `run_batch(k)` every stage on the prepared batch of `k`. Implemented by the worker's
+/// pipeline; a kind that needs more of the model than whole inferences (an LLM's prefill and
+/// decode steps) adds that capability here, as a method with a default that says it is not
+/// supported, which the pipeline overrides.
 pub trait Driven: Workload + BatchWorkload<Error = <Self as Workload>::Error> {}
-
-impl<T> Driven for T where T: Workload + BatchWorkload<Error = <T as Workload>::Error> {}
 
 /// One case of a kind, as its expansion makes it.
 #[derive(Debug, Clone, PartialEq)]

@@ -210,6 +210,8 @@ impl BatchWorkload for Counting {
     }
 }
 
+impl Driven for Counting {}
+
 fn quick() -> SamplerConfig {
     SamplerConfig {
         warmup: Duration::from_millis(1),

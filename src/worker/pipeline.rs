@@ -129,6 +129,9 @@ impl measure::server::BatchWorkload for Pipeline<'_> {
     }
 }
 
+/// What the scenario kinds drive: the two workloads above.
+impl crate::scenario::Driven for Pipeline<'_> {}
+
 /// Test only: keeps the core busy until `until` (a spin on the monotonic clock, no sleep), so
 /// the injected slowdown costs CPU time the way slower code would, and scales with each pass.
 fn injected_delay(until: Instant) {
