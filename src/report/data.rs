@@ -316,14 +316,19 @@ impl ReportData {
 }
 
 /// Which case stands for a variant on a target: single-stream, then offline, then
-/// multi-stream, then server (whose latency depends on the load offered).
-fn scenario_rank(scenario: Scenario) -> u8 {
-    match scenario {
-        Scenario::SingleStream => 0,
-        Scenario::Offline => 1,
-        Scenario::MultiStream => 2,
-        Scenario::Server => 3,
-    }
+/// multi-stream, then server (whose latency depends on the load offered), then any other
+/// scenario kind.
+fn scenario_rank(scenario: Scenario) -> usize {
+    const STANDS_IN: [Scenario; 4] = [
+        Scenario::SingleStream,
+        Scenario::Offline,
+        Scenario::MultiStream,
+        Scenario::Server,
+    ];
+    STANDS_IN
+        .iter()
+        .position(|s| *s == scenario)
+        .unwrap_or(STANDS_IN.len())
 }
 
 /// `A`, `B`, ..., `Z`, `AA`, ...
