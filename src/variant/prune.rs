@@ -23,7 +23,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::model::arch::kept_units;
+use crate::model::cnn::kept_units;
 use crate::model::{Architecture, TensorShape};
 use crate::schema::LayerSparsity;
 use crate::suite::recipe::PruneScope;

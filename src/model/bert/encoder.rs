@@ -22,7 +22,7 @@ use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{LayerNorm, Linear};
 use candle_transformers::models::bert::{Config, HiddenAct};
 
-use super::{Architecture, ModelError, QWeight, Stored, Weights};
+use crate::model::{Architecture, ModelError, QWeight, Stored, Weights};
 
 /// The pad token id every BERT vocabulary of this family uses for `[PAD]`.
 pub const PAD_ID: u32 = 0;

@@ -1,0 +1,5 @@
+//! BERT-family sentence encoders.
+
+mod encoder;
+
+pub use encoder::*;
