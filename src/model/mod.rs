@@ -5,7 +5,13 @@
 
 pub mod bert;
 pub mod cnn;
+mod init;
+mod qweight;
 mod stack;
+mod weights;
 
 pub use cnn::{Architecture, Padding, TensorShape};
+pub use init::*;
+pub(crate) use qweight::QWeight;
 pub use stack::*;
+pub use weights::*;
