@@ -4,14 +4,15 @@
 //!     cargo run --example onnx-seed-weights -- PATH
 use std::path::PathBuf;
 
-use inferbench::model::{save_safetensors, seeded_weights, Architecture, Padding};
+use inferbench::model::cnn::Cnn;
+use inferbench::model::{save_safetensors, seeded_weights, Padding};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path: PathBuf = std::env::args()
         .nth(1)
         .ok_or("usage: onnx-seed-weights PATH")?
         .into();
-    let arch = Architecture::Cnn {
+    let arch = Cnn {
         input_hwc: [28, 28, 1],
         conv_channels: vec![32, 64],
         pool_after: vec![true, true],

@@ -3,7 +3,7 @@
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Architecture, WeightSource};
+use crate::model::{Architecture, TextInput, WeightSource};
 use crate::scenario::ScenarioCase;
 use crate::schema::{ModelInfo, QualityInfo, Settings, Shard};
 use crate::suite::Suite;
@@ -41,32 +41,23 @@ pub struct Case {
     pub embedding: Option<crate::schema::EmbeddingQuality>,
 }
 
-/// Where a `bert` case's inputs come from: the batch is the sentences in order (repeated
-/// when the batch is larger), tokenized to the model's `seq_len`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TextInput {
-    /// `tokenizer.json` of the model folder.
-    pub tokenizer: std::path::PathBuf,
-    pub sentences: crate::data::text::TextSource,
-}
-
-impl TextInput {
-    /// The text inputs of `model` in `suite`: the `[data]` sentences, else the built-in ones.
-    pub fn of(suite: &Suite, model: &str) -> Option<TextInput> {
-        let m = suite.models.iter().find(|m| m.name == model)?;
-        let tokenizer = m.tokenizer.clone()?;
-        let sentences = match suite.data.as_ref().map(|d| &d.source) {
-            Some(crate::data::DataSource::Sentences(t)) => t.clone(),
-            _ => crate::data::text::TextSource {
-                sentences: None,
-                pairs: None,
-            },
-        };
-        Some(TextInput {
-            tokenizer,
-            sentences,
-        })
-    }
+/// The text inputs of `model` in `suite` (a model with a tokenizer: a `bert`): its
+/// tokenizer, and the `[data]` sentences, else the built-in ones. The batch is the sentences
+/// in order (repeated when the batch is larger), tokenized to the model's `seq_len`.
+pub fn text_input(suite: &Suite, model: &str) -> Option<TextInput> {
+    let m = suite.models.iter().find(|m| m.name == model)?;
+    let tokenizer = m.tokenizer.clone()?;
+    let sentences = match suite.data.as_ref().map(|d| &d.source) {
+        Some(crate::data::DataSource::Sentences(t)) => t.clone(),
+        _ => crate::data::text::TextSource {
+            sentences: None,
+            pairs: None,
+        },
+    };
+    Some(TextInput {
+        tokenizer,
+        sentences,
+    })
 }
 
 /// Every case of the suite in a fixed order: variant, target, then each scenario kind's cases
@@ -105,7 +96,7 @@ pub fn expand(suite: &Suite, settings: &Settings) -> Vec<Case> {
                     raw_input: raw_input.clone(),
                     model_info: None,
                     quality: None,
-                    text: TextInput::of(suite, &variant.model),
+                    text: text_input(suite, &variant.model),
                     embedding: None,
                 });
             }

@@ -137,6 +137,11 @@ impl Checker {
         self.problems
     }
 
+    /// Records a problem located already (as [`syntax_problem`] makes them).
+    pub fn record(&mut self, problem: Problem) {
+        self.problems.push(problem);
+    }
+
     /// Records a problem with `field` at the start of `span` (a byte range of the file).
     pub fn problem(
         &mut self,

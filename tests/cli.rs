@@ -310,9 +310,9 @@ fn crashing_and_hanging_workers_fail_their_case_only() {
 
 #[test]
 fn weights_from_safetensors_for_model_and_file_variant() {
-    use inferbench::model::{save_seeded_weights, Architecture};
+    use inferbench::model::{mlp::Mlp, save_seeded_weights};
     let dir = tempfile::tempdir().unwrap();
-    let arch = Architecture::Mlp {
+    let arch = Mlp {
         input_size: 32,
         hidden: vec![16],
         classes: 4,
@@ -353,7 +353,7 @@ device = "cpu"
     assert!(run.cases.iter().all(|c| c.latency_ms.is_some()));
 
     // A file for another architecture is an input error naming the tensor.
-    let wrong = Architecture::Mlp {
+    let wrong = Mlp {
         input_size: 32,
         hidden: vec![8],
         classes: 4,

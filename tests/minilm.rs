@@ -18,7 +18,9 @@ use std::process::Command;
 use candle_core::{DType, Device, Tensor};
 use inferbench::data::text::{self, TextSource};
 use inferbench::model::bert::{self, TextEncoder};
-use inferbench::model::{float_tensors, load_weights, Architecture, Network, WeightSource};
+use inferbench::model::{
+    float_tensors, float_weights, load_weights, Architecture, LoadedModel, Purpose, WeightSource,
+};
 use inferbench::quality;
 use inferbench::suite::recipe::QuantDtype;
 use inferbench::variant::{prune, quantize};
@@ -63,7 +65,7 @@ fn sentences() -> Vec<String> {
     .unwrap()
 }
 
-fn embed(net: &Network, encoder: &TextEncoder, texts: &[String]) -> Vec<f32> {
+fn embed(net: &mut dyn LoadedModel, encoder: &TextEncoder, texts: &[String]) -> Vec<f32> {
     let mut out = Vec::new();
     for chunk in texts.chunks(8) {
         let ids = encoder.encode_tensor(chunk, &Device::Cpu).unwrap();
@@ -73,16 +75,17 @@ fn embed(net: &Network, encoder: &TextEncoder, texts: &[String]) -> Vec<f32> {
     out
 }
 
-fn load(dir: &Path) -> (Architecture, Network, TextEncoder) {
+fn load(dir: &Path) -> (Architecture, Box<dyn LoadedModel>, TextEncoder) {
     let arch = bert::architecture_from_dir(dir, SEQ).unwrap();
-    let net = Network::build(
-        &arch,
-        &WeightSource::Safetensors {
-            path: dir.join("model.safetensors"),
-        },
-        &Device::Cpu,
-    )
-    .unwrap();
+    let net = arch
+        .kind()
+        .load(
+            &WeightSource::Safetensors {
+                path: dir.join("model.safetensors"),
+            },
+            &Device::Cpu,
+        )
+        .unwrap();
     let encoder = TextEncoder::from_file(&dir.join("tokenizer.json"), SEQ).unwrap();
     (arch, net, encoder)
 }
@@ -94,9 +97,9 @@ fn baseline_embeddings_match_the_reference() {
     let Some(dir) = minilm("baseline_embeddings_match_the_reference") else {
         return;
     };
-    let (_, net, encoder) = load(&dir);
+    let (_, mut net, encoder) = load(&dir);
     let texts = sentences();
-    let ours = embed(&net, &encoder, &texts);
+    let ours = embed(net.as_mut(), &encoder, &texts);
     let reference =
         inferbench::data::npy::read(&root().join("data/text/minilm-reference.npy")).unwrap();
     assert_eq!(reference.shape, vec![texts.len(), 384]);
@@ -130,7 +133,9 @@ fn encoder_matches_candle_transformers_bert() {
         return;
     };
     let encoder = TextEncoder::from_file(&dir.join("tokenizer.json"), SEQ).unwrap();
-    let arch = bert::architecture_from_dir(&dir, SEQ).unwrap();
+    let Architecture::Bert(arch) = bert::architecture_from_dir(&dir, SEQ).unwrap() else {
+        panic!("not a bert")
+    };
     let weights = load_weights(
         &arch,
         &WeightSource::Safetensors {
@@ -179,18 +184,18 @@ fn variants_keep_or_lose_fidelity_as_expected() {
     let Some(dir) = minilm("variants_keep_or_lose_fidelity_as_expected") else {
         return;
     };
-    let (arch, net, encoder) = load(&dir);
+    let (arch, mut net, encoder) = load(&dir);
     let texts = sentences()[..12].to_vec();
-    let base = embed(&net, &encoder, &texts);
+    let base = embed(net.as_mut(), &encoder, &texts);
     let weights = load_weights(
-        &arch,
+        arch.kind(),
         &WeightSource::Safetensors {
             path: dir.join("model.safetensors"),
         },
         &Device::Cpu,
     )
     .unwrap();
-    let floats: HashMap<String, Tensor> = float_tensors(&arch, &weights).unwrap();
+    let floats: HashMap<String, Tensor> = float_tensors(arch.kind(), &weights).unwrap();
     let min_cos = |e: &[f32]| {
         quality::row_cosines(e, &base, 384)
             .into_iter()
@@ -205,34 +210,32 @@ fn variants_keep_or_lose_fidelity_as_expected() {
     ] {
         let (q, kept) = quantize::quantize(&arch, &floats, dtype).unwrap();
         assert_eq!(kept.len(), float_layers, "{}: {kept:?}", dtype.as_str());
-        let qnet = Network::from_weights(&arch, &q).unwrap();
+        let mut qnet = arch.kind().build(&q, Purpose::Inference).unwrap();
         assert!(
             qnet.weight_bytes() < net.weight_bytes(),
             "{}",
             dtype.as_str()
         );
-        let c = min_cos(&embed(&qnet, &encoder, &texts));
+        let c = min_cos(&embed(qnet.as_mut(), &encoder, &texts));
         eprintln!("{}: min cosine {c:.6}", dtype.as_str());
         assert!(c >= bound, "{}: min cosine {c}", dtype.as_str());
     }
     let (pruned_arch, t, report) = prune::structured(&arch, &floats, 0.5).unwrap();
-    let Architecture::Bert {
-        heads,
-        intermediate,
-        ..
-    } = pruned_arch
-    else {
+    let Architecture::Bert(pruned) = &pruned_arch else {
         panic!()
     };
-    assert_eq!((heads, intermediate), (6, 768));
+    assert_eq!((pruned.heads, pruned.intermediate), (6, 768));
     assert_eq!(report.len(), 12);
-    let pnet = Network::from_tensors(&pruned_arch, t).unwrap();
+    let mut pnet = pruned_arch
+        .kind()
+        .build(&float_weights(t), Purpose::Inference)
+        .unwrap();
     // Each layer loses 6 heads (4 x 192 x 384 weights + 3 x 192 biases) and 768 neurons
     // (2 x 768 x 384 weights + 768 biases); the embeddings (11.7M) stay.
     let removed = 6 * (4 * 192 * 384 + 3 * 192 + 2 * 768 * 384 + 768);
     assert_eq!(pnet.params(), net.params() - removed);
-    assert!(pruned_arch.flops_per_sample() < arch.flops_per_sample() * 6 / 10);
-    let c = min_cos(&embed(&pnet, &encoder, &texts));
+    assert!(pruned_arch.kind().flops_per_sample() < arch.kind().flops_per_sample() * 6 / 10);
+    let c = min_cos(&embed(pnet.as_mut(), &encoder, &texts));
     eprintln!("pruned 50%: min cosine {c:.4}");
     assert!(c < 0.99 && c > -1.0, "{c}");
 }

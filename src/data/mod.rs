@@ -16,8 +16,6 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::Architecture;
-
 /// The UCI optical digits as carried by scikit-learn (see `data/digits/ATTRIBUTION.md`).
 const DIGITS_CSV_GZ: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -408,32 +406,12 @@ pub fn stratified_split(
 }
 
 impl Dataset {
-    /// Why this data cannot feed `arch` (with the dataset's resize), if it cannot.
-    pub fn check_model(&self, arch: &Architecture) -> Result<(), String> {
-        check_shapes(self.hwc, arch, self.resize)?;
-        if self.classes > arch.classes() {
-            return Err(format!(
-                "the data has labels up to {}, the model has {} classes",
-                self.classes - 1,
-                arch.classes()
-            ));
-        }
-        Ok(())
-    }
-
-    /// Inputs for `arch` of the given samples: `[n, ...arch.input_shape()]` values, NCHW for
-    /// a CNN and the CHW-flattened sample for an MLP.
-    pub fn inputs(&self, arch: &Architecture, indices: &[usize]) -> Vec<f32> {
+    /// The given samples as model inputs at `size` (height, width; `None`: the data's own):
+    /// `[n, c, h, w]` values, each sample's planes in C, H, W order, resized as `resize` says.
+    pub fn inputs(&self, size: Option<(usize, usize)>, indices: &[usize]) -> Vec<f32> {
         let [h, w, c] = self.hwc;
         let per = h * w * c;
-        let (oh, ow) = match arch {
-            Architecture::Cnn {
-                input_hwc: [ih, iw, _],
-                ..
-            } => (*ih, *iw),
-            Architecture::Mlp { .. } => (h, w),
-            Architecture::Bert { .. } => return Vec::new(),
-        };
+        let (oh, ow) = size.unwrap_or((h, w));
         let mut out = Vec::with_capacity(indices.len() * oh * ow * c);
         let mut chw = vec![0f32; per];
         for &i in indices {
@@ -457,8 +435,9 @@ impl Dataset {
         indices.iter().map(|&i| self.labels[i]).collect()
     }
 
-    /// `digits: test split, 360 of 1797 samples, 8x8x1 bilinear to 28x28`.
-    pub fn describe_test(&self, arch: &Architecture) -> String {
+    /// `digits: test split, 360 of 1797 samples, 8x8x1 bilinear to 28x28`, for a model
+    /// whose input is `size` (height, width; `None`: the data's own).
+    pub fn describe_test(&self, size: Option<(usize, usize)>) -> String {
         let [h, w, c] = self.hwc;
         let mut s = format!(
             "{}: test split, {} of {} samples, {h}x{w}x{c}",
@@ -466,12 +445,8 @@ impl Dataset {
             self.test.len(),
             self.labels.len()
         );
-        if let Architecture::Cnn {
-            input_hwc: [ih, iw, _],
-            ..
-        } = arch
-        {
-            if (*ih, *iw) != (h, w) {
+        if let Some((ih, iw)) = size {
+            if (ih, iw) != (h, w) {
                 s.push_str(&format!(" {} to {ih}x{iw}", self.resize.as_str()));
             }
         }
@@ -479,50 +454,24 @@ impl Dataset {
     }
 }
 
-/// Whether samples of `hwc` can feed `arch` under `resize`.
-pub fn check_shapes(hwc: [usize; 3], arch: &Architecture, resize: Resize) -> Result<(), String> {
-    let [h, w, c] = hwc;
-    match arch {
-        Architecture::Bert { .. } => {
-            return Err(
-                "a bert takes sentences: use [data] with source = \"sentences\"".to_string(),
-            )
-        }
-        Architecture::Mlp { input_size, .. } => {
-            if *input_size != h * w * c {
-                return Err(format!(
-                    "the data has {} features per sample ({h}x{w}x{c}), the mlp's input_size is {input_size}",
-                    h * w * c
-                ));
-            }
-        }
-        Architecture::Cnn {
-            input_hwc: [ih, iw, ic],
-            ..
-        } => {
-            if *ic != c {
-                return Err(format!(
-                    "the data has {c} channel(s), the model's input has {ic}"
-                ));
-            }
-            if (*ih, *iw) != (h, w) {
-                match resize {
-                    Resize::None => {
-                        return Err(format!(
-                            "the data is {h}x{w}, the model's input is {ih}x{iw}, and `resize` is not set"
-                        ))
-                    }
-                    Resize::Pad if *ih < h || *iw < w => {
-                        return Err(format!(
-                            "padding cannot shrink {h}x{w} images to the model's {ih}x{iw}"
-                        ))
-                    }
-                    _ => {}
-                }
-            }
-        }
+/// Whether images of `(h, w)` can reach a model input of `(ih, iw)` under `resize`.
+pub fn check_resize(
+    (h, w): (usize, usize),
+    (ih, iw): (usize, usize),
+    resize: Resize,
+) -> Result<(), String> {
+    if (ih, iw) == (h, w) {
+        return Ok(());
     }
-    Ok(())
+    match resize {
+        Resize::None => Err(format!(
+            "the data is {h}x{w}, the model's input is {ih}x{iw}, and `resize` is not set"
+        )),
+        Resize::Pad if ih < h || iw < w => Err(format!(
+            "padding cannot shrink {h}x{w} images to the model's {ih}x{iw}"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Appends one `out_hw` plane made from `plane` (`in_hw`, row-major).
@@ -583,7 +532,6 @@ fn resize_plane(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Padding;
 
     fn digits_spec() -> DataSpec {
         DataSpec {
@@ -593,19 +541,6 @@ mod tests {
             test_fraction: 0.2,
             seed: 0,
             resize: Resize::Bilinear,
-        }
-    }
-
-    fn cnn(h: usize) -> Architecture {
-        Architecture::Cnn {
-            input_hwc: [h, h, 1],
-            conv_channels: vec![4],
-            pool_after: vec![true],
-            kernel: 3,
-            padding: Padding::Valid,
-            pool: 2,
-            dense: vec![],
-            classes: 10,
         }
     }
 
@@ -672,40 +607,28 @@ mod tests {
     }
 
     #[test]
-    fn inputs_at_the_model_size_and_shape_checks() {
+    fn inputs_at_a_model_size_and_resize_checks() {
         let d = load(&digits_spec()).unwrap();
-        let x = d.inputs(&cnn(28), &d.test[..3]);
+        let x = d.inputs(Some((28, 28)), &d.test[..3]);
         assert_eq!(x.len(), 3 * 28 * 28);
-        assert!(d.check_model(&cnn(28)).is_ok());
-        let mlp = Architecture::Mlp {
-            input_size: 64,
-            hidden: vec![8],
-            classes: 10,
-        };
-        assert!(d.check_model(&mlp).is_ok());
-        assert_eq!(d.inputs(&mlp, &[0]), d.features[..64].to_vec());
-        let none = Dataset {
-            resize: Resize::None,
-            ..d.clone()
-        };
-        assert!(none
-            .check_model(&cnn(28))
+        assert_eq!(d.inputs(None, &[0]), d.features[..64].to_vec());
+        assert_eq!(d.inputs(Some((8, 8)), &[0]), d.features[..64].to_vec());
+        assert_eq!(check_resize((8, 8), (28, 28), Resize::Bilinear), Ok(()));
+        assert_eq!(check_resize((8, 8), (8, 8), Resize::None), Ok(()));
+        assert!(check_resize((8, 8), (28, 28), Resize::None)
             .unwrap_err()
             .contains("`resize` is not set"));
-        let pad = Dataset {
-            resize: Resize::Pad,
-            ..d.clone()
-        };
-        assert!(pad
-            .check_model(&cnn(6))
+        assert!(check_resize((8, 8), (6, 6), Resize::Pad)
             .unwrap_err()
             .contains("padding cannot shrink"));
-        let few = Architecture::Mlp {
-            input_size: 64,
-            hidden: vec![],
-            classes: 5,
-        };
-        assert!(d.check_model(&few).unwrap_err().contains("labels up to 9"));
+        assert_eq!(
+            d.describe_test(Some((28, 28))),
+            "digits: test split, 359 of 1797 samples, 8x8x1 bilinear to 28x28"
+        );
+        assert_eq!(
+            d.describe_test(None),
+            "digits: test split, 359 of 1797 samples, 8x8x1"
+        );
     }
 
     #[test]

@@ -1,483 +1,357 @@
-//! Built-in architectures as plain data: shapes, parameter counts and FLOPs, no candle.
-//!
-//! Tensor names and layouts follow PyTorch so weights exported from it load as they are:
-//! `conv{i}.weight` is `[out, in, k, k]`, `fc{j}.weight` is `[out, in]`, biases are `[out]`,
-//! layers numbered from 1, the last `fc` being the classifier. Images are NCHW and flatten
-//! in C, H, W order.
+//! The `cnn` kind: convolutions (ReLU, optional max pooling after each), then dense layers;
+//! a classifier scored on the suite's labelled images, resized to its input when `[data]`
+//! says how.
 
+use std::collections::HashMap;
+
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
+use toml::Spanned;
 
-use crate::schema::{LayerKind, LayerSpec};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Padding {
-    /// No padding: each convolution shrinks the image by `kernel - 1`.
-    Valid,
-    /// Zero padding of `kernel / 2`: the image keeps its size (odd kernels only).
-    Same,
-}
+use super::entry::{Entry, EntryContext};
+use super::kind::{
+    DataKind, DataMismatch, KindInfo, KindSpec, LoadedModel, ModelKind, Parsed, Pruned, Purpose,
+    RecipeKind,
+};
+use super::layout::{
+    check_classifier_data, is_stack_weight, kept_units, read_classes, Convs, Layout, Padding,
+};
+use super::stack::Stack;
+use super::{Architecture, TensorShape, Weights};
+use crate::data::{self, Dataset};
+use crate::schema::LayerSpec;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "arch", rename_all = "snake_case")]
-pub enum Architecture {
-    /// Fully connected: `input_size -> hidden... -> classes`, ReLU between layers.
-    Mlp {
-        input_size: usize,
-        hidden: Vec<usize>,
-        classes: usize,
-    },
-    /// Convolutions (ReLU, optional 2x2-style max pooling after each), then dense layers.
-    Cnn {
-        /// Height, width, channels of one input image.
-        input_hwc: [usize; 3],
-        conv_channels: Vec<usize>,
-        /// `pool_after[i]`: whether convolution `i` is followed by max pooling.
-        pool_after: Vec<bool>,
-        kernel: usize,
-        padding: Padding,
-        pool: usize,
-        dense: Vec<usize>,
-        classes: usize,
-    },
-    /// A BERT encoder (HuggingFace layout) with mean pooling and L2 normalisation, as
-    /// sentence-transformers computes sentence embeddings. Every layer keeps the same number
-    /// of attention heads and FFN neurons (fewer after structured pruning); a head keeps its
-    /// `head_dim`, so `heads * head_dim` may be less than `hidden`.
-    Bert {
-        vocab: usize,
-        hidden: usize,
-        layers: usize,
-        heads: usize,
-        head_dim: usize,
-        intermediate: usize,
-        max_positions: usize,
-        type_vocab: usize,
-        layer_norm_eps: f64,
-        /// Tokens per input: every sentence is padded (pad id 0) or truncated to this.
-        seq_len: usize,
-    },
+pub struct Cnn {
+    /// Height, width, channels of one input image.
+    pub input_hwc: [usize; 3],
+    pub conv_channels: Vec<usize>,
+    /// `pool_after[i]`: whether convolution `i` is followed by max pooling.
+    pub pool_after: Vec<bool>,
+    pub kernel: usize,
+    pub padding: Padding,
+    pub pool: usize,
+    pub dense: Vec<usize>,
+    pub classes: usize,
 }
 
-/// Tensors a HuggingFace BERT checkpoint may hold that the encoder does not use: the pooler
-/// (sentence-transformers pools by the mean instead) and the position-id buffer.
-pub fn bert_ignored_tensor(name: &str) -> bool {
-    name.starts_with("pooler.") || name == "embeddings.position_ids"
+/// The fields of a `cnn` entry, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CnnEntry {
+    input: Option<Spanned<Vec<i64>>>,
+    conv_channels: Option<Spanned<Vec<i64>>>,
+    pool_after: Option<Spanned<Vec<i64>>>,
+    kernel: Option<Spanned<i64>>,
+    padding: Option<Spanned<String>>,
+    pool: Option<Spanned<i64>>,
+    dense: Option<Spanned<Vec<i64>>>,
+    classes: Option<Spanned<i64>>,
 }
 
-/// Where a layer's weights sit in the network, for size and FLOP accounting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TensorShape {
-    pub name: String,
-    pub shape: Vec<usize>,
-}
-
-impl Architecture {
-    /// Shape of one input sample, without the batch dimension (`[C, H, W]` or `[features]`).
-    pub fn input_shape(&self) -> Vec<usize> {
-        match self {
-            Architecture::Mlp { input_size, .. } => vec![*input_size],
-            Architecture::Cnn {
-                input_hwc: [h, w, c],
-                ..
-            } => vec![*c, *h, *w],
-            Architecture::Bert { seq_len, .. } => vec![*seq_len],
-        }
-    }
-
-    /// Output width: classes, or the embedding width of a `bert`.
-    pub fn classes(&self) -> usize {
-        match self {
-            Architecture::Mlp { classes, .. } | Architecture::Cnn { classes, .. } => *classes,
-            Architecture::Bert { hidden, .. } => *hidden,
-        }
-    }
-
-    /// `mlp`, `cnn` or `bert`, as a suite names it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Architecture::Mlp { .. } => "mlp",
-            Architecture::Cnn { .. } => "cnn",
-            Architecture::Bert { .. } => "bert",
-        }
-    }
-
-    pub fn is_bert(&self) -> bool {
-        matches!(self, Architecture::Bert { .. })
-    }
-
-    /// Whether the tensor `name` is a weight matrix applied by a matmul (what quantize and
-    /// magnitude pruning act on): every `.weight` of an mlp or cnn; a bert's linear layers
-    /// (not its embedding tables or LayerNorm scales).
-    pub fn is_matmul_weight(&self, name: &str) -> bool {
-        match self {
-            Architecture::Bert { .. } => {
-                name.starts_with("encoder.")
-                    && (name.ends_with("dense.weight")
-                        || name.ends_with("query.weight")
-                        || name.ends_with("key.weight")
-                        || name.ends_with("value.weight"))
-            }
-            _ => name.ends_with(".weight"),
+impl Cnn {
+    pub(crate) fn layout(&self) -> Layout {
+        Layout {
+            convs: Some(Convs {
+                input_hwc: self.input_hwc,
+                channels: self.conv_channels.clone(),
+                pool_after: self.pool_after.clone(),
+                kernel: self.kernel,
+                padding: self.padding,
+                pool: self.pool,
+            }),
+            features: 0,
+            hidden: self.dense.clone(),
+            classes: self.classes,
         }
     }
 
     /// Spatial size `(h, w)` after each convolution block, or the index of the first
     /// convolution whose output would be empty.
     pub fn conv_output_sizes(&self) -> Result<Vec<(usize, usize)>, usize> {
-        let Architecture::Cnn {
-            input_hwc: [h0, w0, _],
-            conv_channels,
-            pool_after,
-            kernel,
-            padding,
-            pool,
-            ..
-        } = self
-        else {
-            return Ok(Vec::new());
-        };
-        let (mut h, mut w) = (*h0, *w0);
-        let mut sizes = Vec::with_capacity(conv_channels.len());
-        for i in 0..conv_channels.len() {
-            if *padding == Padding::Valid {
-                if h < *kernel || w < *kernel {
-                    return Err(i);
-                }
-                h = h - kernel + 1;
-                w = w - kernel + 1;
-            }
-            if pool_after.get(i).copied().unwrap_or(true) && *pool > 1 {
-                h /= pool;
-                w /= pool;
-            }
-            if h == 0 || w == 0 {
-                return Err(i);
-            }
-            sizes.push((h, w));
-        }
-        Ok(sizes)
-    }
-
-    /// Width of the first dense layer's input.
-    fn flat_features(&self) -> usize {
-        match self {
-            Architecture::Bert { hidden, .. } => *hidden,
-            Architecture::Mlp { input_size, .. } => *input_size,
-            Architecture::Cnn {
-                input_hwc,
-                conv_channels,
-                ..
-            } => {
-                let sizes = self.conv_output_sizes().unwrap_or_default();
-                match (sizes.last(), conv_channels.last()) {
-                    (Some((h, w)), Some(c)) => h * w * c,
-                    _ => input_hwc.iter().product(),
-                }
-            }
-        }
-    }
-
-    fn dense_widths(&self) -> (&[usize], usize) {
-        match self {
-            Architecture::Mlp {
-                hidden, classes, ..
-            } => (hidden, *classes),
-            Architecture::Cnn { dense, classes, .. } => (dense, *classes),
-            Architecture::Bert { hidden, .. } => (&[], *hidden),
-        }
-    }
-
-    /// A bert's tensors, HuggingFace names (`embeddings.*`, `encoder.layer.{i}.*`).
-    fn bert_tensors(&self) -> Vec<TensorShape> {
-        let Architecture::Bert {
-            vocab,
-            hidden,
-            layers,
-            heads,
-            head_dim,
-            intermediate,
-            max_positions,
-            type_vocab,
-            ..
-        } = self
-        else {
-            return Vec::new();
-        };
-        let (h, a, i) = (*hidden, heads * head_dim, *intermediate);
-        let t = |name: String, shape: Vec<usize>| TensorShape { name, shape };
-        let mut out = vec![
-            t("embeddings.word_embeddings.weight".into(), vec![*vocab, h]),
-            t(
-                "embeddings.position_embeddings.weight".into(),
-                vec![*max_positions, h],
-            ),
-            t(
-                "embeddings.token_type_embeddings.weight".into(),
-                vec![*type_vocab, h],
-            ),
-            t("embeddings.LayerNorm.weight".into(), vec![h]),
-            t("embeddings.LayerNorm.bias".into(), vec![h]),
-        ];
-        for l in 0..*layers {
-            let p = format!("encoder.layer.{l}.");
-            for qkv in ["query", "key", "value"] {
-                out.push(t(format!("{p}attention.self.{qkv}.weight"), vec![a, h]));
-                out.push(t(format!("{p}attention.self.{qkv}.bias"), vec![a]));
-            }
-            out.push(t(format!("{p}attention.output.dense.weight"), vec![h, a]));
-            out.push(t(format!("{p}attention.output.dense.bias"), vec![h]));
-            out.push(t(format!("{p}attention.output.LayerNorm.weight"), vec![h]));
-            out.push(t(format!("{p}attention.output.LayerNorm.bias"), vec![h]));
-            out.push(t(format!("{p}intermediate.dense.weight"), vec![i, h]));
-            out.push(t(format!("{p}intermediate.dense.bias"), vec![i]));
-            out.push(t(format!("{p}output.dense.weight"), vec![h, i]));
-            out.push(t(format!("{p}output.dense.bias"), vec![h]));
-            out.push(t(format!("{p}output.LayerNorm.weight"), vec![h]));
-            out.push(t(format!("{p}output.LayerNorm.bias"), vec![h]));
-        }
-        out
-    }
-
-    /// Every weight tensor the architecture expects, in a fixed order.
-    pub fn tensors(&self) -> Vec<TensorShape> {
-        if self.is_bert() {
-            return self.bert_tensors();
-        }
-        let mut out = Vec::new();
-        if let Architecture::Cnn {
-            input_hwc: [_, _, c],
-            conv_channels,
-            kernel,
-            ..
-        } = self
-        {
-            let mut cin = *c;
-            for (i, &cout) in conv_channels.iter().enumerate() {
-                out.push(TensorShape {
-                    name: format!("conv{}.weight", i + 1),
-                    shape: vec![cout, cin, *kernel, *kernel],
-                });
-                out.push(TensorShape {
-                    name: format!("conv{}.bias", i + 1),
-                    shape: vec![cout],
-                });
-                cin = cout;
-            }
-        }
-        let (hidden, classes) = self.dense_widths();
-        let mut fin = self.flat_features();
-        for (j, &fout) in hidden.iter().chain(std::iter::once(&classes)).enumerate() {
-            out.push(TensorShape {
-                name: format!("fc{}.weight", j + 1),
-                shape: vec![fout, fin],
-            });
-            out.push(TensorShape {
-                name: format!("fc{}.bias", j + 1),
-                shape: vec![fout],
-            });
-            fin = fout;
-        }
-        out
-    }
-
-    pub fn param_count(&self) -> usize {
-        self.tensors()
-            .iter()
-            .map(|t| t.shape.iter().product::<usize>())
-            .sum()
-    }
-
-    /// Units (output channels of each convolution, then neurons of each hidden dense layer)
-    /// that structured pruning may remove; the classifier's outputs are never removed.
-    pub fn prunable_units(&self) -> Vec<(String, usize)> {
-        let mut out = Vec::new();
-        if let Architecture::Bert {
-            layers,
-            heads,
-            intermediate,
-            ..
-        } = self
-        {
-            for l in 0..*layers {
-                out.push((format!("encoder.layer.{l}.attention"), *heads));
-                out.push((format!("encoder.layer.{l}.intermediate"), *intermediate));
-            }
-            return out;
-        }
-        if let Architecture::Cnn { conv_channels, .. } = self {
-            for (i, &c) in conv_channels.iter().enumerate() {
-                out.push((format!("conv{}", i + 1), c));
-            }
-        }
-        let (hidden, _) = self.dense_widths();
-        for (j, &n) in hidden.iter().enumerate() {
-            out.push((format!("fc{}", j + 1), n));
-        }
-        out
-    }
-
-    /// The architecture after structured pruning at `sparsity`: every convolution and hidden
-    /// dense layer keeps `max(1, round(units * (1 - sparsity)))` units.
-    pub fn structured(&self, sparsity: f64) -> Architecture {
-        let keep = |n: usize| kept_units(n, sparsity);
-        match self.clone() {
-            Architecture::Mlp {
-                input_size,
-                hidden,
-                classes,
-            } => Architecture::Mlp {
-                input_size,
-                hidden: hidden.into_iter().map(keep).collect(),
-                classes,
-            },
-            Architecture::Cnn {
-                input_hwc,
-                conv_channels,
-                pool_after,
-                kernel,
-                padding,
-                pool,
-                dense,
-                classes,
-            } => Architecture::Cnn {
-                input_hwc,
-                conv_channels: conv_channels.into_iter().map(keep).collect(),
-                pool_after,
-                kernel,
-                padding,
-                pool,
-                dense: dense.into_iter().map(keep).collect(),
-                classes,
-            },
-            Architecture::Bert {
-                vocab,
-                hidden,
-                layers,
-                heads,
-                head_dim,
-                intermediate,
-                max_positions,
-                type_vocab,
-                layer_norm_eps,
-                seq_len,
-            } => Architecture::Bert {
-                vocab,
-                hidden,
-                layers,
-                heads: keep(heads),
-                head_dim,
-                intermediate: keep(intermediate),
-                max_positions,
-                type_vocab,
-                layer_norm_eps,
-                seq_len,
-            },
-        }
-    }
-
-    /// Multiply-adds counted as two FLOPs, for one sample; bias additions, ReLU and pooling
-    /// comparisons not counted. The sum of [`Architecture::layers`]' FLOPs.
-    pub fn flops_per_sample(&self) -> u64 {
-        if let Architecture::Bert {
-            hidden,
-            layers,
-            heads,
-            head_dim,
-            intermediate,
-            seq_len,
-            ..
-        } = self
-        {
-            // Per token and layer: Q, K, V and the attention output (4 h*a), the FFN (2 h*i),
-            // and the scores and weighted sum over seq_len positions (2 seq*a); embedding
-            // lookups, softmax, LayerNorm, GELU and pooling not counted. Padding tokens are
-            // computed like any other, so they count.
-            let (h, a, i, s) = (*hidden, heads * head_dim, *intermediate, *seq_len);
-            let per_token = 4 * h * a + 2 * h * i + 2 * s * a;
-            return 2 * (per_token * s * layers) as u64;
-        }
-        self.layers().iter().map(|l| l.flops).sum()
-    }
-
-    /// The forward pass as the profiler times it, one step at a time, in order: each
-    /// convolution (with its bias and ReLU), the max pooling after it when there is one, then
-    /// each dense layer (flattening first, then bias and ReLU). Shapes are per sample.
-    pub fn layers(&self) -> Vec<LayerSpec> {
-        let mut out = Vec::new();
-        if let Architecture::Cnn {
-            input_hwc: [h0, w0, c0],
-            conv_channels,
-            pool_after,
-            kernel,
-            padding,
-            pool,
-            ..
-        } = self
-        {
-            let (mut h, mut w, mut cin) = (*h0, *w0, *c0);
-            for (i, &cout) in conv_channels.iter().enumerate() {
-                let (ho, wo) = match padding {
-                    Padding::Valid => (
-                        (h + 1).saturating_sub(*kernel),
-                        (w + 1).saturating_sub(*kernel),
-                    ),
-                    Padding::Same => (h, w),
-                };
-                out.push(LayerSpec {
-                    name: format!("conv{}", i + 1),
-                    kind: LayerKind::Conv,
-                    input: vec![cin, h, w],
-                    output: vec![cout, ho, wo],
-                    // Each output value: kernel x kernel x cin multiply-adds.
-                    flops: 2 * (kernel * kernel * cin * cout * ho * wo) as u64,
-                    params: cout * cin * kernel * kernel + cout,
-                });
-                (h, w) = (ho, wo);
-                if pool_after.get(i).copied().unwrap_or(true) && *pool > 1 {
-                    let (hp, wp) = (h / pool, w / pool);
-                    out.push(LayerSpec {
-                        name: format!("pool{}", i + 1),
-                        kind: LayerKind::Pool,
-                        input: vec![cout, h, w],
-                        output: vec![cout, hp, wp],
-                        flops: 0,
-                        params: 0,
-                    });
-                    (h, w) = (hp, wp);
-                }
-                cin = cout;
-            }
-        }
-        let (hidden, classes) = self.dense_widths();
-        let mut fin = self.flat_features();
-        for (j, &fout) in hidden.iter().chain(std::iter::once(&classes)).enumerate() {
-            out.push(LayerSpec {
-                name: format!("fc{}", j + 1),
-                kind: LayerKind::Dense,
-                input: vec![fin],
-                output: vec![fout],
-                flops: 2 * (fin * fout) as u64,
-                params: fin * fout + fout,
-            });
-            fin = fout;
-        }
-        out
+        self.layout().conv_output_sizes()
     }
 }
 
-/// Units a layer of `n` keeps when structured pruning removes the fraction `sparsity`.
-pub fn kept_units(n: usize, sparsity: f64) -> usize {
-    ((n as f64 * (1.0 - sparsity)).round() as usize).clamp(1, n.max(1))
+impl KindSpec for Cnn {
+    const INFO: KindInfo = KindInfo {
+        name: "cnn",
+        article: "a",
+        fields: &[
+            "input",
+            "conv_channels",
+            "pool_after",
+            "kernel",
+            "padding",
+            "pool",
+            "dense",
+            "classes",
+        ],
+        overridable: &[
+            "conv_channels",
+            "pool_after",
+            "kernel",
+            "padding",
+            "pool",
+            "dense",
+        ],
+        refused: &[],
+        recipes: &[
+            RecipeKind::Quantize,
+            RecipeKind::PruneMagnitude,
+            RecipeKind::PruneStructured,
+            RecipeKind::Train,
+            RecipeKind::Distill,
+            RecipeKind::Compress,
+        ],
+        data: DataKind::Samples,
+        structured: "L1 norm",
+    };
+
+    fn parse(entry: &Entry<'_>, cx: &mut EntryContext<'_>) -> Option<Parsed<Self>> {
+        let e: CnnEntry = entry.read(cx)?;
+        let classes = read_classes(&e.classes, &Self::INFO, cx);
+        let (Some(input), Some(channels)) = (&e.input, &e.conv_channels) else {
+            let missing = if e.input.is_none() {
+                "input"
+            } else {
+                "conv_channels"
+            };
+            let (field, span) = (cx.field(missing), cx.arch_span.clone());
+            cx.problem(
+                field,
+                span,
+                "a `cnn` needs `input` ([height, width, channels]) and `conv_channels`",
+                Some("for 28x28 greyscale images: input = [28, 28, 1], conv_channels = [32, 64]"),
+            );
+            return None;
+        };
+        let field = cx.field("input");
+        let input_v = cx.counts(&field, input, 1, false);
+        if input.get_ref().len() != 3 {
+            let message = format!(
+                "needs 3 values [height, width, channels], got {}",
+                input.get_ref().len()
+            );
+            cx.problem(
+                field,
+                input.span(),
+                message,
+                Some("as in `input = [28, 28, 1]`"),
+            );
+            return None;
+        }
+        let field = cx.field("conv_channels");
+        let conv_channels = cx.counts(&field, channels, 1, false)?;
+        let kernel = match &e.kernel {
+            Some(k) => {
+                let field = cx.field("kernel");
+                cx.count(&field, k, 1)?
+            }
+            None => 3,
+        };
+        let padding = read_padding(&e.padding, kernel, cx)?;
+        let pool = match &e.pool {
+            Some(p) => {
+                let field = cx.field("pool");
+                cx.count(&field, p, 1)?
+            }
+            None => 2,
+        };
+        let pool_after = read_pool_after(&e.pool_after, conv_channels.len(), cx)?;
+        let dense = match &e.dense {
+            Some(d) => {
+                let field = cx.field("dense");
+                cx.counts(&field, d, 1, true)?
+            }
+            None => Vec::new(),
+        };
+        let input_v = input_v?;
+        let cnn = Cnn {
+            input_hwc: [input_v[0], input_v[1], input_v[2]],
+            conv_channels,
+            pool_after,
+            kernel,
+            padding,
+            pool,
+            dense,
+            classes: classes?,
+        };
+        if let Err(i) = cnn.conv_output_sizes() {
+            let field = cx.field(&format!("conv_channels[{i}]"));
+            cx.problem(
+                field,
+                channels.span(),
+                format!("the image is too small for convolution {}: its output would be empty", i + 1),
+                Some("use a larger `input`, fewer convolutions, a smaller `kernel` or `pool`, or padding = \"same\""),
+            );
+            return None;
+        }
+        Some(Parsed::spec(cnn))
+    }
+
+    /// A new `conv_channels` without `pool_after` pools after every convolution.
+    fn merge_override<'i>(entry: &mut Entry<'i>, changes: &Entry<'i>) {
+        if changes.contains("conv_channels") && !changes.contains("pool_after") {
+            entry.remove("pool_after");
+        }
+        entry.replace_from(changes);
+    }
+}
+
+/// `padding`: `valid` (the default) or `same` (odd kernels only).
+fn read_padding(
+    v: &Option<Spanned<String>>,
+    kernel: usize,
+    cx: &mut EntryContext<'_>,
+) -> Option<Padding> {
+    let field = cx.field("padding");
+    match v.as_ref().map(|p| (p.get_ref().as_str(), p.span())) {
+        None | Some(("valid", _)) => Some(Padding::Valid),
+        Some(("same", span)) => {
+            if kernel.is_multiple_of(2) {
+                cx.problem(
+                    field,
+                    span,
+                    format!("`same` padding needs an odd kernel, got {kernel}"),
+                    Some("use kernel = 3 or 5, or padding = \"valid\""),
+                );
+            }
+            Some(Padding::Same)
+        }
+        Some((other, span)) => {
+            cx.problem(
+                field,
+                span,
+                format!("unknown padding `{other}`"),
+                Some("use \"valid\" or \"same\""),
+            );
+            None
+        }
+    }
+}
+
+/// `pool_after`: 1-based numbers of the convolutions followed by pooling (default: all).
+fn read_pool_after(
+    v: &Option<Spanned<Vec<i64>>>,
+    convs: usize,
+    cx: &mut EntryContext<'_>,
+) -> Option<Vec<bool>> {
+    let Some(list) = v else {
+        return Some(vec![true; convs]);
+    };
+    let field = cx.field("pool_after");
+    let after = cx.counts(&field, list, 1, true)?;
+    if let Some(&bad) = after.iter().find(|&&i| i > convs) {
+        let hint = format!("entries are 1-based convolution numbers, 1 to {convs}");
+        cx.problem(
+            field,
+            list.span(),
+            format!("there is no convolution {bad}"),
+            Some(&hint),
+        );
+        return None;
+    }
+    Some((1..=convs).map(|i| after.contains(&i)).collect())
+}
+
+impl ModelKind for Cnn {
+    fn info(&self) -> &'static KindInfo {
+        &Self::INFO
+    }
+    fn input_shape(&self) -> Vec<usize> {
+        self.layout().input_shape()
+    }
+    fn outputs(&self) -> usize {
+        self.classes
+    }
+    fn tensors(&self) -> Vec<TensorShape> {
+        self.layout().tensors()
+    }
+    fn flops_per_sample(&self) -> u64 {
+        self.layout().flops_per_sample()
+    }
+    fn layers(&self) -> Vec<LayerSpec> {
+        self.layout().layers()
+    }
+    fn is_matmul_weight(&self, name: &str) -> bool {
+        is_stack_weight(name)
+    }
+
+    fn check_raw_input(&self, dims: &[usize]) -> Result<(), String> {
+        let channels = self.input_hwc[2];
+        match dims {
+            [_, _, c] if *c == channels => Ok(()),
+            _ => Err(format!("[height, width, channels] with the model's {channels} channel(s); images are resized to `input`")),
+        }
+    }
+
+    /// Every convolution and hidden dense layer keeps `max(1, round(units * (1 -
+    /// sparsity)))` units.
+    fn structured(&self, sparsity: f64) -> Option<Architecture> {
+        let keep = |v: &[usize]| v.iter().map(|&n| kept_units(n, sparsity)).collect();
+        Some(Architecture::Cnn(Cnn {
+            conv_channels: keep(&self.conv_channels),
+            dense: keep(&self.dense),
+            ..self.clone()
+        }))
+    }
+
+    fn prune_structured(
+        &self,
+        tensors: &HashMap<String, Tensor>,
+        sparsity: f64,
+    ) -> candle_core::Result<Pruned> {
+        let (t, report) = self.layout().prune_structured(tensors, sparsity)?;
+        let arch = self.structured(sparsity).expect("a cnn prunes");
+        Ok((arch, t, report))
+    }
+
+    fn check_dataset(&self, data: &Dataset) -> Result<(), DataMismatch> {
+        let [h, w, c] = data.hwc;
+        let [ih, iw, ic] = self.input_hwc;
+        let shapes = if ic != c {
+            Err(format!(
+                "the data has {c} channel(s), the model's input has {ic}"
+            ))
+        } else {
+            data::check_resize((h, w), (ih, iw), data.resize)
+        };
+        check_classifier_data(data, self.classes, shapes, "input")
+    }
+
+    /// Each image as NCHW at the model's input size (resized as `[data]` says).
+    fn dataset_inputs(&self, data: &Dataset, indices: &[usize]) -> Result<Vec<f32>, String> {
+        let [h, w, _] = self.input_hwc;
+        Ok(data.inputs(Some((h, w)), indices))
+    }
+
+    fn describe_data(&self, data: &Dataset) -> String {
+        let [h, w, _] = self.input_hwc;
+        data.describe_test(Some((h, w)))
+    }
+
+    fn build(
+        &self,
+        weights: &Weights,
+        purpose: Purpose,
+    ) -> candle_core::Result<Box<dyn LoadedModel>> {
+        Ok(Box::new(Stack::from_weights(
+            &self.layout(),
+            weights,
+            purpose,
+        )?))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::LayerKind;
 
     /// The Keras MNIST CNN of the compression guide: Conv32-Pool-Conv64-Pool-Dense64-Dense10.
-    pub fn keras_cnn() -> Architecture {
-        Architecture::Cnn {
+    pub fn keras_cnn() -> Cnn {
+        Cnn {
             input_hwc: [28, 28, 1],
             conv_channels: vec![32, 64],
             pool_after: vec![true, true],
@@ -521,13 +395,6 @@ mod tests {
             keras_cnn().flops_per_sample(),
             389_376 + 4_460_544 + 204_800 + 1_280
         );
-        let mlp = Architecture::Mlp {
-            input_size: 784,
-            hidden: vec![128],
-            classes: 10,
-        };
-        assert_eq!(mlp.flops_per_sample(), 2 * (784 * 128 + 128 * 10));
-        assert_eq!(mlp.param_count(), 784 * 128 + 128 + 128 * 10 + 10);
     }
 
     /// Every step of the seed CNN by hand: shapes, FLOPs (a multiply-add is 2 FLOPs) and
@@ -589,10 +456,10 @@ mod tests {
         );
     }
 
-    /// `same` padding, a convolution without pooling, and an MLP: by hand.
+    /// `same` padding and a convolution without pooling: by hand.
     #[test]
-    fn compressed_cnn_and_mlp_layers_by_hand() {
-        let cnn = Architecture::Cnn {
+    fn compressed_cnn_layers_by_hand() {
+        let cnn = Cnn {
             input_hwc: [28, 28, 1],
             conv_channels: vec![16, 16, 32],
             pool_after: vec![false, true, true],
@@ -622,79 +489,12 @@ mod tests {
         );
         // 5.75 MFLOP/sample, as BENCHMARKS.md's seed-cnn table says for `compressed`.
         assert_eq!(cnn.flops_per_sample(), 5_745_792);
-
-        let mlp = Architecture::Mlp {
-            input_size: 784,
-            hidden: vec![256, 128],
-            classes: 10,
-        };
-        let layers = mlp.layers();
-        assert_eq!(layers.len(), 3);
-        assert_eq!(
-            layers.iter().map(|l| l.flops).collect::<Vec<_>>(),
-            vec![2 * 784 * 256, 2 * 256 * 128, 2 * 128 * 10]
-        );
-        assert_eq!(layers[0].input, vec![784]);
-        assert_eq!(layers[2].output, vec![10]);
-        assert_eq!(mlp.flops_per_sample(), 469_504);
-    }
-
-    /// all-MiniLM-L6-v2's shape: 22,565,376 parameters without the pooler (as its
-    /// model.safetensors holds them, 22,713,216 with the pooler's 147,840).
-    #[test]
-    fn minilm_shapes_parameters_and_flops() {
-        let bert = Architecture::Bert {
-            vocab: 30522,
-            hidden: 384,
-            layers: 6,
-            heads: 12,
-            head_dim: 32,
-            intermediate: 1536,
-            max_positions: 512,
-            type_vocab: 2,
-            layer_norm_eps: 1e-12,
-            seq_len: 128,
-        };
-        assert_eq!(bert.param_count(), 22_565_376);
-        assert_eq!(bert.tensors().len(), 5 + 6 * 16);
-        assert!(bert.is_matmul_weight("encoder.layer.0.attention.self.query.weight"));
-        assert!(bert.is_matmul_weight("encoder.layer.5.output.dense.weight"));
-        assert!(!bert.is_matmul_weight("encoder.layer.0.output.LayerNorm.weight"));
-        assert!(!bert.is_matmul_weight("embeddings.word_embeddings.weight"));
-        // Per token and layer 4*384*384 + 2*384*1536 + 2*128*384 multiply-adds.
-        let per_token = 4 * 384 * 384 + 2 * 384 * 1536 + 2 * 128 * 384;
-        assert_eq!(bert.flops_per_sample(), 2 * (per_token * 128 * 6) as u64);
-        // Structured pruning keeps the head size and the hidden size.
-        let half = bert.structured(0.5);
-        let Architecture::Bert {
-            heads,
-            head_dim,
-            intermediate,
-            hidden,
-            ..
-        } = &half
-        else {
-            panic!()
-        };
-        assert_eq!(
-            (*heads, *head_dim, *intermediate, *hidden),
-            (6, 32, 768, 384)
-        );
-        let q = half
-            .tensors()
-            .into_iter()
-            .find(|t| t.name == "encoder.layer.0.attention.self.query.weight")
-            .unwrap();
-        assert_eq!(q.shape, vec![192, 384]);
-        assert_eq!(half.prunable_units().len(), 12);
     }
 
     #[test]
     fn too_small_an_image_is_reported_at_the_first_empty_conv() {
         let mut cnn = keras_cnn();
-        if let Architecture::Cnn { input_hwc, .. } = &mut cnn {
-            *input_hwc = [6, 6, 1];
-        }
+        cnn.input_hwc = [6, 6, 1];
         // 6 -conv-> 4 -pool-> 2 -conv-> (2 < 3) empty
         assert_eq!(cnn.conv_output_sizes(), Err(1));
     }
@@ -702,7 +502,7 @@ mod tests {
     #[test]
     fn same_padding_and_selective_pooling() {
         // The guide's compressed CNN: Conv16-Conv16-Pool-Conv32-Pool-Dense32-Dense10.
-        let cnn = Architecture::Cnn {
+        let cnn = Cnn {
             input_hwc: [28, 28, 1],
             conv_channels: vec![16, 16, 32],
             pool_after: vec![false, true, true],
@@ -722,5 +522,54 @@ mod tests {
             .find(|t| t.name == "fc1.weight")
             .unwrap();
         assert_eq!(fc1.shape, vec![32, 7 * 7 * 32]);
+    }
+
+    /// Labelled images reach the input at its size when `[data]` says how, with its channels
+    /// and within its classes; the samples come out NCHW at the model's size.
+    #[test]
+    fn labelled_images_must_fit_channels_size_and_classes() {
+        use crate::data::{DataSource, DataSpec, Resize};
+        let digits = |resize| {
+            crate::data::load(&DataSpec {
+                source: DataSource::Digits,
+                shape: None,
+                scale: 16.0,
+                test_fraction: 0.2,
+                seed: 0,
+                resize,
+            })
+            .unwrap()
+        };
+        let sized = |h: usize| Cnn {
+            input_hwc: [h, h, 1],
+            conv_channels: vec![4],
+            pool_after: vec![true],
+            kernel: 3,
+            padding: Padding::Valid,
+            pool: 2,
+            dense: vec![],
+            classes: 10,
+        };
+        let d = digits(Resize::Bilinear);
+        assert_eq!(sized(28).check_dataset(&d), Ok(()));
+        let x = sized(28).dataset_inputs(&d, &d.test[..3]).unwrap();
+        assert_eq!(x.len(), 3 * 28 * 28);
+        assert!(sized(28).describe_data(&d).ends_with("8x8x1 bilinear to 28x28"));
+        let unset = sized(28).check_dataset(&digits(Resize::None)).unwrap_err();
+        assert!(unset.message.contains("`resize` is not set"), "{unset:?}");
+        assert_eq!(unset.field, Some("input"));
+        let pad = sized(6).check_dataset(&digits(Resize::Pad)).unwrap_err();
+        assert!(pad.message.contains("padding cannot shrink"), "{pad:?}");
+        let rgb = Cnn {
+            input_hwc: [8, 8, 3],
+            ..sized(8)
+        };
+        let channels = rgb.check_dataset(&d).unwrap_err();
+        assert!(channels.message.contains("1 channel(s)"), "{channels:?}");
+        let few = Cnn {
+            classes: 5,
+            ..sized(8)
+        };
+        assert!(few.check_dataset(&d).unwrap_err().message.contains("labels up to 9"));
     }
 }

@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-use super::{Architecture, TensorShape};
+use super::{ModelKind, TensorShape};
 
 /// A seeded batch of 8-bit raw inputs `[batch, ...raw_shape]`, uniform over 0..=255.
 pub fn synthetic_raw_input(
@@ -25,8 +25,8 @@ pub fn synthetic_raw_input(
 }
 
 /// A seeded standard-normal input batch `[batch, ...input_shape]` in the network's dtype.
-pub fn synthetic_input(
-    arch: &Architecture,
+pub fn synthetic_input<K: ModelKind + ?Sized>(
+    arch: &K,
     batch: usize,
     seed: u64,
     dtype: DType,
@@ -43,8 +43,8 @@ pub fn synthetic_input(
 }
 
 /// Seeded initial weights (PyTorch's default uniform bounds) as f32 tensors.
-pub fn seeded_weights(
-    arch: &Architecture,
+pub fn seeded_weights<K: ModelKind + ?Sized>(
+    arch: &K,
     seed: u64,
     device: &Device,
 ) -> candle_core::Result<HashMap<String, Tensor>> {

@@ -1,17 +1,55 @@
-//! Models: built-in architectures with candle weights, seeded or read from safetensors or
-//! GGUF, in float or quantized form.
+//! Models: the model kinds (one file each, registered below) with candle weights, seeded or
+//! read from safetensors or GGUF, in float or quantized form, and what they share: the
+//! conv/dense layer stack of mlp and cnn, weights IO, quantized-weight helpers and seeded
+//! initialisation.
 //!
 //! candle types stay inside this module, `variant/`, `target.rs` and the worker.
 
-pub mod bert;
-pub mod cnn;
+pub mod entry;
 mod init;
+pub mod kind;
+pub mod kinds;
+mod layout;
 mod qweight;
 mod stack;
 mod weights;
 
-pub use cnn::{Architecture, Padding, TensorShape};
-pub use init::*;
+kinds::model_kinds! {
+    mlp => Mlp,
+    cnn => Cnn,
+    bert => Bert,
+}
+
+use std::collections::HashMap;
+
+use candle_core::Tensor;
+
+pub use entry::{Entry, EntryContext};
+pub use init::{seeded_weights, synthetic_input, synthetic_raw_input};
+pub use kind::{
+    CaseInputs, DataKind, DataMismatch, KindInfo, KindSpec, LoadedModel, ModelKind, Parsed, Pruned,
+    Purpose, RecipeKind, TextInput,
+};
+pub use kinds::Registry;
+pub use layout::Padding;
 pub(crate) use qweight::QWeight;
-pub use stack::*;
-pub use weights::*;
+pub use weights::{
+    check_weights_file, dtype_name, error_text, float_tensors, ggml_name, load_weights, save_gguf,
+    save_safetensors, save_seeded_weights, weight_stats, ModelError, Stored, WeightSource,
+    WeightStats, Weights,
+};
+
+/// Where a layer's weights sit in the network, for size and FLOP accounting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorShape {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+/// Float tensors (training variables, a recipe's output) as weights.
+pub fn float_weights(tensors: HashMap<String, Tensor>) -> Weights {
+    tensors
+        .into_iter()
+        .map(|(k, v)| (k, Stored::Float(v)))
+        .collect()
+}

@@ -1,14 +1,17 @@
-//! The conv/dense layer stack, weights IO and seeded init (being split up).
+//! The conv/dense layer stack built from weights: what an `mlp` or a `cnn` runs. Float
+//! layers use candle's conv2d and linear, quantized ones candle's quantized matmul (im2col for
+//! convolutions); the forward pass is a list of steps the profiler can time one by one.
 
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear};
 
-use crate::schema::LayerSpec;
-
+use super::kind::{CaseInputs, LoadedModel, Purpose};
+use super::layout::{Layout, Padding};
 use super::qweight::{is_float_ggml, quantized_conv, QWeight};
-use super::{bert, load_weights, Architecture, ModelError, Padding, Stored, WeightSource, Weights};
+use super::{error_text, synthetic_raw_input, Stored, Weights};
+use crate::schema::LayerSpec;
 
 enum Layer {
     Conv {
@@ -37,65 +40,49 @@ enum Layer {
 
 /// One profiled step of the forward pass: layer `layer`'s main part (convolution or dense,
 /// with bias and ReLU) or the max pooling after a convolution. Steps line up one to one with
-/// [`Architecture::layers`].
+/// [`Layout::layers`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     Main(usize),
     Pool(usize),
 }
 
-/// A built model ready for inference on one device.
-pub struct Network {
-    arch: Architecture,
+/// A built stack ready for inference (or training) on one device.
+pub struct Stack {
+    layout: Layout,
     layers: Vec<Layer>,
     steps: Vec<Step>,
     /// Bytes of each step's weights and bias as stored (0 for pooling), aligned with `steps`.
     step_weight_bytes: Vec<usize>,
-    /// A `bert` architecture's encoder (then `layers` is empty).
-    bert: Option<bert::Encoder>,
     dtype: DType,
     params: usize,
     weight_bytes: usize,
     /// Pool with reshape + max (correct gradients) instead of `max_pool2d`: see `max_pool`.
     training: bool,
+    /// Raw input batches made by `prepare`, one per batch size.
+    raw: Vec<Tensor>,
 }
 
-impl Network {
-    pub fn build(
-        arch: &Architecture,
-        weights: &WeightSource,
-        device: &Device,
-    ) -> Result<Self, ModelError> {
-        let weights = load_weights(arch, weights, device)?;
-        Ok(Self::from_weights(arch, &weights)?)
-    }
+/// Classes the postprocess stage ranks.
+const TOP_K: usize = 5;
 
-    /// From float tensors (for example training variables: gradients flow through).
-    pub fn from_tensors(
-        arch: &Architecture,
-        tensors: HashMap<String, Tensor>,
+/// Per input: the top-k class indices and their probabilities.
+pub type TopK = (Vec<Vec<u32>>, Vec<Vec<f32>>);
+
+/// Mean and standard deviation the preprocess stage normalises 0..1 pixel values with.
+const NORMALISE: (f64, f64) = (0.5, 0.25);
+
+/// Seeds raw inputs apart from the weights drawn from the same settings seed.
+const INPUT_SEED: u64 = 0x1a2b_3c4d;
+
+impl Stack {
+    /// The stack of `layout` from weights already checked against it (`load_weights`), or
+    /// from training variables (gradients flow through) for [`Purpose::Training`].
+    pub fn from_weights(
+        layout: &Layout,
+        weights: &Weights,
+        purpose: Purpose,
     ) -> candle_core::Result<Self> {
-        let weights: Weights = tensors
-            .into_iter()
-            .map(|(k, v)| (k, Stored::Float(v)))
-            .collect();
-        Self::from_weights(arch, &weights)
-    }
-
-    pub fn from_weights(arch: &Architecture, weights: &Weights) -> candle_core::Result<Self> {
-        if arch.is_bert() {
-            return Ok(Network {
-                arch: arch.clone(),
-                layers: Vec::new(),
-                steps: Vec::new(),
-                step_weight_bytes: Vec::new(),
-                bert: Some(bert::Encoder::from_weights(arch, weights)?),
-                dtype: DType::U32,
-                params: weights.values().map(Stored::elem_count).sum(),
-                weight_bytes: weights.values().map(Stored::bytes).sum(),
-                training: false,
-            });
-        }
         let missing = |name: &str| candle_core::Error::Msg(format!("missing tensor {name}"));
         let get = |name: String| weights.get(&name).ok_or_else(|| missing(&name));
         // Float layers run in the dtype of the float weights; quantized ones take f32.
@@ -112,29 +99,21 @@ impl Network {
                 Stored::Quantized(q) => q.dequantize(&q.device())?.to_dtype(dtype)?.reshape(shape),
             }
         };
-        let shapes: HashMap<String, Vec<usize>> = arch
+        let shapes: HashMap<String, Vec<usize>> = layout
             .tensors()
             .into_iter()
             .map(|t| (t.name, t.shape))
             .collect();
         let shape_of = |name: &str| shapes.get(name).cloned().ok_or_else(|| missing(name));
         let mut layers = Vec::new();
-        if let Architecture::Cnn {
-            conv_channels,
-            pool_after,
-            kernel,
-            padding,
-            pool,
-            ..
-        } = arch
-        {
-            let padding = match padding {
+        if let Some(c) = &layout.convs {
+            let padding = match c.padding {
                 Padding::Valid => 0,
-                Padding::Same => kernel / 2,
+                Padding::Same => c.kernel / 2,
             };
-            for i in 1..=conv_channels.len() {
-                let pool = if pool_after.get(i - 1).copied().unwrap_or(true) {
-                    *pool
+            for i in 1..=c.channels.len() {
+                let pool = if c.pool_after.get(i - 1).copied().unwrap_or(true) {
+                    c.pool
                 } else {
                     1
                 };
@@ -146,8 +125,8 @@ impl Network {
                         layers.push(Layer::QConv {
                             weight: QWeight::new(q.clone())?,
                             bias: bias.to_dtype(DType::F32)?,
-                            out_channels: conv_channels[i - 1],
-                            kernel: *kernel,
+                            out_channels: c.channels[i - 1],
+                            kernel: c.kernel,
                             padding,
                             pool,
                         });
@@ -163,11 +142,7 @@ impl Network {
                 }
             }
         }
-        let dense = match arch {
-            Architecture::Mlp { hidden, .. } => hidden.len(),
-            Architecture::Cnn { dense, .. } => dense.len(),
-            Architecture::Bert { .. } => unreachable!("handled above"),
-        };
+        let dense = layout.hidden.len();
         for j in 1..=dense + 1 {
             let (wn, bn) = (format!("fc{j}.weight"), format!("fc{j}.bias"));
             let (w, b) = (get(wn.clone())?, get(bn.clone())?);
@@ -214,47 +189,21 @@ impl Network {
                 }
             }
         }
-        Ok(Network {
-            arch: arch.clone(),
+        Ok(Stack {
+            layout: layout.clone(),
             layers,
             steps,
             step_weight_bytes,
-            bert: None,
             // A network with quantized layers takes f32 inputs; its float layers were widened.
             dtype: if quantized { DType::F32 } else { dtype },
             params: weights.values().map(Stored::elem_count).sum(),
             weight_bytes: weights.values().map(Stored::bytes).sum(),
-            training: false,
+            training: purpose == Purpose::Training,
+            raw: Vec::new(),
         })
     }
 
-    /// The same network for training: pooling that backpropagates correctly (same values).
-    pub fn for_training(mut self) -> Self {
-        self.training = true;
-        self
-    }
-
-    /// Logits `[batch, classes]` for an input `[batch, ...input_shape]`; for a `bert`, the
-    /// sentence embeddings `[batch, hidden]` for token ids `[batch, seq_len]` (u32).
-    pub fn forward(&self, input: &Tensor) -> candle_core::Result<Tensor> {
-        if let Some(encoder) = &self.bert {
-            return encoder.forward(input);
-        }
-        let mut x = input.clone();
-        for step in 0..self.steps.len() {
-            x = self.forward_step(step, &x)?;
-        }
-        Ok(x)
-    }
-
-    /// Number of steps of the forward pass (the profiler times each on its own).
-    pub fn step_count(&self) -> usize {
-        self.steps.len()
-    }
-
-    /// Runs step `step` (0-based, as in [`Network::layer_specs`]) on `x`, the previous step's
-    /// output (or the input for step 0). `forward` is exactly these steps in order.
-    pub fn forward_step(&self, step: usize, x: &Tensor) -> candle_core::Result<Tensor> {
+    fn run_step(&self, step: usize, x: &Tensor) -> candle_core::Result<Tensor> {
         let missing = || candle_core::Error::Msg(format!("no step {step} in this network"));
         match *self.steps.get(step).ok_or_else(missing)? {
             Step::Pool(i) => match &self.layers[i] {
@@ -303,103 +252,31 @@ impl Network {
         }
     }
 
-    /// The steps' names, shapes, FLOPs and parameters (from the architecture), aligned with
-    /// [`Network::forward_step`].
-    pub fn layer_specs(&self) -> Vec<LayerSpec> {
-        self.arch.layers()
-    }
-
-    /// Bytes of each step's weights and bias as stored in memory (quantized blocks as
-    /// stored; 0 for pooling).
-    pub fn step_weight_bytes(&self) -> &[usize] {
-        &self.step_weight_bytes
-    }
-
-    /// Bytes each step moves for a batch of `batch` under inferbench's traffic model: its
-    /// weights and bias read once per forward pass (at their stored size), its input
-    /// activations read once and its output activations written once (at the network's
-    /// activation dtype). Caches, im2col buffers and fused reads are not modelled.
-    pub fn step_traffic_bytes(&self, batch: usize) -> Vec<u64> {
-        let act = self.dtype.size_in_bytes();
-        self.layer_specs()
-            .iter()
-            .zip(&self.step_weight_bytes)
-            .map(|(l, w)| {
-                let elems: usize =
-                    l.input.iter().product::<usize>() + l.output.iter().product::<usize>();
-                (*w + batch * elems * act) as u64
-            })
-            .collect()
-    }
-
-    pub fn arch(&self) -> &Architecture {
-        &self.arch
-    }
-    /// The dtype inputs must have (u32 token ids for a `bert`).
-    pub fn dtype(&self) -> DType {
-        self.dtype
-    }
-    /// Number of weight elements (all tensors, zeros included).
-    pub fn params(&self) -> usize {
-        self.params
-    }
-    /// Bytes the weights occupy in memory at their dtype (quantized blocks as stored).
-    pub fn weight_bytes(&self) -> usize {
-        self.weight_bytes
-    }
-    /// The dtype a `bert`'s activations flow in (f16 for an f16 variant); the input dtype
-    /// otherwise.
-    pub fn compute_dtype(&self) -> DType {
-        self.bert.as_ref().map(|b| b.dtype()).unwrap_or(self.dtype)
-    }
-}
-
-/// Per input: the top-k class indices and their probabilities.
-pub type TopK = (Vec<Vec<u32>>, Vec<Vec<f32>>);
-
-/// Mean and standard deviation the preprocess stage normalises 0..1 pixel values with.
-const NORMALISE: (f64, f64) = (0.5, 0.25);
-
-impl Network {
-    /// The shape of one raw input: `[H, W, C]` for images, `[features]` otherwise.
-    pub fn default_raw_shape(arch: &Architecture) -> Vec<usize> {
-        match arch {
-            Architecture::Cnn { input_hwc, .. } => input_hwc.to_vec(),
-            Architecture::Mlp { input_size, .. } => vec![*input_size],
-            Architecture::Bert { seq_len, .. } => vec![*seq_len],
-        }
-    }
-
     /// The preprocess stage: 8-bit raw inputs `[batch, ...raw]` to model inputs: scaled to
     /// 0..1, normalised, and for images laid out as NCHW and resized (bilinear) to `input`.
-    pub fn preprocess(&self, raw: &Tensor) -> candle_core::Result<Tensor> {
+    pub fn preprocess_raw(&self, raw: &Tensor) -> candle_core::Result<Tensor> {
         let x = raw
             .to_dtype(DType::F32)?
             .affine(1.0 / 255.0 / NORMALISE.1, -NORMALISE.0 / NORMALISE.1)?;
-        let x = match &self.arch {
-            Architecture::Cnn {
-                input_hwc: [h, w, _],
-                ..
-            } => {
+        let x = match &self.layout.convs {
+            Some(c) => {
+                let [h, w, _] = c.input_hwc;
                 let x = x.permute((0, 3, 1, 2))?.contiguous()?;
                 let (_, _, raw_h, raw_w) = x.dims4()?;
-                if (raw_h, raw_w) == (*h, *w) {
+                if (raw_h, raw_w) == (h, w) {
                     x
                 } else {
-                    x.upsample_bilinear2d(*h, *w, false)?
+                    x.upsample_bilinear2d(h, w, false)?
                 }
             }
-            Architecture::Mlp { .. } => x,
-            Architecture::Bert { .. } => candle_core::bail!(
-                "a bert's inputs are sentences, tokenized by bert::TextEncoder, not 8-bit values"
-            ),
+            None => x,
         };
         x.to_dtype(self.dtype)
     }
 
     /// The postprocess stage: softmax over the logits and the `k` most likely classes with
     /// their probabilities, copied to the host as an application would.
-    pub fn postprocess(&self, logits: &Tensor, k: usize) -> candle_core::Result<TopK> {
+    pub fn top_k(&self, logits: &Tensor, k: usize) -> candle_core::Result<TopK> {
         let probs = candle_nn::ops::softmax_last_dim(&logits.to_dtype(DType::F32)?)?;
         let k = k.min(probs.dim(1)?);
         let top = probs
@@ -408,6 +285,104 @@ impl Network {
             .contiguous()?;
         let top_probs = probs.gather(&top, 1)?;
         Ok((top.to_vec2()?, top_probs.to_vec2()?))
+    }
+}
+
+impl LoadedModel for Stack {
+    fn params(&self) -> usize {
+        self.params
+    }
+
+    fn weight_bytes(&self) -> usize {
+        self.weight_bytes
+    }
+
+    fn input_dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Seeded 8-bit raw inputs of `inputs.raw_shape` (default: the model's input, `[H, W, C]`
+    /// for images), each preprocessed once.
+    fn prepare(
+        &mut self,
+        sizes: &[usize],
+        inputs: &CaseInputs<'_>,
+        device: &Device,
+    ) -> Result<Vec<Tensor>, String> {
+        let raw_shape = match inputs.raw_shape {
+            Some(shape) => shape.to_vec(),
+            None => self.layout.raw_shape(),
+        };
+        self.raw.clear();
+        let mut out = Vec::with_capacity(sizes.len());
+        for &size in sizes {
+            let raw = synthetic_raw_input(&raw_shape, size, inputs.seed ^ INPUT_SEED, device)
+                .map_err(|e| format!("cannot build the input batch: {}", error_text(&e)))?;
+            let x = self
+                .preprocess_raw(&raw)
+                .map_err(|e| format!("cannot preprocess the input batch: {}", error_text(&e)))?;
+            self.raw.push(raw);
+            out.push(x);
+        }
+        Ok(out)
+    }
+
+    fn preprocess(&mut self, batch: usize) -> candle_core::Result<Tensor> {
+        match self.raw.get(batch) {
+            Some(raw) => self.preprocess_raw(raw),
+            None => candle_core::bail!("no raw input batch {batch}"),
+        }
+    }
+
+    /// Logits `[batch, classes]` for an input `[batch, ...input_shape]`.
+    fn forward(&mut self, input: &Tensor) -> candle_core::Result<Tensor> {
+        let mut x = input.clone();
+        for step in 0..self.steps.len() {
+            x = self.run_step(step, &x)?;
+        }
+        Ok(x)
+    }
+
+    /// Softmax and the top classes, copied to the host.
+    fn postprocess(&mut self, logits: &Tensor) -> candle_core::Result<()> {
+        std::hint::black_box(self.top_k(logits, TOP_K)?);
+        Ok(())
+    }
+
+    fn step_count(&self) -> usize {
+        self.steps.len()
+    }
+
+    fn forward_step(&mut self, step: usize, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.run_step(step, x)
+    }
+
+    fn layers(&self) -> Vec<LayerSpec> {
+        self.layout.layers()
+    }
+
+    /// Bytes of each step's weights and bias as stored in memory (quantized blocks as
+    /// stored; 0 for pooling).
+    fn step_weight_bytes(&self) -> Vec<usize> {
+        self.step_weight_bytes.clone()
+    }
+
+    /// Bytes each step moves for a batch of `batch` under inferbench's traffic model: its
+    /// weights and bias read once per forward pass (at their stored size), its input
+    /// activations read once and its output activations written once (at the network's
+    /// activation dtype). Caches, im2col buffers and fused reads are not modelled.
+    fn step_traffic_bytes(&self, batch: usize) -> Vec<u64> {
+        let act = self.dtype.size_in_bytes();
+        self.layout
+            .layers()
+            .iter()
+            .zip(&self.step_weight_bytes)
+            .map(|(l, w)| {
+                let elems: usize =
+                    l.input.iter().product::<usize>() + l.output.iter().product::<usize>();
+                (*w + batch * elems * act) as u64
+            })
+            .collect()
     }
 }
 
@@ -433,12 +408,14 @@ pub fn max_pool(x: &Tensor, p: usize, differentiable: bool) -> candle_core::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::cnn::Cnn;
+    use crate::model::mlp::Mlp;
     use crate::model::*;
     use candle_core::quantized::{GgmlDType, QTensor};
     use std::sync::Arc;
 
-    fn small_cnn() -> Architecture {
-        Architecture::Cnn {
+    fn small_cnn() -> Cnn {
+        Cnn {
             input_hwc: [12, 12, 1],
             conv_channels: vec![4, 8],
             pool_after: vec![true, true],
@@ -454,8 +431,8 @@ mod tests {
     fn seeded_cnn_forward_has_logit_shape_and_is_reproducible() {
         let arch = small_cnn();
         let dev = Device::Cpu;
-        let a = Network::build(&arch, &WeightSource::Seeded { seed: 1 }, &dev).unwrap();
-        let b = Network::build(&arch, &WeightSource::Seeded { seed: 1 }, &dev).unwrap();
+        let mut a = arch.load(&WeightSource::Seeded { seed: 1 }, &dev).unwrap();
+        let mut b = arch.load(&WeightSource::Seeded { seed: 1 }, &dev).unwrap();
         let x = synthetic_input(&arch, 3, 9, DType::F32, &dev).unwrap();
         let ya = a.forward(&x).unwrap();
         assert_eq!(ya.dims(), &[3, 10]);
@@ -477,13 +454,10 @@ mod tests {
         let arch = small_cnn();
         save_seeded_weights(&arch, 5, &path).unwrap();
         let dev = Device::Cpu;
-        let from_file = Network::build(
-            &arch,
-            &WeightSource::Safetensors { path: path.clone() },
-            &dev,
-        )
-        .unwrap();
-        let seeded = Network::build(&arch, &WeightSource::Seeded { seed: 5 }, &dev).unwrap();
+        let mut from_file = arch
+            .load(&WeightSource::Safetensors { path: path.clone() }, &dev)
+            .unwrap();
+        let mut seeded = arch.load(&WeightSource::Seeded { seed: 5 }, &dev).unwrap();
         let x = synthetic_input(&arch, 2, 1, DType::F32, &dev).unwrap();
         let d = (from_file.forward(&x).unwrap() - seeded.forward(&x).unwrap()).unwrap();
         assert_eq!(
@@ -497,9 +471,7 @@ mod tests {
         );
 
         let mut wider = arch.clone();
-        if let Architecture::Cnn { dense, .. } = &mut wider {
-            dense[0] = 32;
-        }
+        wider.dense[0] = 32;
         let err = check_weights_file(&wider, &path).unwrap_err().to_string();
         assert!(
             err.contains("fc1.weight") && err.contains("[16, 8]"),
@@ -514,15 +486,18 @@ mod tests {
     #[test]
     fn preprocess_resizes_images_and_postprocess_ranks_classes() {
         let arch = small_cnn();
-        let net = Network::build(&arch, &WeightSource::Seeded { seed: 3 }, &Device::Cpu).unwrap();
+        let weights = load_weights(&arch, &WeightSource::Seeded { seed: 3 }, &Device::Cpu).unwrap();
+        let net = Stack::from_weights(&arch.layout(), &weights, Purpose::Inference).unwrap();
         let raw = synthetic_raw_input(&[40, 30, 1], 2, 1, &Device::Cpu).unwrap();
-        let x = net.preprocess(&raw).unwrap();
+        let x = net.preprocess_raw(&raw).unwrap();
         assert_eq!(x.dims(), &[2, 1, 12, 12]);
         // 0..255 scaled and normalised with mean 0.5, std 0.25 lies in [-2, 2].
         let v: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
         assert!(v.iter().all(|x| (-2.0..=2.0).contains(x)));
-        let logits = net.forward(&x).unwrap();
-        let (top, probs) = net.postprocess(&logits, 3).unwrap();
+        let logits = (0..net.steps.len())
+            .try_fold(x.clone(), |x, step| net.run_step(step, &x))
+            .unwrap();
+        let (top, probs) = net.top_k(&logits, 3).unwrap();
         assert_eq!((top.len(), top[0].len()), (2, 3));
         assert!(probs[0][0] >= probs[0][1] && probs[0][1] >= probs[0][2]);
         let argmax: Vec<u32> = logits.argmax(1).unwrap().to_vec1().unwrap();
@@ -535,8 +510,8 @@ mod tests {
     fn steps_match_layers_forward_and_bytes() {
         let arch = small_cnn();
         let dev = Device::Cpu;
-        let net = Network::build(&arch, &WeightSource::Seeded { seed: 4 }, &dev).unwrap();
-        let specs = net.layer_specs();
+        let mut net = arch.load(&WeightSource::Seeded { seed: 4 }, &dev).unwrap();
+        let specs = net.layers();
         assert_eq!(net.step_count(), specs.len());
         let names: Vec<&str> = specs.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(names, ["conv1", "pool1", "conv2", "pool2", "fc1", "fc2"]);
@@ -564,12 +539,14 @@ mod tests {
 
     #[test]
     fn mlp_forward() {
-        let arch = Architecture::Mlp {
+        let arch = Mlp {
             input_size: 20,
             hidden: vec![8, 8],
             classes: 3,
         };
-        let net = Network::build(&arch, &WeightSource::Seeded { seed: 2 }, &Device::Cpu).unwrap();
+        let mut net = arch
+            .load(&WeightSource::Seeded { seed: 2 }, &Device::Cpu)
+            .unwrap();
         let x = synthetic_input(&arch, 5, 3, DType::F32, &Device::Cpu).unwrap();
         assert_eq!(net.forward(&x).unwrap().dims(), &[5, 3]);
     }
@@ -589,7 +566,7 @@ mod tests {
     /// outputs; its conv layers run quantized (im2col), close to the float network.
     #[test]
     fn gguf_round_trip_and_quantized_layers() {
-        let arch = Architecture::Cnn {
+        let arch = Cnn {
             input_hwc: [10, 10, 1],
             conv_channels: vec![32, 8],
             pool_after: vec![true, false],
@@ -622,11 +599,11 @@ mod tests {
         save_gguf(&weights, &[("inferbench.test", "1".into())], &path).unwrap();
         let back = load_weights(&arch, &WeightSource::Gguf { path: path.clone() }, &dev).unwrap();
         assert_eq!(
-            weight_stats(&back).unwrap(),
-            weight_stats(&weights).unwrap()
+            weight_stats(&arch, &back).unwrap(),
+            weight_stats(&arch, &weights).unwrap()
         );
-        let a = Network::from_weights(&arch, &weights).unwrap();
-        let b = Network::build(&arch, &WeightSource::Gguf { path: path.clone() }, &dev).unwrap();
+        let mut a = arch.build(&weights, Purpose::Inference).unwrap();
+        let mut b = Stack::from_weights(&arch.layout(), &back, Purpose::Inference).unwrap();
         assert!(b.layers.iter().any(|l| matches!(l, Layer::QConv { .. })));
         assert!(b.weight_bytes() < a.params() * 4);
         let x = synthetic_input(&arch, 3, 1, DType::F32, &dev).unwrap();
@@ -634,15 +611,13 @@ mod tests {
             max_diff(&a.forward(&x).unwrap(), &b.forward(&x).unwrap()),
             0.0
         );
-        let float = Network::build(&arch, &WeightSource::Seeded { seed: 3 }, &dev).unwrap();
+        let mut float = arch.load(&WeightSource::Seeded { seed: 3 }, &dev).unwrap();
         let d = max_diff(&float.forward(&x).unwrap(), &b.forward(&x).unwrap());
         assert!(d < 0.05, "q8_0 network is {d} away from the float one");
 
         // A GGUF for another architecture is a mismatch naming the tensor; garbage is unreadable.
         let mut other = arch.clone();
-        if let Architecture::Cnn { dense, .. } = &mut other {
-            dense[0] = 12;
-        }
+        other.dense[0] = 12;
         let err = check_weights_file(&other, &path).unwrap_err().to_string();
         assert!(
             err.contains("fc1.weight") && err.contains("does not match"),

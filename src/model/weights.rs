@@ -10,9 +10,8 @@ use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::cnn as arch;
 use super::qweight::is_float_ggml;
-use super::{seeded_weights, Architecture, TensorShape};
+use super::{seeded_weights, ModelKind, TensorShape};
 
 /// Where a variant's weights come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,7 +140,7 @@ pub fn ggml_name(d: GgmlDType) -> String {
     .to_string()
 }
 
-/// A model's tensors by name (PyTorch names, see `arch`).
+/// A model's tensors by name (the kind's names, as `ModelKind::tensors` lists them).
 pub type Weights = BTreeMap<String, Stored>;
 
 /// Size figures of a set of weights.
@@ -157,17 +156,18 @@ pub struct WeightStats {
     pub dtype: String,
 }
 
-pub fn weight_stats(weights: &Weights) -> candle_core::Result<WeightStats> {
+/// The size figures of `weights`, a model of `kind`.
+pub fn weight_stats<K: ModelKind + ?Sized>(
+    kind: &K,
+    weights: &Weights,
+) -> candle_core::Result<WeightStats> {
     let mut nonzero = 0;
     let mut dtypes = std::collections::BTreeSet::new();
     for (name, t) in weights {
         let values = t.to_f32(&[t.elem_count()])?.to_vec1::<f32>()?;
         nonzero += values.iter().filter(|v| **v != 0.0).count();
-        // Weight matrices only: not biases, a bert's LayerNorm scales or embedding tables.
-        let matrix = name.ends_with(".weight")
-            && !name.contains("LayerNorm")
-            && !name.ends_with("_embeddings.weight");
-        if matrix {
+        // Weight matrices only: not biases, LayerNorm scales or embedding tables.
+        if kind.is_matmul_weight(name) {
             dtypes.insert(t.dtype_name());
         }
     }
@@ -187,8 +187,8 @@ pub fn weight_stats(weights: &Weights) -> candle_core::Result<WeightStats> {
 }
 
 /// Loads the weights a source names, checked against the architecture.
-pub fn load_weights(
-    arch: &Architecture,
+pub fn load_weights<K: ModelKind + ?Sized>(
+    arch: &K,
     source: &WeightSource,
     device: &Device,
 ) -> Result<Weights, ModelError> {
@@ -207,8 +207,8 @@ pub fn load_weights(
 
 /// Every tensor as f32 in the architecture's shapes (quantized ones dequantized): the input of
 /// recipes and training.
-pub fn float_tensors(
-    arch: &Architecture,
+pub fn float_tensors<K: ModelKind + ?Sized>(
+    arch: &K,
     weights: &Weights,
 ) -> candle_core::Result<HashMap<String, Tensor>> {
     let mut out = HashMap::new();
@@ -224,12 +224,12 @@ pub fn float_tensors(
 /// Checks a weights file (safetensors or GGUF, by extension) against the architecture
 /// without keeping it: used by suite validation so a wrong file is an input error before any
 /// case runs.
-pub fn check_weights_file(arch: &Architecture, path: &Path) -> Result<(), ModelError> {
+pub fn check_weights_file<K: ModelKind + ?Sized>(arch: &K, path: &Path) -> Result<(), ModelError> {
     load_weights(arch, &WeightSource::file(path.to_path_buf()), &Device::Cpu).map(|_| ())
 }
 
-fn load_safetensors(
-    arch: &Architecture,
+fn load_safetensors<K: ModelKind + ?Sized>(
+    arch: &K,
     path: &Path,
     device: &Device,
 ) -> Result<HashMap<String, Tensor>, ModelError> {
@@ -238,9 +238,7 @@ fn load_safetensors(
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-    if arch.is_bert() {
-        tensors.retain(|name, _| !arch::bert_ignored_tensor(name));
-    }
+    tensors.retain(|name, _| !arch.ignored_tensor(name));
     let expected = arch.tensors();
     let mut problems = Vec::new();
     for TensorShape { name, shape } in &expected {
@@ -287,7 +285,11 @@ fn load_safetensors(
 
 /// Reads a GGUF file's tensors. Each must carry the architecture's name and either its shape
 /// or, for convolution weights, the 2-D `[out, in*k*k]` form quantized tensors take.
-fn load_gguf(arch: &Architecture, path: &Path, device: &Device) -> Result<Weights, ModelError> {
+fn load_gguf<K: ModelKind + ?Sized>(
+    arch: &K,
+    path: &Path,
+    device: &Device,
+) -> Result<Weights, ModelError> {
     let unreadable = |reason: String| ModelError::Unreadable {
         path: path.to_path_buf(),
         reason,
@@ -387,7 +389,11 @@ pub fn save_gguf(
 }
 
 /// Writes a network's tensors in the layout `WeightSource::Safetensors` reads (tests, tools).
-pub fn save_seeded_weights(arch: &Architecture, seed: u64, path: &Path) -> Result<(), ModelError> {
+pub fn save_seeded_weights<K: ModelKind + ?Sized>(
+    arch: &K,
+    seed: u64,
+    path: &Path,
+) -> Result<(), ModelError> {
     let tensors = seeded_weights(arch, seed, &Device::Cpu)?;
     candle_core::safetensors::save(&tensors, path)?;
     Ok(())

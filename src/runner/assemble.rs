@@ -165,9 +165,9 @@ fn bare(case: &Case, status: CaseStatus, error: Option<String>) -> CaseResult {
         noise: None,
         threads_in_effect: None,
         model: case.model_info.clone().unwrap_or(ModelInfo {
-            params: case.arch.param_count(),
+            params: case.arch.kind().param_count(),
             weight_bytes: 0,
-            flops_per_sample: case.arch.flops_per_sample(),
+            flops_per_sample: case.arch.kind().flops_per_sample(),
             ..ModelInfo::default()
         }),
         clock_overhead_ns: None,

@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use toml::de::DeTable;
 use toml::Spanned;
 
 use crate::data::DataSpec;
-use crate::model::{self, Architecture, Padding, WeightSource};
+use crate::model::{self, Architecture, WeightSource};
 use crate::scenario::ScenarioSpec;
 use crate::schema::{CheckConfig, Settings, Stage};
 use crate::spec::{syntax_problem, Checker, Problem};
@@ -131,9 +132,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Suite, SuiteError> {
     };
     let checker = Checker::new(text);
     let lines = checker.lines();
-    let raw: SuiteFile = match toml::de::Deserializer::parse(text) {
-        Ok(de) => serde_path_to_error::deserialize(de)
-            .map_err(|e| invalid(vec![syntax_problem(lines, e)]))?,
+    // The parsed document keeps every value's span: the suite's types are read from it, and
+    // each model kind reads its own fields from it (`model::Entry`).
+    let (root, raw): (_, SuiteFile) = match DeTable::parse(text) {
+        Ok(root) => {
+            let de = toml::de::Deserializer::from(root.clone());
+            let raw = serde_path_to_error::deserialize(de)
+                .map_err(|e| invalid(vec![syntax_problem(lines, e)]))?;
+            (root, raw)
+        }
         Err(e) => {
             let (line, column) = e.span().map(|s| lines.locate(s.start)).unzip();
             return Err(invalid(vec![Problem {
@@ -149,7 +156,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Suite, SuiteError> {
         checker,
         base: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
     };
-    let suite = v.resolve(path, text, raw);
+    let suite = v.resolve(path, text, raw, root.get_ref());
     let problems = v.checker.into_problems();
     match suite {
         Some(suite) if problems.is_empty() => Ok(suite),
@@ -184,7 +191,13 @@ impl Validator {
         self.bounded_count(field, v, 1, MAX_PROCESSES, hint)
     }
 
-    fn resolve(&mut self, path: &Path, text: &str, raw: SuiteFile) -> Option<Suite> {
+    fn resolve(
+        &mut self,
+        path: &Path,
+        text: &str,
+        raw: SuiteFile,
+        root: &DeTable<'_>,
+    ) -> Option<Suite> {
         let name = raw.suite.name.get_ref().trim().to_string();
         if name.is_empty() || name.contains(['/', '\\']) {
             self.problem(
@@ -196,8 +209,9 @@ impl Validator {
         }
         let settings = self.settings(&raw.settings);
         let data = self.data(&raw.data);
-        let models = self.models(
+        let (models, entries) = self.models(
             &raw.models,
+            &model::entry::tables(root, "models"),
             settings.seed,
             data.as_ref().and_then(|d| d.1.as_ref()),
             raw.data.is_some(),
@@ -205,8 +219,9 @@ impl Validator {
         self.text_and_models(&raw, &models, data.as_ref().map(|d| &d.0));
         let variants = self.variants(
             &raw.variants,
+            &model::entry::tables(root, "variants"),
             &models,
-            raw.models.get_ref(),
+            &entries,
             data.is_some() || raw.data.is_some(),
             settings.seed,
         );

@@ -1,9 +1,22 @@
-//! The `[[models]]` tables: architectures, weights, raw inputs and what data they take.
+//! The `[[models]]` tables: the fields every entry shares (name, arch, weights, raw inputs,
+//! training) read here; the rest handed to the entry's kind (`model::kinds`), which checks its
+//! own fields and makes the architecture.
+
+use toml::de::DeValue;
 
 use super::*;
+use crate::model::kinds::unknown_kind_hint;
+use crate::model::{entry, DataKind, Entry, EntryContext, KindInfo, Parsed, RecipeKind, Registry};
+
+/// What a model's variants need from its entry: the kind's own fields (to apply a variant's
+/// changes to) and where its `arch` is.
+pub(super) struct ModelFields<'i> {
+    pub own: Entry<'i>,
+    pub arch_span: std::ops::Range<usize>,
+}
 
 impl Validator {
-    /// Sentences feed only `bert` models, and a `bert` is scored only on sentences.
+    /// Each model is scored on the data its kind takes: sentences, or labelled samples.
     pub(super) fn text_and_models(
         &mut self,
         raw: &SuiteFile,
@@ -11,6 +24,11 @@ impl Validator {
         data: Option<&crate::data::DataSpec>,
     ) {
         let text = data.map(|d| d.source.is_text());
+        let sentence_kinds: Vec<String> = Architecture::KINDS
+            .iter()
+            .filter(|k| k.data == DataKind::Sentences)
+            .map(|k| format!("`{}`", k.name))
+            .collect();
         for m in models {
             let Some((i, entry)) = raw
                 .models
@@ -22,26 +40,27 @@ impl Validator {
                 continue;
             };
             let span = entry.get_ref().arch.span();
-            match (m.arch.is_bert(), text) {
-                (true, Some(false)) => self.problem(
+            let info = m.arch.info();
+            match (info.data, text) {
+                (DataKind::Sentences, Some(false)) => self.problem(
                     format!("models[{i}].arch"),
                     span,
-                    "a `bert` is scored on sentences, and the suite's [data] holds labelled samples",
-                    Some("use [data] with source = \"sentences\", or put the bert in a suite of its own"),
+                    format!("{} is scored on sentences, and the suite's [data] holds labelled samples", info.a()),
+                    Some(&format!("use [data] with source = \"sentences\", or put the {} in a suite of its own", info.name)),
                 ),
-                (false, Some(true)) => self.problem(
+                (DataKind::Samples, Some(true)) => self.problem(
                     format!("models[{i}].arch"),
                     span,
-                    format!("an `{}` cannot be scored on sentences ([data] source = \"sentences\")", m.arch.name()),
-                    Some("sentences are for `bert` models; put the others in a suite of their own"),
+                    format!("{} cannot be scored on sentences ([data] source = \"sentences\")", info.a()),
+                    Some(&format!("sentences are for {} models; put the others in a suite of their own", sentence_kinds.join(", "))),
                 ),
                 _ => {}
             }
         }
     }
 
-    /// `raw_input`: the shape of inputs before preprocessing, same channels or features.
-    pub(super) fn raw_input(
+    /// `raw_input`: the shape of inputs before preprocessing, as the kind takes them.
+    fn raw_input(
         &mut self,
         at: &str,
         m: &ModelEntry,
@@ -52,18 +71,7 @@ impl Validator {
         };
         let field = format!("{at}.raw_input");
         let dims = self.counts(&field, v, 1, false)?;
-        let input = arch.input_shape();
-        let ok = match arch {
-            Architecture::Cnn { .. } => dims.len() == 3 && dims[2] == input[0],
-            Architecture::Mlp { .. } => dims.len() == 1 && dims[0] == input[0],
-            Architecture::Bert { .. } => false,
-        };
-        if !ok {
-            let hint = match arch {
-                Architecture::Cnn { .. } => format!("[height, width, channels] with the model's {} channel(s); images are resized to `input`", input[0]),
-                Architecture::Mlp { .. } => format!("[{}]: an mlp's raw input has its input_size features", input[0]),
-                Architecture::Bert { .. } => "a bert's raw inputs are sentences; remove `raw_input` and set `seq_len`".to_string(),
-            };
+        if let Err(hint) = arch.kind().check_raw_input(&dims) {
             self.problem(
                 field,
                 v.span(),
@@ -75,13 +83,16 @@ impl Validator {
         Some(Some(dims))
     }
 
-    pub(super) fn models(
+    /// Every `[[models]]` entry, with the kind's own fields of each (for the variants that
+    /// change them).
+    pub(super) fn models<'i>(
         &mut self,
         models: &Spanned<Vec<Spanned<ModelEntry>>>,
+        tables: &[Spanned<DeValue<'i>>],
         default_seed: u64,
         data: Option<&crate::data::Dataset>,
         data_declared: bool,
-    ) -> Vec<ModelDef> {
+    ) -> (Vec<ModelDef>, Vec<ModelFields<'i>>) {
         if models.get_ref().is_empty() {
             self.problem(
                 "models",
@@ -92,7 +103,8 @@ impl Validator {
         }
         let mut names = BTreeSet::new();
         let mut out = Vec::new();
-        for (i, m) in models.get_ref().iter().enumerate() {
+        let mut entries = Vec::new();
+        for (i, (m, table)) in models.get_ref().iter().zip(tables).enumerate() {
             let at = format!("models[{i}]");
             let m = m.get_ref();
             let name = m.name.get_ref().clone();
@@ -111,17 +123,14 @@ impl Validator {
                     Some("give each model its own name"),
                 );
             }
-            let Some(arch) = self.architecture(&at, m) else {
+            let Some((parsed, entry)) = self.architecture(&at, m, table) else {
                 continue;
             };
-            let bert_dir = match (&arch, &m.dir) {
-                (Architecture::Bert { .. }, Some(d)) => Some(self.base.join(d.get_ref())),
-                _ => None,
-            };
-            let weights = match (&bert_dir, &m.weights) {
-                (Some(dir), _) => WeightSource::Safetensors {
-                    path: dir.join("model.safetensors"),
-                },
+            let info = parsed.spec.info();
+            let refused = |field: &str| info.refused.iter().any(|(f, _)| *f == field);
+            let arch = parsed.spec;
+            let weights = match (parsed.weights, &m.weights) {
+                (Some(w), _) => w,
                 (None, None) => WeightSource::Seeded {
                     seed: m.seed.unwrap_or(default_seed),
                 },
@@ -130,30 +139,20 @@ impl Validator {
                     None => continue,
                 },
             };
-            if let Some(ds) = data.filter(|_| !arch.is_bert()) {
-                if let Err(e) = ds.check_model(&arch) {
-                    let span = m
-                        .input
-                        .as_ref()
-                        .map(|v| v.span())
-                        .or(m.input_size.as_ref().map(|v| v.span()))
-                        .unwrap_or(m.arch.span());
-                    let field = if m.input.is_some() {
-                        "input"
-                    } else {
-                        "input_size"
-                    };
-                    self.problem(
-                        format!("{at}.{field}"),
-                        span,
-                        e,
-                        Some("every model is scored on the suite's [data]: match its input, or set `resize` in [data] (\"bilinear\", \"nearest\" or \"pad\")"),
-                    );
-                }
+            if let Some(Err(e)) = data.map(|ds| arch.kind().check_dataset(ds)) {
+                let (field, span) = match e.field {
+                    Some(f) => (f, entry.value_span(f)),
+                    None => ("arch", None),
+                };
+                self.problem(
+                    format!("{at}.{field}"),
+                    span.unwrap_or(m.arch.span()),
+                    e.message,
+                    Some("every model is scored on the suite's [data]: match its input, or set `resize` in [data] (\"bilinear\", \"nearest\" or \"pad\")"),
+                );
             }
             let train = match &m.train {
-                None => None,
-                Some(t) => {
+                Some(t) if info.accepts(RecipeKind::Train) => {
                     let spec = self.train_spec(&format!("{at}.train"), t, default_seed);
                     if !data_declared {
                         self.problem(
@@ -165,9 +164,15 @@ impl Validator {
                     }
                     spec
                 }
+                _ => None,
             };
-            let Some(raw_input) = self.raw_input(&at, m, &arch) else {
-                continue;
+            let raw_input = if refused("raw_input") {
+                None
+            } else {
+                let Some(raw_input) = self.raw_input(&at, m, &arch) else {
+                    continue;
+                };
+                raw_input
             };
             out.push(ModelDef {
                 name,
@@ -175,339 +180,77 @@ impl Validator {
                 weights,
                 raw_input,
                 train,
-                tokenizer: bert_dir.map(|d| d.join("tokenizer.json")),
+                tokenizer: parsed.tokenizer,
+            });
+            entries.push(ModelFields {
+                own: entry,
+                arch_span: m.arch.span(),
             });
         }
-        out
+        (out, entries)
     }
 
-    pub(super) fn architecture(&mut self, at: &str, m: &ModelEntry) -> Option<Architecture> {
-        let arch = m.arch.get_ref().as_str();
-        if arch == "bert" {
-            return self.bert_architecture(at, m);
-        }
-        let classes = match &m.classes {
-            Some(c) => self.count(&format!("{at}.classes"), c, 1),
-            None if matches!(arch, "mlp" | "cnn") => {
-                self.problem(
-                    format!("{at}.classes"),
-                    m.arch.span(),
-                    format!("missing field `classes`: an `{arch}` needs its output width"),
-                    Some("add `classes = 10`"),
-                );
-                None
-            }
-            None => None,
-        };
-        let bert_fields = [("dir", m.dir.is_some()), ("seq_len", m.seq_len.is_some())];
-        for (field, present) in bert_fields {
-            if present && matches!(arch, "mlp" | "cnn") {
-                self.problem(
-                    format!("{at}.{field}"),
-                    m.arch.span(),
-                    format!("`{field}` does not apply to arch `{arch}`"),
-                    Some("it is a `bert` field; remove it, or change `arch`"),
-                );
-            }
-        }
-        let fields_of_other: &[(&str, bool)] = match arch {
-            "mlp" => &[
-                ("input", m.input.is_some()),
-                ("conv_channels", m.conv_channels.is_some()),
-                ("pool_after", m.pool_after.is_some()),
-                ("kernel", m.kernel.is_some()),
-                ("padding", m.padding.is_some()),
-                ("pool", m.pool.is_some()),
-                ("dense", m.dense.is_some()),
-            ],
-            "cnn" => &[
-                ("input_size", m.input_size.is_some()),
-                ("hidden", m.hidden.is_some()),
-            ],
-            other => {
-                let hint = match strsim::damerau_levenshtein(other, "mlp")
-                    .min(strsim::damerau_levenshtein(other, "cnn"))
-                    .min(strsim::damerau_levenshtein(other, "bert"))
-                {
-                    d if d <= 1 => "did you mean `mlp`, `cnn` or `bert`?",
-                    _ => "architectures are `mlp`, `cnn` and `bert`",
-                };
-                self.problem(
-                    format!("{at}.arch"),
-                    m.arch.span(),
-                    format!("unknown architecture `{other}`"),
-                    Some(hint),
-                );
-                return None;
-            }
-        };
-        for (field, present) in fields_of_other {
-            if *present {
-                self.problem(
-                    format!("{at}.{field}"),
-                    m.arch.span(),
-                    format!("`{field}` does not apply to arch `{arch}`"),
-                    Some("remove it, or change `arch`"),
-                );
-            }
-        }
-        if arch == "mlp" {
-            let Some(input) = &m.input_size else {
-                self.problem(
-                    format!("{at}.input_size"),
-                    m.arch.span(),
-                    "an `mlp` needs `input_size`",
-                    Some("add `input_size = 64`, the number of input features"),
-                );
-                return None;
-            };
-            let input_size = self.count(&format!("{at}.input_size"), input, 1);
-            let hidden = match &m.hidden {
-                Some(h) => self.counts(&format!("{at}.hidden"), h, 1, true),
-                None => Some(Vec::new()),
-            };
-            return Some(Architecture::Mlp {
-                input_size: input_size?,
-                hidden: hidden?,
-                classes: classes?,
-            });
-        }
-        let (Some(input), Some(channels)) = (&m.input, &m.conv_channels) else {
+    /// The entry's kind, its problems with the shared fields, and its own fields parsed by
+    /// the kind; with the kind's fields of the entry (those of other kinds removed).
+    fn architecture<'i>(
+        &mut self,
+        at: &str,
+        m: &ModelEntry,
+        table: &Spanned<DeValue<'i>>,
+    ) -> Option<(Parsed<Architecture>, Entry<'i>)> {
+        let name = m.arch.get_ref().as_str();
+        let Some(info) = Architecture::info_of(name) else {
             self.problem(
-                format!(
-                    "{at}.{}",
-                    if m.input.is_none() {
-                        "input"
-                    } else {
-                        "conv_channels"
-                    }
-                ),
+                format!("{at}.arch"),
                 m.arch.span(),
-                "a `cnn` needs `input` ([height, width, channels]) and `conv_channels`",
-                Some("for 28x28 greyscale images: input = [28, 28, 1], conv_channels = [32, 64]"),
+                format!("unknown architecture `{name}`"),
+                Some(&unknown_kind_hint(Architecture::KINDS, name)),
             );
             return None;
         };
-        let input_v = self.counts(&format!("{at}.input"), input, 1, false);
-        if input.get_ref().len() != 3 {
-            self.problem(
-                format!("{at}.input"),
-                input.span(),
-                format!(
-                    "needs 3 values [height, width, channels], got {}",
-                    input.get_ref().len()
-                ),
-                Some("as in `input = [28, 28, 1]`"),
-            );
-            return None;
-        }
-        let conv_channels = self.counts(&format!("{at}.conv_channels"), channels, 1, false)?;
-        let kernel = match &m.kernel {
-            Some(k) => self.count(&format!("{at}.kernel"), k, 1)?,
-            None => 3,
+        let mut own = Entry::of(table)?.without(MODEL_FIELDS);
+        let expected = expected_fields(info);
+        let mut cx = EntryContext {
+            checker: &mut self.checker,
+            at: at.to_string(),
+            arch_span: m.arch.span(),
+            base: &self.base,
         };
-        let padding = match m.padding.as_ref().map(|p| (p.get_ref().as_str(), p.span())) {
-            None | Some(("valid", _)) => Padding::Valid,
-            Some(("same", span)) => {
-                if kernel % 2 == 0 {
-                    self.problem(
-                        format!("{at}.padding"),
-                        span,
-                        format!("`same` padding needs an odd kernel, got {kernel}"),
-                        Some("use kernel = 3 or 5, or padding = \"valid\""),
-                    );
-                }
-                Padding::Same
-            }
-            Some((other, span)) => {
-                self.problem(
-                    format!("{at}.padding"),
-                    span,
-                    format!("unknown padding `{other}`"),
-                    Some("use \"valid\" or \"same\""),
-                );
-                return None;
-            }
-        };
-        let pool = match &m.pool {
-            Some(p) => self.count(&format!("{at}.pool"), p, 1)?,
-            None => 2,
-        };
-        let pool_after = match &m.pool_after {
-            None => vec![true; conv_channels.len()],
-            Some(list) => {
-                let after = self.counts(&format!("{at}.pool_after"), list, 1, true)?;
-                if let Some(&bad) = after.iter().find(|&&i| i > conv_channels.len()) {
-                    let hint = format!(
-                        "entries are 1-based convolution numbers, 1 to {}",
-                        conv_channels.len()
-                    );
-                    self.problem(
-                        format!("{at}.pool_after"),
-                        list.span(),
-                        format!("there is no convolution {bad}"),
-                        Some(&hint),
-                    );
-                    return None;
-                }
-                (1..=conv_channels.len())
-                    .map(|i| after.contains(&i))
-                    .collect()
-            }
-        };
-        let dense = match &m.dense {
-            Some(d) => self.counts(&format!("{at}.dense"), d, 1, true)?,
-            None => Vec::new(),
-        };
-        let input_v = input_v?;
-        let arch = Architecture::Cnn {
-            input_hwc: [input_v[0], input_v[1], input_v[2]],
-            conv_channels,
-            pool_after,
-            kernel,
-            padding,
-            pool,
-            dense,
-            classes: classes?,
-        };
-        if let Err(i) = arch.conv_output_sizes() {
-            self.problem(
-                format!("{at}.conv_channels[{i}]"),
-                channels.span(),
-                format!("the image is too small for convolution {}: its output would be empty", i + 1),
-                Some("use a larger `input`, fewer convolutions, a smaller `kernel` or `pool`, or padding = \"same\""),
-            );
-            return None;
-        }
-        Some(arch)
-    }
-
-    /// A `bert` from a model folder: `dir` (config.json, model.safetensors, tokenizer.json,
-    /// each checked here) and `seq_len`.
-    pub(super) fn bert_architecture(&mut self, at: &str, m: &ModelEntry) -> Option<Architecture> {
-        let others = [
-            ("classes", m.classes.is_some()),
-            ("input_size", m.input_size.is_some()),
-            ("hidden", m.hidden.is_some()),
-            ("input", m.input.is_some()),
-            ("conv_channels", m.conv_channels.is_some()),
-            ("pool_after", m.pool_after.is_some()),
-            ("kernel", m.kernel.is_some()),
-            ("padding", m.padding.is_some()),
-            ("pool", m.pool.is_some()),
-            ("dense", m.dense.is_some()),
+        entry::keep_own_fields(&mut own, info, Architecture::KINDS, &expected, &mut cx);
+        let present = [
             ("raw_input", m.raw_input.is_some()),
             ("weights", m.weights.is_some()),
         ];
-        let mut ok = true;
-        for (field, present) in others {
-            if present {
-                let hint = if field == "weights" {
-                    "a bert's weights are `dir`/model.safetensors; remove `weights`"
-                } else {
-                    "remove it, or change `arch`"
-                };
-                self.problem(
-                    format!("{at}.{field}"),
+        for (field, hint) in info.refused {
+            if present.iter().any(|(f, p)| f == field && *p) {
+                let field_path = cx.field(field);
+                cx.problem(
+                    field_path,
                     m.arch.span(),
-                    format!("`{field}` does not apply to arch `bert`"),
+                    format!("`{field}` does not apply to arch `{name}`"),
                     Some(hint),
                 );
-                ok = false;
             }
         }
-        if let Some(t) = &m.train {
-            self.problem(
-                format!("{at}.train"),
+        if let (Some(t), false) = (&m.train, info.accepts(RecipeKind::Train)) {
+            let made_by: Vec<String> = info
+                .recipe_sources()
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect();
+            let field = cx.field("train");
+            cx.problem(
+                field,
                 t.span(),
-                "training a `bert` is not supported",
-                Some("remove `train`; bert variants are made by `quantize` and `prune`"),
+                format!("training {} is not supported", info.a()),
+                Some(&format!(
+                    "remove `train`; {name} variants are made by {}",
+                    crate::model::kind::and_list(&made_by)
+                )),
             );
-            ok = false;
         }
-        let seq_len = match &m.seq_len {
-            None => Some(128),
-            Some(v) => self.count(&format!("{at}.seq_len"), v, 2),
-        };
-        const FETCH: &str = "for all-MiniLM-L6-v2 run scripts/fetch-minilm.sh (it prints the folder); paths are relative to the suite file";
-        let Some(d) = &m.dir else {
-            self.problem(
-                format!("{at}.dir"),
-                m.arch.span(),
-                "a `bert` needs `dir`, a folder with config.json, model.safetensors and tokenizer.json",
-                Some(FETCH),
-            );
-            return None;
-        };
-        let dir = self.base.join(d.get_ref());
-        if !dir.is_dir() {
-            self.problem(
-                format!("{at}.dir"),
-                d.span(),
-                format!("model folder {} does not exist", dir.display()),
-                Some(FETCH),
-            );
-            return None;
-        }
-        let missing: Vec<&str> = ["config.json", "model.safetensors", "tokenizer.json"]
-            .into_iter()
-            .filter(|f| !dir.join(f).is_file())
-            .collect();
-        if !missing.is_empty() {
-            self.problem(
-                format!("{at}.dir"),
-                d.span(),
-                format!(
-                    "model folder {} lacks {}",
-                    dir.display(),
-                    missing.join(", ")
-                ),
-                Some(FETCH),
-            );
-            return None;
-        }
-        let seq_len = seq_len?;
-        if !ok {
-            return None;
-        }
-        let arch = match model::bert::architecture_from_dir(&dir, seq_len) {
-            Ok(a) => a,
-            Err(e) => {
-                let span = match (&m.seq_len, e.to_string().contains("seq_len")) {
-                    (Some(v), true) => v.span(),
-                    _ => d.span(),
-                };
-                let field = if span == d.span() { "dir" } else { "seq_len" };
-                self.problem(
-                    format!("{at}.{field}"),
-                    span,
-                    e.to_string(),
-                    Some("the folder must hold a BERT config.json (hidden_act \"gelu\"); seq_len at most max_position_embeddings"),
-                );
-                return None;
-            }
-        };
-        if let Err(e) = model::check_weights_file(&arch, &dir.join("model.safetensors")) {
-            self.problem(
-                format!("{at}.dir"),
-                d.span(),
-                e.to_string(),
-                Some(
-                    "model.safetensors must hold the BERT's tensors as config.json describes them",
-                ),
-            );
-            return None;
-        }
-        if let Err(e) = model::bert::TextEncoder::from_file(&dir.join("tokenizer.json"), seq_len) {
-            self.problem(
-                format!("{at}.dir"),
-                d.span(),
-                e.to_string(),
-                Some("tokenizer.json must be a HuggingFace tokenizers file"),
-            );
-            return None;
-        }
-        Some(arch)
+        let parsed = Architecture::parse(name, &own, &mut cx)??;
+        Some((parsed, own))
     }
 
     pub(super) fn weights_file(
@@ -526,10 +269,25 @@ impl Validator {
             );
             return None;
         }
-        if let Err(e) = model::check_weights_file(arch, &path) {
+        if let Err(e) = model::check_weights_file(arch.kind(), &path) {
             self.problem(field, p.span(), e.to_string(), Some("the file must hold the architecture's tensors by name and shape (README: weights layout)"));
             return None;
         }
         Some(path)
     }
+}
+
+/// The fields an entry of `kind` may have, for the message about an unknown one: the
+/// shared ones it takes and its own.
+fn expected_fields(kind: &KindInfo) -> Vec<&'static str> {
+    let takes = |f: &&&str| {
+        !kind.refused.iter().any(|(r, _)| r == *f)
+            && (**f != "train" || kind.accepts(RecipeKind::Train))
+    };
+    let (head, tail) = MODEL_FIELDS.split_at(2);
+    head.iter()
+        .chain(kind.fields)
+        .chain(tail.iter().filter(takes))
+        .copied()
+        .collect()
 }

@@ -30,31 +30,12 @@ pub struct SuiteMeta {
     pub description: String,
 }
 
-/// A flat table for both architectures; fields of the other architecture are rejected
-/// during validation with a message naming the architecture.
+/// The fields every `[[models]]` entry shares. The rest of the entry belongs to its kind
+/// (`arch`), which reads it from the entry's TOML itself, with locations (`model::Entry`).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ModelEntry {
     pub name: Spanned<String>,
     pub arch: Spanned<String>,
-    /// mlp, cnn: output width (required there).
-    pub classes: Option<Spanned<i64>>,
-    // bert
-    /// A folder with `config.json`, `model.safetensors` and `tokenizer.json`.
-    pub dir: Option<Spanned<String>>,
-    /// Tokens per input (padding or truncating every sentence); default 128.
-    pub seq_len: Option<Spanned<i64>>,
-    // mlp
-    pub input_size: Option<Spanned<i64>>,
-    pub hidden: Option<Spanned<Vec<i64>>>,
-    // cnn
-    pub input: Option<Spanned<Vec<i64>>>,
-    pub conv_channels: Option<Spanned<Vec<i64>>>,
-    pub pool_after: Option<Spanned<Vec<i64>>>,
-    pub kernel: Option<Spanned<i64>>,
-    pub padding: Option<Spanned<String>>,
-    pub pool: Option<Spanned<i64>>,
-    pub dense: Option<Spanned<Vec<i64>>>,
     /// Shape of the raw input before the `preprocess` stage ([H, W, C] or [features]).
     pub raw_input: Option<Spanned<Vec<i64>>>,
     // weights
@@ -64,21 +45,8 @@ pub struct ModelEntry {
     pub train: Option<Spanned<TrainEntry>>,
 }
 
-/// Architecture fields a `compress` (`arch`) or `distill` (`student`) variant changes; the
-/// rest (input, classes, and any field not given) come from the variant's model.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ArchOverride {
-    // mlp
-    pub hidden: Option<Spanned<Vec<i64>>>,
-    // cnn
-    pub conv_channels: Option<Spanned<Vec<i64>>>,
-    pub pool_after: Option<Spanned<Vec<i64>>>,
-    pub kernel: Option<Spanned<i64>>,
-    pub padding: Option<Spanned<String>>,
-    pub pool: Option<Spanned<i64>>,
-    pub dense: Option<Spanned<Vec<i64>>>,
-}
+/// The names of [`ModelEntry`]'s fields.
+pub const MODEL_FIELDS: &[&str] = &["name", "arch", "raw_input", "weights", "seed", "train"];
 
 /// A training recipe: `train = { epochs = 4, batch_size = 32, optimizer = "adamw", lr = 1e-3 }`.
 #[derive(Debug, Clone, Deserialize)]
@@ -147,16 +115,16 @@ pub struct VariantEntry {
     pub finetune: Option<Spanned<TrainEntry>>,
     /// distill: the teacher variant (of the same model).
     pub teacher: Option<Spanned<String>>,
-    /// distill: the student's architecture (changes to the model's).
-    pub student: Option<Spanned<ArchOverride>>,
+    /// distill: the student's architecture (changes to the model's, read by its kind).
+    pub student: Option<Spanned<toml::Table>>,
     /// distill: softmax temperature of the soft targets.
     pub temperature: Option<Spanned<f64>>,
     /// distill: weight of the soft-target loss; 1 - alpha weights the hard-label loss.
     pub alpha: Option<Spanned<f64>>,
     /// distill, compress: how the new network is trained.
     pub train: Option<Spanned<TrainEntry>>,
-    /// compress: the smaller architecture (changes to the model's).
-    pub arch: Option<Spanned<ArchOverride>>,
+    /// compress: the smaller architecture (changes to the model's, read by its kind).
+    pub arch: Option<Spanned<toml::Table>>,
 }
 
 #[derive(Debug, Deserialize)]

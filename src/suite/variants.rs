@@ -5,12 +5,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
+use toml::de::DeValue;
 use toml::Spanned;
 
+use super::models::ModelFields;
 use super::recipe::*;
 use super::schema::*;
 use super::{valid_name, ModelDef, Validator, VariantDef, NAME_HINT};
-use crate::model::{Architecture, WeightSource};
+use crate::model::{
+    entry, Architecture, Entry, EntryContext, KindInfo, RecipeKind, Registry, WeightSource,
+};
 
 const SOURCES: &str =
     "\"baseline\", \"file\", \"quantize\", \"prune\", \"distill\" or \"compress\"";
@@ -105,87 +109,37 @@ impl Validator {
         data
     }
 
-    /// The model's architecture with the fields of `o` replaced.
+    /// The model's architecture with a variant's `changes` (`arch = {...}` or `student =
+    /// {...}`, at `at`) applied by its kind.
     fn arch_override(
         &mut self,
         at: &str,
-        model: &ModelEntry,
-        o: &ArchOverride,
+        model: &ModelDef,
+        fields: &ModelFields<'_>,
+        changes: Option<&Spanned<DeValue<'_>>>,
     ) -> Option<Architecture> {
-        let is_mlp = model.arch.get_ref() == "mlp";
-        let spans = [
-            ("hidden", o.hidden.as_ref().map(|v| v.span()), !is_mlp),
-            (
-                "conv_channels",
-                o.conv_channels.as_ref().map(|v| v.span()),
-                is_mlp,
-            ),
-            (
-                "pool_after",
-                o.pool_after.as_ref().map(|v| v.span()),
-                is_mlp,
-            ),
-            ("dense", o.dense.as_ref().map(|v| v.span()), is_mlp),
-            ("kernel", o.kernel.as_ref().map(|v| v.span()), is_mlp),
-            ("pool", o.pool.as_ref().map(|v| v.span()), is_mlp),
-            ("padding", o.padding.as_ref().map(|v| v.span()), is_mlp),
-        ];
-        let mut wrong = false;
-        for (field, span, foreign) in spans {
-            if let (Some(span), true) = (span, foreign) {
-                let hint = if is_mlp {
-                    "the model is an `mlp`: change `hidden`"
-                } else {
-                    "the model is a `cnn`: change conv_channels, pool_after, kernel, padding, pool or dense"
-                };
-                self.problem(
-                    format!("{at}.{field}"),
-                    span,
-                    format!(
-                        "`{field}` does not apply to arch `{}`",
-                        model.arch.get_ref()
-                    ),
-                    Some(hint),
-                );
-                wrong = true;
-            }
-        }
-        if wrong {
+        let mut changes = Entry::of(changes?)?;
+        let info = model.arch.info();
+        let mut cx = EntryContext {
+            checker: &mut self.checker,
+            at: at.to_string(),
+            arch_span: fields.arch_span.clone(),
+            base: &self.base,
+        };
+        if !entry::keep_overridable(&mut changes, info, Architecture::KINDS, &mut cx) {
             return None;
         }
-        let mut m = model.clone();
-        let fields = [
-            (&o.hidden, &mut m.hidden),
-            (&o.conv_channels, &mut m.conv_channels),
-            (&o.pool_after, &mut m.pool_after),
-            (&o.dense, &mut m.dense),
-        ];
-        for (from, to) in fields {
-            if from.is_some() {
-                *to = from.clone();
-            }
-        }
-        if o.kernel.is_some() {
-            m.kernel = o.kernel.clone();
-        }
-        if o.pool.is_some() {
-            m.pool = o.pool.clone();
-        }
-        if o.padding.is_some() {
-            m.padding = o.padding.clone();
-        }
-        // A new `conv_channels` without `pool_after` pools after every convolution.
-        if o.conv_channels.is_some() && o.pool_after.is_none() {
-            m.pool_after = None;
-        }
-        self.architecture(at, &m)
+        let mut merged = fields.own.clone();
+        Architecture::merge_override(info.name, &mut merged, &changes);
+        Architecture::parse(info.name, &merged, &mut cx)?.map(|p| p.spec)
     }
 
     pub(super) fn variants(
         &mut self,
         variants: &[Spanned<VariantEntry>],
+        tables: &[Spanned<DeValue<'_>>],
         models: &[ModelDef],
-        raw_models: &[Spanned<ModelEntry>],
+        fields: &[ModelFields<'_>],
         has_data: bool,
         default_seed: u64,
     ) -> Vec<VariantDef> {
@@ -205,7 +159,7 @@ impl Validator {
         }
         let mut seen = BTreeSet::new();
         let mut partials: Vec<Partial> = Vec::new();
-        for (i, v) in variants.iter().enumerate() {
+        for (i, (v, table)) in variants.iter().zip(tables).enumerate() {
             let at = format!("variants[{i}]");
             let v = v.get_ref();
             let name = v.name.get_ref().clone();
@@ -218,7 +172,11 @@ impl Validator {
                 );
                 continue;
             }
-            let Some(model) = models.iter().find(|m| &m.name == v.model.get_ref()) else {
+            let Some((model, own)) = models
+                .iter()
+                .zip(fields)
+                .find(|(m, _)| &m.name == v.model.get_ref())
+            else {
                 let known: Vec<_> = models.iter().map(|m| format!("`{}`", m.name)).collect();
                 let hint = format!("models defined in this suite: {}", known.join(", "));
                 self.problem(
@@ -241,12 +199,8 @@ impl Validator {
                 );
                 continue;
             }
-            let raw_model = raw_models
-                .iter()
-                .map(|m| m.get_ref())
-                .find(|m| m.name.get_ref() == &model.name)
-                .expect("the model was resolved from these entries");
-            if let Some(p) = self.variant_entry(&at, v, model, raw_model, has_data, default_seed) {
+            let entry = self.variant_entry(&at, v, (model, own), table, has_data, default_seed);
+            if let Some(p) = entry {
                 partials.push(Partial { name, ..p });
             }
         }
@@ -292,9 +246,9 @@ impl Validator {
                     method,
                     sparsity,
                     ..
-                } => parent(from, archs).map(|a| match method {
-                    PruneMethod::Magnitude => a,
-                    PruneMethod::Structured => a.structured(*sparsity),
+                } => parent(from, archs).and_then(|a| match method {
+                    PruneMethod::Magnitude => Some(a),
+                    PruneMethod::Structured => a.kind().structured(*sparsity),
                 }),
                 Recipe::Distill { .. } | Recipe::Compress { .. } => p.own_arch.clone(),
             }?;
@@ -361,8 +315,8 @@ impl Validator {
         &mut self,
         at: &str,
         v: &VariantEntry,
-        model: &ModelDef,
-        raw_model: &ModelEntry,
+        (model, own): (&ModelDef, &ModelFields<'_>),
+        table: &Spanned<DeValue<'_>>,
         has_data: bool,
         default_seed: u64,
     ) -> Option<Partial> {
@@ -378,25 +332,15 @@ impl Validator {
             None if v.path.is_some() => "file",
             None => "baseline",
         };
-        if model.arch.is_bert() {
-            let trained = match source {
-                "distill" | "compress" => Some(source_span.clone()),
-                _ => v.finetune.as_ref().map(|f| f.span()),
-            };
-            if let Some(span) = trained {
-                let field = if matches!(source, "distill" | "compress") {
-                    "source"
-                } else {
-                    "finetune"
-                };
-                self.problem(
-                    format!("{at}.{field}"),
-                    span,
-                    "training a `bert` is not supported (distill, compress and fine-tuning train)",
-                    Some("bert variants: \"baseline\", \"file\", \"quantize\" and \"prune\" without `finetune`"),
-                );
-                return None;
-            }
+        let info = model.arch.info();
+        if let Some((field, span, message)) = refused_recipe(info, source, v, &source_span) {
+            self.problem(
+                format!("{at}.{field}"),
+                span,
+                message,
+                Some(&info.variants_hint()),
+            );
+            return None;
         }
         let present: [(&str, Option<Range<usize>>); 12] = [
             ("path", v.path.as_ref().map(|x| x.span())),
@@ -575,7 +519,10 @@ impl Validator {
                         );
                         None
                     }
-                    Some(s) => self.arch_override(&format!("{at}.student"), raw_model, s.get_ref()),
+                    Some(_) => {
+                        let changes = table.get_ref().get("student");
+                        self.arch_override(&format!("{at}.student"), model, own, changes)
+                    }
                 };
                 let temperature = match &v.temperature {
                     None => Some(4.0),
@@ -617,7 +564,10 @@ impl Validator {
                         required(self, "arch", "arch = { conv_channels = [16, 16, 32], pool_after = [2, 3], padding = \"same\", dense = [32] }");
                         None
                     }
-                    Some(a) => self.arch_override(&format!("{at}.arch"), raw_model, a.get_ref()),
+                    Some(_) => {
+                        let changes = table.get_ref().get("arch");
+                        self.arch_override(&format!("{at}.arch"), model, own, changes)
+                    }
                 };
                 let train = self.recipe_train(at, v, source, &source_span, has_data, default_seed);
                 own_arch = Some(arch?);
@@ -778,6 +728,54 @@ impl Validator {
             !bad.contains(&(i - 1))
         });
     }
+}
+
+/// What the variant asks of the model's kind that the kind does not accept, if anything:
+/// the field to point at, where, and the message.
+fn refused_recipe(
+    info: &KindInfo,
+    source: &str,
+    v: &VariantEntry,
+    source_span: &Range<usize>,
+) -> Option<(&'static str, Range<usize>, String)> {
+    let at_source = |r| Some((r, "source", source_span.clone()));
+    let asked = match source {
+        "quantize" => vec![at_source(RecipeKind::Quantize)],
+        "distill" => vec![at_source(RecipeKind::Distill)],
+        "compress" => vec![at_source(RecipeKind::Compress)],
+        "prune" => {
+            let method = match &v.method {
+                Some(m) if m.get_ref() == "structured" => {
+                    Some((RecipeKind::PruneStructured, "method", m.span()))
+                }
+                _ => at_source(RecipeKind::PruneMagnitude),
+            };
+            let finetune = v
+                .finetune
+                .as_ref()
+                .map(|f| (RecipeKind::Train, "finetune", f.span()));
+            vec![method, finetune]
+        }
+        _ => Vec::new(),
+    };
+    let (recipe, field, span) = asked
+        .into_iter()
+        .flatten()
+        .find(|(r, ..)| !info.accepts(*r))?;
+    let a = info.a();
+    let trains = [RecipeKind::Train, RecipeKind::Distill, RecipeKind::Compress];
+    let message = match recipe {
+        _ if trains.contains(&recipe) && !trains.iter().any(|r| info.accepts(*r)) => {
+            format!("training {a} is not supported (distill, compress and fine-tuning train)")
+        }
+        RecipeKind::Quantize => format!("{a} cannot be quantized"),
+        RecipeKind::PruneMagnitude => format!("magnitude pruning is not supported for {a}"),
+        RecipeKind::PruneStructured => format!("structured pruning is not supported for {a}"),
+        RecipeKind::Train => format!("fine-tuning {a} is not supported"),
+        RecipeKind::Distill => format!("distillation is not supported for {a}"),
+        RecipeKind::Compress => format!("`compress` is not supported for {a}"),
+    };
+    Some((field, span, message))
 }
 
 /// The weights of a model's `baseline` variant: its own, or built when it is trained.

@@ -18,10 +18,9 @@ use serde_json::json;
 
 use crate::data::text::{self as text_data, TextData};
 use crate::data::{self, DataError, Dataset};
-use crate::model::bert::TextEncoder;
 use crate::model::{
-    error_text, float_tensors, load_weights, seeded_weights, weight_stats, Architecture, Network,
-    Stored, WeightSource, Weights,
+    error_text, float_tensors, float_weights, load_weights, seeded_weights, weight_stats,
+    Architecture, Purpose, Stored, WeightSource, Weights,
 };
 use crate::quality::{self};
 use crate::schema::{
@@ -167,10 +166,6 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-fn floats_to_weights(t: HashMap<String, Tensor>) -> Weights {
-    t.into_iter().map(|(k, v)| (k, Stored::Float(v))).collect()
-}
-
 impl Builder<'_> {
     fn model(&self, name: &str) -> &ModelDef {
         self.suite
@@ -224,13 +219,13 @@ impl Builder<'_> {
     /// What the data contributes to a key: its content and split, and how it reaches `arch`.
     fn data_key(&self, arch: &Architecture) -> Result<serde_json::Value, String> {
         let d = self.dataset()?;
-        Ok(json!({"sha256": d.sha256, "resize": d.resize.as_str(), "input": arch.input_shape()}))
+        let input = arch.kind().input_shape();
+        Ok(json!({"sha256": d.sha256, "resize": d.resize.as_str(), "input": input}))
     }
 
     fn train_set(&self, arch: &Architecture) -> Result<train::TrainSet, String> {
         let d = self.dataset()?;
-        train::TrainSet::new(d.inputs(arch, &d.train), &d.labels_of(&d.train), arch)
-            .map_err(|e| error_text(&e))
+        train::TrainSet::of(arch, d, &d.train)
     }
 
     fn init_key(&self, model: &ModelDef) -> Result<serde_json::Value, String> {
@@ -257,7 +252,7 @@ impl Builder<'_> {
                 let model = self.model(&v.model);
                 let init = self.init_key(model)?;
                 let Some(spec) = &model.train else {
-                    let weights = load_weights(&model.arch, &model.weights, &cpu)
+                    let weights = load_weights(model.arch.kind(), &model.weights, &cpu)
                         .map_err(|e| e.to_string())?;
                     let file = match &model.weights {
                         WeightSource::Safetensors { path } | WeightSource::Gguf { path } => {
@@ -282,15 +277,15 @@ impl Builder<'_> {
                 let inputs = json!({"recipe": "train", "init": init, "arch": arch, "train": spec,
                     "data": self.data_key(arch)?});
                 self.cached_or_build(v, inputs, "safetensors", || {
-                    let start =
-                        load_weights(arch, &model.weights, &cpu).map_err(|e| e.to_string())?;
-                    let init = float_tensors(arch, &start).map_err(err)?;
+                    let start = load_weights(arch.kind(), &model.weights, &cpu)
+                        .map_err(|e| e.to_string())?;
+                    let init = float_tensors(arch.kind(), &start).map_err(err)?;
                     let set = self.train_set(arch)?;
                     let (t, log) =
                         train::train(arch, &init, &set, spec, None, None).map_err(err)?;
                     Ok(Output {
                         arch: arch.clone(),
-                        weights: floats_to_weights(t),
+                        weights: float_weights(t),
                         float_layers: None,
                         sparsity: None,
                         training: Some(log),
@@ -299,7 +294,8 @@ impl Builder<'_> {
             }
             Recipe::File { path } => {
                 let source = WeightSource::file(path.clone());
-                let weights = load_weights(&v.arch, &source, &cpu).map_err(|e| e.to_string())?;
+                let weights =
+                    load_weights(v.arch.kind(), &source, &cpu).map_err(|e| e.to_string())?;
                 let sha = artifact::file_sha256(path)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 Ok(Made {
@@ -325,7 +321,7 @@ impl Builder<'_> {
                     "gguf"
                 };
                 self.cached_or_build(v, inputs, format, || {
-                    let floats = float_tensors(&parent.arch, &parent.weights).map_err(err)?;
+                    let floats = float_tensors(parent.arch.kind(), &parent.weights).map_err(err)?;
                     let (weights, kept) =
                         quantize::quantize(&parent.arch, &floats, *dtype).map_err(err)?;
                     Ok(Output {
@@ -352,7 +348,7 @@ impl Builder<'_> {
                 let inputs = json!({"recipe": "prune", "method": method, "sparsity": sparsity,
                     "scope": scope, "finetune": finetune, "parent": parent.key, "data": data});
                 self.cached_or_build(v, inputs, "safetensors", || {
-                    let floats = float_tensors(&parent.arch, &parent.weights).map_err(err)?;
+                    let floats = float_tensors(parent.arch.kind(), &parent.weights).map_err(err)?;
                     let (arch, mut t, masks, report) = match method {
                         PruneMethod::Magnitude => {
                             let (t, masks) =
@@ -381,7 +377,7 @@ impl Builder<'_> {
                     };
                     Ok(Output {
                         arch,
-                        weights: floats_to_weights(t),
+                        weights: float_weights(t),
                         float_layers: None,
                         sparsity: Some(report),
                         training,
@@ -401,10 +397,13 @@ impl Builder<'_> {
                     "teacher_data": self.data_key(&t.arch)?});
                 self.cached_or_build(v, inputs, "safetensors", || {
                     // The teacher's logits on the training samples, at the teacher's input size.
-                    let net = Network::from_weights(&t.arch, &t.weights).map_err(err)?;
+                    let teacher_kind = t.arch.kind();
+                    let mut net = teacher_kind
+                        .build(&t.weights, Purpose::Inference)
+                        .map_err(err)?;
                     let tset = self.train_set(&t.arch)?;
-                    let soft = train::logits(&net, &tset.inputs, 256).map_err(err)?;
-                    let soft = Tensor::from_vec(soft, (tset.len(), t.arch.classes()), &cpu)
+                    let soft = train::logits(net.as_mut(), &tset.inputs, 256).map_err(err)?;
+                    let soft = Tensor::from_vec(soft, (tset.len(), teacher_kind.outputs()), &cpu)
                         .map_err(err)?;
                     let set = self.train_set(&v.arch)?;
                     let d = train::Distillation {
@@ -435,11 +434,11 @@ impl Builder<'_> {
         distill: Option<&train::Distillation<'_>>,
     ) -> Result<Output, String> {
         let err = |e: candle_core::Error| error_text(&e);
-        let init = seeded_weights(arch, spec.seed, &Device::Cpu).map_err(err)?;
+        let init = seeded_weights(arch.kind(), spec.seed, &Device::Cpu).map_err(err)?;
         let (t, log) = train::train(arch, &init, set, spec, None, distill).map_err(err)?;
         Ok(Output {
             arch: arch.clone(),
-            weights: floats_to_weights(t),
+            weights: float_weights(t),
             float_layers: None,
             sparsity: None,
             training: Some(log),
@@ -491,7 +490,7 @@ impl Builder<'_> {
             }
         };
         let source = WeightSource::file(path.clone());
-        let weights = load_weights(&manifest.arch, &source, &Device::Cpu)
+        let weights = load_weights(manifest.arch.kind(), &source, &Device::Cpu)
             .map_err(|e| format!("the artifact does not load back: {e}"))?;
         Ok(Made {
             arch: manifest.arch.clone(),
@@ -522,14 +521,13 @@ impl Builder<'_> {
             for (id, made) in &self.made {
                 let Ok(m) = made else { continue };
                 let out = (|| {
-                    let net = Network::from_weights(&m.arch, &m.weights).map_err(err)?;
-                    let set = train::TrainSet::new(
-                        d.inputs(&m.arch, &d.test),
-                        &d.labels_of(&d.test),
-                        &m.arch,
-                    )
-                    .map_err(err)?;
-                    train::logits(&net, &set.inputs, 128).map_err(err)
+                    let mut net = m
+                        .arch
+                        .kind()
+                        .build(&m.weights, Purpose::Inference)
+                        .map_err(err)?;
+                    let set = train::TrainSet::of(&m.arch, d, &d.test)?;
+                    train::logits(net.as_mut(), &set.inputs, 128).map_err(err)
                 })();
                 logits.insert(id.clone(), out);
             }
@@ -569,7 +567,7 @@ impl Builder<'_> {
                 }
                 None => continue,
             };
-            let stats = match weight_stats(&made.weights) {
+            let stats = match weight_stats(made.arch.kind(), &made.weights) {
                 Ok(s) => s,
                 Err(e) => {
                     out.push(failed(v, error_text(&e)));
@@ -580,17 +578,17 @@ impl Builder<'_> {
             let base_bytes = base_id
                 .as_ref()
                 .and_then(|b| match self.made.get(b) {
-                    Some(Ok(m)) => weight_stats(&m.weights).ok(),
+                    Some(Ok(m)) => weight_stats(m.arch.kind(), &m.weights).ok(),
                     _ => None,
                 })
                 .map(|s| s.weight_bytes);
             let mut error = None;
             let quality = match (&self.data, logits.get(&id)) {
                 (Some(d), Some(Ok(l))) => {
-                    let classes = made.arch.classes();
+                    let classes = made.arch.kind().outputs();
                     let pred = quality::argmax_rows(l, classes);
                     let mut q = quality::classification(
-                        &d.describe_test(&made.arch),
+                        &made.arch.kind().describe_data(d),
                         &d.labels_of(&d.test),
                         &pred,
                         classes,
@@ -613,7 +611,7 @@ impl Builder<'_> {
             let model_info = ModelInfo {
                 params: stats.params,
                 weight_bytes: stats.weight_bytes,
-                flops_per_sample: made.arch.flops_per_sample(),
+                flops_per_sample: made.arch.kind().flops_per_sample(),
                 params_nonzero: Some(stats.params_nonzero),
                 artifact_bytes: made.artifact_bytes,
                 artifact_gzip_bytes: made.gzip_bytes,
@@ -656,17 +654,12 @@ impl Builder<'_> {
     }
 }
 
-/// The recipe in words; a bert's structured pruning says what it removes.
+/// The recipe in words; structured pruning says what the kind removes, and by which norm.
 fn recipe_text(v: &VariantDef) -> String {
-    let text = v.recipe.describe();
-    if v.arch.is_bert() {
-        text.replace(
-            "structured (L1 norm)",
-            "structured (heads + FFN neurons, L2 norm)",
-        )
-    } else {
-        text
-    }
+    let structured = format!("structured ({})", v.arch.info().structured);
+    v.recipe
+        .describe()
+        .replace("structured (L1 norm)", &structured)
 }
 
 /// A sentence encoder's embeddings of the suite's sentences and of both sides of each pair.
@@ -680,7 +673,7 @@ struct Embedded {
 
 impl Embedded {
     fn quality(&self, arch: &Architecture, base: &Embedded, base_id: &str) -> EmbeddingQuality {
-        let width = arch.classes();
+        let width = arch.kind().outputs();
         let pair_cosines = quality::row_cosines(&self.firsts, &self.seconds, width);
         quality::embedding_quality(
             &self.dataset,
@@ -694,51 +687,25 @@ impl Embedded {
     }
 }
 
-/// Sentences per forward pass when scoring (bounds the attention's memory).
-const EMBED_BATCH: usize = 8;
-
+/// A sentence encoder's embeddings of the suite's sentences and of both sides of each pair.
 fn embed_text(
     arch: &Architecture,
     weights: &Weights,
     tokenizer: &Path,
     text: &TextData,
 ) -> Result<Embedded, String> {
-    let Architecture::Bert { seq_len, .. } = arch else {
-        return Err("only a bert embeds text".into());
-    };
-    let net = Network::from_weights(arch, weights).map_err(|e| error_text(&e))?;
-    let encoder = TextEncoder::from_file(tokenizer, *seq_len).map_err(|e| e.to_string())?;
-    let embed = |texts: &[String]| -> Result<Vec<f32>, String> {
-        let mut out = Vec::with_capacity(texts.len() * arch.classes());
-        for chunk in texts.chunks(EMBED_BATCH) {
-            let ids = encoder
-                .encode_tensor(chunk, &Device::Cpu)
-                .map_err(|e| error_text(&e))?;
-            let e = net.forward(&ids).map_err(|e| error_text(&e))?;
-            out.extend(
-                e.flatten_all()
-                    .and_then(|t| t.to_vec1::<f32>())
-                    .map_err(|e| error_text(&e))?,
-            );
-        }
-        Ok(out)
-    };
+    let kind = arch.kind();
     let firsts: Vec<String> = text.pairs.iter().map(|p| p.first.clone()).collect();
     let seconds: Vec<String> = text.pairs.iter().map(|p| p.second.clone()).collect();
-    let pairs = if text.pairs.is_empty() {
-        String::new()
-    } else {
-        format!(", {} labelled pairs", text.pairs.len())
-    };
+    let mut embedded = kind
+        .embed(weights, tokenizer, &[&text.sentences, &firsts, &seconds])?
+        .into_iter();
+    let mut next = || embedded.next().unwrap_or_default();
     Ok(Embedded {
-        dataset: format!(
-            "{}: {} sentences{pairs}, seq_len {seq_len}",
-            text.name,
-            text.sentences.len()
-        ),
-        sentences: embed(&text.sentences)?,
-        firsts: embed(&firsts)?,
-        seconds: embed(&seconds)?,
+        dataset: kind.describe_sentences(text),
+        sentences: next(),
+        firsts: next(),
+        seconds: next(),
         labels: text.pairs.iter().map(|p| p.score).collect(),
     })
 }
@@ -752,9 +719,9 @@ fn failed(v: &VariantDef, reason: String) -> BuiltVariant {
             reason: Some(reason.clone()),
         },
         model_info: ModelInfo {
-            params: v.arch.param_count(),
+            params: v.arch.kind().param_count(),
             weight_bytes: 0,
-            flops_per_sample: v.arch.flops_per_sample(),
+            flops_per_sample: v.arch.kind().flops_per_sample(),
             recipe: Some(v.recipe.describe()),
             ..ModelInfo::default()
         },
@@ -905,7 +872,7 @@ device = "cpu"
         let dir = tempfile::tempdir().unwrap();
         // A file that validates and then disappears before the build.
         let w = dir.path().join("w.safetensors");
-        let arch = Architecture::Mlp {
+        let arch = crate::model::mlp::Mlp {
             input_size: 64,
             hidden: vec![64],
             classes: 10,

@@ -50,6 +50,7 @@ pub fn quantize(
             .get(name)
             .ok_or_else(|| candle_core::Error::Msg(format!("missing tensor {name}")))
     };
+    let arch = arch.kind();
     let mut out = Weights::new();
     let mut kept = Vec::new();
     let Some(ggml) = ggml_dtype(dtype) else {
@@ -195,8 +196,9 @@ mod tests {
 
     #[test]
     fn layers_that_do_not_fit_the_block_stay_float_with_a_reason() {
+        use crate::model::cnn::Cnn;
         use crate::model::{seeded_weights, Padding};
-        let arch = Architecture::Cnn {
+        let arch = Architecture::Cnn(Cnn {
             input_hwc: [28, 28, 1],
             conv_channels: vec![32, 64],
             pool_after: vec![true, true],
@@ -205,8 +207,8 @@ mod tests {
             pool: 2,
             dense: vec![64],
             classes: 10,
-        };
-        let w = seeded_weights(&arch, 1, &Device::Cpu).unwrap();
+        });
+        let w = seeded_weights(arch.kind(), 1, &Device::Cpu).unwrap();
         let (q, kept) = quantize(&arch, &w, QuantDtype::Q8_0).unwrap();
         // conv1's rows hold 1x3x3 = 9 values: not a multiple of 32.
         assert_eq!(kept.len(), 1);
@@ -233,15 +235,19 @@ mod tests {
     /// forward pass works through the quantized matmul, and stays close to the f32 network.
     #[test]
     fn every_dtype_quantizes_every_fitting_layer_and_runs() {
-        use crate::model::{seeded_weights, synthetic_input, Network};
-        let arch = Architecture::Mlp {
+        use crate::model::mlp::Mlp;
+        use crate::model::{float_weights, seeded_weights, synthetic_input, Purpose};
+        let arch = Architecture::Mlp(Mlp {
             input_size: 256,
             hidden: vec![256],
             classes: 10,
-        };
-        let w = seeded_weights(&arch, 2, &Device::Cpu).unwrap();
-        let float = Network::from_tensors(&arch, w.clone()).unwrap();
-        let x = synthetic_input(&arch, 4, 1, DType::F32, &Device::Cpu).unwrap();
+        });
+        let kind = arch.kind();
+        let w = seeded_weights(kind, 2, &Device::Cpu).unwrap();
+        let mut float = kind
+            .build(&float_weights(w.clone()), Purpose::Inference)
+            .unwrap();
+        let x = synthetic_input(kind, 4, 1, DType::F32, &Device::Cpu).unwrap();
         let reference = float.forward(&x).unwrap();
         let scale = reference
             .abs()
@@ -253,14 +259,14 @@ mod tests {
         for d in QuantDtype::ALL {
             let (q, kept) = quantize(&arch, &w, d).unwrap();
             assert!(kept.is_empty(), "{}: {kept:?}", d.as_str());
-            let net = Network::from_weights(&arch, &q).unwrap();
+            let mut net = kind.build(&q, Purpose::Inference).unwrap();
             assert!(
-                net.weight_bytes() < arch.param_count() * 4,
+                net.weight_bytes() < kind.param_count() * 4,
                 "{}",
                 d.as_str()
             );
             let y = net
-                .forward(&x.to_dtype(net.dtype()).unwrap())
+                .forward(&x.to_dtype(net.input_dtype()).unwrap())
                 .unwrap()
                 .to_dtype(DType::F32)
                 .unwrap();

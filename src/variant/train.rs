@@ -14,7 +14,8 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::model::{Architecture, Network};
+use crate::data::Dataset;
+use crate::model::{error_text, float_weights, Architecture, LoadedModel, Purpose};
 use crate::schema::TrainingLog;
 use crate::suite::recipe::{OptimizerKind, TrainSpec};
 
@@ -27,13 +28,14 @@ pub struct TrainSet {
 }
 
 impl TrainSet {
+    /// `inputs` (one `input_shape` per label) and their labels.
     pub fn new(
         inputs: Vec<f32>,
         labels: &[usize],
-        arch: &Architecture,
+        input_shape: &[usize],
     ) -> candle_core::Result<Self> {
         let mut shape = vec![labels.len()];
-        shape.extend(arch.input_shape());
+        shape.extend(input_shape);
         Ok(TrainSet {
             inputs: Tensor::from_vec(inputs, shape, &Device::Cpu)?,
             labels: Tensor::new(
@@ -42,6 +44,14 @@ impl TrainSet {
             )?,
         })
     }
+    /// The samples `indices` of `data`, as the model of `arch` takes them.
+    pub fn of(arch: &Architecture, data: &Dataset, indices: &[usize]) -> Result<Self, String> {
+        let kind = arch.kind();
+        let inputs = kind.dataset_inputs(data, indices)?;
+        TrainSet::new(inputs, &data.labels_of(indices), &kind.input_shape())
+            .map_err(|e| error_text(&e))
+    }
+
     pub fn len(&self) -> usize {
         self.inputs.dims()[0]
     }
@@ -112,13 +122,13 @@ pub fn train(
         let var = Var::from_tensor(&init[name].to_dtype(DType::F32)?)?;
         vars.push((name.clone(), var));
     }
-    let net = Network::from_tensors(
-        arch,
-        vars.iter()
-            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-            .collect(),
-    )?
-    .for_training();
+    let variables = vars
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect();
+    let mut net = arch
+        .kind()
+        .build(&float_weights(variables), Purpose::Training)?;
     let list: Vec<Var> = vars.iter().map(|(_, v)| v.clone()).collect();
     let mut opt = match spec.optimizer {
         OptimizerKind::Adamw => Opt::AdamW(AdamW::new(
@@ -196,13 +206,17 @@ pub fn train(
 }
 
 /// Logits of `net` for `inputs` (`[n, ...]` f32), in batches, as f32 values `[n, classes]`.
-pub fn logits(net: &Network, inputs: &Tensor, batch: usize) -> candle_core::Result<Vec<f32>> {
+pub fn logits(
+    net: &mut dyn LoadedModel,
+    inputs: &Tensor,
+    batch: usize,
+) -> candle_core::Result<Vec<f32>> {
     let n = inputs.dims()[0];
     let mut out = Vec::new();
     let mut start = 0;
     while start < n {
         let len = batch.min(n - start);
-        let x = inputs.narrow(0, start, len)?.to_dtype(net.dtype())?;
+        let x = inputs.narrow(0, start, len)?.to_dtype(net.input_dtype())?;
         let y = net.forward(&x)?.to_dtype(DType::F32)?;
         out.extend(y.flatten_all()?.to_vec1::<f32>()?);
         start += len;
@@ -214,6 +228,7 @@ pub fn logits(net: &Network, inputs: &Tensor, batch: usize) -> candle_core::Resu
 mod tests {
     use super::*;
     use crate::data::{self, DataSource, DataSpec, Resize};
+    use crate::model::mlp::Mlp;
     use crate::model::seeded_weights;
 
     pub(crate) fn digits() -> data::Dataset {
@@ -239,11 +254,25 @@ mod tests {
         }
     }
 
+    fn network(arch: &Architecture, w: HashMap<String, Tensor>) -> Box<dyn LoadedModel> {
+        arch.kind()
+            .build(&float_weights(w), Purpose::Inference)
+            .unwrap()
+    }
+
+    fn mlp(hidden: usize) -> Architecture {
+        Architecture::Mlp(Mlp {
+            input_size: 64,
+            hidden: vec![hidden],
+            classes: 10,
+        })
+    }
+
     fn accuracy(arch: &Architecture, w: HashMap<String, Tensor>, ds: &data::Dataset) -> f64 {
-        let net = Network::from_tensors(arch, w).unwrap();
-        let x = TrainSet::new(ds.inputs(arch, &ds.test), &ds.labels_of(&ds.test), arch).unwrap();
-        let out = logits(&net, &x.inputs, 128).unwrap();
-        let pred = crate::quality::argmax_rows(&out, arch.classes());
+        let mut net = network(arch, w);
+        let x = TrainSet::of(arch, ds, &ds.test).unwrap();
+        let out = logits(net.as_mut(), &x.inputs, 128).unwrap();
+        let pred = crate::quality::argmax_rows(&out, arch.kind().outputs());
         let y = ds.labels_of(&ds.test);
         pred.iter().zip(&y).filter(|(a, b)| a == b).count() as f64 / y.len() as f64
     }
@@ -251,14 +280,9 @@ mod tests {
     #[test]
     fn training_is_reproducible_and_learns_the_digits() {
         let ds = digits();
-        let arch = Architecture::Mlp {
-            input_size: 64,
-            hidden: vec![32],
-            classes: 10,
-        };
-        let set =
-            TrainSet::new(ds.inputs(&arch, &ds.train), &ds.labels_of(&ds.train), &arch).unwrap();
-        let init = seeded_weights(&arch, 1, &Device::Cpu).unwrap();
+        let arch = mlp(32);
+        let set = TrainSet::of(&arch, &ds, &ds.train).unwrap();
+        let init = seeded_weights(arch.kind(), 1, &Device::Cpu).unwrap();
         let (a, log) = train(&arch, &init, &set, &spec(3), None, None).unwrap();
         let (b, _) = train(&arch, &init, &set, &spec(3), None, None).unwrap();
         for (k, t) in &a {
@@ -295,26 +319,13 @@ mod tests {
     #[test]
     fn a_small_distillation_run_converges() {
         let ds = digits();
-        let teacher_arch = Architecture::Mlp {
-            input_size: 64,
-            hidden: vec![64],
-            classes: 10,
-        };
-        let student = Architecture::Mlp {
-            input_size: 64,
-            hidden: vec![8],
-            classes: 10,
-        };
-        let set = TrainSet::new(
-            ds.inputs(&teacher_arch, &ds.train),
-            &ds.labels_of(&ds.train),
-            &teacher_arch,
-        )
-        .unwrap();
-        let init = seeded_weights(&teacher_arch, 1, &Device::Cpu).unwrap();
+        let teacher_arch = mlp(64);
+        let student = mlp(8);
+        let set = TrainSet::of(&teacher_arch, &ds, &ds.train).unwrap();
+        let init = seeded_weights(teacher_arch.kind(), 1, &Device::Cpu).unwrap();
         let (teacher, _) = train(&teacher_arch, &init, &set, &spec(3), None, None).unwrap();
-        let net = Network::from_tensors(&teacher_arch, teacher).unwrap();
-        let soft = logits(&net, &set.inputs, 256).unwrap();
+        let mut net = network(&teacher_arch, teacher);
+        let soft = logits(net.as_mut(), &set.inputs, 256).unwrap();
         let soft = Tensor::from_vec(soft, (set.len(), 10), &Device::Cpu).unwrap();
         let d = Distillation {
             teacher: "teacher",
@@ -322,7 +333,7 @@ mod tests {
             temperature: 4.0,
             alpha: 0.7,
         };
-        let init = seeded_weights(&student, 2, &Device::Cpu).unwrap();
+        let init = seeded_weights(student.kind(), 2, &Device::Cpu).unwrap();
         let (w, log) = train(&student, &init, &set, &spec(4), None, Some(&d)).unwrap();
         assert_eq!(log.teacher.as_deref(), Some("teacher"));
         let acc = accuracy(&student, w, &ds);

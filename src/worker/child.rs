@@ -8,7 +8,7 @@ use super::meter::{Meter, WorkerObserver, REFERENCE_BUDGET};
 use super::pipeline::{prepare_inputs, LayerSteps, Pipeline};
 use super::protocol::{send, Fault, Measurement, ProfileRequest, WorkerMessage, WorkerRequest};
 use crate::measure::{self, SamplerConfig, Workload};
-use crate::model::{error_text, Network};
+use crate::model::{error_text, LoadedModel};
 use crate::probe::energy;
 use crate::probe::memory::{self};
 use crate::profile::RawProfile;
@@ -78,7 +78,7 @@ fn die_with_parent() {
 /// iterations' step boundaries for the Chrome trace (clock reads into a buffer reserved
 /// beforehand).
 fn profile_layers(
-    net: &Network,
+    model: &mut dyn LoadedModel,
     device: &candle_core::Device,
     input: &candle_core::Tensor,
     batch: usize,
@@ -86,13 +86,13 @@ fn profile_layers(
     trace: usize,
 ) -> Result<RawProfile, String> {
     let fail = |e: candle_core::Error| format!("profiled forward pass failed: {}", error_text(&e));
+    let n = model.step_count();
     let mut steps = LayerSteps {
-        net,
+        model,
         device,
         input: input.clone(),
         x: None,
     };
-    let n = net.step_count();
     let sampled = measure::sample(&mut steps, cfg, &mut ()).map_err(fail)?;
     let to_ms = |v: &[u64]| v.iter().map(|&ns| ns as f64 / 1e6).collect::<Vec<f64>>();
     let samples_ms: Vec<Vec<f64>> = if n > 1 {
@@ -119,10 +119,11 @@ fn profile_layers(
                 .collect()
         })
         .collect();
+    let model = steps.model;
     Ok(RawProfile {
-        layers: net.layer_specs(),
-        weight_bytes: net.step_weight_bytes().to_vec(),
-        traffic_bytes: net.step_traffic_bytes(batch),
+        layers: model.layers(),
+        weight_bytes: model.step_weight_bytes(),
+        traffic_bytes: model.step_traffic_bytes(batch),
         samples_ms,
         warmup_iterations: sampled.warmup_iterations,
         stop_reason: sampled.stop_reason,
@@ -143,7 +144,11 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
     let device = open_device(&case.target)?;
     let context_before_load = memory::cuda_context_used_bytes(&device);
     let built = Instant::now();
-    let net = Network::build(&case.arch, &case.weights, &device).map_err(|e| e.to_string())?;
+    let mut model = case
+        .arch
+        .kind()
+        .load(&case.weights, &device)
+        .map_err(|e| e.to_string())?;
     let build_s = built.elapsed().as_secs_f64();
     let rss_after_load = memory::rss_bytes("self").unwrap_or(0);
     let context_after_load = memory::cuda_context_used_bytes(&device);
@@ -154,12 +159,13 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         },
         None => {}
     }
-    let (raw, input) = prepare_inputs(case, &net, &device)?;
+    let input = prepare_inputs(case, model.as_mut(), &device)?;
+    let (params, weight_bytes) = (model.params(), model.weight_bytes());
+    let traffic_bytes_per_batch = model.step_traffic_bytes(case.batch_size).iter().sum();
     let mut pipeline = Pipeline {
-        net: &net,
+        model: model.as_mut(),
         device: &device,
         stages: case.settings.timed.clone(),
-        raw,
         input,
         current: 0,
         logits: None,
@@ -210,9 +216,9 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         stop_reason: sampled.stop_reason,
         noise: sampled.noise,
         threads: threads_in_effect(case.target.threads),
-        params: net.params(),
-        weight_bytes: net.weight_bytes(),
-        flops_per_sample: case.arch.flops_per_sample(),
+        params,
+        weight_bytes,
+        flops_per_sample: case.arch.kind().flops_per_sample(),
         clock_overhead_ns,
         build_s,
         memory,
@@ -232,7 +238,7 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
             .zip(&sampled.stage_samples_ns)
             .map(|(stage, ns)| (*stage, ns.iter().map(|&v| v as f64 / 1e6).collect()))
             .collect(),
-        traffic_bytes_per_batch: Some(net.step_traffic_bytes(case.batch_size).iter().sum()),
+        traffic_bytes_per_batch: Some(traffic_bytes_per_batch),
         profile,
         scenario: measured.raw,
         reference_us: std::mem::take(&mut observer.reference_us),
@@ -248,10 +254,11 @@ fn profile_case(
     batch: usize,
     request: ProfileRequest,
 ) -> Result<RawProfile, String> {
+    let input = pipeline.input[pipeline.current].clone();
     let mut raw = profile_layers(
-        pipeline.net,
+        pipeline.model,
         pipeline.device,
-        &pipeline.input[pipeline.current],
+        &input,
         batch,
         cfg,
         request.trace_iterations,
@@ -304,7 +311,7 @@ fn memory_figures(
         } else {
             0
         },
-        weight_bytes: pipeline.net.weight_bytes() as u64,
+        weight_bytes: pipeline.model.weight_bytes() as u64,
         gpu,
     })
 }

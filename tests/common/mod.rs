@@ -159,7 +159,8 @@ pub fn with_quality() -> ReportData {
 /// Hand-made peaks on the run, every measured CPU case placed on its roofline (traffic from
 /// the weights and a made-up activation volume), and a per-layer profile on the first case.
 pub fn with_roofline_and_profile(d: &mut ReportData) {
-    use inferbench::model::{Architecture, Padding};
+    use inferbench::model::cnn::Cnn;
+    use inferbench::model::{ModelKind, Padding};
     use inferbench::profile::{self, RawProfile};
     use inferbench::roofline::{self};
     use inferbench::schema::{PeakAt, Peaks};
@@ -188,7 +189,7 @@ pub fn with_roofline_and_profile(d: &mut ReportData) {
         c.case.roofline = roofline::for_case(&c.case, &peaks).ok();
     }
     d.runs[0].run.peaks = Some(peaks);
-    let arch = Architecture::Cnn {
+    let arch = Cnn {
         input_hwc: [28, 28, 1],
         conv_channels: vec![32, 64],
         pool_after: vec![true, true],

@@ -20,61 +20,16 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{LayerNorm, Linear};
-use candle_transformers::models::bert::{Config, HiddenAct};
 
-use crate::model::{Architecture, ModelError, QWeight, Stored, Weights};
+use super::Bert;
+use crate::model::kind::{CaseInputs, LoadedModel};
+use crate::model::{error_text, ModelError, QWeight, Stored, Weights};
 
 /// The pad token id every BERT vocabulary of this family uses for `[PAD]`.
 pub const PAD_ID: u32 = 0;
 
 /// Additive attention bias of a padding position.
 const MASKED: f64 = -10_000.0;
-
-/// The architecture of the BERT in `dir` (its `config.json`), at `seq_len` tokens per input.
-pub fn architecture_from_dir(dir: &Path, seq_len: usize) -> Result<Architecture, ModelError> {
-    let path = dir.join("config.json");
-    let unreadable = |reason: String| ModelError::Unreadable {
-        path: path.clone(),
-        reason,
-    };
-    let text = std::fs::read_to_string(&path).map_err(|e| unreadable(e.to_string()))?;
-    let config: Config =
-        serde_json::from_str(&text).map_err(|e| unreadable(format!("not a BERT config: {e}")))?;
-    architecture_from_config(&config, seq_len).map_err(unreadable)
-}
-
-fn architecture_from_config(c: &Config, seq_len: usize) -> Result<Architecture, String> {
-    if c.hidden_act != HiddenAct::Gelu {
-        return Err(format!(
-            "hidden_act {:?} is not supported; the encoder implements \"gelu\" (erf)",
-            c.hidden_act
-        ));
-    }
-    if c.num_attention_heads == 0 || !c.hidden_size.is_multiple_of(c.num_attention_heads) {
-        return Err(format!(
-            "hidden_size {} is not a multiple of num_attention_heads {}",
-            c.hidden_size, c.num_attention_heads
-        ));
-    }
-    if seq_len > c.max_position_embeddings {
-        return Err(format!(
-            "seq_len {seq_len} exceeds the model's max_position_embeddings {}",
-            c.max_position_embeddings
-        ));
-    }
-    Ok(Architecture::Bert {
-        vocab: c.vocab_size,
-        hidden: c.hidden_size,
-        layers: c.num_hidden_layers,
-        heads: c.num_attention_heads,
-        head_dim: c.hidden_size / c.num_attention_heads,
-        intermediate: c.intermediate_size,
-        max_positions: c.max_position_embeddings,
-        type_vocab: c.type_vocab_size,
-        layer_norm_eps: c.layer_norm_eps,
-        seq_len,
-    })
-}
 
 /// The tokenizer of a model folder (`tokenizer.json`), set to pad (with `[PAD]`, id 0) and
 /// truncate every input to exactly `seq_len` tokens, `[CLS]` and `[SEP]` included.
@@ -179,17 +134,14 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    pub fn from_weights(arch: &Architecture, weights: &Weights) -> candle_core::Result<Self> {
-        let Architecture::Bert {
+    pub fn from_weights(arch: &Bert, weights: &Weights) -> candle_core::Result<Self> {
+        let Bert {
             layers,
             heads,
             head_dim,
             layer_norm_eps,
             ..
-        } = arch
-        else {
-            candle_core::bail!("not a bert architecture")
-        };
+        } = arch;
         let quantized = weights.values().any(|t| matches!(t, Stored::Quantized(_)));
         let dtype = if quantized {
             DType::F32
@@ -329,13 +281,102 @@ pub fn mean_pool_normalise(states: &Tensor, mask: &Tensor) -> candle_core::Resul
     mean.broadcast_div(&norm)
 }
 
+/// A BERT encoder as the worker drives it: sentences (the case's text inputs) tokenized by
+/// the preprocess stage, embeddings copied to the host by the postprocess stage.
+pub struct BertModel {
+    encoder: Encoder,
+    seq_len: usize,
+    params: usize,
+    weight_bytes: usize,
+    /// The tokenizer and the raw batches (sentences) `prepare` made.
+    text: Option<TextEncoder>,
+    raw: Vec<Vec<String>>,
+    device: Device,
+}
+
+impl BertModel {
+    pub fn from_weights(arch: &Bert, weights: &Weights) -> candle_core::Result<Self> {
+        Ok(BertModel {
+            encoder: Encoder::from_weights(arch, weights)?,
+            seq_len: arch.seq_len,
+            params: weights.values().map(Stored::elem_count).sum(),
+            weight_bytes: weights.values().map(Stored::bytes).sum(),
+            text: None,
+            raw: Vec::new(),
+            device: Device::Cpu,
+        })
+    }
+}
+
+impl LoadedModel for BertModel {
+    fn params(&self) -> usize {
+        self.params
+    }
+
+    fn weight_bytes(&self) -> usize {
+        self.weight_bytes
+    }
+
+    fn input_dtype(&self) -> DType {
+        DType::U32
+    }
+
+    /// Each batch is the case's sentences in order, repeated when the batch is larger.
+    fn prepare(
+        &mut self,
+        sizes: &[usize],
+        inputs: &CaseInputs<'_>,
+        device: &Device,
+    ) -> Result<Vec<Tensor>, String> {
+        let Some(text) = inputs.text else {
+            return Err("a bert case needs its text inputs (tokenizer and sentences)".into());
+        };
+        let encoder =
+            TextEncoder::from_file(&text.tokenizer, self.seq_len).map_err(|e| e.to_string())?;
+        let all = crate::data::text::load_sentences(&text.sentences).map_err(|e| e.to_string())?;
+        self.raw.clear();
+        let mut out = Vec::with_capacity(sizes.len());
+        for &size in sizes {
+            let sentences: Vec<String> = (0..size).map(|i| all[i % all.len()].clone()).collect();
+            let ids = encoder
+                .encode_tensor(&sentences, device)
+                .map_err(|e| format!("cannot preprocess the input batch: {}", error_text(&e)))?;
+            self.raw.push(sentences);
+            out.push(ids);
+        }
+        self.text = Some(encoder);
+        self.device = device.clone();
+        Ok(out)
+    }
+
+    /// Tokenization: the batch's sentences to token ids on the device.
+    fn preprocess(&mut self, batch: usize) -> candle_core::Result<Tensor> {
+        match (&self.text, self.raw.get(batch)) {
+            (Some(encoder), Some(sentences)) => encoder.encode_tensor(sentences, &self.device),
+            _ => candle_core::bail!("no prepared sentences for batch {batch}"),
+        }
+    }
+
+    /// Sentence embeddings `[batch, hidden]` for token ids `[batch, seq_len]`.
+    fn forward(&mut self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        self.encoder.forward(ids)
+    }
+
+    /// A sentence encoder's answer is its embeddings, copied to the host.
+    fn postprocess(&mut self, embeddings: &Tensor) -> candle_core::Result<()> {
+        std::hint::black_box(embeddings.to_vec2::<f32>()?);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{seeded_weights, Network, WeightSource};
+    use crate::model::{seeded_weights, ModelKind, WeightSource};
+    use candle_transformers::models::bert::Config;
 
-    pub(crate) fn tiny() -> Architecture {
-        Architecture::Bert {
+    pub(crate) fn tiny() -> Bert {
+        Bert {
             vocab: 50,
             hidden: 16,
             layers: 2,
@@ -362,7 +403,7 @@ mod tests {
     fn embeddings_have_unit_length_and_padding_does_not_leak() {
         let arch = tiny();
         let dev = Device::Cpu;
-        let net = Network::build(&arch, &WeightSource::Seeded { seed: 4 }, &dev).unwrap();
+        let mut net = arch.load(&WeightSource::Seeded { seed: 4 }, &dev).unwrap();
         let e = net.forward(&ids(&dev)).unwrap();
         assert_eq!(e.dims(), &[2, 16]);
         let norms: Vec<f32> = e.sqr().unwrap().sum(1).unwrap().to_vec1().unwrap();
@@ -372,11 +413,13 @@ mod tests {
         // The first input's embedding does not depend on what its padding positions hold
         // (the mask is derived from the pad id, so use an input padded further instead):
         // the 6 real tokens padded to 8 and to 10 positions give the same embedding.
-        let mut longer = arch.clone();
-        if let Architecture::Bert { seq_len, .. } = &mut longer {
-            *seq_len = 10;
-        }
-        let net10 = Network::build(&longer, &WeightSource::Seeded { seed: 4 }, &dev).unwrap();
+        let longer = Bert {
+            seq_len: 10,
+            ..arch.clone()
+        };
+        let mut net10 = longer
+            .load(&WeightSource::Seeded { seed: 4 }, &dev)
+            .unwrap();
         let x10 = Tensor::new(&[[1u32, 7, 9, 3, 4, 2, 0, 0, 0, 0]], &dev).unwrap();
         let a: Vec<f32> = e.get(0).unwrap().to_vec1().unwrap();
         let b: Vec<f32> = net10
@@ -431,7 +474,7 @@ mod tests {
             "initializer_range": 0.02, "layer_norm_eps": 1e-12, "pad_token_id": 0}"#,
         )
         .unwrap();
-        assert_eq!(architecture_from_config(&config, 8).unwrap(), arch);
+        assert_eq!(Bert::from_config(&config, 8).unwrap(), arch);
         let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, &dev);
         let theirs = candle_transformers::models::bert::BertModel::load(vb, &config).unwrap();
         let x = ids(&dev);
