@@ -387,4 +387,10 @@ pub trait LoadedModel {
     fn step_traffic_bytes(&self, _batch: usize) -> Vec<u64> {
         Vec::new()
     }
+
+    /// The model as its own type, for what only its kind knows how to drive (an LLM's
+    /// prefill and decode steps, from its own scenarios): `Some(self)` where a kind needs it.
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
 }

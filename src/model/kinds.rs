@@ -390,6 +390,7 @@ mod tests {
         let y = model.forward(&x[0]).unwrap();
         assert_eq!(y.dims(), &[2, 4]);
         model.postprocess(&y).unwrap();
+        assert!(model.as_any_mut().is_none());
         assert_eq!(model.step_count(), 0);
         assert!(model.forward_step(0, &x[0]).is_err());
     }
