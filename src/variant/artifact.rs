@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::Architecture;
+use std::collections::HashMap;
+
+use crate::model::{Architecture, Stored, Weights};
 use crate::schema::{FloatLayer, LayerSparsity, TrainingLog};
 
 /// Bumped when the way artifacts are built or stored changes, so old ones are not reused.
@@ -131,6 +133,43 @@ impl Cache {
         }
         result.map(|p| (manifest, p))
     }
+}
+
+/// Writes weights as safetensors (float) or GGUF.
+pub(super) fn save(
+    arch: &Architecture,
+    weights: &Weights,
+    format: &str,
+    key: &str,
+    recipe: &str,
+    path: &Path,
+) -> Result<(), String> {
+    if format == "gguf" {
+        let meta = [
+            ("general.architecture", "inferbench".to_string()),
+            (
+                "inferbench.arch",
+                serde_json::to_string(arch).expect("plain data"),
+            ),
+            ("inferbench.recipe", recipe.to_string()),
+            ("inferbench.key", key.to_string()),
+        ];
+        return crate::model::save_gguf(weights, &meta, path).map_err(|e| e.to_string());
+    }
+    let mut tensors = HashMap::new();
+    for (name, t) in weights {
+        match t {
+            Stored::Float(t) => {
+                tensors.insert(name.clone(), t.clone());
+            }
+            Stored::Quantized(_) => {
+                return Err(format!(
+                    "{name} is quantized; quantized weights are saved as GGUF"
+                ))
+            }
+        }
+    }
+    crate::model::save_safetensors(&tensors, path).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -1,0 +1,234 @@
+//! Scoring every built variant once on the test split: quality and fidelity of classifiers,
+//! embedding quality of sentence encoders, and the size figures each variant reports.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::data::text::TextData;
+use crate::model::{error_text, weight_stats, Architecture, Purpose, WeightSource, Weights};
+use crate::quality::{self};
+use crate::schema::{EmbeddingQuality, ModelInfo};
+use crate::suite::recipe::Recipe;
+use crate::suite::VariantDef;
+
+use super::{train, BuildObserver, Builder, BuiltVariant};
+
+impl Builder<'_> {
+    /// Quality, fidelity and size figures of every variant, in suite order.
+    pub(super) fn score(self, observer: &mut dyn BuildObserver) -> Vec<BuiltVariant> {
+        let err = |e: candle_core::Error| error_text(&e);
+        // Test logits of every built variant (each at its own input size).
+        let mut logits: HashMap<String, Result<Vec<f32>, String>> = HashMap::new();
+        if let Some(d) = &self.data {
+            for (id, made) in &self.made {
+                let Ok(m) = made else { continue };
+                let out = (|| {
+                    let mut net = m
+                        .arch
+                        .kind()
+                        .build(&m.weights, Purpose::Inference)
+                        .map_err(err)?;
+                    let set = train::TrainSet::of(&m.arch, d, &d.test)?;
+                    train::logits(net.as_mut(), &set.inputs, 128).map_err(err)
+                })();
+                logits.insert(id.clone(), out);
+            }
+        }
+        // Embeddings of every built sentence encoder, on the suite's sentences and pairs.
+        let mut embeddings: HashMap<String, Result<Embedded, String>> = HashMap::new();
+        if let Some(t) = &self.text {
+            for (id, made) in &self.made {
+                let Ok(m) = made else { continue };
+                let Some(v) = self.suite.variants.iter().find(|v| &v.id() == id) else {
+                    continue;
+                };
+                let Some(tokenizer) = self.model(&v.model).tokenizer.clone() else {
+                    continue;
+                };
+                embeddings.insert(id.clone(), embed_text(&m.arch, &m.weights, &tokenizer, t));
+            }
+        }
+        let baseline_of = |model: &str| {
+            self.suite
+                .variants
+                .iter()
+                .find(|v| v.model == model && v.recipe == Recipe::Baseline)
+                .map(|v| v.id())
+        };
+        let mut out = Vec::new();
+        for v in &self.suite.variants {
+            let id = v.id();
+            let seconds = self.seconds.get(&id).copied().unwrap_or(0.0);
+            let made = match self.made.get(&id) {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    let built = failed(v, e.clone());
+                    observer.built(&built, seconds);
+                    out.push(built);
+                    continue;
+                }
+                None => continue,
+            };
+            let stats = match weight_stats(made.arch.kind(), &made.weights) {
+                Ok(s) => s,
+                Err(e) => {
+                    out.push(failed(v, error_text(&e)));
+                    continue;
+                }
+            };
+            let base_id = baseline_of(&v.model);
+            let base_bytes = base_id
+                .as_ref()
+                .and_then(|b| match self.made.get(b) {
+                    Some(Ok(m)) => weight_stats(m.arch.kind(), &m.weights).ok(),
+                    _ => None,
+                })
+                .map(|s| s.weight_bytes);
+            let mut error = None;
+            let quality = match (&self.data, logits.get(&id)) {
+                (Some(d), Some(Ok(l))) => {
+                    let classes = made.arch.kind().outputs();
+                    let pred = quality::argmax_rows(l, classes);
+                    let mut q = quality::classification(
+                        &made.arch.kind().describe_data(d),
+                        &d.labels_of(&d.test),
+                        &pred,
+                        classes,
+                    );
+                    if let Some(b) = &base_id {
+                        if let Some(Ok(bl)) = logits.get(b) {
+                            if bl.len() == l.len() {
+                                q.fidelity = Some(quality::fidelity(b, l, bl, classes));
+                            }
+                        }
+                    }
+                    Some(q)
+                }
+                (Some(_), Some(Err(e))) => {
+                    error = Some(format!("scoring failed: {e}"));
+                    None
+                }
+                _ => None,
+            };
+            let model_info = ModelInfo {
+                params: stats.params,
+                weight_bytes: stats.weight_bytes,
+                flops_per_sample: made.arch.kind().flops_per_sample(),
+                params_nonzero: Some(stats.params_nonzero),
+                artifact_bytes: made.artifact_bytes,
+                artifact_gzip_bytes: made.gzip_bytes,
+                compression_rate: base_bytes
+                    .filter(|_| stats.weight_bytes > 0)
+                    .map(|b| b as f64 / stats.weight_bytes as f64),
+                dtype: Some(stats.dtype),
+                float_layers: made.float_layers.clone(),
+                sparsity: made.sparsity.clone(),
+                recipe: Some(recipe_text(v)),
+                artifact: made.artifact.clone(),
+                training: made.training.clone(),
+            };
+            let embedding = match (
+                embeddings.get(&id),
+                base_id.as_ref().and_then(|b| embeddings.get(b)),
+            ) {
+                (Some(Ok(e)), Some(Ok(base))) if e.sentences.len() == base.sentences.len() => {
+                    Some(e.quality(&made.arch, base, base_id.as_deref().unwrap_or_default()))
+                }
+                (Some(Err(e)), _) => {
+                    error = Some(format!("scoring the embeddings failed: {e}"));
+                    None
+                }
+                _ => None,
+            };
+            let built = BuiltVariant {
+                id,
+                arch: made.arch.clone(),
+                weights: made.source.clone(),
+                model_info,
+                quality,
+                embedding,
+                error,
+            };
+            observer.built(&built, seconds);
+            out.push(built);
+        }
+        out
+    }
+}
+
+/// The recipe in words; structured pruning says what the kind removes, and by which norm.
+pub(super) fn recipe_text(v: &VariantDef) -> String {
+    let structured = format!("structured ({})", v.arch.info().structured);
+    v.recipe
+        .describe()
+        .replace("structured (L1 norm)", &structured)
+}
+
+/// A sentence encoder's embeddings of the suite's sentences and of both sides of each pair.
+struct Embedded {
+    dataset: String,
+    sentences: Vec<f32>,
+    firsts: Vec<f32>,
+    seconds: Vec<f32>,
+    labels: Vec<f64>,
+}
+
+impl Embedded {
+    fn quality(&self, arch: &Architecture, base: &Embedded, base_id: &str) -> EmbeddingQuality {
+        let width = arch.kind().outputs();
+        let pair_cosines = quality::row_cosines(&self.firsts, &self.seconds, width);
+        quality::embedding_quality(
+            &self.dataset,
+            base_id,
+            &self.sentences,
+            &base.sentences,
+            width,
+            &pair_cosines,
+            &self.labels,
+        )
+    }
+}
+
+/// A sentence encoder's embeddings of the suite's sentences and of both sides of each pair.
+fn embed_text(
+    arch: &Architecture,
+    weights: &Weights,
+    tokenizer: &Path,
+    text: &TextData,
+) -> Result<Embedded, String> {
+    let kind = arch.kind();
+    let firsts: Vec<String> = text.pairs.iter().map(|p| p.first.clone()).collect();
+    let seconds: Vec<String> = text.pairs.iter().map(|p| p.second.clone()).collect();
+    let mut embedded = kind
+        .embed(weights, tokenizer, &[&text.sentences, &firsts, &seconds])?
+        .into_iter();
+    let mut next = || embedded.next().unwrap_or_default();
+    Ok(Embedded {
+        dataset: kind.describe_sentences(text),
+        sentences: next(),
+        firsts: next(),
+        seconds: next(),
+        labels: text.pairs.iter().map(|p| p.score).collect(),
+    })
+}
+
+fn failed(v: &VariantDef, reason: String) -> BuiltVariant {
+    BuiltVariant {
+        id: v.id(),
+        arch: v.arch.clone(),
+        weights: WeightSource::Unbuilt {
+            variant: v.id(),
+            reason: Some(reason.clone()),
+        },
+        model_info: ModelInfo {
+            params: v.arch.kind().param_count(),
+            weight_bytes: 0,
+            flops_per_sample: v.arch.kind().flops_per_sample(),
+            recipe: Some(v.recipe.describe()),
+            ..ModelInfo::default()
+        },
+        quality: None,
+        embedding: None,
+        error: Some(reason),
+    }
+}
