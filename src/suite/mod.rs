@@ -8,6 +8,7 @@ pub mod recipe;
 pub mod schema;
 mod settings;
 mod targets;
+mod variant_entry;
 mod variants;
 
 use std::collections::BTreeSet;

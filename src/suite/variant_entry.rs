@@ -1,0 +1,479 @@
+//! One `[[variants]]` entry: every field checked for its source (and for what the model's
+//! kind accepts), the `train` recipes, and the architecture a `compress` or `distill`
+//! variant changes, made by the kind.
+
+use std::ops::Range;
+
+use toml::de::DeValue;
+use toml::Spanned;
+
+use super::models::ModelFields;
+use super::recipe::*;
+use super::schema::*;
+use super::variants::{baseline_weights, Partial};
+use super::{ModelDef, Validator};
+use crate::model::{
+    entry, Architecture, Entry, EntryContext, KindInfo, RecipeKind, Registry, WeightSource,
+};
+
+const SOURCES: &str =
+    "\"baseline\", \"file\", \"quantize\", \"prune\", \"distill\" or \"compress\"";
+const DATA_HINT: &str = "add a [data] table, as in `[data]` with `source = \"digits\"` (the built-in UCI digits) and `resize = \"bilinear\"`";
+
+impl Validator {
+    pub(super) fn train_spec(
+        &mut self,
+        at: &str,
+        t: &Spanned<TrainEntry>,
+        default_seed: u64,
+    ) -> Option<TrainSpec> {
+        let t = t.get_ref();
+        let epochs = self.count(&format!("{at}.epochs"), &t.epochs, 1);
+        let batch_size = match &t.batch_size {
+            Some(b) => self.count(&format!("{at}.batch_size"), b, 1),
+            None => Some(32),
+        };
+        let optimizer = match &t.optimizer {
+            None => Some(OptimizerKind::Adamw),
+            Some(o) => match self.word(&format!("{at}.optimizer"), o, &["adamw", "sgd"]) {
+                Some("sgd") => Some(OptimizerKind::Sgd),
+                Some(_) => Some(OptimizerKind::Adamw),
+                None => None,
+            },
+        };
+        let lr = match &t.lr {
+            Some(v) => self.positive(&format!("{at}.lr"), v, "a learning rate, as in lr = 0.001"),
+            None => Some(match optimizer {
+                Some(OptimizerKind::Sgd) => 0.01,
+                _ => 0.001,
+            }),
+        };
+        let weight_decay = match &t.weight_decay {
+            Some(v) if !(v.get_ref().is_finite() && *v.get_ref() >= 0.0) => {
+                self.problem(
+                    format!("{at}.weight_decay"),
+                    v.span(),
+                    format!("must be zero or more, got {}", v.get_ref()),
+                    Some("as in weight_decay = 0.01"),
+                );
+                None
+            }
+            Some(v) => {
+                if optimizer == Some(OptimizerKind::Sgd) && *v.get_ref() != 0.0 {
+                    self.problem(
+                        format!("{at}.weight_decay"),
+                        v.span(),
+                        "weight decay applies to `adamw` only (candle's SGD has none)",
+                        Some("remove it, or use optimizer = \"adamw\""),
+                    );
+                    None
+                } else {
+                    Some(*v.get_ref())
+                }
+            }
+            None => Some(0.0),
+        };
+        Some(TrainSpec {
+            epochs: epochs?,
+            batch_size: batch_size?,
+            optimizer: optimizer?,
+            lr: lr?,
+            weight_decay: weight_decay?,
+            seed: t.seed.unwrap_or(default_seed),
+        })
+    }
+
+    fn needs_data(&mut self, field: String, span: Range<usize>, what: &str, data: bool) -> bool {
+        if !data {
+            self.problem(
+                field,
+                span,
+                format!("{what} needs training data, and the suite has no [data] table"),
+                Some(DATA_HINT),
+            );
+        }
+        data
+    }
+
+    /// The model's architecture with a variant's `changes` (`arch = {...}` or `student =
+    /// {...}`, at `at`) applied by its kind.
+    fn arch_override(
+        &mut self,
+        at: &str,
+        model: &ModelDef,
+        fields: &ModelFields<'_>,
+        changes: Option<&Spanned<DeValue<'_>>>,
+    ) -> Option<Architecture> {
+        let mut changes = Entry::of(changes?)?;
+        let info = model.arch.info();
+        let mut cx = EntryContext {
+            checker: &mut self.checker,
+            at: at.to_string(),
+            arch_span: fields.arch_span.clone(),
+            base: &self.base,
+        };
+        if !entry::keep_overridable(&mut changes, info, Architecture::KINDS, &mut cx) {
+            return None;
+        }
+        let mut merged = fields.own.clone();
+        Architecture::merge_override(info.name, &mut merged, &changes);
+        Architecture::parse(info.name, &merged, &mut cx)?.map(|p| p.spec)
+    }
+
+    /// Checks one entry's fields for its source and builds its recipe.
+    pub(super) fn variant_entry(
+        &mut self,
+        at: &str,
+        v: &VariantEntry,
+        (model, own): (&ModelDef, &ModelFields<'_>),
+        table: &Spanned<DeValue<'_>>,
+        has_data: bool,
+        default_seed: u64,
+    ) -> Option<Partial> {
+        let source_span = v.source.as_ref().map(|s| s.span()).unwrap_or(v.name.span());
+        let source = match &v.source {
+            Some(s) => self.word(
+                &format!("{at}.source"),
+                s,
+                &[
+                    "baseline", "file", "quantize", "prune", "distill", "compress",
+                ],
+            )?,
+            None if v.path.is_some() => "file",
+            None => "baseline",
+        };
+        let info = model.arch.info();
+        if let Some((field, span, message)) = refused_recipe(info, source, v, &source_span) {
+            self.problem(
+                format!("{at}.{field}"),
+                span,
+                message,
+                Some(&info.variants_hint()),
+            );
+            return None;
+        }
+        let present: [(&str, Option<Range<usize>>); 12] = [
+            ("path", v.path.as_ref().map(|x| x.span())),
+            ("from", v.from.as_ref().map(|x| x.span())),
+            ("dtype", v.dtype.as_ref().map(|x| x.span())),
+            ("method", v.method.as_ref().map(|x| x.span())),
+            ("sparsity", v.sparsity.as_ref().map(|x| x.span())),
+            ("scope", v.scope.as_ref().map(|x| x.span())),
+            ("finetune", v.finetune.as_ref().map(|x| x.span())),
+            ("teacher", v.teacher.as_ref().map(|x| x.span())),
+            ("student", v.student.as_ref().map(|x| x.span())),
+            ("temperature", v.temperature.as_ref().map(|x| x.span())),
+            ("alpha", v.alpha.as_ref().map(|x| x.span())),
+            ("train", v.train.as_ref().map(|x| x.span())),
+        ];
+        let allowed: &[&str] = match source {
+            "baseline" => &[],
+            "file" => &["path"],
+            "quantize" => &["from", "dtype"],
+            "prune" => &["from", "method", "sparsity", "scope", "finetune"],
+            "distill" => &["teacher", "student", "temperature", "alpha", "train"],
+            _ => &["train"],
+        };
+        let mut fields_ok = true;
+        let arch_field = ("arch", v.arch.as_ref().map(|x| x.span()));
+        for (field, span) in present.into_iter().chain([arch_field]) {
+            let ok = allowed.contains(&field) || (field == "arch" && source == "compress");
+            if let (Some(span), false) = (span, ok) {
+                let hint = if source == "baseline" && field == "path" {
+                    "remove `path`, or set source = \"file\"".to_string()
+                } else {
+                    format!("remove it, or change `source` ({SOURCES})")
+                };
+                self.problem(
+                    format!("{at}.{field}"),
+                    span,
+                    format!("`{field}` does not apply to a `{source}` variant"),
+                    Some(&hint),
+                );
+                fields_ok = false;
+            }
+        }
+        if !fields_ok {
+            return None;
+        }
+        let required = |this: &mut Self, field: &str, example: &str| {
+            this.problem(
+                format!("{at}.{field}"),
+                source_span.clone(),
+                format!("a `{source}` variant needs `{field}`"),
+                Some(&format!("add `{example}`")),
+            );
+        };
+        let dep_of = |v: &Option<Spanned<String>>, field: &str| {
+            v.as_ref()
+                .map(|x| (x.get_ref().clone(), format!("{at}.{field}"), x.span()))
+        };
+        let mut own_arch = None;
+        let mut weights = None;
+        let mut dep = None;
+        let recipe = match source {
+            "baseline" => {
+                weights = Some(baseline_weights(
+                    model,
+                    &format!("{}-{}", model.name, v.name.get_ref()),
+                ));
+                Recipe::Baseline
+            }
+            "file" => {
+                let Some(p) = &v.path else {
+                    required(self, "path", "path = \"weights.safetensors\"");
+                    return None;
+                };
+                let path = self.weights_file(&format!("{at}.path"), p, &model.arch)?;
+                weights = Some(WeightSource::file(path.clone()));
+                Recipe::File { path }
+            }
+            "quantize" => {
+                let Some(d) = &v.dtype else {
+                    required(self, "dtype", "dtype = \"q8_0\"");
+                    return None;
+                };
+                let names: Vec<&str> = QuantDtype::ALL.iter().map(|d| d.as_str()).collect();
+                let dtype = self.word(&format!("{at}.dtype"), d, &names)?;
+                let (from, field, span) = dep_of(&v.from, "from").unwrap_or((
+                    "baseline".into(),
+                    format!("{at}.from"),
+                    source_span.clone(),
+                ));
+                dep = Some((field, span));
+                Recipe::Quantize {
+                    from,
+                    dtype: dtype.parse().expect("one of QuantDtype::ALL"),
+                }
+            }
+            "prune" => {
+                let method = match &v.method {
+                    None => Some(PruneMethod::Magnitude),
+                    Some(m) => {
+                        match self.word(&format!("{at}.method"), m, &["magnitude", "structured"]) {
+                            Some("structured") => Some(PruneMethod::Structured),
+                            Some(_) => Some(PruneMethod::Magnitude),
+                            None => None,
+                        }
+                    }
+                };
+                let sparsity = match &v.sparsity {
+                    None => {
+                        required(self, "sparsity", "sparsity = 0.5");
+                        None
+                    }
+                    Some(s) => self.fraction(
+                        &format!("{at}.sparsity"),
+                        s,
+                        false,
+                        "the fraction of weights (or channels) removed, as in 0.5 for 50%",
+                    ),
+                };
+                let scope = match &v.scope {
+                    None => Some(PruneScope::Layer),
+                    Some(s) => match self.word(&format!("{at}.scope"), s, &["layer", "global"]) {
+                        Some("global") if method == Some(PruneMethod::Structured) => {
+                            self.problem(
+                                format!("{at}.scope"),
+                                s.span(),
+                                "structured pruning removes the same share of every layer; `scope = \"global\"` applies to magnitude pruning",
+                                Some("remove `scope`, or use method = \"magnitude\""),
+                            );
+                            None
+                        }
+                        Some("global") => Some(PruneScope::Global),
+                        Some(_) => Some(PruneScope::Layer),
+                        None => None,
+                    },
+                };
+                let finetune = match &v.finetune {
+                    None => Some(None),
+                    Some(t) => {
+                        let spec = self.train_spec(&format!("{at}.finetune"), t, default_seed);
+                        if !self.needs_data(
+                            format!("{at}.finetune"),
+                            t.span(),
+                            "fine-tuning",
+                            has_data,
+                        ) {
+                            return None;
+                        }
+                        spec.map(Some)
+                    }
+                };
+                let (from, field, span) = dep_of(&v.from, "from").unwrap_or((
+                    "baseline".into(),
+                    format!("{at}.from"),
+                    source_span.clone(),
+                ));
+                dep = Some((field, span));
+                Recipe::Prune {
+                    from,
+                    method: method?,
+                    sparsity: sparsity?,
+                    scope: scope?,
+                    finetune: finetune?,
+                }
+            }
+            "distill" => {
+                let teacher = dep_of(&v.teacher, "teacher");
+                if teacher.is_none() {
+                    required(self, "teacher", "teacher = \"baseline\"");
+                }
+                let student = match &v.student {
+                    None => {
+                        required(
+                            self,
+                            "student",
+                            "student = { conv_channels = [8, 16], dense = [32] }",
+                        );
+                        None
+                    }
+                    Some(_) => {
+                        let changes = table.get_ref().get("student");
+                        self.arch_override(&format!("{at}.student"), model, own, changes)
+                    }
+                };
+                let temperature = match &v.temperature {
+                    None => Some(4.0),
+                    Some(t) => {
+                        self.positive(&format!("{at}.temperature"), t, "as in temperature = 4.0")
+                    }
+                };
+                let alpha = match &v.alpha {
+                    None => Some(0.7),
+                    Some(a) => {
+                        let x = *a.get_ref();
+                        if (0.0..=1.0).contains(&x) {
+                            Some(x)
+                        } else {
+                            self.problem(
+                                format!("{at}.alpha"),
+                                a.span(),
+                                format!("must be between 0 and 1, got {x}"),
+                                Some("alpha weights the soft-target loss, 1 - alpha the hard labels; as in alpha = 0.7"),
+                            );
+                            None
+                        }
+                    }
+                };
+                let train = self.recipe_train(at, v, source, &source_span, has_data, default_seed);
+                let (teacher, field, span) = teacher?;
+                dep = Some((field, span));
+                own_arch = Some(student?);
+                Recipe::Distill {
+                    teacher,
+                    temperature: temperature?,
+                    alpha: alpha?,
+                    train: train?,
+                }
+            }
+            _ => {
+                let arch = match &v.arch {
+                    None => {
+                        required(self, "arch", "arch = { conv_channels = [16, 16, 32], pool_after = [2, 3], padding = \"same\", dense = [32] }");
+                        None
+                    }
+                    Some(_) => {
+                        let changes = table.get_ref().get("arch");
+                        self.arch_override(&format!("{at}.arch"), model, own, changes)
+                    }
+                };
+                let train = self.recipe_train(at, v, source, &source_span, has_data, default_seed);
+                own_arch = Some(arch?);
+                Recipe::Compress {
+                    train: train?,
+                    twin_of: None,
+                }
+            }
+        };
+        Some(Partial {
+            at: at.to_string(),
+            name: String::new(),
+            name_span: v.name.span(),
+            model: model.name.clone(),
+            recipe,
+            dep,
+            own_arch,
+            weights,
+        })
+    }
+
+    fn recipe_train(
+        &mut self,
+        at: &str,
+        v: &VariantEntry,
+        source: &str,
+        source_span: &Range<usize>,
+        has_data: bool,
+        default_seed: u64,
+    ) -> Option<TrainSpec> {
+        let Some(t) = &v.train else {
+            self.problem(
+                format!("{at}.train"),
+                source_span.clone(),
+                format!("a `{source}` variant needs `train`"),
+                Some("add `train = { epochs = 4, batch_size = 32, optimizer = \"adamw\", lr = 0.001 }`"),
+            );
+            return None;
+        };
+        let spec = self.train_spec(&format!("{at}.train"), t, default_seed);
+        if !self.needs_data(
+            format!("{at}.train"),
+            t.span(),
+            &format!("a `{source}` variant"),
+            has_data,
+        ) {
+            return None;
+        }
+        spec
+    }
+}
+
+/// What the variant asks of the model's kind that the kind does not accept, if anything:
+/// the field to point at, where, and the message.
+fn refused_recipe(
+    info: &KindInfo,
+    source: &str,
+    v: &VariantEntry,
+    source_span: &Range<usize>,
+) -> Option<(&'static str, Range<usize>, String)> {
+    let at_source = |r| Some((r, "source", source_span.clone()));
+    let asked = match source {
+        "quantize" => vec![at_source(RecipeKind::Quantize)],
+        "distill" => vec![at_source(RecipeKind::Distill)],
+        "compress" => vec![at_source(RecipeKind::Compress)],
+        "prune" => {
+            let method = match &v.method {
+                Some(m) if m.get_ref() == "structured" => {
+                    Some((RecipeKind::PruneStructured, "method", m.span()))
+                }
+                _ => at_source(RecipeKind::PruneMagnitude),
+            };
+            let finetune = v
+                .finetune
+                .as_ref()
+                .map(|f| (RecipeKind::Train, "finetune", f.span()));
+            vec![method, finetune]
+        }
+        _ => Vec::new(),
+    };
+    let (recipe, field, span) = asked
+        .into_iter()
+        .flatten()
+        .find(|(r, ..)| !info.accepts(*r))?;
+    let a = info.a();
+    let trains = [RecipeKind::Train, RecipeKind::Distill, RecipeKind::Compress];
+    let message = match recipe {
+        _ if trains.contains(&recipe) && !trains.iter().any(|r| info.accepts(*r)) => {
+            format!("training {a} is not supported (distill, compress and fine-tuning train)")
+        }
+        RecipeKind::Quantize => format!("{a} cannot be quantized"),
+        RecipeKind::PruneMagnitude => format!("magnitude pruning is not supported for {a}"),
+        RecipeKind::PruneStructured => format!("structured pruning is not supported for {a}"),
+        RecipeKind::Train => format!("fine-tuning {a} is not supported"),
+        RecipeKind::Distill => format!("distillation is not supported for {a}"),
+        RecipeKind::Compress => format!("`compress` is not supported for {a}"),
+    };
+    Some((field, span, message))
+}
