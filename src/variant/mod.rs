@@ -26,7 +26,7 @@ use crate::model::{
 use crate::schema::{
     ArtifactInfo, EmbeddingQuality, FloatLayer, LayerSparsity, ModelInfo, QualityInfo, TrainingLog,
 };
-use crate::suite::recipe::{PruneMethod, Recipe, TrainSpec};
+use crate::suite::recipe::{PruneMethod, PruneScope, Recipe, TrainSpec};
 use crate::suite::{ModelDef, Suite, VariantDef};
 use artifact::{save, Cache, Manifest};
 use score::recipe_text;
@@ -249,50 +249,7 @@ impl Builder<'_> {
         let cpu = Device::Cpu;
         let err = |e: candle_core::Error| error_text(&e);
         match &v.recipe {
-            Recipe::Baseline => {
-                let model = self.model(&v.model);
-                let init = self.init_key(model)?;
-                let Some(spec) = &model.train else {
-                    let weights = load_weights(model.arch.kind(), &model.weights, &cpu)
-                        .map_err(|e| e.to_string())?;
-                    let file = match &model.weights {
-                        WeightSource::Safetensors { path } | WeightSource::Gguf { path } => {
-                            Some(path.clone())
-                        }
-                        _ => None,
-                    };
-                    return Ok(Made {
-                        arch: model.arch.clone(),
-                        weights,
-                        key: artifact::key(&init),
-                        source: model.weights.clone(),
-                        artifact: None,
-                        artifact_bytes: file.as_deref().and_then(file_len),
-                        gzip_bytes: file.as_deref().and_then(|p| artifact::gzip_bytes(p).ok()),
-                        float_layers: None,
-                        sparsity: None,
-                        training: None,
-                    });
-                };
-                let arch = &model.arch;
-                let inputs = json!({"recipe": "train", "init": init, "arch": arch, "train": spec,
-                    "data": self.data_key(arch)?});
-                self.cached_or_build(v, inputs, "safetensors", || {
-                    let start = load_weights(arch.kind(), &model.weights, &cpu)
-                        .map_err(|e| e.to_string())?;
-                    let init = float_tensors(arch.kind(), &start).map_err(err)?;
-                    let set = self.train_set(arch)?;
-                    let (t, log) =
-                        train::train(arch, &init, &set, spec, None, None).map_err(err)?;
-                    Ok(Output {
-                        arch: arch.clone(),
-                        weights: float_weights(t),
-                        float_layers: None,
-                        sparsity: None,
-                        training: Some(log),
-                    })
-                })
-            }
+            Recipe::Baseline => self.make_baseline(v),
             Recipe::File { path } => {
                 let source = WeightSource::file(path.clone());
                 let weights =
@@ -349,40 +306,7 @@ impl Builder<'_> {
                 let inputs = json!({"recipe": "prune", "method": method, "sparsity": sparsity,
                     "scope": scope, "finetune": finetune, "parent": parent.key, "data": data});
                 self.cached_or_build(v, inputs, "safetensors", || {
-                    let floats = float_tensors(parent.arch.kind(), &parent.weights).map_err(err)?;
-                    let (arch, mut t, masks, report) = match method {
-                        PruneMethod::Magnitude => {
-                            let (t, masks) =
-                                prune::magnitude(&parent.arch, &floats, *sparsity, *scope)
-                                    .map_err(err)?;
-                            (parent.arch.clone(), t, Some(masks), None)
-                        }
-                        PruneMethod::Structured => {
-                            let (arch, t, report) =
-                                prune::structured(&parent.arch, &floats, *sparsity).map_err(err)?;
-                            (arch, t, None, Some(report))
-                        }
-                    };
-                    let mut training = None;
-                    if let Some(spec) = finetune {
-                        let set = self.train_set(&arch)?;
-                        let (tuned, log) =
-                            train::train(&arch, &t, &set, spec, masks.as_ref(), None)
-                                .map_err(err)?;
-                        t = tuned;
-                        training = Some(log);
-                    }
-                    let report = match report {
-                        Some(r) => r,
-                        None => prune::weight_sparsity(&arch, &t).map_err(err)?,
-                    };
-                    Ok(Output {
-                        arch,
-                        weights: float_weights(t),
-                        float_layers: None,
-                        sparsity: Some(report),
-                        training,
-                    })
+                    self.pruned(parent, *method, *sparsity, *scope, finetune.as_ref())
                 })
             }
             Recipe::Distill {
@@ -425,6 +349,97 @@ impl Builder<'_> {
                 })
             }
         }
+    }
+
+    /// A model's own weights, trained first when the model has `train`.
+    fn make_baseline(&self, v: &VariantDef) -> Result<Made, String> {
+        let cpu = Device::Cpu;
+        let err = |e: candle_core::Error| error_text(&e);
+        let model = self.model(&v.model);
+        let init = self.init_key(model)?;
+        let Some(spec) = &model.train else {
+            let weights =
+                load_weights(model.arch.kind(), &model.weights, &cpu).map_err(|e| e.to_string())?;
+            let file = match &model.weights {
+                WeightSource::Safetensors { path } | WeightSource::Gguf { path } => {
+                    Some(path.clone())
+                }
+                _ => None,
+            };
+            return Ok(Made {
+                arch: model.arch.clone(),
+                weights,
+                key: artifact::key(&init),
+                source: model.weights.clone(),
+                artifact: None,
+                artifact_bytes: file.as_deref().and_then(file_len),
+                gzip_bytes: file.as_deref().and_then(|p| artifact::gzip_bytes(p).ok()),
+                float_layers: None,
+                sparsity: None,
+                training: None,
+            });
+        };
+        let arch = &model.arch;
+        let inputs = json!({"recipe": "train", "init": init, "arch": arch, "train": spec,
+            "data": self.data_key(arch)?});
+        self.cached_or_build(v, inputs, "safetensors", || {
+            let start =
+                load_weights(arch.kind(), &model.weights, &cpu).map_err(|e| e.to_string())?;
+            let init = float_tensors(arch.kind(), &start).map_err(err)?;
+            let set = self.train_set(arch)?;
+            let (t, log) = train::train(arch, &init, &set, spec, None, None).map_err(err)?;
+            Ok(Output {
+                arch: arch.clone(),
+                weights: float_weights(t),
+                float_layers: None,
+                sparsity: None,
+                training: Some(log),
+            })
+        })
+    }
+
+    /// `parent`'s weights pruned (and fine-tuned when the recipe says so).
+    fn pruned(
+        &self,
+        parent: &Made,
+        method: PruneMethod,
+        sparsity: f64,
+        scope: PruneScope,
+        finetune: Option<&TrainSpec>,
+    ) -> Result<Output, String> {
+        let err = |e: candle_core::Error| error_text(&e);
+        let floats = float_tensors(parent.arch.kind(), &parent.weights).map_err(err)?;
+        let (arch, mut t, masks, report) = match method {
+            PruneMethod::Magnitude => {
+                let (t, masks) =
+                    prune::magnitude(&parent.arch, &floats, sparsity, scope).map_err(err)?;
+                (parent.arch.clone(), t, Some(masks), None)
+            }
+            PruneMethod::Structured => {
+                let (arch, t, report) =
+                    prune::structured(&parent.arch, &floats, sparsity).map_err(err)?;
+                (arch, t, None, Some(report))
+            }
+        };
+        let mut training = None;
+        if let Some(spec) = finetune {
+            let set = self.train_set(&arch)?;
+            let (tuned, log) =
+                train::train(&arch, &t, &set, spec, masks.as_ref(), None).map_err(err)?;
+            t = tuned;
+            training = Some(log);
+        }
+        let report = match report {
+            Some(r) => r,
+            None => prune::weight_sparsity(&arch, &t).map_err(err)?,
+        };
+        Ok(Output {
+            arch,
+            weights: float_weights(t),
+            float_layers: None,
+            sparsity: Some(report),
+            training,
+        })
     }
 
     fn train_from_scratch(

@@ -189,7 +189,7 @@ impl Embedded {
     }
 }
 
-/// A sentence encoder's embeddings of the suite's sentences and of both sides of each pair.
+/// Embeds the suite's sentences and both sides of each pair with the model's kind.
 fn embed_text(
     arch: &Architecture,
     weights: &Weights,
