@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use super::meter::{Meter, WorkerObserver, REFERENCE_BUDGET};
 use super::pipeline::{prepare_inputs, LayerSteps, Pipeline};
-use super::protocol::{send, Fault, Measurement, ProfileRequest, WorkerMessage, WorkerRequest};
+use super::protocol::{
+    send, Fault, Measurement, ProfileRequest, WorkerMessage, WorkerRequest, PARENT_PID_ENV,
+};
 use crate::measure::{self, SamplerConfig, Workload};
 use crate::model::{error_text, LoadedModel};
 use crate::probe::energy;
@@ -62,14 +64,27 @@ pub fn worker_main() -> i32 {
 }
 
 /// A worker whose parent was killed must not run on alone (it is in its own process group,
-/// so the terminal will not stop it).
+/// so the terminal will not stop it). PR_SET_PDEATHSIG covers a parent that dies from now on;
+/// a parent that died before the prctl is caught by comparing `getppid()` with the pid the
+/// parent passed (`PARENT_PID_ENV`): the orphan's parent is then a reaper. Comparing with 1
+/// instead would refuse every worker of an inferbench that is itself PID 1, as in a
+/// container.
 fn die_with_parent() {
     #[cfg(target_os = "linux")]
     // SAFETY: prctl with PR_SET_PDEATHSIG only sets a signal number for this process.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        if libc::getppid() == 1 {
-            libc::_exit(1);
+    }
+    #[cfg(unix)]
+    if let Some(parent) = std::env::var(PARENT_PID_ENV)
+        .ok()
+        .and_then(|v| v.parse::<libc::pid_t>().ok())
+    {
+        // SAFETY: getppid has no preconditions; _exit ends this process at once.
+        unsafe {
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::protocol::{
-    EnergySetup, Fault, Measurement, ProfileRequest, WorkerMessage, WorkerRequest,
+    EnergySetup, Fault, Measurement, ProfileRequest, WorkerMessage, WorkerRequest, PARENT_PID_ENV,
     WORKER_SUBCOMMAND,
 };
 use crate::measure::Progress;
@@ -60,6 +60,7 @@ pub fn run_in_worker(
     command
         .arg(WORKER_SUBCOMMAND)
         .envs(case.target.worker_env())
+        .env(PARENT_PID_ENV, std::process::id().to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -16,6 +16,11 @@ use crate::schema::{ColdStart, EnergyInfo, MemoryInfo, Stage, StopReason, Thread
 /// The hidden subcommand that runs one case.
 pub const WORKER_SUBCOMMAND: &str = "__worker";
 
+/// The environment variable through which the parent tells a worker its own pid: a worker
+/// whose parent is not that process any more (it died before the worker could arm its
+/// death signal) exits at once.
+pub const PARENT_PID_ENV: &str = "INFERBENCH_PARENT_PID";
+
 /// Test-only faults (hidden `run --inject-fault`), to prove a broken case cannot sink a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
