@@ -15,11 +15,11 @@ fn root() -> &'static Path {
 }
 
 /// Runs the binary from the repository root, so relative paths in outputs are stable.
-mod binary;
-use binary::text;
+mod support;
+use support::text;
 
 fn inferbench(args: &[&str]) -> Output {
-    binary::inferbench_in(args, root())
+    support::inferbench_in(args, root())
 }
 
 const BASELINE: &str = "tests/fixtures/runs/small.json";

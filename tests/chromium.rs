@@ -5,7 +5,8 @@
 //! Skipped, with a message saying so, when no Chromium binary is found (`CHROMIUM=path`
 //! overrides the search).
 
-mod common;
+mod support;
+use support::report_data as common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -6,8 +6,8 @@ use std::process::Output;
 use inferbench::results;
 use inferbench::schema::{CaseStatus, RunResult, RunStatus, SCHEMA_VERSION};
 
-mod binary;
-use binary::{inferbench, text};
+mod support;
+use support::{inferbench, text};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")

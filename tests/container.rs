@@ -7,13 +7,13 @@
 //! `INFERBENCH_REQUIRE_PID_NAMESPACE=1` (set by `.ci/run` under CI=true: CI runs as root on
 //! the same kind of machine as development, so there it must run).
 
-mod binary;
+mod support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use binary::text;
 use inferbench::schema::CaseStatus;
+use support::text;
 
 const SUITE: &str = r#"
 [suite]

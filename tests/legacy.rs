@@ -9,8 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
-mod binary;
-use binary::text;
+mod support;
+use support::text;
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/legacy")
@@ -43,7 +43,7 @@ fn golden(name: &str, actual: &str) {
 
 /// Runs the binary in the fixture folder, so the file names in outputs are stable.
 fn run(args: &[&str]) -> std::process::Output {
-    binary::inferbench_in(args, &dir())
+    support::inferbench_in(args, &dir())
 }
 
 #[test]

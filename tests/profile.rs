@@ -8,8 +8,8 @@ use inferbench::results;
 use inferbench::schema::RunResult;
 use serde_json::Value;
 
-mod binary;
-use binary::{inferbench, text};
+mod support;
+use support::{inferbench, text};
 
 /// A 12x12 CNN (conv4-pool-conv8-pool-fc16-fc10) on 1 and 2 threads, short timings.
 const SUITE: &str = r#"

@@ -6,7 +6,8 @@
 //! `UPDATE_GOLDEN=1 cargo test --test report`, then review the diff. To look at the full
 //! report (every chart drawn), set `KEEP_REPORT=DIR`: the test writes it there too.
 
-mod common;
+mod support;
+use support::report_data as common;
 
 use std::path::Path;
 use std::process::Command;

@@ -8,8 +8,8 @@ use std::path::Path;
 use inferbench::results;
 use inferbench::schema::{CaseResult, CaseStatus, RunResult};
 
-mod binary;
-use binary::{inferbench, text};
+mod support;
+use support::{inferbench, text};
 
 const SUITE: &str = r#"
 [suite]

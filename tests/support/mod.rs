@@ -1,5 +1,7 @@
-//! Shared by the integration tests that drive the real binary.
+//! Shared by the integration tests: running the real binary; `report_data`, the report fixtures.
 #![allow(dead_code)]
+
+pub mod report_data;
 
 use std::path::Path;
 use std::process::{Command, Output};
