@@ -16,6 +16,7 @@ fn root() -> &'static Path {
 
 /// Runs the binary from the repository root, so relative paths in outputs are stable.
 mod support;
+use support::golden::golden;
 use support::text;
 
 fn inferbench(args: &[&str]) -> Output {
@@ -25,22 +26,6 @@ fn inferbench(args: &[&str]) -> Output {
 const BASELINE: &str = "tests/fixtures/runs/small.json";
 /// The baseline with the MLP case's samples 25% slower; the CNN case unchanged.
 const CANDIDATE: &str = "tests/fixtures/runs/small-candidate.json";
-
-/// Compares `actual` with the golden file, or rewrites it under INFERBENCH_BLESS=1.
-fn golden(relative: &str, actual: &str) {
-    let path = root().join(relative);
-    if std::env::var_os("INFERBENCH_BLESS").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{relative}: {e}; run with INFERBENCH_BLESS=1 to create it"));
-    assert!(
-        expected == actual,
-        "{relative} differs from the output (INFERBENCH_BLESS=1 rewrites it):\n--- expected\n{expected}\n--- actual\n{actual}"
-    );
-}
 
 fn write_run(run: &RunResult, path: &Path) {
     results::write_json(run, path).unwrap();
@@ -63,7 +48,7 @@ fn each_export_format_matches_its_golden_file() {
             text(&out.stderr)
         );
         let stdout = text(&out.stdout);
-        golden(&format!("tests/fixtures/export/{file}"), &stdout);
+        golden(format!("tests/fixtures/export/{file}"), &stdout);
 
         // --output writes the same bytes.
         let path = dir.path().join(file);

@@ -3,7 +3,8 @@
 //! keeps every chart's <img> in the DOM, and a screenshot shows the charts drawn.
 //!
 //! Skipped, with a message saying so, when no Chromium binary is found (`CHROMIUM=path`
-//! overrides the search).
+//! overrides the search), except with `INFERBENCH_REQUIRE_CHROMIUM=1`, which `.ci/run` sets
+//! under CI=true after installing it: there a missing browser fails the test.
 
 mod support;
 use support::report_data as common;
@@ -89,6 +90,10 @@ fn console_lines(stderr: &str) -> Vec<&str> {
 #[test]
 fn report_page_renders_in_headless_chromium_with_charts_visible() {
     let Some(bin) = find_chromium() else {
+        assert!(
+            std::env::var_os("INFERBENCH_REQUIRE_CHROMIUM").is_none(),
+            "INFERBENCH_REQUIRE_CHROMIUM is set and no chromium binary is on PATH (nor CHROMIUM=path)"
+        );
         // Straight to the process's stderr, past the test harness's capture, so the skip is
         // seen in a plain `cargo test` too.
         use std::io::Write;

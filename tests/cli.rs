@@ -1,13 +1,12 @@
 //! Drives the real binary: malformed suites, a quick run's files, faults in workers.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use inferbench::results;
-use inferbench::schema::{CaseStatus, RunResult, RunStatus, SCHEMA_VERSION};
+use inferbench::schema::{CaseStatus, RunStatus, SCHEMA_VERSION};
 
 mod support;
-use support::{inferbench, text};
+use support::{inferbench, run_quick, text, write_suite};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -45,12 +44,6 @@ batch_sizes = [1, 4]
 [settings]
 case_timeout_s = 20
 "#;
-
-fn write_suite(dir: &Path, body: &str) -> PathBuf {
-    let path = dir.join("suite.toml");
-    std::fs::write(&path, body).unwrap();
-    path
-}
 
 #[test]
 fn every_malformed_suite_exits_2_naming_file_line_and_field() {
@@ -117,21 +110,6 @@ fn missing_suite_file_and_bad_filter_exit_2() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no case"));
-}
-
-fn run_quick(suite: &Path, output: &Path, extra: &[&str]) -> (Output, RunResult) {
-    let mut args = vec![
-        "run",
-        suite.to_str().unwrap(),
-        "--quick",
-        "--output",
-        output.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let out = inferbench(&args);
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
-    let run = results::read_json(output).unwrap();
-    (out, run)
 }
 
 #[test]
@@ -262,8 +240,10 @@ fn crashing_and_hanging_workers_fail_their_case_only() {
         &["--inject-fault", "crash:^cnn-baseline/cpu-t1/offline/b1$"],
     );
     assert_eq!(run.cases.len(), 6);
+    let crashed = "cnn-baseline/cpu-t1/offline/b1";
+    assert_eq!(run.cases.iter().filter(|c| c.id == crashed).count(), 1);
     for c in &run.cases {
-        if c.id == "cnn-baseline/cpu-t1/offline/b1" {
+        if c.id == crashed {
             assert_eq!(c.status, CaseStatus::Failed);
             let why = c.error.as_deref().unwrap();
             assert!(why.contains("crashed") && why.contains("SIGABRT"), "{why}");
@@ -279,13 +259,12 @@ fn crashing_and_hanging_workers_fail_their_case_only() {
     }
 
     let output = dir.path().join("hang.json");
-    let started = std::time::Instant::now();
+    // A hung worker that the timeout did not stop would hang the run, and this test.
     let (_, run) = run_quick(
         &suite,
         &output,
         &["--inject-fault", "hang:^mlp-baseline/cpu-t1/single_stream"],
     );
-    assert!(started.elapsed().as_secs_f64() < 60.0);
     let hung = run
         .cases
         .iter()
@@ -436,62 +415,6 @@ fn run_files_of_an_unknown_schema_are_refused() {
     assert!(err.contains("line 1"), "{err}");
 }
 
-#[test]
-fn a_costly_preprocess_dominates_the_stage_breakdown_on_a_pinned_edge_target() {
-    let dir = tempfile::tempdir().unwrap();
-    // Raw 512x512 images resized to the model's 12x12 input: preprocessing outweighs the
-    // tiny network by far.
-    let body = r#"
-[suite]
-name = "stages"
-[[models]]
-name = "cnn"
-arch = "cnn"
-input = [12, 12, 1]
-conv_channels = [4]
-classes = 10
-raw_input = [512, 512, 1]
-[[targets]]
-device = "cpu"
-name = "edge-1core"
-threads = [1]
-cores = [0]
-max_rss_mb = 512
-[scenarios.single_stream]
-[settings]
-timed = ["preprocess", "forward", "postprocess"]
-"#;
-    let suite = write_suite(dir.path(), body);
-    let (out, run) = run_quick(&suite, &dir.path().join("r.json"), &[]);
-    let c = &run.cases[0];
-    assert_eq!(c.id, "cnn-baseline/edge-1core-t1/single_stream/b1");
-    assert_eq!(c.timed, ["preprocess", "forward", "postprocess"]);
-    assert_eq!(
-        c.threads_in_effect.as_ref().unwrap().affinity,
-        [0],
-        "the recorded affinity is the request"
-    );
-    let stages = c.stages.as_ref().unwrap();
-    let p50 = |s: &str| stages[s].summary.p50;
-    assert!(p50("preprocess") > 3.0 * p50("forward"), "{stages:?}");
-    assert!(p50("preprocess") > 3.0 * p50("postprocess"));
-    // End to end is one span around the three stages, so it is at least the slowest one.
-    let e2e = &c.latency_ms.as_ref().unwrap().summary;
-    assert!(e2e.p50 >= p50("preprocess"));
-    assert_eq!(stages["forward"].samples.len(), e2e.count);
-    assert!(text(&out.stdout).contains("preprocess p50"));
-
-    // The CSV carries the stage medians.
-    let mut csv = csv::Reader::from_path(dir.path().join("r.csv")).unwrap();
-    let headers = csv.headers().unwrap().clone();
-    let row = csv.records().next().unwrap().unwrap();
-    let col = |name: &str| row[headers.iter().position(|h| h == name).unwrap()].to_string();
-    assert_eq!(col("timed"), "preprocess+forward+postprocess");
-    assert_eq!(
-        col("preprocess_p50_ms").parse::<f64>().unwrap(),
-        p50("preprocess")
-    );
-}
 /// A tiny variants suite on the shipped digits: a trained MLP and its variants of every kind,
 /// and a seeded CNN whose q4_0 variant runs a convolution through im2col + quantized matmul.
 const VARIANTS: &str = r#"

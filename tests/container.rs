@@ -76,7 +76,7 @@ fn a_run_as_pid_1_of_a_pid_namespace_measures_every_case() {
     let script = r#"echo "pid $$"; exec "$0" run "$1" --output "$2""#;
     let run = Command::new("unshare")
         .args(["--pid", "--fork", "--mount-proc", "sh", "-c", script])
-        .arg(env!("CARGO_BIN_EXE_inferbench"))
+        .arg(support::BIN)
         .arg(&suite)
         .arg(&out)
         .output()
@@ -105,7 +105,7 @@ fn a_run_as_pid_1_of_a_pid_namespace_measures_every_case() {
 
 /// The worker hidden subcommand, started by hand as a parent would.
 fn worker(parent_pid: u32) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_inferbench"))
+    let mut child = support::command()
         .arg(inferbench::worker::protocol::WORKER_SUBCOMMAND)
         .env("INFERBENCH_PARENT_PID", parent_pid.to_string())
         .stdin(Stdio::piped())

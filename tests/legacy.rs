@@ -12,33 +12,13 @@ use std::path::{Path, PathBuf};
 mod support;
 use support::text;
 
-fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/legacy")
+/// The golden file `name` of the legacy outputs.
+fn golden(name: &str, actual: &str) {
+    support::golden::golden(dir().join("expected").join(name), actual)
 }
 
-/// Compares `actual` with the golden file, or rewrites it under INFERBENCH_BLESS=1.
-fn golden(name: &str, actual: &str) {
-    let path = dir().join("expected").join(name);
-    if std::env::var_os("INFERBENCH_BLESS").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{name}: {e}; run with INFERBENCH_BLESS=1 to create it"));
-    if expected != actual {
-        let line = expected
-            .lines()
-            .zip(actual.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(expected.lines().count().min(actual.lines().count()));
-        panic!(
-            "expected/{name} differs from the output from line {}:\n  expected: {:?}\n  actual:   {:?}\n(INFERBENCH_BLESS=1 rewrites it after an intended change)",
-            line + 1,
-            expected.lines().nth(line),
-            actual.lines().nth(line)
-        );
-    }
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/legacy")
 }
 
 /// Runs the binary in the fixture folder, so the file names in outputs are stable.

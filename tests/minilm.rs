@@ -10,10 +10,11 @@
 //! Sequences are 32 tokens here (the shipped sentences have at most 16), to keep the tests
 //! fast; the suite measures 128.
 
+mod support;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use candle_core::{DType, Device, Tensor};
 use inferbench::data::text::{self, TextSource};
@@ -296,7 +297,7 @@ idle_power_s = 0
     )
     .unwrap();
     let out_json = tmp.path().join("run.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_inferbench"))
+    let out = support::command()
         .args(["run", suite.to_str().unwrap(), "--output"])
         .arg(&out_json)
         .arg("--cache-dir")

@@ -152,8 +152,6 @@ fn profile_prints_layers_writes_the_run_and_a_chrome_trace() {
     assert!((p.forward_mean_ms - (p.forward_before_mean_ms + after) / 2.0).abs() < 1e-9);
     assert!((p.difference_ms - (sum - p.forward_mean_ms)).abs() < 1e-9);
     assert!((p.layers.iter().map(|l| l.share).sum::<f64>() - 1.0).abs() < 1e-9);
-    // Generous sanity bound only: the two passes of the same network agree within 10x.
-    assert!(sum < 10.0 * p.forward_mean_ms && p.forward_mean_ms < 10.0 * sum);
     assert_eq!(
         c.bytes_per_batch,
         Some(p.layers.iter().map(|l| l.bytes).sum::<u64>())

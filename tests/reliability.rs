@@ -7,16 +7,15 @@ use std::time::{Duration, Instant};
 use inferbench::results::{self, journal};
 use inferbench::schema::{CaseStatus, RunStatus};
 
+mod support;
+use support::text;
+
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_inferbench"))
+    support::command()
 }
 
 fn output(cmd: &mut Command) -> Output {
     cmd.output().expect("the binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Six small cases, each sampling for about half a second, so a run lasts a few seconds.
@@ -99,6 +98,7 @@ fn a_killed_run_resumes_and_ends_with_every_case_once() {
     let ids: Vec<&str> = run.cases.iter().map(|c| c.id.as_str()).collect();
     let listed = text(&output(bin().args(["list", suite.to_str().unwrap()])).stdout);
     let mut unique = ids.clone();
+    unique.sort();
     unique.dedup();
     assert_eq!(ids.len(), 6, "{ids:?}");
     assert_eq!(unique.len(), 6, "every case once: {ids:?}");

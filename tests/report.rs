@@ -3,46 +3,20 @@
 //! by side, and bad input refused by the real binary.
 //!
 //! Update the goldens after an intended change with
-//! `UPDATE_GOLDEN=1 cargo test --test report`, then review the diff. To look at the full
+//! `INFERBENCH_BLESS=1 cargo test --test report`, then review the diff. To look at the full
 //! report (every chart drawn), set `KEEP_REPORT=DIR`: the test writes it there too.
 
 mod support;
-use support::report_data as common;
+use support::{inferbench_in as inferbench, report_data as common};
 
 use std::path::Path;
-use std::process::Command;
 
 use base64::Engine;
 use inferbench::report::{self, ReportData};
 
+/// The golden file `name` among the fixed runs.
 fn golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/runs")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; create it with UPDATE_GOLDEN=1 cargo test --test report",
-            path.display()
-        )
-    });
-    if expected != actual {
-        let first = expected
-            .lines()
-            .zip(actual.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(expected.lines().count().min(actual.lines().count()));
-        panic!(
-            "{} differs from the rendered summary from line {}:\n  expected: {:?}\n  actual:   {:?}\n(UPDATE_GOLDEN=1 cargo test --test report rewrites it after an intended change)",
-            path.display(),
-            first + 1,
-            expected.lines().nth(first),
-            actual.lines().nth(first)
-        );
-    }
+    support::golden::golden(Path::new("tests/fixtures/runs").join(name), actual)
 }
 
 #[test]
@@ -242,14 +216,6 @@ fn several_runs_are_shown_side_by_side_with_a_warning_when_not_comparable() {
         ("b.json".into(), a.runs[0].run.clone()),
     ]);
     assert!(same.comparability().is_empty());
-}
-
-fn inferbench(args: &[&str], cwd: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_inferbench"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the binary runs")
 }
 
 #[test]

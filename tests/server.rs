@@ -2,6 +2,9 @@
 //! behaves like single-stream, one far above reports saturation within a bounded time, the
 //! max-QPS search records its probes, multi-stream reports one latency per query, and `check`
 //! judges server cases (saturation, the search's bracket).
+//!
+//! One test, so this binary runs alone (`cargo test` runs test binaries one after another):
+//! its bounds on measured latencies and windows share the machine with no other test.
 
 use std::path::Path;
 
@@ -31,7 +34,7 @@ threads = [1]
 
 [scenarios.server]
 target_qps = [40, 40000]
-find_max_qps = { p99_bound_ms = 50, max_probes = 4, precision = 0.25 }
+find_max_qps = { p99_bound_ms = 200, max_probes = 4, precision = 0.25 }
 duration_s = 1.0
 drain_s = 0.3
 late_ms = 20
@@ -80,7 +83,7 @@ fn server_and_multi_stream_end_to_end() {
             "cnn-baseline/cpu-t1/single_stream/b1",
             "cnn-baseline/cpu-t1/server/q40/b1",
             "cnn-baseline/cpu-t1/server/q40000/b1",
-            "cnn-baseline/cpu-t1/server/max-p99-50ms/b1",
+            "cnn-baseline/cpu-t1/server/max-p99-200ms/b1",
             "cnn-baseline/cpu-t1/multi_stream/n4",
         ]
     );
@@ -136,24 +139,29 @@ fn server_and_multi_stream_end_to_end() {
     assert_eq!(high.status, CaseStatus::Ok, "{:?}", high.error);
 
     // The search: every probe recorded, each with its own statistics.
-    let search_case = case(&run, "max-p99-50ms");
+    let search_case = case(&run, "max-p99-200ms");
     let search = search_case.server().unwrap().search.as_ref().unwrap();
     assert!(!search.probes.is_empty() && search.probes.len() <= 4);
     for p in &search.probes {
         assert_eq!(
             p.passed,
-            p.latency_ms.as_ref().is_some_and(|l| l.p99 <= 50.0) && p.dropped + p.unserved == 0,
+            p.latency_ms.as_ref().is_some_and(|l| l.p99 <= 200.0) && p.dropped + p.unserved == 0,
             "{p:?}"
         );
     }
-    if let Some(max) = search.max_qps {
-        let best = search.probes.iter().find(|p| p.target_qps == max).unwrap();
-        assert!(best.passed);
-        assert!(search_case.latency_ms.is_some());
-    }
-    if let (Some(lo), Some(hi)) = (search.max_qps, search.failing_qps) {
-        assert!(lo < hi);
-    }
+    // The search starts at half the capacity its warm-up measured and doubles: twice the
+    // capacity saturates the server (most of a 1 s schedule is left unserved), so four probes
+    // bracket the maximum on any machine where half the capacity meets a 200 ms p99.
+    let max = search
+        .max_qps
+        .unwrap_or_else(|| panic!("no passing rate: {search:?}"));
+    let failing = search
+        .failing_qps
+        .unwrap_or_else(|| panic!("no failing rate: {search:?}"));
+    assert!(max < failing, "{max} {failing}");
+    let best = search.probes.iter().find(|p| p.target_qps == max).unwrap();
+    assert!(best.passed);
+    assert!(search_case.latency_ms.is_some());
 
     // Multi-stream: one latency per query of 4 samples.
     let ms = case(&run, "multi_stream/n4");
@@ -218,12 +226,12 @@ fn check_judges_server_cases(dir: &Path, baseline: &Path) {
         }
         if id.contains("max-p99") {
             let search = &mut c["server"]["search"];
-            let lo = search["max_qps"].as_f64();
-            let hi = search["failing_qps"].as_f64();
-            if let (Some(lo), Some(hi)) = (lo, hi) {
-                search["max_qps"] = (lo / 4.0).into();
-                search["failing_qps"] = (hi / 4.0).into();
-            }
+            let lo = search["max_qps"].as_f64().expect("the search bracketed");
+            let hi = search["failing_qps"]
+                .as_f64()
+                .expect("the search bracketed");
+            search["max_qps"] = (lo / 4.0).into();
+            search["failing_qps"] = (hi / 4.0).into();
         }
     }
     let candidate = dir.join("candidate.json");
@@ -260,10 +268,11 @@ fn check_judges_server_cases(dir: &Path, baseline: &Path) {
         .filter(|m| m["metric"].as_str().unwrap().starts_with("latency_"))
         .all(|m| m["verdict"] == "inconclusive"));
     let search = rows("max-p99");
-    if let Some(m) = search.iter().find(|m| m["metric"] == "max_qps") {
-        // Only when both sides bracketed the maximum.
-        if m["method"] == "bracket" {
-            assert_eq!(m["verdict"], "regressed", "{m}");
-        }
-    }
+    let m = search
+        .iter()
+        .find(|m| m["metric"] == "max_qps")
+        .unwrap_or_else(|| panic!("no max_qps row: {search:?}"));
+    // Both sides bracketed the maximum, so the brackets are compared.
+    assert_eq!(m["method"], "bracket", "{m}");
+    assert_eq!(m["verdict"], "regressed", "{m}");
 }
