@@ -12,9 +12,24 @@ pub enum DeviceKind {
     Cuda(usize),
 }
 
+/// A device name that does not parse, or cores a worker cannot be pinned to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("`{0}`: the CUDA ordinal must be a number, as in `cuda:0`")]
+    CudaOrdinal(String),
+    #[error("unknown device `{0}`; use `cpu` or `cuda:N`")]
+    UnknownDevice(String),
+    #[error("core {0} is beyond what the affinity call can name")]
+    CoreOutOfRange(usize),
+    #[error("sched_setaffinity({cores:?}): {reason}")]
+    Affinity { cores: Vec<usize>, reason: String },
+    #[error("pinning to cores {0:?} needs Linux's sched_setaffinity")]
+    PinningUnsupported(Vec<usize>),
+}
+
 impl FromStr for DeviceKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = TargetError;
+    fn from_str(s: &str) -> Result<Self, TargetError> {
         if s == "cpu" {
             return Ok(DeviceKind::Cpu);
         }
@@ -22,12 +37,12 @@ impl FromStr for DeviceKind {
             return ordinal
                 .parse()
                 .map(DeviceKind::Cuda)
-                .map_err(|_| format!("`{s}`: the CUDA ordinal must be a number, as in `cuda:0`"));
+                .map_err(|_| TargetError::CudaOrdinal(s.to_string()));
         }
         if s == "cuda" {
             return Ok(DeviceKind::Cuda(0));
         }
-        Err(format!("unknown device `{s}`; use `cpu` or `cuda:N`"))
+        Err(TargetError::UnknownDevice(s.to_string()))
     }
 }
 
@@ -125,7 +140,7 @@ pub fn available_cores() -> Vec<usize> {
 
 /// Pins this process (and the threads it creates afterwards) to `cores`; returns the
 /// affinity in effect afterwards, as the operating system reports it.
-pub fn pin_to_cores(cores: &[usize]) -> Result<Vec<usize>, String> {
+pub fn pin_to_cores(cores: &[usize]) -> Result<Vec<usize>, TargetError> {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: cpu_set_t is plain data; CPU_SET only writes bits inside it, for indices
@@ -134,26 +149,22 @@ pub fn pin_to_cores(cores: &[usize]) -> Result<Vec<usize>, String> {
             let mut set: libc::cpu_set_t = std::mem::zeroed();
             for &c in cores {
                 if c >= libc::CPU_SETSIZE as usize {
-                    return Err(format!(
-                        "core {c} is beyond what the affinity call can name"
-                    ));
+                    return Err(TargetError::CoreOutOfRange(c));
                 }
                 libc::CPU_SET(c, &mut set);
             }
             if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-                return Err(format!(
-                    "sched_setaffinity({cores:?}): {}",
-                    std::io::Error::last_os_error()
-                ));
+                return Err(TargetError::Affinity {
+                    cores: cores.to_vec(),
+                    reason: std::io::Error::last_os_error().to_string(),
+                });
             }
         }
         Ok(available_cores())
     }
     #[cfg(not(target_os = "linux"))]
     {
-        Err(format!(
-            "pinning to cores {cores:?} needs Linux's sched_setaffinity"
-        ))
+        Err(TargetError::PinningUnsupported(cores.to_vec()))
     }
 }
 
@@ -165,11 +176,13 @@ mod tests {
     fn parses_devices_and_labels_targets() {
         assert_eq!("cpu".parse::<DeviceKind>(), Ok(DeviceKind::Cpu));
         assert_eq!("cuda:1".parse::<DeviceKind>(), Ok(DeviceKind::Cuda(1)));
-        assert!("tpu"
-            .parse::<DeviceKind>()
-            .unwrap_err()
-            .contains("unknown device `tpu`"));
-        assert!("cuda:x".parse::<DeviceKind>().is_err());
+        let e = "tpu".parse::<DeviceKind>().unwrap_err();
+        assert_eq!(e, TargetError::UnknownDevice("tpu".into()));
+        assert!(e.to_string().contains("unknown device `tpu`"));
+        assert_eq!(
+            "cuda:x".parse::<DeviceKind>(),
+            Err(TargetError::CudaOrdinal("cuda:x".into()))
+        );
         assert_eq!(Target::new(None, DeviceKind::Cpu, 2).label, "cpu-t2");
         assert_eq!(
             Target::new(Some("edge"), DeviceKind::Cpu, 1).label,

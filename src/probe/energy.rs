@@ -92,6 +92,30 @@ struct RaplDomain {
     max_range_uj: u64,
 }
 
+/// Why an energy counter cannot be used. The message is recorded in the run file as it
+/// reads (the environment's `rapl`, an estimate's `note`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EnergyError {
+    #[error("RAPL: {} not present", .0.display())]
+    RaplAbsent(PathBuf),
+    #[error("RAPL: {} exists but is not readable ({reason}); run as root or make it readable (chmod o+r) to measure energy", path.display())]
+    RaplUnreadable { path: PathBuf, reason: String },
+    #[error("RAPL: no package domain under {}", .0.display())]
+    RaplNoPackage(PathBuf),
+    #[error("RAPL: cannot read {}: {reason}", path.display())]
+    RaplRead { path: PathBuf, reason: String },
+    #[error("RAPL: bad value in {}: {reason}", path.display())]
+    RaplValue { path: PathBuf, reason: String },
+    #[error("NVML not available: {0}")]
+    NvmlAbsent(String),
+    #[error("NVML: no GPU {index}: {reason}")]
+    NoGpu { index: usize, reason: String },
+    #[error("NVML energy counter: {0}")]
+    NvmlCounter(String),
+    #[error("{0}")]
+    Nvml(String),
+}
+
 /// The RAPL domains to sum: every package (`intel-rapl:N`) plus `dram` subdomains (which
 /// packages do not include). Core and uncore subdomains are inside the package figure.
 #[derive(Debug, Clone)]
@@ -106,9 +130,9 @@ pub struct RaplReading(Vec<u64>);
 impl Rapl {
     /// Finds the RAPL domains under `root` and checks they can be read. `Err` says why not,
     /// in words for the run file.
-    pub fn open(root: &Path) -> Result<Rapl, String> {
+    pub fn open(root: &Path) -> Result<Rapl, EnergyError> {
         let entries =
-            std::fs::read_dir(root).map_err(|_| format!("RAPL: {} not present", root.display()))?;
+            std::fs::read_dir(root).map_err(|_| EnergyError::RaplAbsent(root.to_path_buf()))?;
         let mut dirs: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
@@ -138,10 +162,10 @@ impl Rapl {
                 continue;
             }
             if let Err(e) = std::fs::read_to_string(&energy_file) {
-                return Err(format!(
-                    "RAPL: {} exists but is not readable ({e}); run as root or make it readable (chmod o+r) to measure energy",
-                    energy_file.display()
-                ));
+                return Err(EnergyError::RaplUnreadable {
+                    path: energy_file,
+                    reason: e.to_string(),
+                });
             }
             let max_range_uj = std::fs::read_to_string(dir.join("max_energy_range_uj"))
                 .ok()
@@ -154,7 +178,7 @@ impl Rapl {
             });
         }
         if domains.is_empty() {
-            return Err(format!("RAPL: no package domain under {}", root.display()));
+            return Err(EnergyError::RaplNoPackage(root.to_path_buf()));
         }
         Ok(Rapl { domains })
     }
@@ -163,15 +187,21 @@ impl Rapl {
         self.domains.iter().map(|d| d.name.clone()).collect()
     }
 
-    pub fn read(&self) -> Result<RaplReading, String> {
+    pub fn read(&self) -> Result<RaplReading, EnergyError> {
         self.domains
             .iter()
             .map(|d| {
                 std::fs::read_to_string(&d.energy_file)
-                    .map_err(|e| format!("RAPL: cannot read {}: {e}", d.energy_file.display()))?
+                    .map_err(|e| EnergyError::RaplRead {
+                        path: d.energy_file.clone(),
+                        reason: e.to_string(),
+                    })?
                     .trim()
                     .parse::<u64>()
-                    .map_err(|e| format!("RAPL: bad value in {}: {e}", d.energy_file.display()))
+                    .map_err(|e| EnergyError::RaplValue {
+                        path: d.energy_file.clone(),
+                        reason: e.to_string(),
+                    })
             })
             .collect::<Result<Vec<_>, _>>()
             .map(RaplReading)
@@ -199,7 +229,7 @@ pub fn counter_delta(start: u64, end: u64, max_range: u64) -> u64 {
 
 /// NVIDIA's management library, loaded at run time: absent on most machines, never fatal.
 pub mod nvml {
-    use super::GpuMemoryReading;
+    use super::{EnergyError, GpuMemoryReading};
     use nvml_wrapper::enums::device::UsedGpuMemory;
     use nvml_wrapper::Nvml;
 
@@ -210,10 +240,13 @@ pub mod nvml {
 
     impl Gpu {
         /// `Err` says why NVML cannot be used (library missing, no such device).
-        pub fn open(index: usize) -> Result<Gpu, String> {
-            let nvml = Nvml::init().map_err(|e| format!("NVML not available: {e}"))?;
+        pub fn open(index: usize) -> Result<Gpu, EnergyError> {
+            let nvml = Nvml::init().map_err(|e| EnergyError::NvmlAbsent(e.to_string()))?;
             nvml.device_by_index(index as u32)
-                .map_err(|e| format!("NVML: no GPU {index}: {e}"))?;
+                .map_err(|e| EnergyError::NoGpu {
+                    index,
+                    reason: e.to_string(),
+                })?;
             Ok(Gpu {
                 nvml,
                 index: index as u32,
@@ -221,22 +254,20 @@ pub mod nvml {
         }
 
         /// Total energy since the driver loaded, millijoules (Volta and newer).
-        pub fn energy_mj(&self) -> Result<u64, String> {
+        pub fn energy_mj(&self) -> Result<u64, EnergyError> {
             let device = self
                 .nvml
                 .device_by_index(self.index)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| EnergyError::Nvml(e.to_string()))?;
             device
                 .total_energy_consumption()
-                .map_err(|e| format!("NVML energy counter: {e}"))
+                .map_err(|e| EnergyError::NvmlCounter(e.to_string()))
         }
 
-        pub fn memory(&self) -> Result<GpuMemoryReading, String> {
-            let device = self
-                .nvml
-                .device_by_index(self.index)
-                .map_err(|e| e.to_string())?;
-            let info = device.memory_info().map_err(|e| e.to_string())?;
+        pub fn memory(&self) -> Result<GpuMemoryReading, EnergyError> {
+            let nvml = |e: nvml_wrapper::error::NvmlError| EnergyError::Nvml(e.to_string());
+            let device = self.nvml.device_by_index(self.index).map_err(nvml)?;
+            let info = device.memory_info().map_err(nvml)?;
             let pid = std::process::id();
             let process_used = device.running_compute_processes().ok().and_then(|ps| {
                 ps.into_iter()
@@ -347,6 +378,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         assert!(Rapl::open(&tmp.path().join("absent"))
             .unwrap_err()
+            .to_string()
             .contains("not present"));
         // Tests run as root here, where file permissions are not enforced, so an unreadable
         // counter is simulated by a directory in its place: reading it fails the same way.
@@ -354,7 +386,11 @@ mod tests {
         fs::create_dir_all(dir.join("energy_uj")).unwrap();
         fs::write(dir.join("name"), "package-0").unwrap();
         let err = Rapl::open(tmp.path()).unwrap_err();
-        assert!(err.contains("exists but is not readable"), "{err}");
+        assert!(
+            matches!(err, EnergyError::RaplUnreadable { .. })
+                && err.to_string().contains("exists but is not readable"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -78,7 +78,7 @@ pub fn capture() -> Environment {
         state: super::state::capture(),
         rapl: match Rapl::open(std::path::Path::new(energy::POWERCAP_ROOT)) {
             Ok(r) => format!("readable: {}", r.domain_names().join(", ")),
-            Err(why) => why,
+            Err(why) => why.to_string(),
         },
         nvml: energy::nvml::availability(),
     }

@@ -9,16 +9,23 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering::Relaxed};
 
+/// The CUDA driver could not say how much device memory is in use.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("cuMemGetInfo failed: {0}")]
+pub struct DeviceMemoryError(pub String);
+
 /// Device memory in use (total minus free) as the CUDA driver reports it for candle's
 /// context on `device`; `None` on the CPU or in a build without the `cuda` feature.
-pub fn cuda_context_used_bytes(device: &candle_core::Device) -> Result<Option<u64>, String> {
+pub fn cuda_context_used_bytes(
+    device: &candle_core::Device,
+) -> Result<Option<u64>, DeviceMemoryError> {
     #[cfg(feature = "cuda")]
     if let candle_core::Device::Cuda(cuda) = device {
         let (free, total) = cuda
             .cuda_stream()
             .context()
             .mem_get_info()
-            .map_err(|e| format!("cuMemGetInfo failed: {e}"))?;
+            .map_err(|e| DeviceMemoryError(e.to_string()))?;
         return Ok(Some(total.saturating_sub(free) as u64));
     }
     let _ = device;

@@ -17,10 +17,15 @@ impl std::fmt::Display for Shard {
     }
 }
 
+/// A `--shard` value that is not K/N with 1 <= K <= N.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a shard: use K/N with 1 <= K <= N, as in `2/4`")]
+pub struct ShardError(pub String);
+
 impl std::str::FromStr for Shard {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("`{s}` is not a shard: use K/N with 1 <= K <= N, as in `2/4`");
+    type Err = ShardError;
+    fn from_str(s: &str) -> Result<Self, ShardError> {
+        let bad = || ShardError(s.to_string());
         let (k, n) = s.split_once('/').ok_or_else(bad)?;
         let index: usize = k.trim().parse().map_err(|_| bad())?;
         let count: usize = n.trim().parse().map_err(|_| bad())?;
@@ -75,7 +80,7 @@ mod tests {
         assert_eq!("1/1".parse::<Shard>().unwrap().to_string(), "1/1");
         for bad in ["0/4", "5/4", "1/0", "2", "a/b", "-1/2", ""] {
             let e = bad.parse::<Shard>().unwrap_err();
-            assert!(e.contains("K/N"), "{bad}: {e}");
+            assert!(e.to_string().contains("K/N"), "{bad}: {e}");
         }
     }
 }

@@ -22,7 +22,7 @@ impl Validator {
                     self.problem(
                         format!("{at}.device"),
                         t.device.span(),
-                        msg,
+                        msg.to_string(),
                         Some("devices are `cpu` or `cuda:N` (N = 0, 1, ...)"),
                     );
                     continue;

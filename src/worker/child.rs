@@ -291,7 +291,7 @@ fn memory_figures(
     pipeline: &mut Pipeline<'_>,
     device: DeviceKind,
     rss: [u64; 2],
-    context: [Result<Option<u64>, String>; 2],
+    context: [Result<Option<u64>, memory::DeviceMemoryError>; 2],
 ) -> Result<MemoryInfo, String> {
     let peak_heap_bytes = if memory::counting_allocator_installed() {
         memory::start_heap_window();
@@ -348,14 +348,15 @@ fn threads_in_effect(requested: usize) -> ThreadsInEffect {
 /// A CUDA case's device memory from its two views, keeping why a view is missing.
 /// `context` holds the driver's readings before load, after load and after the run.
 fn gpu_memory(
-    nvml: Result<energy::GpuMemoryReading, String>,
-    context: [Result<Option<u64>, String>; 3],
+    nvml: Result<energy::GpuMemoryReading, energy::EnergyError>,
+    context: [Result<Option<u64>, memory::DeviceMemoryError>; 3],
 ) -> GpuMemory {
     let mut notes = Vec::new();
-    let nvml = nvml.map_err(|why| notes.push(why)).ok();
+    let nvml = nvml.map_err(|why| notes.push(why.to_string())).ok();
     let [before, after_load, after_run] = context.map(|reading| match reading {
         Ok(bytes) => bytes,
         Err(why) => {
+            let why = why.to_string();
             if !notes.contains(&why) {
                 notes.push(why);
             }
@@ -421,9 +422,12 @@ mod tests {
     /// every distinct reason for a missing figure is kept once.
     #[test]
     fn gpu_memory_keeps_each_view_and_why_one_is_missing() {
-        let no_driver = || Err::<Option<u64>, _>("cuMemGetInfo failed: no context".to_string());
+        let no_driver =
+            || Err::<Option<u64>, _>(memory::DeviceMemoryError("no context".to_string()));
         let m = gpu_memory(
-            Err("NVML not available: libnvidia-ml.so not found".into()),
+            Err(energy::EnergyError::NvmlAbsent(
+                "libnvidia-ml.so not found".into(),
+            )),
             [Ok(Some(100)), Ok(Some(700)), no_driver()],
         );
         assert_eq!(m.process_used_bytes, None);

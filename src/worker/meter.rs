@@ -46,8 +46,8 @@ impl Meter {
                         start: None,
                     }
                 }
-                Ok(gpu) => notes.push(gpu.energy_mj().err().unwrap_or_default()),
-                Err(why) => notes.push(why),
+                Ok(gpu) => notes.extend(gpu.energy_mj().err().map(|e| e.to_string())),
+                Err(why) => notes.push(why.to_string()),
             }
         } else {
             match Rapl::open(&setup.powercap_root) {
@@ -58,7 +58,7 @@ impl Meter {
                         start: None,
                     }
                 }
-                Err(why) => notes.push(why),
+                Err(why) => notes.push(why.to_string()),
             }
         }
         Meter::Estimate {
@@ -176,7 +176,7 @@ impl<W: Write> measure::Observer for WorkerObserver<'_, W> {
                     Ok(info)
                 }
                 (None, _) => Err("RAPL could not be read at the window's start".into()),
-                (_, Err(e)) => Err(e),
+                (_, Err(e)) => Err(e.to_string()),
             },
             Meter::Nvml { gpu, idle, start } => match (start, gpu.energy_mj()) {
                 (Some(a), Ok(b)) => {
@@ -187,7 +187,7 @@ impl<W: Write> measure::Observer for WorkerObserver<'_, W> {
                     Ok(info)
                 }
                 (None, _) => Err("NVML could not be read at the window's start".into()),
-                (_, Err(e)) => Err(e),
+                (_, Err(e)) => Err(e.to_string()),
             },
             Meter::Estimate {
                 tdp,
