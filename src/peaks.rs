@@ -83,12 +83,21 @@ pub fn load_cached(cache_dir: &Path, env: &Environment) -> Result<Option<Peaks>,
             })
         }
     };
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| PeaksError::Corrupt {
-            path,
-            reason: e.to_string(),
-        })
+    let peaks: Peaks = serde_json::from_str::<serde_json::Value>(&text)
+        .map_err(|e| e.to_string())
+        .and_then(|v| crate::results::from_value(v).map_err(|e| e.to_string()))
+        .map_err(|reason| PeaksError::Corrupt {
+            path: path.clone(),
+            reason,
+        })?;
+    peaks.validate().map_err(|problems| PeaksError::Corrupt {
+        path,
+        reason: format!(
+            "values inferbench cannot use:\n{}",
+            crate::schema::validate::describe(&problems)
+        ),
+    })?;
+    Ok(Some(peaks))
 }
 
 /// Writes the peaks to this machine's cache file (atomically); returns its path.

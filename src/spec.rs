@@ -9,6 +9,13 @@ use std::ops::Range;
 
 use toml::Spanned;
 
+// The longest duration a setting may give: the run-file rules use the same bound.
+use crate::schema::validate::MAX_SECONDS;
+
+/// The largest value `positive_number` accepts (rates, milliseconds, seconds): beyond it no
+/// setting means anything, and time conversions would overflow.
+pub const MAX_NUMBER: f64 = 1e9;
+
 /// One thing wrong with a TOML file (a suite), located as precisely as the parser allows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
@@ -238,6 +245,15 @@ impl Checker {
     ) -> f64 {
         let Some(v) = v else { return default };
         let x = *v.get_ref();
+        if x.is_finite() && x > MAX_SECONDS {
+            self.problem(
+                field,
+                v.span(),
+                format!("must be at most {MAX_SECONDS} seconds (11.6 days), got {x:e}"),
+                Some("durations are seconds, as in `0.5`"),
+            );
+            return default;
+        }
         let ok = x.is_finite() && (x > 0.0 || (allow_zero && x == 0.0));
         if !ok {
             let bound = if allow_zero {
@@ -342,6 +358,15 @@ impl Checker {
         zero_ok: bool,
     ) -> Option<f64> {
         let x = *v.get_ref();
+        if x.is_finite() && x > MAX_NUMBER {
+            self.problem(
+                field,
+                v.span(),
+                format!("must be at most {MAX_NUMBER:e} {unit}, got {x}"),
+                Some("no measurement setting is that large"),
+            );
+            return None;
+        }
         if x.is_finite() && (x > 0.0 || (zero_ok && x == 0.0)) {
             return Some(x);
         }

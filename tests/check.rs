@@ -299,6 +299,73 @@ fn bad_run_files_and_disjoint_runs_exit_2() {
     }
 }
 
+/// A hand-edited run file is input like any other: thresholds out of range, samples that
+/// are gone or impossible, figures no measurement has and repeated case ids are refused
+/// with exit 2, naming the file, the value's JSON path and why, never a panic or a verdict.
+#[test]
+fn hand_edited_values_exit_2_naming_the_file_the_field_and_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = root().join(BASELINE);
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit, &str); 7] = [
+        (
+            "significance-0",
+            |v| v["check"]["significance"] = 0.into(),
+            "`check.significance`: must be between 0 and 0.5 (exclusive), got 0",
+        ),
+        (
+            "significance-1.5",
+            |v| v["check"]["significance"] = 1.5.into(),
+            "`check.significance`: must be between 0 and 0.5 (exclusive), got 1.5",
+        ),
+        (
+            "min-samples-0",
+            |v| {
+                v["check"]["min_samples"] = 0.into();
+                v["cases"][0]["latency_ms"]["samples"] = serde_json::json!([]);
+            },
+            "`cases[0].latency_ms.samples`: is empty",
+        ),
+        (
+            "negative-sample",
+            |v| v["cases"][1]["latency_ms"]["samples"][7] = (-1.0).into(),
+            "`cases[1].latency_ms.samples[7]`: must not be negative, got -1",
+        ),
+        (
+            "huge-figure",
+            |v| v["cases"][0]["throughput_per_s"] = 1e308.into(),
+            "`cases[0].throughput_per_s`: 1e308 is beyond any measured figure",
+        ),
+        (
+            "duplicate-id",
+            |v| v["cases"][1]["id"] = v["cases"][0]["id"].clone(),
+            "`cases[1].id`: `mlp-baseline/cpu-t1/single_stream/b1` is also the id of cases[0]",
+        ),
+        (
+            "wrong-type",
+            |v| v["cases"][1]["threads"] = (-1).into(),
+            "`cases[1].threads`: invalid value: integer `-1`, expected usize",
+        ),
+    ];
+    for (name, edit, needle) in edits {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&original).unwrap()).unwrap();
+        edit(&mut v);
+        let path = dir.path().join(format!("{name}.json"));
+        std::fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+        for (baseline, candidate) in [
+            (BASELINE, path.to_str().unwrap()),
+            (path.to_str().unwrap(), BASELINE),
+        ] {
+            let out = inferbench(&["check", "--baseline", baseline, "--candidate", candidate]);
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+            assert!(stderr.contains(path.to_str().unwrap()), "{name}: {stderr}");
+            assert!(stderr.contains(needle), "{name}: no `{needle}` in {stderr}");
+        }
+    }
+}
+
 #[test]
 fn a_case_failing_in_the_candidate_is_a_regression() {
     let dir = tempfile::tempdir().unwrap();

@@ -10,6 +10,9 @@ use super::format;
 /// Values spanning more than this ratio get a logarithmic axis.
 pub const LOG_RATIO: f64 = 20.0;
 
+/// The largest power of ten a log axis reaches, either way.
+const MAX_DECADE: f64 = 300.0;
+
 /// A numeric axis from `lo` to `hi`, linear or logarithmic (base 10).
 #[derive(Debug, Clone)]
 pub struct ValueAxis {
@@ -37,9 +40,10 @@ impl ValueAxis {
         if max / min > LOG_RATIO {
             let (l, h) = (min.log10(), max.log10());
             // Start at a power of ten below the smallest value, so the shortest bar shows.
-            let lo_log = (l - 0.08 * (h - l)).floor();
+            // Within the decades an f64 holds (a hand-edited 1e-300 must not give 0).
+            let lo_log = (l - 0.08 * (h - l)).floor().max(-MAX_DECADE);
             let room = (headroom + 0.05).min(0.9);
-            let hi_log = h + (h - lo_log) * room / (1.0 - room);
+            let hi_log = (h + (h - lo_log) * room / (1.0 - room)).min(MAX_DECADE);
             ValueAxis {
                 lo: 10f64.powf(lo_log),
                 hi: 10f64.powf(hi_log),
@@ -108,7 +112,9 @@ impl Ranged for ValueAxis {
     type ValueType = f64;
 
     fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
-        let u = self.unit(*value);
+        // Far outside the plot is drawn at its edge's distance, not past i32's range.
+        let u = self.unit(*value).clamp(-4.0, 5.0);
+        let u = if u.is_nan() { 0.0 } else { u };
         limit.0 + (u * (limit.1 - limit.0) as f64).round() as i32
     }
 
@@ -118,9 +124,10 @@ impl Ranged for ValueAxis {
             return ticks.clone();
         }
         if self.log {
+            let decade = |v: f64| v.log10().clamp(-MAX_DECADE, MAX_DECADE);
             let (l, h) = (
-                self.lo.log10().floor() as i32,
-                self.hi.log10().ceil() as i32,
+                decade(self.lo).floor() as i32,
+                decade(self.hi).ceil() as i32,
             );
             let decades = (h - l).max(1) as usize;
             let mults: &[f64] = if decades * 3 <= max {

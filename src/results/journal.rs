@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::ResultsError;
+use crate::schema::validate::{scan, Checker, Problem};
 use crate::schema::{CaseResult, Environment, Settings, SCHEMA_VERSION};
 use crate::worker::protocol::Measurement;
 
@@ -149,6 +150,18 @@ pub struct Loaded {
     pub dropped_torn_line: bool,
 }
 
+impl JournalHeader {
+    /// The header's values: its settings, and every number in it usable.
+    pub fn check_values(&self, c: &mut Checker) {
+        scan(self, c);
+        c.at("settings", |c| self.settings.check_values(c));
+        if let Some(shard) = &self.shard {
+            c.at("shard", |c| shard.check_values(c));
+        }
+        c.opt_non_negative("injected_slowdown", self.injected_slowdown);
+    }
+}
+
 /// Reads a journal. A final line without its newline is a write cut short by a kill and is
 /// dropped; any other bad line is an error naming its line number.
 pub fn load(path: &Path) -> Result<Loaded, ResultsError> {
@@ -170,7 +183,9 @@ pub fn load(path: &Path) -> Result<Loaded, ResultsError> {
         let number = index + 1;
         offset += raw.len();
         let complete = raw.ends_with('\n');
-        let parsed = serde_json::from_str::<Line>(raw.trim_end());
+        let parsed = serde_json::from_str::<serde_json::Value>(raw.trim_end())
+            .map_err(|e| format!("column {}: {e}", e.column()))
+            .and_then(|v| super::from_value::<Line>(v).map_err(|e| e.to_string()));
         match (parsed, complete) {
             (Ok(Line::Header(h)), true) if number == 1 => {
                 if h.schema_version != SCHEMA_VERSION {
@@ -179,9 +194,18 @@ pub fn load(path: &Path) -> Result<Loaded, ResultsError> {
                         h.schema_version
                     )));
                 }
+                line_values(path, number, |c| h.check_values(c))?;
                 header = Some(*h);
             }
-            (Ok(Line::Case(c)), true) if header.is_some() => cases.push(*c),
+            (Ok(Line::Case(c)), true) if header.is_some() => {
+                line_values(path, number, |ch| {
+                    c.check_values(ch);
+                    if cases.iter().any(|earlier| earlier.id == c.id) {
+                        ch.problem_at("id", format!("case `{}` is journaled twice", c.id));
+                    }
+                })?;
+                cases.push(*c)
+            }
             (
                 Ok(Line::Process {
                     case_id,
@@ -189,10 +213,18 @@ pub fn load(path: &Path) -> Result<Loaded, ResultsError> {
                     measurement,
                 }),
                 true,
-            ) if header.is_some() => processes
-                .entry(case_id)
-                .or_default()
-                .push((process, *measurement)),
+            ) if header.is_some() => {
+                line_values(path, number, |c| {
+                    if process == 0 {
+                        c.problem_at("process", "processes are numbered from 1");
+                    }
+                    c.at("measurement", |c| measurement.check_values(c));
+                })?;
+                processes
+                    .entry(case_id)
+                    .or_default()
+                    .push((process, *measurement))
+            }
             (Ok(_), true) => {
                 return Err(invalid(format!(
                     "line {number}: unexpected entry (the header must come first, once)"
@@ -202,12 +234,7 @@ pub fn load(path: &Path) -> Result<Loaded, ResultsError> {
                 dropped_torn_line = true;
                 break;
             }
-            (Err(e), true) => {
-                return Err(invalid(format!(
-                    "line {number}, column {}: {e}",
-                    e.column()
-                )))
-            }
+            (Err(e), true) => return Err(invalid(format!("line {number}, {e}"))),
         }
         valid_len = offset as u64;
     }
@@ -231,6 +258,27 @@ pub fn load(path: &Path) -> Result<Loaded, ResultsError> {
         processes,
         valid_len,
         dropped_torn_line,
+    })
+}
+
+/// The values of line `number` of the journal at `path`, checked by `check`; each problem
+/// names the line and the value's path in it.
+fn line_values(
+    path: &Path,
+    number: usize,
+    check: impl FnOnce(&mut Checker),
+) -> Result<(), ResultsError> {
+    let mut c = Checker::new();
+    check(&mut c);
+    c.finish().map_err(|problems| ResultsError::Values {
+        path: path.to_path_buf(),
+        problems: problems
+            .into_iter()
+            .map(|p| Problem {
+                path: format!("line {number}: {}", p.path),
+                reason: p.reason,
+            })
+            .collect(),
     })
 }
 

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
+use crate::schema::validate::{describe, Problem};
 use crate::schema::{RunResult, SCHEMA_VERSION};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,12 @@ pub enum ResultsError {
     },
     #[error("{path} is not a valid run file: {reason}")]
     Invalid { path: PathBuf, reason: String },
+    /// The file parsed, but values in it are not acceptable.
+    #[error("{path} holds values inferbench cannot use:\n{}", describe(problems))]
+    Values {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
 }
 
 /// `results/<suite>/<UTC timestamp>.json`.
@@ -92,7 +99,8 @@ pub fn write_text(text: &str, path: &Path) -> Result<(), ResultsError> {
     write_atomically(path, |w| w.write_all(text.as_bytes()))
 }
 
-/// Reads a run file, refusing a schema this build does not know.
+/// Reads a run file, refusing a schema this build does not know and values no run could
+/// have (each named by its JSON path).
 pub fn read_json(path: &Path) -> Result<RunResult, ResultsError> {
     let text = std::fs::read_to_string(path).map_err(|error| ResultsError::Read {
         path: path.to_path_buf(),
@@ -113,7 +121,43 @@ pub fn read_json(path: &Path) -> Result<RunResult, ResultsError> {
         }
         None => return Err(invalid("no `schema_version`: not an inferbench run file".into())),
     }
-    serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
+    let run: RunResult = from_value(value).map_err(|e| invalid(e.to_string()))?;
+    run.validate().map_err(|problems| ResultsError::Values {
+        path: path.to_path_buf(),
+        problems,
+    })?;
+    Ok(run)
+}
+
+/// A value of the wrong type or shape, named by its JSON path where it has one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct FieldError {
+    /// `cases[3].latency_ms.samples[7]`; empty for the file as a whole.
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "`{}`: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Deserializes `value`, naming the field of a type error by its JSON path.
+pub fn from_value<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        FieldError {
+            path: if path == "." { String::new() } else { path },
+            message: e.into_inner().to_string(),
+        }
+    })
 }
 
 /// Reads several run files (as `read_json`), each labelled by its path as given.

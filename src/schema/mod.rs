@@ -11,10 +11,12 @@ mod process;
 mod profile;
 mod quality;
 mod roofline;
+mod rules;
 mod scenario;
 mod settings;
 mod shard;
 mod summary;
+pub mod validate;
 
 pub use energy::*;
 pub use environment::*;

@@ -200,3 +200,97 @@ impl Default for CheckConfig {
         }
     }
 }
+
+/// How a `[check]` key's value is bounded.
+#[derive(Clone, Copy)]
+enum CheckKind {
+    Relative,
+    Points,
+    Significance,
+    Count,
+}
+
+const CHECK_KEYS: &[(&str, CheckKind)] = &[
+    ("latency_p50", CheckKind::Relative),
+    ("latency_p99", CheckKind::Relative),
+    ("throughput", CheckKind::Relative),
+    ("weight_bytes", CheckKind::Relative),
+    ("peak_rss", CheckKind::Relative),
+    ("energy", CheckKind::Relative),
+    ("accuracy_points", CheckKind::Points),
+    ("f1_points", CheckKind::Points),
+    ("significance", CheckKind::Significance),
+    ("min_samples", CheckKind::Count),
+    ("reference_band", CheckKind::Relative),
+];
+
+/// The range a check key's value must lie in, and how to read the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckRange {
+    pub bound: &'static str,
+    pub hint: &'static str,
+}
+
+impl CheckConfig {
+    /// Every key of the `[check]` table, as written in the suite and after `--threshold`.
+    pub fn keys() -> impl Iterator<Item = &'static str> {
+        CHECK_KEYS.iter().map(|(k, _)| *k)
+    }
+
+    pub fn is_key(key: &str) -> bool {
+        CHECK_KEYS.iter().any(|(k, _)| *k == key)
+    }
+
+    /// The value of `key` (as a number), if `key` exists.
+    pub fn get(&self, key: &str) -> Option<f64> {
+        Some(match key {
+            "latency_p50" => self.latency_p50,
+            "latency_p99" => self.latency_p99,
+            "throughput" => self.throughput,
+            "weight_bytes" => self.weight_bytes,
+            "peak_rss" => self.peak_rss,
+            "energy" => self.energy,
+            "accuracy_points" => self.accuracy_points,
+            "f1_points" => self.f1_points,
+            "significance" => self.significance,
+            "min_samples" => self.min_samples as f64,
+            "reference_band" => self.reference_band,
+            _ => return None,
+        })
+    }
+
+    /// The range `value` misses for `key`, or `None` when it is acceptable (or `key` is
+    /// unknown). The same rules hold for the suite's `[check]` table, `check --threshold`
+    /// and the table a run file carries.
+    pub fn out_of_range(key: &str, value: f64) -> Option<CheckRange> {
+        let &(_, kind) = CHECK_KEYS.iter().find(|(k, _)| *k == key)?;
+        let ok = value.is_finite()
+            && match kind {
+                CheckKind::Relative => (0.0..=10.0).contains(&value),
+                CheckKind::Points => (0.0..=100.0).contains(&value),
+                CheckKind::Significance => value > 0.0 && value < 0.5,
+                CheckKind::Count => value >= 2.0 && value.fract() == 0.0,
+            };
+        if ok {
+            return None;
+        }
+        Some(match kind {
+            CheckKind::Relative => CheckRange {
+                bound: "a fraction between 0 and 10",
+                hint: "relative thresholds are fractions of the baseline: 0.05 means 5%",
+            },
+            CheckKind::Points => CheckRange {
+                bound: "between 0 and 100 percentage points",
+                hint: "quality thresholds are absolute drops in points: 1.0 means 1 point",
+            },
+            CheckKind::Significance => CheckRange {
+                bound: "between 0 and 0.5 (exclusive)",
+                hint: "it is the tests' significance level: 0.01 means 1%",
+            },
+            CheckKind::Count => CheckRange {
+                bound: "a whole number of at least 2",
+                hint: "it is the fewest latency samples per case a verdict needs, as in 10",
+            },
+        })
+    }
+}

@@ -15,88 +15,17 @@ pub struct CheckValueError {
     pub hint: String,
 }
 
-/// How a key's value is read and bounded.
-#[derive(Clone, Copy)]
-enum Kind {
-    Relative,
-    Points,
-    Significance,
-    Count,
-}
-
-const KEYS: &[(&str, Kind)] = &[
-    ("latency_p50", Kind::Relative),
-    ("latency_p99", Kind::Relative),
-    ("throughput", Kind::Relative),
-    ("weight_bytes", Kind::Relative),
-    ("peak_rss", Kind::Relative),
-    ("energy", Kind::Relative),
-    ("accuracy_points", Kind::Points),
-    ("f1_points", Kind::Points),
-    ("significance", Kind::Significance),
-    ("min_samples", Kind::Count),
-    ("reference_band", Kind::Relative),
-];
-
 impl CheckConfig {
-    /// Every key of the `[check]` table, as written in the suite and after `--threshold`.
-    pub fn keys() -> impl Iterator<Item = &'static str> {
-        KEYS.iter().map(|(k, _)| *k)
-    }
-
-    /// The value of `key` (as a number), if `key` exists.
-    pub fn get(&self, key: &str) -> Option<f64> {
-        Some(match key {
-            "latency_p50" => self.latency_p50,
-            "latency_p99" => self.latency_p99,
-            "throughput" => self.throughput,
-            "weight_bytes" => self.weight_bytes,
-            "peak_rss" => self.peak_rss,
-            "energy" => self.energy,
-            "accuracy_points" => self.accuracy_points,
-            "f1_points" => self.f1_points,
-            "significance" => self.significance,
-            "min_samples" => self.min_samples as f64,
-            "reference_band" => self.reference_band,
-            _ => return None,
-        })
-    }
-
     /// Sets `key` to `value` after checking both; the same rules apply to the suite's
     /// `[check]` table and to `check --threshold KEY=VALUE`.
     pub fn set(&mut self, key: &str, value: f64) -> Result<(), CheckValueError> {
-        let Some(&(_, kind)) = KEYS.iter().find(|(k, _)| *k == key) else {
+        if !CheckConfig::is_key(key) {
             return Err(unknown_key(key));
-        };
-        let bad = |bound: &str, hint: &str| CheckValueError {
-            message: format!("`{key}` must be {bound}, got {value}"),
-            hint: hint.to_string(),
-        };
-        let ok = value.is_finite()
-            && match kind {
-                Kind::Relative => (0.0..=10.0).contains(&value),
-                Kind::Points => (0.0..=100.0).contains(&value),
-                Kind::Significance => value > 0.0 && value < 0.5,
-                Kind::Count => value >= 2.0 && value.fract() == 0.0,
-            };
-        if !ok {
-            return Err(match kind {
-                Kind::Relative => bad(
-                    "a fraction between 0 and 10",
-                    "relative thresholds are fractions of the baseline: 0.05 means 5%",
-                ),
-                Kind::Points => bad(
-                    "between 0 and 100 percentage points",
-                    "quality thresholds are absolute drops in points: 1.0 means 1 point",
-                ),
-                Kind::Significance => bad(
-                    "between 0 and 0.5 (exclusive)",
-                    "it is the tests' significance level: 0.01 means 1%",
-                ),
-                Kind::Count => bad(
-                    "a whole number of at least 2",
-                    "it is the fewest latency samples per case a verdict needs, as in 10",
-                ),
+        }
+        if let Some(range) = CheckConfig::out_of_range(key, value) {
+            return Err(CheckValueError {
+                message: format!("`{key}` must be {}, got {value}", range.bound),
+                hint: range.hint.to_string(),
             });
         }
         match key {
@@ -111,7 +40,7 @@ impl CheckConfig {
             "significance" => self.significance = value,
             "min_samples" => self.min_samples = value as usize,
             "reference_band" => self.reference_band = value,
-            _ => unreachable!("every key of KEYS is handled"),
+            _ => unreachable!("is_key accepted it, and every check key is set above"),
         }
         Ok(())
     }
@@ -125,7 +54,7 @@ impl CheckConfig {
             });
         };
         let (key, value) = (key.trim(), value.trim());
-        if !KEYS.iter().any(|(k, _)| *k == key) {
+        if !CheckConfig::is_key(key) {
             return Err(unknown_key(key));
         }
         let value: f64 = value.parse().map_err(|_| CheckValueError {
@@ -137,9 +66,8 @@ impl CheckConfig {
 }
 
 fn unknown_key(key: &str) -> CheckValueError {
-    let nearest = KEYS
-        .iter()
-        .map(|(k, _)| (strsim::damerau_levenshtein(key, k), *k))
+    let nearest = CheckConfig::keys()
+        .map(|k| (strsim::damerau_levenshtein(key, k), k))
         .min()
         .filter(|(d, k)| *d <= 2 || k.starts_with(key) || key.starts_with(k));
     CheckValueError {
@@ -148,7 +76,7 @@ fn unknown_key(key: &str) -> CheckValueError {
             Some((_, k)) => format!("did you mean `{k}`?"),
             None => format!(
                 "check keys: {}",
-                KEYS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+                CheckConfig::keys().collect::<Vec<_>>().join(", ")
             ),
         },
     }
@@ -206,7 +134,7 @@ mod tests {
         assert!(c.set_from_str("min_samples=2.5").is_err());
         assert_eq!(c.get("latency_p50"), Some(0.03));
         assert_eq!(c.get("nope"), None);
-        assert_eq!(CheckConfig::keys().count(), KEYS.len());
+        assert_eq!(CheckConfig::keys().count(), 11);
         for k in CheckConfig::keys() {
             assert!(c.get(k).is_some(), "{k}");
         }

@@ -1,6 +1,7 @@
 //! The `[settings]` table: measurement settings after defaults.
 
 use super::*;
+use crate::schema::validate::{MAX_ITEMS, MAX_RESAMPLES};
 
 impl Validator {
     pub(super) fn settings(&mut self, s: &SettingsEntry) -> Settings {
@@ -23,12 +24,24 @@ impl Validator {
         }
         if let Some(v) = &s.max_samples {
             out.max_samples = self
-                .count("settings.max_samples", v, 2)
+                .bounded_count(
+                    "settings.max_samples",
+                    v,
+                    2,
+                    MAX_ITEMS as i64,
+                    "every sample is kept in memory and in the run file",
+                )
                 .unwrap_or(out.max_samples);
         }
         if let Some(v) = &s.bootstrap_resamples {
             out.bootstrap_resamples = self
-                .count("settings.bootstrap_resamples", v, 100)
+                .bounded_count(
+                    "settings.bootstrap_resamples",
+                    v,
+                    100,
+                    MAX_RESAMPLES as i64,
+                    "10000 resamples give intervals stable to a few parts in a thousand",
+                )
                 .unwrap_or(out.bootstrap_resamples);
         }
         if let Some(v) = &s.max_noise {

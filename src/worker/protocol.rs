@@ -11,6 +11,7 @@ use crate::plan::Case;
 use crate::probe::energy::Tdp;
 use crate::profile::RawProfile;
 use crate::scenario::ScenarioRaw;
+use crate::schema::validate::{scan, Checker};
 use crate::schema::{ColdStart, EnergyInfo, MemoryInfo, Stage, StopReason, ThreadsInEffect};
 
 /// The hidden subcommand that runs one case.
@@ -115,6 +116,39 @@ pub struct Measurement {
     /// report, outside the timed chunks), and just after. How fast the machine itself was.
     #[serde(default)]
     pub reference_us: Vec<f64>,
+}
+
+impl Measurement {
+    /// The values of a measurement read back from a journal: every number usable, samples
+    /// not negative, the chosen probe one of the probes.
+    pub fn check_values(&self, c: &mut Checker) {
+        scan(self, c);
+        if !matches!(self.scenario, Some(ScenarioRaw::Server(_))) {
+            c.samples("samples_ms", &self.samples_ms);
+        }
+        c.at("stage_samples_ms", |c| {
+            for (i, (_, xs)) in self.stage_samples_ms.iter().enumerate() {
+                c.item(i, |c| c.samples("1", xs));
+            }
+        });
+        c.non_negative("measured_s", self.measured_s);
+        c.non_negative("warmup_s", self.warmup_s);
+        c.non_negative("noise", self.noise);
+        c.at("reference_us", |c| {
+            for (i, &x) in self.reference_us.iter().enumerate() {
+                if x < 0.0 {
+                    c.item(i, |c| c.problem(format!("must not be negative, got {x}")));
+                }
+            }
+        });
+        if let Some(ScenarioRaw::Server(s)) = &self.scenario {
+            c.at("server", |c| {
+                if s.chosen.is_some_and(|k| k >= s.probes.len()) {
+                    c.problem_at("chosen", format!("there are {} probes", s.probes.len()));
+                }
+            });
+        }
+    }
 }
 
 pub(super) fn send(out: &mut impl Write, message: &WorkerMessage) {
