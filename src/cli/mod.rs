@@ -99,8 +99,28 @@ impl<T, E: Into<anyhow::Error>> ExitWith<T> for Result<T, E> {
 
 /// Parses arguments, runs the command, and returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
-    match dispatch(cli.command) {
+    finish(dispatch(Cli::parse().command))
+}
+
+/// Runs the command line `args` (the program name first) in this process, as `main` does,
+/// and returns its exit code: for tests that drive many command lines without starting a
+/// process for each. A command that starts workers still needs the real binary.
+pub fn run_args<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    match Cli::try_parse_from(args) {
+        Ok(cli) => finish(dispatch(cli.command)),
+        Err(e) => {
+            let _ = e.print();
+            e.exit_code()
+        }
+    }
+}
+
+fn finish(outcome: Result<i32, Failure>) -> i32 {
+    match outcome {
         Ok(code) => code,
         Err(Failure { code, error }) => {
             eprintln!("error: {error:#}");
