@@ -357,3 +357,39 @@ fn a_run_where_every_case_failed_still_renders_with_every_chart_left_out() {
     report::write(&r, dir.path()).unwrap();
     check_written(&r, dir.path());
 }
+
+/// A run with fourteen variants, more than the ten colours of the base palette: the radar
+/// keeps only each run's Pareto front and baselines and names every variant it leaves out,
+/// on the page too; every chart still draws.
+#[test]
+fn fourteen_variants_the_radar_shows_the_front_and_baselines_and_names_the_rest() {
+    let d = common::many_variants(14);
+    let r = report::build(&d).unwrap();
+    let radar = r
+        .charts
+        .iter()
+        .find(|c| c.file == "radar.png")
+        .expect("the radar is drawn");
+    let (_, note) = radar
+        .caption
+        .split_once("left out")
+        .unwrap_or_else(|| panic!("no note on left-out variants: {}", radar.caption));
+    // v00, v03, ... trade accuracy for speed; the others, v13 too (the MLP's baseline is
+    // faster and more accurate), are beaten on both.
+    let on_front = [0, 3, 6, 9, 12];
+    for i in 0..14 {
+        let name = format!("v{i:02} ·");
+        assert_eq!(
+            note.contains(&name),
+            !on_front.contains(&i),
+            "{name} in the note: {note}"
+        );
+    }
+    assert!(!note.contains("baseline ·"), "baselines stay: {note}");
+    assert!(r.html.contains(note), "the note is on the page: {note}");
+    for c in &r.charts {
+        let (w, h, _) = decode(&c.png);
+        assert_eq!((w, h), (c.width, c.height), "{}", c.file);
+    }
+    assert!(r.charts.iter().any(|c| c.file == "quality-latency.png"));
+}

@@ -224,3 +224,38 @@ pub fn with_roofline_and_profile(d: &mut ReportData) {
         .unwrap_or_default();
     first.case.profile = Some(profile::summarize(raw, 1, &samples));
 }
+
+/// The fixture with `n` derived CNN variants beside its baselines, each a little faster or
+/// smaller than the one before and some less accurate, so that a few lie on the Pareto front
+/// and most do not: a report with more variants than any palette has colours.
+pub fn many_variants(n: usize) -> ReportData {
+    let mut d = plain();
+    let cnn_params = d.cases[0].case.model.params as u64;
+    for c in &mut d.cases {
+        let params = c.case.model.params as u64;
+        c.quality = if c.case.model_name == "cnn" {
+            quality(0.981, 7, params, None, 1.0)
+        } else {
+            quality(0.953, 17, params, None, 1.0)
+        };
+    }
+    for i in 0..n {
+        let speed = 0.95 - 0.05 * i as f64;
+        // Every third variant is on the front; the others lose accuracy for nothing.
+        let accuracy = if i % 3 == 0 {
+            0.978 - 0.002 * i as f64
+        } else {
+            0.93 - 0.002 * i as f64
+        };
+        let v = derive(
+            &d,
+            "cnn",
+            &format!("v{i:02}"),
+            speed,
+            1.0 + i as f64 * 0.25,
+            quality(accuracy, 8 + i as u64, cnn_params, None, 1.0),
+        );
+        d.cases.extend(v);
+    }
+    d
+}

@@ -3,7 +3,7 @@
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
-use super::text::{self, style};
+use super::text::style;
 
 use super::super::axis::{CategoryAxis, ValueAxis};
 use super::super::data::{pareto_front, CaseView, ReportData, ScoreKind};
@@ -199,7 +199,8 @@ fn cost_chart(
         ));
     }
     let height = 760 + legend_height(&legend);
-    chart(file, title, caption, height, |root| {
+    let unnamed = std::cell::Cell::new(0);
+    let mut drawn = chart(file, title, caption, height, |root| {
         let body = frame(root, title, &legend)?;
         let mut ch = ChartBuilder::on(&body)
             .margin(20)
@@ -273,12 +274,15 @@ fn cost_chart(
             })
             .collect();
         let (xr, yr) = ch.plotting_area().get_pixel_range();
-        let spots = place_labels(&labels, (xr.start, yr.start, xr.end, yr.end));
-        for (l, (at, h, v)) in labels.iter().zip(spots) {
-            text::draw(root, &l.text, at, l.style.at(h, v))?;
-        }
+        unnamed.set(draw_labels(
+            root,
+            &labels,
+            (xr.start, yr.start, xr.end, yr.end),
+        )?);
         Ok(())
-    })
+    })?;
+    drawn.caption.push_str(&unnamed_note(unnamed.get()));
+    Ok(drawn)
 }
 
 /// Weight bytes, compression rate and parameter counts of one variant.

@@ -164,8 +164,79 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(0xBA, 0xB0, 0xAC),
 ];
 
+/// How many series [`color`] tells apart; beyond it colours repeat.
+pub(crate) const COLORS: usize = 96;
+
+/// The colour of series `i`: Tableau 10 first, then, for charts with more series, colours
+/// picked from an HSL grid one at a time, each the farthest from every colour before it, so
+/// that no two of the first [`COLORS`] series share a colour.
 pub(crate) fn color(i: usize) -> RGBColor {
-    PALETTE[i % PALETTE.len()]
+    static EXTENDED: std::sync::OnceLock<Vec<RGBColor>> = std::sync::OnceLock::new();
+    let all = EXTENDED.get_or_init(|| extend_palette(COLORS));
+    all[i % all.len()]
+}
+
+/// `n` colours: the palette, then grid colours by farthest-point selection.
+fn extend_palette(n: usize) -> Vec<RGBColor> {
+    // Saturation and lightness pairs dark enough to read on white, light enough to tell apart.
+    const SHADES: [(f64, f64); 4] = [(0.70, 0.45), (0.55, 0.33), (0.60, 0.58), (0.40, 0.48)];
+    let mut candidates: Vec<RGBColor> = (0..36)
+        .flat_map(|h| SHADES.map(|(s, l)| hsl(f64::from(h) * 10.0, s, l)))
+        .collect();
+    let mut out: Vec<RGBColor> = PALETTE.to_vec();
+    // Each candidate's distance to the nearest colour chosen so far.
+    let mut nearest: Vec<f64> = candidates
+        .iter()
+        .map(|c| {
+            out.iter()
+                .map(|o| distance(*c, *o))
+                .fold(f64::MAX, f64::min)
+        })
+        .collect();
+    while out.len() < n && !candidates.is_empty() {
+        let (k, _) = nearest
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .expect("candidates remain");
+        let pick = candidates.swap_remove(k);
+        nearest.swap_remove(k);
+        for (c, d) in candidates.iter().zip(nearest.iter_mut()) {
+            *d = d.min(distance(*c, pick));
+        }
+        out.push(pick);
+    }
+    out
+}
+
+/// A colour from hue (degrees), saturation and lightness (0 to 1).
+fn hsl(h: f64, s: f64, l: f64) -> RGBColor {
+    let c = (1.0 - (2.0 * l - 1.0).abs()) * s;
+    let hp = (h % 360.0) / 60.0;
+    let x = c * (1.0 - (hp % 2.0 - 1.0).abs());
+    let (r, g, b) = match hp as u32 {
+        0 => (c, x, 0.0),
+        1 => (x, c, 0.0),
+        2 => (0.0, c, x),
+        3 => (0.0, x, c),
+        4 => (x, 0.0, c),
+        _ => (c, 0.0, x),
+    };
+    let m = l - c / 2.0;
+    let byte = |v: f64| ((v + m) * 255.0).round().clamp(0.0, 255.0) as u8;
+    RGBColor(byte(r), byte(g), byte(b))
+}
+
+/// How far apart two colours look: Euclidean RGB distance weighted by the mean red level
+/// (the "redmean" approximation of perceived difference).
+fn distance(a: RGBColor, b: RGBColor) -> f64 {
+    let rm = (f64::from(a.0) + f64::from(b.0)) / 2.0;
+    let (dr, dg, db) = (
+        f64::from(a.0) - f64::from(b.0),
+        f64::from(a.1) - f64::from(b.1),
+        f64::from(a.2) - f64::from(b.2),
+    );
+    ((2.0 + rm / 256.0) * dr * dr + 4.0 * dg * dg + (2.0 + (255.0 - rm) / 256.0) * db * db).sqrt()
 }
 
 /// `c` blended with white: `f` = 1 keeps it, 0 gives white.
@@ -476,72 +547,150 @@ struct PointLabel {
     style: text::Style,
 }
 
-/// Places labels beside their points so that no two overlap and none leaves `bounds`
-/// (x0, y0, x1, y1): for each label in order, the first free spot among right/left, above/below
-/// and then further up or down; if none is free, the one overlapping least. Returns each
-/// label's anchor and alignment.
-fn place_labels(
-    labels: &[PointLabel],
-    bounds: (i32, i32, i32, i32),
-) -> Vec<((i32, i32), HPos, VPos)> {
-    type Rect = (i32, i32, i32, i32);
-    let overlap = |a: Rect, b: Rect| {
-        let w = (a.2.min(b.2) - a.0.max(b.0)).max(0);
-        let h = (a.3.min(b.3) - a.1.max(b.1)).max(0);
-        w * h
+/// A pixel rectangle (x0, y0, x1, y1).
+type Rect = (i32, i32, i32, i32);
+
+/// Where a label went: its anchor and alignment, the box it covers, and whether it sits away
+/// from its point (then a leader line joins them).
+#[derive(Clone, Copy)]
+struct Placed {
+    at: (i32, i32),
+    h: HPos,
+    v: VPos,
+    rect: Rect,
+    leader: bool,
+}
+
+fn overlap(a: Rect, b: Rect) -> i64 {
+    let w = i64::from((a.2.min(b.2) - a.0.max(b.0)).max(0));
+    let h = i64::from((a.3.min(b.3) - a.1.max(b.1)).max(0));
+    w * h
+}
+
+/// Places labels beside their points so that no label overlaps another label or another
+/// point, and none leaves `bounds`: for each label in order, the first free spot among
+/// right/left, above/below, then further up or down, then farther out in eight directions
+/// with a leader line. A label with no free spot is left out (`None`) rather than drawn over
+/// its neighbours.
+fn place_labels(labels: &[PointLabel], bounds: Rect) -> Vec<Option<Placed>> {
+    let circle = |l: &PointLabel| {
+        let (x, y, r) = (l.center.0, l.center.1, l.radius);
+        (x - r, y - r, x + r, y + r)
     };
-    let mut taken: Vec<Rect> = labels
-        .iter()
-        .map(|l| {
-            let (x, y, r) = (l.center.0, l.center.1, l.radius);
-            (x - r, y - r, x + r, y + r)
-        })
-        .collect();
+    let points: Vec<Rect> = labels.iter().map(circle).collect();
+    let mut taken: Vec<Rect> = Vec::new();
     let mut out = Vec::new();
-    for l in labels {
+    for (n, l) in labels.iter().enumerate() {
         let w = text::width(&l.text, l.style.size as u32) as i32;
         let h = text::height(l.style.size as u32) as i32;
         let (cx, cy, r) = (l.center.0, l.center.1, l.radius * 7 / 10 + 3);
-        let mut candidates: Vec<((i32, i32), HPos, VPos)> = vec![
-            ((cx + r, cy - r), HPos::Left, VPos::Bottom),
-            ((cx + r, cy + r), HPos::Left, VPos::Top),
-            ((cx - r, cy - r), HPos::Right, VPos::Bottom),
-            ((cx - r, cy + r), HPos::Right, VPos::Top),
+        let mut candidates: Vec<((i32, i32), HPos, VPos, bool)> = vec![
+            ((cx + r, cy - r), HPos::Left, VPos::Bottom, false),
+            ((cx + r, cy + r), HPos::Left, VPos::Top, false),
+            ((cx - r, cy - r), HPos::Right, VPos::Bottom, false),
+            ((cx - r, cy + r), HPos::Right, VPos::Top, false),
         ];
         for k in 1..6 {
-            candidates.push(((cx + r, cy - r - k * (h + 2)), HPos::Left, VPos::Bottom));
-            candidates.push(((cx + r, cy + r + k * (h + 2)), HPos::Left, VPos::Top));
-            candidates.push(((cx - r, cy - r - k * (h + 2)), HPos::Right, VPos::Bottom));
-            candidates.push(((cx - r, cy + r + k * (h + 2)), HPos::Right, VPos::Top));
+            let leader = k > 1;
+            let up = cy - r - k * (h + 2);
+            let down = cy + r + k * (h + 2);
+            candidates.push(((cx + r, up), HPos::Left, VPos::Bottom, leader));
+            candidates.push(((cx + r, down), HPos::Left, VPos::Top, leader));
+            candidates.push(((cx - r, up), HPos::Right, VPos::Bottom, leader));
+            candidates.push(((cx - r, down), HPos::Right, VPos::Top, leader));
         }
-        let rect_of = |c: &((i32, i32), HPos, VPos)| -> Rect {
-            let ((x, y), hp, vp) = *c;
-            let x0 = if matches!(hp, HPos::Left) { x } else { x - w };
-            let y0 = if matches!(vp, VPos::Top) { y } else { y - h };
+        for reach in [2, 3, 4, 6, 8] {
+            let d = reach * (h + 4);
+            for (dx, dy) in [
+                (1, 0),
+                (-1, 0),
+                (0, -1),
+                (0, 1),
+                (1, -1),
+                (-1, -1),
+                (1, 1),
+                (-1, 1),
+            ] {
+                let hp = match dx {
+                    1 => HPos::Left,
+                    -1 => HPos::Right,
+                    _ => HPos::Center,
+                };
+                let vp = match dy {
+                    -1 => VPos::Bottom,
+                    1 => VPos::Top,
+                    _ => VPos::Center,
+                };
+                candidates.push(((cx + dx * (r + d), cy + dy * (r + d)), hp, vp, true));
+            }
+        }
+        let rect_of = |&((x, y), hp, vp, _): &((i32, i32), HPos, VPos, bool)| -> Rect {
+            let x0 = match hp {
+                HPos::Left => x,
+                HPos::Center => x - w / 2,
+                HPos::Right => x - w,
+            };
+            let y0 = match vp {
+                VPos::Top => y,
+                VPos::Center => y - h / 2,
+                VPos::Bottom => y - h,
+            };
             (x0, y0, x0 + w, y0 + h)
         };
         let inside =
             |r: Rect| r.0 >= bounds.0 && r.1 >= bounds.1 && r.2 <= bounds.2 && r.3 <= bounds.3;
-        let own = (cx - l.radius, cy - l.radius, cx + l.radius, cy + l.radius);
-        let cost = |c: &((i32, i32), HPos, VPos)| {
-            let r = rect_of(c);
-            let clash: i32 = taken
-                .iter()
-                .filter(|t| **t != own)
-                .map(|t| overlap(r, *t))
-                .sum();
-            clash + if inside(r) { 0 } else { w * h * 4 }
+        let free = |rect: Rect| {
+            inside(rect)
+                && taken.iter().all(|t| overlap(rect, *t) == 0)
+                && points
+                    .iter()
+                    .enumerate()
+                    .all(|(m, p)| m == n || overlap(rect, *p) == 0)
         };
-        let best = candidates
+        let spot = candidates
             .iter()
-            .find(|c| cost(c) == 0)
-            .or_else(|| candidates.iter().min_by_key(|c| cost(c)))
-            .copied()
-            .expect("candidates exist");
-        taken.push(rect_of(&best));
-        out.push(best);
+            .find(|c| free(rect_of(c)))
+            .map(|c| Placed {
+                at: c.0,
+                h: c.1,
+                v: c.2,
+                rect: rect_of(c),
+                leader: c.3,
+            });
+        if let Some(p) = spot {
+            taken.push(p.rect);
+        }
+        out.push(spot);
     }
     out
+}
+
+/// Places `labels` (as [`place_labels`]) and draws them on `root`, each away from its point
+/// joined to it by a thin line; returns how many found no free spot and were left out.
+fn draw_labels(root: &Area<'_>, labels: &[PointLabel], bounds: Rect) -> DrawResult<usize> {
+    let spots = place_labels(labels, bounds);
+    for (l, spot) in labels.iter().zip(&spots) {
+        let Some(p) = spot else { continue };
+        if p.leader {
+            let (x, y) = l.center;
+            let near = (x.clamp(p.rect.0, p.rect.2), y.clamp(p.rect.1, p.rect.3));
+            root.draw(&PathElement::new(
+                vec![l.center, near],
+                GREY.stroke_width(1),
+            ))?;
+        }
+        text::draw(root, &l.text, p.at, l.style.at(p.h, p.v))?;
+    }
+    Ok(spots.iter().filter(|s| s.is_none()).count())
+}
+
+/// The caption's note on labels left out for lack of room (empty when none were).
+fn unnamed_note(count: usize) -> String {
+    match count {
+        0 => String::new(),
+        1 => " One crowded point is left unnamed rather than drawn over its neighbours; the tables below name every case.".into(),
+        n => format!(" {n} crowded points are left unnamed rather than drawn over their neighbours; the tables below name every case."),
+    }
 }
 
 /// y of row `i` of `n` on a [`super::axis::CategoryAxis`], the first row at the top.
@@ -575,6 +724,69 @@ mod tests {
     fn slugs_are_file_names() {
         assert_eq!(slug("cnn-q8 [B]"), "cnn-q8-b");
         assert_eq!(slug("mlp_pruned.50"), "mlp-pruned-50");
+    }
+
+    /// Charts with 12 or more series (variants on the radar, targets, load curves) give each
+    /// its own colour: the first `COLORS` are distinct, and the first 24 clearly so.
+    #[test]
+    fn every_series_of_a_chart_has_its_own_colour() {
+        let colors: Vec<RGBColor> = (0..COLORS).map(color).collect();
+        for i in 0..COLORS {
+            for j in 0..i {
+                assert_ne!(colors[i], colors[j], "series {i} and {j}");
+                if i < 24 {
+                    let d = distance(colors[i], colors[j]);
+                    assert!(d > 60.0, "series {i} and {j} look alike: {d:.0}");
+                }
+            }
+        }
+        assert_eq!(color(0), PALETTE[0], "the first ten are Tableau 10");
+        assert_eq!(color(9), PALETTE[9]);
+        assert_eq!(hsl(120.0, 1.0, 0.5), RGBColor(0, 255, 0));
+    }
+
+    /// Fourteen variants' points, most of them crowded into a corner as on a Pareto chart:
+    /// every label that is drawn keeps clear of the other labels and of the other points,
+    /// stays inside the plot, and the front's labels (placed first) are all drawn.
+    #[test]
+    fn crowded_point_labels_do_not_overlap_their_neighbours() {
+        let labels: Vec<PointLabel> = (0..14)
+            .map(|i| PointLabel {
+                center: (300 + (i % 5) * 14, 200 + (i / 5) * 12 + (i % 3) * 5),
+                radius: 6 + (i % 4) * 3,
+                text: format!("variant-{i} · cpu-t4"),
+                style: style(LABEL_SIZE),
+            })
+            .collect();
+        let bounds = (100, 50, 900, 600);
+        let spots = place_labels(&labels, bounds);
+        let placed: Vec<(usize, Rect)> = spots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.map(|p| (i, p.rect)))
+            .collect();
+        assert!(
+            spots[..6].iter().all(Option::is_some),
+            "the first labels fit"
+        );
+        assert!(placed.len() >= 12, "only {} of 14 placed", placed.len());
+        for (k, &(i, a)) in placed.iter().enumerate() {
+            assert!(
+                a.0 >= bounds.0 && a.1 >= bounds.1 && a.2 <= bounds.2 && a.3 <= bounds.3,
+                "label {i} leaves the plot: {a:?}"
+            );
+            for &(j, b) in &placed[..k] {
+                assert_eq!(overlap(a, b), 0, "labels {i} and {j} overlap: {a:?} {b:?}");
+            }
+            for (j, l) in labels.iter().enumerate().filter(|(j, _)| *j != i) {
+                let (x, y, r) = (l.center.0, l.center.1, l.radius);
+                let point = (x - r, y - r, x + r, y + r);
+                assert_eq!(overlap(a, point), 0, "label {i} covers point {j}");
+            }
+        }
+        // A label with nowhere to go is left out, not drawn over the others.
+        let boxed_in = place_labels(&labels, (290, 190, 380, 250));
+        assert!(boxed_in.iter().any(Option::is_none));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use plotters::style::text_anchor::{HPos, VPos};
 
 use super::text::style;
 
-use super::super::data::ReportData;
+use super::super::data::{pareto_front, CaseView, ReportData};
 use super::super::format;
 use super::*;
 
@@ -36,9 +36,59 @@ fn normalise(raw: &[Option<f64>], higher_better: bool) -> (Vec<Option<f64>>, Opt
     (out, best)
 }
 
-/// The variants (names) and spokes of the radar; each run contributes its variants on the
-/// target where most of them were measured.
-pub(crate) fn radar_data(d: &ReportData) -> (Vec<String>, Vec<Spoke>) {
+/// What the radar shows: the variants' names, the spokes, and the variants left out.
+pub(crate) struct RadarData {
+    pub names: Vec<String>,
+    pub spokes: Vec<Spoke>,
+    /// Variants of the chosen targets that are neither on their run's Pareto front nor a
+    /// baseline: a dozen overlapping polygons would hide every shape.
+    pub left_out: Vec<String>,
+}
+
+/// Of `picked`, each run's Pareto members (quality against median latency; without quality
+/// figures, weight bytes against median latency) and its baselines, in order; and the rest.
+fn front_and_baselines<'a>(
+    d: &ReportData,
+    picked: Vec<&'a CaseView>,
+) -> (Vec<&'a CaseView>, Vec<&'a CaseView>) {
+    let kind = d.score_kind();
+    let mut keep = vec![false; picked.len()];
+    for run in 0..d.runs.len() {
+        let idx: Vec<usize> = (0..picked.len())
+            .filter(|&i| picked[i].run == run)
+            .collect();
+        let points: Vec<(f64, f64)> = idx
+            .iter()
+            .map(|&i| {
+                let c = picked[i];
+                let merit = match kind {
+                    Some(k) => k.of(&c.quality).unwrap_or(f64::NAN),
+                    None => -(c.case.model.weight_bytes as f64),
+                };
+                (c.p50().unwrap_or(f64::NAN), merit)
+            })
+            .collect();
+        for j in pareto_front(&points) {
+            keep[idx[j]] = true;
+        }
+        for &i in &idx {
+            keep[i] |= picked[i].case.variant == "baseline";
+        }
+    }
+    let (mut shown, mut rest) = (Vec::new(), Vec::new());
+    for (c, k) in picked.into_iter().zip(keep) {
+        if k {
+            shown.push(c);
+        } else {
+            rest.push(c);
+        }
+    }
+    (shown, rest)
+}
+
+/// The variants (names) and spokes of the radar; each run contributes its Pareto members and
+/// baselines on the target where most of its variants were measured.
+pub(crate) fn radar_data(d: &ReportData) -> RadarData {
     let headline = d.headline();
     let mut picked = Vec::new();
     for run in 0..d.runs.len() {
@@ -65,10 +115,10 @@ pub(crate) fn radar_data(d: &ReportData) -> (Vec<String>, Vec<Spoke>) {
                 .copied(),
         );
     }
-    let names: Vec<String> = picked
-        .iter()
-        .map(|c| format!("{} · {}", d.variant_of(c), c.case.target))
-        .collect();
+    let label = |c: &CaseView| format!("{} · {}", d.variant_of(c), c.case.target);
+    let (picked, rest) = front_and_baselines(d, picked);
+    let left_out: Vec<String> = rest.into_iter().map(label).collect();
+    let names: Vec<String> = picked.iter().map(|c| label(c)).collect();
     let mut spokes = Vec::new();
     let p50: Vec<Option<f64>> = picked.iter().map(|c| c.p50()).collect();
     let (v, best) = normalise(&p50, false);
@@ -142,14 +192,30 @@ pub(crate) fn radar_data(d: &ReportData) -> (Vec<String>, Vec<Spoke>) {
             });
         }
     }
-    (names, spokes)
+    RadarData {
+        names,
+        spokes,
+        left_out,
+    }
 }
 
 pub fn radar(d: &ReportData) -> Result<Outcome, String> {
     const TITLE: &str = "Variants at a glance: normalised speed, throughput, size, energy, quality";
-    let (names, spokes) = radar_data(d);
+    let RadarData {
+        names,
+        spokes,
+        left_out,
+    } = radar_data(d);
     if names.len() < 2 {
-        return omitted(TITLE, "needs at least two measured variants to compare");
+        let why = if left_out.is_empty() {
+            "needs at least two measured variants to compare".to_string()
+        } else {
+            format!(
+                "needs at least two variants on the Pareto front or baselines; the others ({}) are dominated",
+                left_out.join(", ")
+            )
+        };
+        return omitted(TITLE, why);
     }
     if spokes.len() < 3 {
         return omitted(TITLE, "needs at least three figures per variant");
@@ -168,7 +234,7 @@ pub fn radar(d: &ReportData) -> Result<Outcome, String> {
             ""
         },
         if missing { " A variant without a figure sits at 0 on that axis." } else { "" }
-    );
+    ) + &left_out_note(&left_out, d.score_kind().is_some());
     let height = 880 + legend_height(&legend);
     let png = chart("radar.png", TITLE, caption, height, |root| {
         let body = frame(root, TITLE, &legend)?;
@@ -257,6 +323,18 @@ pub fn radar(d: &ReportData) -> Result<Outcome, String> {
         Ok(())
     })?;
     Ok(Outcome::Drawn(vec![png]))
+}
+
+/// The caption's note naming the variants the radar leaves out.
+fn left_out_note(left_out: &[String], scored: bool) -> String {
+    if left_out.is_empty() {
+        return String::new();
+    }
+    format!(
+        " Shown: each run's Pareto front ({} against median latency) and its baseline; left out, as another shown variant beats each on both: {}.",
+        if scored { "quality" } else { "weight bytes" },
+        left_out.join(", ")
+    )
 }
 
 #[cfg(test)]

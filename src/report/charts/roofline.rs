@@ -4,7 +4,7 @@
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
-use super::text::{self, style};
+use super::text::style;
 
 use super::super::axis::ValueAxis;
 use super::super::data::{CaseView, ReportData};
@@ -227,7 +227,8 @@ pub fn roofline(d: &ReportData) -> Result<Outcome, String> {
     ));
     let height = 780 + legend_height(&legend);
     let caption = "Log-log. Each roof is the machine's measured peaks at one thread count (`inferbench env --peaks`): the flat part is the best f32 matmul rate with candle, the sloped part the best copy bandwidth times arithmetic intensity. Each point is a case: FLOPs per inference (multiply-adds x 2) x inferences per second, against FLOPs per byte moved under the traffic model (every layer's weights once, its input and output activations once; README: \"Roofline\"). A point's distance below its roof is its efficiency, written after its name. Quantized variants are held against the f32 matmul peak.".to_string();
-    let png = chart("roofline.png", TITLE, caption, height, |root| {
+    let unnamed = std::cell::Cell::new(0);
+    let mut png = chart("roofline.png", TITLE, caption, height, |root| {
         let body = frame(root, TITLE, &legend)?;
         let mut ch = ChartBuilder::on(&body)
             .margin(20)
@@ -266,11 +267,13 @@ pub fn roofline(d: &ReportData) -> Result<Outcome, String> {
             })
             .collect();
         let (xr, yr) = ch.plotting_area().get_pixel_range();
-        let spots = place_labels(&labels, (xr.start, yr.start, xr.end, yr.end));
-        for (l, (at, h, v)) in labels.iter().zip(spots) {
-            text::draw(root, &l.text, at, l.style.at(h, v))?;
-        }
+        unnamed.set(draw_labels(
+            root,
+            &labels,
+            (xr.start, yr.start, xr.end, yr.end),
+        )?);
         Ok(())
     })?;
+    png.caption.push_str(&unnamed_note(unnamed.get()));
     Ok(Outcome::Drawn(vec![png]))
 }
