@@ -656,7 +656,7 @@ fn a_journal_with_impossible_values_is_refused_naming_the_line_and_the_field() {
 #[test]
 fn mutated_journals_never_panic_or_hang() {
     let total = env_number("INFERBENCH_FUZZ_MUTATIONS", 2000) as usize / 2;
-    let resumed = 24;
+    let resumed = 48;
     let dir = scratch();
     let mut rng = ChaCha8Rng::seed_from_u64(seed() ^ 0x6a6f75726e616c);
     let mut findings = Findings::default();
@@ -721,6 +721,10 @@ fn binary(args: &[&str], cwd: &Path) -> Result<i32, String> {
     }
 }
 
+/// Mutations of each run file run through the binary (each by three or four commands: a
+/// few hundred processes in all).
+const BINARY_SAMPLE: usize = 16;
+
 #[test]
 fn a_sample_of_mutated_run_files_through_the_binary() {
     let dir = scratch();
@@ -732,7 +736,7 @@ fn a_sample_of_mutated_run_files_through_the_binary() {
         let base: Value = serde_json::from_str(&text).unwrap();
         let mut all = Vec::new();
         paths(&base, &mut Vec::new(), &mut all);
-        for i in 0..6 {
+        for i in 0..BINARY_SAMPLE {
             let m = mutate(&base, &text, &all, &mut rng);
             let path = dir.path().join(format!("b{k}-{i}.json"));
             std::fs::File::create(&path)
