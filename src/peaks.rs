@@ -315,10 +315,19 @@ mod tests {
         };
         let path = store(dir.path(), &peaks).unwrap();
         assert_eq!(path, cache_path(dir.path(), &peaks.fingerprint));
-        assert_eq!(load_cached(dir.path(), &env).unwrap(), Some(peaks));
+        assert_eq!(load_cached(dir.path(), &env).unwrap(), Some(peaks.clone()));
         std::fs::write(&path, "{ not json").unwrap();
         let err = load_cached(dir.path(), &env).unwrap_err().to_string();
         assert!(err.contains(&path.display().to_string()), "{err}");
+        // A hand-edited cache with impossible peaks is refused, naming the value.
+        let mut bad = peaks.clone();
+        bad.by_threads[0].threads = 0;
+        bad.by_threads[0].matmul_gflops = -50.0;
+        store(dir.path(), &bad).unwrap();
+        let err = load_cached(dir.path(), &env).unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains("`by_threads[0].threads`"), "{err}");
+        assert!(err.contains("`by_threads[0].matmul_gflops`"), "{err}");
     }
 
     /// Both measurements run at tiny sizes and give positive, finite rates.
