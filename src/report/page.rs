@@ -9,10 +9,10 @@ use minijinja::{Environment, Value};
 use serde::Serialize;
 
 use super::charts::{Chart, Omitted};
-use super::data::{short, ReportData};
+use super::data::{short, ReportData, ScoreKind};
 use super::findings::Finding;
 use super::format;
-use crate::schema::{CaseStatus, RunStatus};
+use crate::schema::{CaseStatus, EnergyInfo, RunStatus};
 
 const PAGE: &str = include_str!("templates/report.html");
 const SUMMARY: &str = include_str!("templates/summary.md");
@@ -181,10 +181,45 @@ fn status_str(s: RunStatus) -> &'static str {
 }
 
 fn context(d: &ReportData, findings: &[Finding], charts: &[Chart], omitted: &[Omitted]) -> Context {
+    let kind = d.score_kind();
+    let estimate = energy_estimate(d);
+    Context {
+        title: title(d),
+        description: d
+            .runs
+            .first()
+            .map(|r| r.run.suite.description.clone())
+            .unwrap_or_default(),
+        several: d.several_runs(),
+        runs: run_rows(d),
+        env: env_rows(d),
+        warnings: d.comparability(),
+        findings: findings.to_vec(),
+        rows: case_rows(d, kind),
+        has_quality: kind.is_some(),
+        any_estimate: estimate.is_some(),
+        estimate_note: estimate.map(estimate_note),
+        charts: chart_rows(charts),
+        omitted: omitted_rows(omitted),
+        cold: cold_rows(d),
+        roofline: roofline_rows(d),
+        peaks_note: peaks_note(d),
+        profiles: profile_sections(d),
+        server: server_rows(d),
+        renderer: format!("inferbench {}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+/// "inferbench report: a vs b", one name per suite in a row of runs.
+fn title(d: &ReportData) -> String {
     let mut suites: Vec<&str> = d.runs.iter().map(|r| r.run.suite.name.as_str()).collect();
     suites.dedup();
-    let runs = d
-        .runs
+    format!("inferbench report: {}", suites.join(" vs "))
+}
+
+/// One entry per run: where it came from, when, on what machine, with which settings.
+fn run_rows(d: &ReportData) -> Vec<RunCtx> {
+    d.runs
         .iter()
         .map(|r| {
             let run = &r.run;
@@ -234,17 +269,21 @@ fn context(d: &ReportData, findings: &[Finding], charts: &[Chart], omitted: &[Om
                 ),
             }
         })
-        .collect();
-    let env_rows: Vec<Vec<(&'static str, String)>> =
+        .collect()
+}
+
+/// The environment table: one row per field, one value per run, differing values marked.
+fn env_rows(d: &ReportData) -> Vec<EnvRow> {
+    let per_run: Vec<Vec<(&'static str, String)>> =
         d.runs.iter().map(|r| r.run.environment.rows()).collect();
-    let env = env_rows
+    per_run
         .first()
         .map(|first| {
             first
                 .iter()
                 .enumerate()
                 .map(|(i, (field, _))| {
-                    let values: Vec<String> = env_rows
+                    let values: Vec<String> = per_run
                         .iter()
                         .map(|rows| rows.get(i).map(|r| r.1.clone()).unwrap_or_else(dash))
                         .collect();
@@ -257,10 +296,12 @@ fn context(d: &ReportData, findings: &[Finding], charts: &[Chart], omitted: &[Om
                 })
                 .collect()
         })
-        .unwrap_or_default();
-    let kind = d.score_kind();
-    let rows = d
-        .cases
+        .unwrap_or_default()
+}
+
+/// The results table: one row per case.
+fn case_rows(d: &ReportData, kind: Option<ScoreKind>) -> Vec<Row> {
+    d.cases
         .iter()
         .map(|c| {
             let k = &c.case;
@@ -308,22 +349,31 @@ fn context(d: &ReportData, findings: &[Finding], charts: &[Chart], omitted: &[Om
                 reason: k.error.clone().unwrap_or_default(),
             }
         })
-        .collect();
-    let estimate = d
-        .cases
+        .collect()
+}
+
+/// The first case whose energy is an estimate, if any: the page marks estimates and says how
+/// they were made.
+fn energy_estimate(d: &ReportData) -> Option<&EnergyInfo> {
+    d.cases
         .iter()
         .filter_map(|c| c.case.energy.as_ref())
-        .find(|e| e.method.is_estimate());
-    let estimate_note = estimate.map(|e| {
-        format!(
-            "~ marks ESTIMATED energy (method estimate-tdp): the worker's CPU time x TDP per hardware thread{}; not a measurement.",
-            e.estimate
-                .as_ref()
-                .map(|t| format!(", TDP from {}", t.source))
-                .unwrap_or_default()
-        )
-    });
-    let charts = charts
+        .find(|e| e.method.is_estimate())
+}
+
+fn estimate_note(e: &EnergyInfo) -> String {
+    format!(
+        "~ marks ESTIMATED energy (method estimate-tdp): the worker's CPU time x TDP per hardware thread{}; not a measurement.",
+        e.estimate
+            .as_ref()
+            .map(|t| format!(", TDP from {}", t.source))
+            .unwrap_or_default()
+    )
+}
+
+/// The charts, each PNG inlined as a data URL.
+fn chart_rows(charts: &[Chart]) -> Vec<ChartCtx> {
+    charts
         .iter()
         .map(|c| ChartCtx {
             id: c.file.trim_end_matches(".png").to_string(),
@@ -337,9 +387,23 @@ fn context(d: &ReportData, findings: &[Finding], charts: &[Chart], omitted: &[Om
                 base64::engine::general_purpose::STANDARD.encode(&c.png)
             ),
         })
-        .collect();
-    let cold = d
-        .cases
+        .collect()
+}
+
+/// The charts not drawn, each with why.
+fn omitted_rows(omitted: &[Omitted]) -> Vec<OmittedCtx> {
+    omitted
+        .iter()
+        .map(|o| OmittedCtx {
+            title: o.title.clone(),
+            why: o.why.clone(),
+        })
+        .collect()
+}
+
+/// Cold start: loading, the first inference and the warm-up against the steady p50.
+fn cold_rows(d: &ReportData) -> Vec<ColdRow> {
+    d.cases
         .iter()
         .filter_map(|c| {
             let k = c.case.cold_start.as_ref()?;
@@ -365,9 +429,12 @@ fn context(d: &ReportData, findings: &[Finding], charts: &[Chart], omitted: &[Om
                     .unwrap_or_else(dash),
             })
         })
-        .collect();
-    let roofline = d
-        .cases
+        .collect()
+}
+
+/// The roofline table: each case placed against the machine's measured peaks.
+fn roofline_rows(d: &ReportData) -> Vec<RoofRow> {
+    d.cases
         .iter()
         .filter_map(|c| {
             let r = c.case.roofline.as_ref()?;
@@ -382,8 +449,12 @@ fn context(d: &ReportData, findings: &[Finding], charts: &[Chart], omitted: &[Om
                 efficiency: format!("{:.1}%", r.efficiency * 100.0),
             })
         })
-        .collect();
-    let peaks_note = d
+        .collect()
+}
+
+/// The peaks each run was placed against, as one line.
+fn peaks_note(d: &ReportData) -> Option<String> {
+    let notes = d
         .runs
         .iter()
         .filter_map(|r| {
@@ -411,9 +482,12 @@ fn context(d: &ReportData, findings: &[Finding], charts: &[Chart], omitted: &[Om
             Some(format!("{run}measured peaks: {}", each.join("; ")))
         })
         .collect::<Vec<_>>();
-    let peaks_note = (!peaks_note.is_empty()).then(|| peaks_note.join(". "));
-    let profiles = d
-        .cases
+    (!notes.is_empty()).then(|| notes.join(". "))
+}
+
+/// One per-layer profile table per profiled case.
+fn profile_sections(d: &ReportData) -> Vec<ProfileCtx> {
+    d.cases
         .iter()
         .filter_map(|c| {
             let p = c.case.profile.as_ref()?;
@@ -450,9 +524,12 @@ fn context(d: &ReportData, findings: &[Finding], charts: &[Chart], omitted: &[Om
                     .collect(),
             })
         })
-        .collect();
-    let server = d
-        .cases
+        .collect()
+}
+
+/// Server cases: offered and achieved load, what was served, latency, and the max-QPS search.
+fn server_rows(d: &ReportData) -> Vec<ServerRow> {
+    d.cases
         .iter()
         .filter_map(|c| {
             let s = c.case.server()?;
@@ -518,38 +595,7 @@ fn context(d: &ReportData, findings: &[Finding], charts: &[Chart], omitted: &[Om
                 search,
             })
         })
-        .collect();
-    Context {
-        title: format!("inferbench report: {}", suites.join(" vs ")),
-        description: d
-            .runs
-            .first()
-            .map(|r| r.run.suite.description.clone())
-            .unwrap_or_default(),
-        several: d.several_runs(),
-        runs,
-        env,
-        warnings: d.comparability(),
-        findings: findings.to_vec(),
-        rows,
-        has_quality: kind.is_some(),
-        any_estimate: estimate.is_some(),
-        estimate_note,
-        charts,
-        omitted: omitted
-            .iter()
-            .map(|o| OmittedCtx {
-                title: o.title.clone(),
-                why: o.why.clone(),
-            })
-            .collect(),
-        cold,
-        roofline,
-        peaks_note,
-        profiles,
-        server,
-        renderer: format!("inferbench {}", env!("CARGO_PKG_VERSION")),
-    }
+        .collect()
 }
 
 /// A Markdown table cell: no pipe or line break may end the cell early.
