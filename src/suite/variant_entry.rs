@@ -152,6 +152,49 @@ impl Validator {
             );
             return None;
         }
+        if !self.fields_apply(at, v, source) {
+            return None;
+        }
+        let e = EntryAt {
+            at,
+            v,
+            model,
+            own,
+            table,
+            source,
+            source_span,
+            has_data,
+            default_seed,
+        };
+        let made = match source {
+            "baseline" => Made {
+                weights: Some(baseline_weights(
+                    model,
+                    &format!("{}-{}", model.name, v.name.get_ref()),
+                )),
+                ..Made::of(Recipe::Baseline)
+            },
+            "file" => self.file_recipe(&e)?,
+            "quantize" => self.quantize_recipe(&e)?,
+            "prune" => self.prune_recipe(&e)?,
+            "distill" => self.distill_recipe(&e)?,
+            _ => self.compress_recipe(&e)?,
+        };
+        Some(Partial {
+            at: at.to_string(),
+            name: String::new(),
+            name_span: v.name.span(),
+            model: model.name.clone(),
+            recipe: made.recipe,
+            dep: made.dep,
+            own_arch: made.own_arch,
+            weights: made.weights,
+        })
+    }
+
+    /// Every field the entry sets must apply to its source; each one that does not is a
+    /// problem. True when all apply.
+    fn fields_apply(&mut self, at: &str, v: &VariantEntry, source: &str) -> bool {
         let present: [(&str, Option<Range<usize>>); 12] = [
             ("path", v.path.as_ref().map(|x| x.span())),
             ("from", v.from.as_ref().map(|x| x.span())),
@@ -193,240 +236,270 @@ impl Validator {
                 fields_ok = false;
             }
         }
-        if !fields_ok {
+        fields_ok
+    }
+
+    /// A field the entry's source needs is missing.
+    fn required(&mut self, e: &EntryAt<'_>, field: &str, example: &str) {
+        let source = e.source;
+        self.problem(
+            e.field(field),
+            e.source_span.clone(),
+            format!("a `{source}` variant needs `{field}`"),
+            Some(&format!("add `{example}`")),
+        );
+    }
+
+    fn file_recipe(&mut self, e: &EntryAt<'_>) -> Option<Made> {
+        let Some(p) = &e.v.path else {
+            self.required(e, "path", "path = \"weights.safetensors\"");
             return None;
-        }
-        let required = |this: &mut Self, field: &str, example: &str| {
-            this.problem(
-                format!("{at}.{field}"),
-                source_span.clone(),
-                format!("a `{source}` variant needs `{field}`"),
-                Some(&format!("add `{example}`")),
-            );
         };
-        let dep_of = |v: &Option<Spanned<String>>, field: &str| {
-            v.as_ref()
-                .map(|x| (x.get_ref().clone(), format!("{at}.{field}"), x.span()))
-        };
-        let mut own_arch = None;
-        let mut weights = None;
-        let mut dep = None;
-        let recipe = match source {
-            "baseline" => {
-                weights = Some(baseline_weights(
-                    model,
-                    &format!("{}-{}", model.name, v.name.get_ref()),
-                ));
-                Recipe::Baseline
-            }
-            "file" => {
-                let Some(p) = &v.path else {
-                    required(self, "path", "path = \"weights.safetensors\"");
-                    return None;
-                };
-                let path = self.weights_file(&format!("{at}.path"), p, &model.arch)?;
-                weights = Some(WeightSource::file(path.clone()));
-                Recipe::File { path }
-            }
-            "quantize" => {
-                let Some(d) = &v.dtype else {
-                    required(self, "dtype", "dtype = \"q8_0\"");
-                    return None;
-                };
-                let names: Vec<&str> = QuantDtype::ALL.iter().map(|d| d.as_str()).collect();
-                let dtype = self.word(&format!("{at}.dtype"), d, &names)?;
-                let (from, field, span) = dep_of(&v.from, "from").unwrap_or((
-                    "baseline".into(),
-                    format!("{at}.from"),
-                    source_span.clone(),
-                ));
-                dep = Some((field, span));
-                Recipe::Quantize {
-                    from,
-                    dtype: dtype.parse().expect("one of QuantDtype::ALL"),
-                }
-            }
-            "prune" => {
-                let method = match &v.method {
-                    None => Some(PruneMethod::Magnitude),
-                    Some(m) => {
-                        match self.word(&format!("{at}.method"), m, &["magnitude", "structured"]) {
-                            Some("structured") => Some(PruneMethod::Structured),
-                            Some(_) => Some(PruneMethod::Magnitude),
-                            None => None,
-                        }
-                    }
-                };
-                let sparsity = match &v.sparsity {
-                    None => {
-                        required(self, "sparsity", "sparsity = 0.5");
-                        None
-                    }
-                    Some(s) => self.fraction(
-                        &format!("{at}.sparsity"),
-                        s,
-                        false,
-                        "the fraction of weights (or channels) removed, as in 0.5 for 50%",
-                    ),
-                };
-                let scope = match &v.scope {
-                    None => Some(PruneScope::Layer),
-                    Some(s) => match self.word(&format!("{at}.scope"), s, &["layer", "global"]) {
-                        Some("global") if method == Some(PruneMethod::Structured) => {
-                            self.problem(
-                                format!("{at}.scope"),
-                                s.span(),
-                                "structured pruning removes the same share of every layer; `scope = \"global\"` applies to magnitude pruning",
-                                Some("remove `scope`, or use method = \"magnitude\""),
-                            );
-                            None
-                        }
-                        Some("global") => Some(PruneScope::Global),
-                        Some(_) => Some(PruneScope::Layer),
-                        None => None,
-                    },
-                };
-                let finetune = match &v.finetune {
-                    None => Some(None),
-                    Some(t) => {
-                        let spec = self.train_spec(&format!("{at}.finetune"), t, default_seed);
-                        if !self.needs_data(
-                            format!("{at}.finetune"),
-                            t.span(),
-                            "fine-tuning",
-                            has_data,
-                        ) {
-                            return None;
-                        }
-                        spec.map(Some)
-                    }
-                };
-                let (from, field, span) = dep_of(&v.from, "from").unwrap_or((
-                    "baseline".into(),
-                    format!("{at}.from"),
-                    source_span.clone(),
-                ));
-                dep = Some((field, span));
-                Recipe::Prune {
-                    from,
-                    method: method?,
-                    sparsity: sparsity?,
-                    scope: scope?,
-                    finetune: finetune?,
-                }
-            }
-            "distill" => {
-                let teacher = dep_of(&v.teacher, "teacher");
-                if teacher.is_none() {
-                    required(self, "teacher", "teacher = \"baseline\"");
-                }
-                let student = match &v.student {
-                    None => {
-                        required(
-                            self,
-                            "student",
-                            "student = { conv_channels = [8, 16], dense = [32] }",
-                        );
-                        None
-                    }
-                    Some(_) => {
-                        let changes = table.get_ref().get("student");
-                        self.arch_override(&format!("{at}.student"), model, own, changes)
-                    }
-                };
-                let temperature = match &v.temperature {
-                    None => Some(4.0),
-                    Some(t) => {
-                        self.positive(&format!("{at}.temperature"), t, "as in temperature = 4.0")
-                    }
-                };
-                let alpha = match &v.alpha {
-                    None => Some(0.7),
-                    Some(a) => {
-                        let x = *a.get_ref();
-                        if (0.0..=1.0).contains(&x) {
-                            Some(x)
-                        } else {
-                            self.problem(
-                                format!("{at}.alpha"),
-                                a.span(),
-                                format!("must be between 0 and 1, got {x}"),
-                                Some("alpha weights the soft-target loss, 1 - alpha the hard labels; as in alpha = 0.7"),
-                            );
-                            None
-                        }
-                    }
-                };
-                let train = self.recipe_train(at, v, source, &source_span, has_data, default_seed);
-                let (teacher, field, span) = teacher?;
-                dep = Some((field, span));
-                own_arch = Some(student?);
-                Recipe::Distill {
-                    teacher,
-                    temperature: temperature?,
-                    alpha: alpha?,
-                    train: train?,
-                }
-            }
-            _ => {
-                let arch = match &v.arch {
-                    None => {
-                        required(self, "arch", "arch = { conv_channels = [16, 16, 32], pool_after = [2, 3], padding = \"same\", dense = [32] }");
-                        None
-                    }
-                    Some(_) => {
-                        let changes = table.get_ref().get("arch");
-                        self.arch_override(&format!("{at}.arch"), model, own, changes)
-                    }
-                };
-                let train = self.recipe_train(at, v, source, &source_span, has_data, default_seed);
-                own_arch = Some(arch?);
-                Recipe::Compress {
-                    train: train?,
-                    twin_of: None,
-                }
-            }
-        };
-        Some(Partial {
-            at: at.to_string(),
-            name: String::new(),
-            name_span: v.name.span(),
-            model: model.name.clone(),
-            recipe,
-            dep,
-            own_arch,
-            weights,
+        let path = self.weights_file(&e.field("path"), p, &e.model.arch)?;
+        Some(Made {
+            weights: Some(WeightSource::file(path.clone())),
+            ..Made::of(Recipe::File { path })
         })
     }
 
-    fn recipe_train(
-        &mut self,
-        at: &str,
-        v: &VariantEntry,
-        source: &str,
-        source_span: &Range<usize>,
-        has_data: bool,
-        default_seed: u64,
-    ) -> Option<TrainSpec> {
-        let Some(t) = &v.train else {
+    fn quantize_recipe(&mut self, e: &EntryAt<'_>) -> Option<Made> {
+        let Some(d) = &e.v.dtype else {
+            self.required(e, "dtype", "dtype = \"q8_0\"");
+            return None;
+        };
+        let names: Vec<&str> = QuantDtype::ALL.iter().map(|d| d.as_str()).collect();
+        let dtype = self.word(&e.field("dtype"), d, &names)?;
+        let (from, dep) = e.made_from();
+        Some(Made {
+            dep: Some(dep),
+            ..Made::of(Recipe::Quantize {
+                from,
+                dtype: dtype.parse().expect("one of QuantDtype::ALL"),
+            })
+        })
+    }
+
+    fn prune_recipe(&mut self, e: &EntryAt<'_>) -> Option<Made> {
+        let v = e.v;
+        let method = match &v.method {
+            None => Some(PruneMethod::Magnitude),
+            Some(m) => match self.word(&e.field("method"), m, &["magnitude", "structured"]) {
+                Some("structured") => Some(PruneMethod::Structured),
+                Some(_) => Some(PruneMethod::Magnitude),
+                None => None,
+            },
+        };
+        let sparsity = match &v.sparsity {
+            None => {
+                self.required(e, "sparsity", "sparsity = 0.5");
+                None
+            }
+            Some(s) => self.fraction(
+                &e.field("sparsity"),
+                s,
+                false,
+                "the fraction of weights (or channels) removed, as in 0.5 for 50%",
+            ),
+        };
+        let scope = match &v.scope {
+            None => Some(PruneScope::Layer),
+            Some(s) => match self.word(&e.field("scope"), s, &["layer", "global"]) {
+                Some("global") if method == Some(PruneMethod::Structured) => {
+                    self.problem(
+                        e.field("scope"),
+                        s.span(),
+                        "structured pruning removes the same share of every layer; `scope = \"global\"` applies to magnitude pruning",
+                        Some("remove `scope`, or use method = \"magnitude\""),
+                    );
+                    None
+                }
+                Some("global") => Some(PruneScope::Global),
+                Some(_) => Some(PruneScope::Layer),
+                None => None,
+            },
+        };
+        let finetune = match &v.finetune {
+            None => Some(None),
+            Some(t) => {
+                let spec = self.train_spec(&e.field("finetune"), t, e.default_seed);
+                if !self.needs_data(e.field("finetune"), t.span(), "fine-tuning", e.has_data) {
+                    return None;
+                }
+                spec.map(Some)
+            }
+        };
+        let (from, dep) = e.made_from();
+        Some(Made {
+            dep: Some(dep),
+            ..Made::of(Recipe::Prune {
+                from,
+                method: method?,
+                sparsity: sparsity?,
+                scope: scope?,
+                finetune: finetune?,
+            })
+        })
+    }
+
+    fn distill_recipe(&mut self, e: &EntryAt<'_>) -> Option<Made> {
+        let v = e.v;
+        let teacher = e.dep_of(&v.teacher, "teacher");
+        if teacher.is_none() {
+            self.required(e, "teacher", "teacher = \"baseline\"");
+        }
+        let student = match &v.student {
+            None => {
+                self.required(
+                    e,
+                    "student",
+                    "student = { conv_channels = [8, 16], dense = [32] }",
+                );
+                None
+            }
+            Some(_) => {
+                let changes = e.table.get_ref().get("student");
+                self.arch_override(&e.field("student"), e.model, e.own, changes)
+            }
+        };
+        let temperature = match &v.temperature {
+            None => Some(4.0),
+            Some(t) => self.positive(&e.field("temperature"), t, "as in temperature = 4.0"),
+        };
+        let alpha = match &v.alpha {
+            None => Some(0.7),
+            Some(a) => {
+                let x = *a.get_ref();
+                if (0.0..=1.0).contains(&x) {
+                    Some(x)
+                } else {
+                    self.problem(
+                        e.field("alpha"),
+                        a.span(),
+                        format!("must be between 0 and 1, got {x}"),
+                        Some("alpha weights the soft-target loss, 1 - alpha the hard labels; as in alpha = 0.7"),
+                    );
+                    None
+                }
+            }
+        };
+        let train = self.recipe_train(e);
+        let (teacher, field, span) = teacher?;
+        Some(Made {
+            dep: Some((field, span)),
+            own_arch: Some(student?),
+            ..Made::of(Recipe::Distill {
+                teacher,
+                temperature: temperature?,
+                alpha: alpha?,
+                train: train?,
+            })
+        })
+    }
+
+    fn compress_recipe(&mut self, e: &EntryAt<'_>) -> Option<Made> {
+        let arch = match &e.v.arch {
+            None => {
+                self.required(e, "arch", "arch = { conv_channels = [16, 16, 32], pool_after = [2, 3], padding = \"same\", dense = [32] }");
+                None
+            }
+            Some(_) => {
+                let changes = e.table.get_ref().get("arch");
+                self.arch_override(&e.field("arch"), e.model, e.own, changes)
+            }
+        };
+        let train = self.recipe_train(e);
+        Some(Made {
+            own_arch: Some(arch?),
+            ..Made::of(Recipe::Compress {
+                train: train?,
+                twin_of: None,
+            })
+        })
+    }
+
+    fn recipe_train(&mut self, e: &EntryAt<'_>) -> Option<TrainSpec> {
+        let source = e.source;
+        let Some(t) = &e.v.train else {
             self.problem(
-                format!("{at}.train"),
-                source_span.clone(),
+                e.field("train"),
+                e.source_span.clone(),
                 format!("a `{source}` variant needs `train`"),
                 Some("add `train = { epochs = 4, batch_size = 32, optimizer = \"adamw\", lr = 0.001 }`"),
             );
             return None;
         };
-        let spec = self.train_spec(&format!("{at}.train"), t, default_seed);
+        let spec = self.train_spec(&e.field("train"), t, e.default_seed);
         if !self.needs_data(
-            format!("{at}.train"),
+            e.field("train"),
             t.span(),
             &format!("a `{source}` variant"),
-            has_data,
+            e.has_data,
         ) {
             return None;
         }
         spec
+    }
+}
+
+/// One `[[variants]]` entry while its recipe is built: where it is, what it says, its model
+/// and its source.
+struct EntryAt<'a> {
+    at: &'a str,
+    v: &'a VariantEntry,
+    model: &'a ModelDef,
+    own: &'a ModelFields<'a>,
+    table: &'a Spanned<DeValue<'a>>,
+    source: &'static str,
+    source_span: Range<usize>,
+    has_data: bool,
+    default_seed: u64,
+}
+
+impl EntryAt<'_> {
+    /// The path of one of the entry's fields, as in `variants[2].dtype`.
+    fn field(&self, name: &str) -> String {
+        format!("{}.{name}", self.at)
+    }
+
+    /// A variant the recipe names (`from`, `teacher`): the name, the field and its span.
+    fn dep_of(
+        &self,
+        v: &Option<Spanned<String>>,
+        field: &str,
+    ) -> Option<(String, String, Range<usize>)> {
+        v.as_ref()
+            .map(|x| (x.get_ref().clone(), self.field(field), x.span()))
+    }
+
+    /// `from`, or `baseline` when it is left out (then pointing at `source`).
+    fn made_from(&self) -> (String, (String, Range<usize>)) {
+        let (from, field, span) = self.dep_of(&self.v.from, "from").unwrap_or((
+            "baseline".into(),
+            self.field("from"),
+            self.source_span.clone(),
+        ));
+        (from, (field, span))
+    }
+}
+
+/// A variant's recipe and what comes with it: the variant it is made from (field and span),
+/// the architecture of a `distill` or `compress` variant, and the weights when they are known
+/// without making.
+struct Made {
+    recipe: Recipe,
+    dep: Option<(String, Range<usize>)>,
+    own_arch: Option<Architecture>,
+    weights: Option<WeightSource>,
+}
+
+impl Made {
+    fn of(recipe: Recipe) -> Made {
+        Made {
+            recipe,
+            dep: None,
+            own_arch: None,
+            weights: None,
+        }
     }
 }
 
