@@ -39,19 +39,24 @@ impl Validator {
         default_seed: u64,
     ) -> Vec<VariantDef> {
         if variants.is_empty() {
-            // No [[variants]]: each model is measured as its baseline.
-            return models
-                .iter()
-                .map(|m| VariantDef {
-                    name: "baseline".into(),
-                    model: m.name.clone(),
-                    source: "baseline".into(),
-                    recipe: Recipe::Baseline,
-                    arch: m.arch.clone(),
-                    weights: baseline_weights(m, &format!("{}-baseline", m.name)),
-                })
-                .collect();
+            return baselines_only(models);
         }
+        let mut partials =
+            self.partials(variants, tables, (models, fields), has_data, default_seed);
+        self.resolve_references(&mut partials);
+        self.variant_defs(&partials, models)
+    }
+
+    /// Each entry with a valid name, a known model and a name not taken yet, checked by
+    /// itself; references are not resolved yet.
+    fn partials(
+        &mut self,
+        variants: &[Spanned<VariantEntry>],
+        tables: &[Spanned<DeValue<'_>>],
+        (models, fields): (&[ModelDef], &[ModelFields<'_>]),
+        has_data: bool,
+        default_seed: u64,
+    ) -> Vec<Partial> {
         let mut seen = BTreeSet::new();
         let mut partials: Vec<Partial> = Vec::new();
         for (i, (v, table)) in variants.iter().zip(tables).enumerate() {
@@ -99,7 +104,12 @@ impl Validator {
                 partials.push(Partial { name, ..p });
             }
         }
-        self.resolve_references(&mut partials);
+        partials
+    }
+
+    /// The variants whose architecture can be worked out, each distill variant followed by
+    /// its twin trained without the teacher.
+    fn variant_defs(&mut self, partials: &[Partial], models: &[ModelDef]) -> Vec<VariantDef> {
         // Architectures, following `from` chains (acyclic by now).
         let mut archs: BTreeMap<(String, String), Architecture> = BTreeMap::new();
         let index: BTreeMap<(String, String), usize> = partials
@@ -107,54 +117,11 @@ impl Validator {
             .enumerate()
             .map(|(i, p)| ((p.model.clone(), p.name.clone()), i))
             .collect();
-        fn arch_of(
-            key: &(String, String),
-            partials: &[Partial],
-            index: &BTreeMap<(String, String), usize>,
-            models: &[ModelDef],
-            archs: &mut BTreeMap<(String, String), Architecture>,
-            depth: usize,
-        ) -> Option<Architecture> {
-            if let Some(a) = archs.get(key) {
-                return Some(a.clone());
-            }
-            let p = &partials[*index.get(key)?];
-            let model = &models.iter().find(|m| m.name == p.model)?.arch;
-            if depth > partials.len() {
-                return None;
-            }
-            let parent = |from: &str, archs: &mut BTreeMap<_, _>| {
-                arch_of(
-                    &(p.model.clone(), from.to_string()),
-                    partials,
-                    index,
-                    models,
-                    archs,
-                    depth + 1,
-                )
-            };
-            let arch = match &p.recipe {
-                Recipe::Baseline | Recipe::File { .. } => Some(model.clone()),
-                Recipe::Quantize { from, .. } => parent(from, archs),
-                Recipe::Prune {
-                    from,
-                    method,
-                    sparsity,
-                    ..
-                } => parent(from, archs).and_then(|a| match method {
-                    PruneMethod::Magnitude => Some(a),
-                    PruneMethod::Structured => a.kind().structured(*sparsity),
-                }),
-                Recipe::Distill { .. } | Recipe::Compress { .. } => p.own_arch.clone(),
-            }?;
-            archs.insert(key.clone(), arch.clone());
-            Some(arch)
-        }
         let mut out = Vec::new();
         let names: BTreeSet<(String, String)> = index.keys().cloned().collect();
-        for p in &partials {
+        for p in partials {
             let key = (p.model.clone(), p.name.clone());
-            let Some(arch) = arch_of(&key, &partials, &index, models, &mut archs, 0) else {
+            let Some(arch) = arch_of(&key, partials, &index, models, &mut archs, 0) else {
                 continue;
             };
             let id = format!("{}-{}", p.model, p.name);
@@ -314,6 +281,67 @@ impl Validator {
             !bad.contains(&(i - 1))
         });
     }
+}
+
+/// No [[variants]]: each model is measured as its baseline.
+fn baselines_only(models: &[ModelDef]) -> Vec<VariantDef> {
+    models
+        .iter()
+        .map(|m| VariantDef {
+            name: "baseline".into(),
+            model: m.name.clone(),
+            source: "baseline".into(),
+            recipe: Recipe::Baseline,
+            arch: m.arch.clone(),
+            weights: baseline_weights(m, &format!("{}-baseline", m.name)),
+        })
+        .collect()
+}
+
+/// A variant's architecture: its model's, or its own (distill, compress), or the one it is
+/// made from, pruned when the pruning is structured. Remembered in `archs`.
+fn arch_of(
+    key: &(String, String),
+    partials: &[Partial],
+    index: &BTreeMap<(String, String), usize>,
+    models: &[ModelDef],
+    archs: &mut BTreeMap<(String, String), Architecture>,
+    depth: usize,
+) -> Option<Architecture> {
+    if let Some(a) = archs.get(key) {
+        return Some(a.clone());
+    }
+    let p = &partials[*index.get(key)?];
+    let model = &models.iter().find(|m| m.name == p.model)?.arch;
+    if depth > partials.len() {
+        return None;
+    }
+    let parent = |from: &str, archs: &mut BTreeMap<_, _>| {
+        arch_of(
+            &(p.model.clone(), from.to_string()),
+            partials,
+            index,
+            models,
+            archs,
+            depth + 1,
+        )
+    };
+    let arch = match &p.recipe {
+        Recipe::Baseline | Recipe::File { .. } => Some(model.clone()),
+        Recipe::Quantize { from, .. } => parent(from, archs),
+        Recipe::Prune {
+            from,
+            method,
+            sparsity,
+            ..
+        } => parent(from, archs).and_then(|a| match method {
+            PruneMethod::Magnitude => Some(a),
+            PruneMethod::Structured => a.kind().structured(*sparsity),
+        }),
+        Recipe::Distill { .. } | Recipe::Compress { .. } => p.own_arch.clone(),
+    }?;
+    archs.insert(key.clone(), arch.clone());
+    Some(arch)
 }
 
 /// The weights of a model's `baseline` variant: its own, or built when it is trained.
