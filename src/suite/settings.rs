@@ -19,6 +19,21 @@ impl Validator {
             seed: s.seed.unwrap_or(d.seed),
             ..d
         };
+        self.sampling_settings(s, &mut out);
+        self.process_settings(s, &mut out);
+        self.warmup_settings(s, &mut out);
+        if let Some(v) = &s.timed {
+            if let Some(timed) = self.timed_stages(v) {
+                out.timed = timed;
+            }
+        }
+        self.energy_settings(s, &mut out);
+        self.time_budget(s, &out);
+        out
+    }
+
+    /// When a case stops sampling: iterations, samples, resamples, noise.
+    fn sampling_settings(&mut self, s: &SettingsEntry, out: &mut Settings) {
         if let Some(v) = &s.min_iterations {
             out.min_iterations = self.count("settings.min_iterations", v, 1).unwrap_or(1) as u64;
         }
@@ -59,6 +74,10 @@ impl Validator {
                 out.max_noise = x;
             }
         }
+    }
+
+    /// How many processes a case gets, and the memory each may use.
+    fn process_settings(&mut self, s: &SettingsEntry, out: &mut Settings) {
         if let Some(v) = &s.processes {
             let hint = "5 to 20 processes per case are enough for `check` (docs/check.md)";
             if let Some(n) = self.process_count("settings.processes", v, hint) {
@@ -81,6 +100,10 @@ impl Validator {
         if let Some(v) = &s.max_rss_mb {
             out.max_rss_mb = self.count("settings.max_rss_mb", v, 1).map(|n| n as u64);
         }
+    }
+
+    /// How long the warm-up may run and when it is over.
+    fn warmup_settings(&mut self, s: &SettingsEntry, out: &mut Settings) {
         out.max_warmup_s = self.seconds(
             "settings.max_warmup_s",
             &s.max_warmup_s,
@@ -113,11 +136,10 @@ impl Validator {
                 );
             }
         }
-        if let Some(v) = &s.timed {
-            if let Some(timed) = self.timed_stages(v) {
-                out.timed = timed;
-            }
-        }
+    }
+
+    /// What the energy estimate needs: the TDP, and how long idle power is measured.
+    fn energy_settings(&mut self, s: &SettingsEntry, out: &mut Settings) {
         for (field, value, slot) in [
             ("settings.tdp_watts", &s.tdp_watts, &mut out.tdp_watts),
             ("settings.tdp_threads", &s.tdp_threads, &mut out.tdp_threads),
@@ -142,6 +164,11 @@ impl Validator {
             out.idle_power_s,
             true,
         );
+    }
+
+    /// The times must fit together: min_time_s within max_time_s, and the case timeout beyond
+    /// the longest warm-up plus max_time_s.
+    fn time_budget(&mut self, s: &SettingsEntry, out: &Settings) {
         if let Some(min) = &s.min_time_s {
             if out.min_time_s > out.max_time_s {
                 self.problem(
@@ -175,7 +202,6 @@ impl Validator {
                 );
             }
         }
-        out
     }
 
     pub(super) fn timed_stages(&mut self, v: &Spanned<Vec<String>>) -> Option<Vec<Stage>> {
