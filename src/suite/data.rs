@@ -39,6 +39,34 @@ impl Validator {
             &d.source,
             &["digits", "idx", "csv", "npy", "sentences"],
         )?;
+        let ok = self.data_fields_apply(d, source);
+        if source == "sentences" {
+            return self.text_data(d, span, ok);
+        }
+        let src = self.data_source(d, source);
+        let layout = self.sample_layout(d);
+        let (Some(source), Some(layout), true) = (src, layout, ok) else {
+            return None;
+        };
+        let spec = DataSpec {
+            scale: layout.scale.unwrap_or_else(|| source.default_scale()),
+            source,
+            shape: layout.shape,
+            test_fraction: layout.test_fraction,
+            seed: d.seed.unwrap_or(0),
+            resize: layout.resize,
+        };
+        match data::load(&spec) {
+            Ok(ds) => Some((spec, Some(ds))),
+            Err(e) => {
+                self.data_file_problem(d, span, &e);
+                None
+            }
+        }
+    }
+
+    /// Every file field set must apply to the source; true when all do.
+    fn data_fields_apply(&mut self, d: &DataEntry, source: &str) -> bool {
         let allowed: &[&str] = match source {
             "digits" => &[],
             "idx" => &["images", "labels"],
@@ -68,34 +96,44 @@ impl Validator {
                 }
             }
         }
-        let need = |v: &Option<Spanned<String>>, name: &str, this: &mut Self| -> Option<PathBuf> {
-            match v {
-                Some(v) => this.file_field(&format!("data.{name}"), v),
-                None => {
-                    this.problem(
-                        format!("data.{name}"),
-                        d.source.span(),
-                        format!("data source `{source}` needs `{name}`"),
-                        Some("paths are relative to the suite file"),
-                    );
-                    None
-                }
+        ok
+    }
+
+    /// A file the source needs: it must be given and exist.
+    fn needed_file(
+        &mut self,
+        d: &DataEntry,
+        source: &str,
+        v: &Option<Spanned<String>>,
+        name: &str,
+    ) -> Option<PathBuf> {
+        match v {
+            Some(v) => self.file_field(&format!("data.{name}"), v),
+            None => {
+                self.problem(
+                    format!("data.{name}"),
+                    d.source.span(),
+                    format!("data source `{source}` needs `{name}`"),
+                    Some("paths are relative to the suite file"),
+                );
+                None
             }
-        };
-        if source == "sentences" {
-            return self.text_data(d, span, ok);
         }
-        let src = match source {
+    }
+
+    /// Where labelled samples come from: the built-in digits, or the source's files.
+    fn data_source(&mut self, d: &DataEntry, source: &str) -> Option<DataSource> {
+        match source {
             "digits" => Some(DataSource::Digits),
             "idx" => {
-                let images = need(&d.images, "images", self);
-                let labels = need(&d.labels, "labels", self);
+                let images = self.needed_file(d, source, &d.images, "images");
+                let labels = self.needed_file(d, source, &d.labels, "labels");
                 images
                     .zip(labels)
                     .map(|(images, labels)| DataSource::Idx { images, labels })
             }
             "csv" => {
-                let path = need(&d.path, "path", self);
+                let path = self.needed_file(d, source, &d.path, "path");
                 let label_column = match &d.label_column {
                     None => Some(LabelColumn::Last),
                     Some(v) => match self.word("data.label_column", v, &["last", "first"]) {
@@ -108,13 +146,17 @@ impl Validator {
                     .map(|(path, label_column)| DataSource::Csv { path, label_column })
             }
             _ => {
-                let features = need(&d.features, "features", self);
-                let labels = need(&d.labels, "labels", self);
+                let features = self.needed_file(d, source, &d.features, "features");
+                let labels = self.needed_file(d, source, &d.labels, "labels");
                 features
                     .zip(labels)
                     .map(|(features, labels)| DataSource::Npy { features, labels })
             }
-        };
+        }
+    }
+
+    /// How samples are read and held out: shape, scale, test fraction and resizing.
+    fn sample_layout(&mut self, d: &DataEntry) -> Option<Layout> {
         let shape = match &d.shape {
             None => Some(None),
             Some(v) => {
@@ -163,48 +205,39 @@ impl Validator {
                 None => None,
             },
         };
-        let (Some(source), Some(shape), Some(scale), Some(test_fraction), Some(resize), true) =
-            (src, shape, scale, test_fraction, resize, ok)
-        else {
-            return None;
+        Some(Layout {
+            shape: shape?,
+            scale: scale?,
+            test_fraction: test_fraction?,
+            resize: resize?,
+        })
+    }
+
+    /// A data file that does not load: the problem points at the field naming the file that
+    /// failed, else at the table.
+    fn data_file_problem(&mut self, d: &DataEntry, span: Range<usize>, e: &data::DataError) {
+        let field_span = [
+            ("path", &d.path),
+            ("images", &d.images),
+            ("labels", &d.labels),
+            ("features", &d.features),
+        ]
+        .into_iter()
+        .find_map(|(name, v)| {
+            v.as_ref()
+                .filter(|v| self.base.join(v.get_ref()) == e.path)
+                .map(|v| (name, v.span()))
+        });
+        let (field, at) = match field_span {
+            Some((name, s)) => (format!("data.{name}"), s),
+            None => ("data".to_string(), span),
         };
-        let spec = DataSpec {
-            scale: scale.unwrap_or_else(|| source.default_scale()),
-            source,
-            shape,
-            test_fraction,
-            seed: d.seed.unwrap_or(0),
-            resize,
-        };
-        match data::load(&spec) {
-            Ok(ds) => Some((spec, Some(ds))),
-            Err(e) => {
-                // Point at the field naming the file that failed, else at the table.
-                let field_span = [
-                    ("path", &d.path),
-                    ("images", &d.images),
-                    ("labels", &d.labels),
-                    ("features", &d.features),
-                ]
-                .into_iter()
-                .find_map(|(name, v)| {
-                    v.as_ref()
-                        .filter(|v| self.base.join(v.get_ref()) == e.path)
-                        .map(|v| (name, v.span()))
-                });
-                let (field, at) = match field_span {
-                    Some((name, s)) => (format!("data.{name}"), s),
-                    None => ("data".to_string(), span),
-                };
-                self.problem(
-                    field,
-                    at,
-                    e.to_string(),
-                    Some("README: data formats (IDX, CSV with the label last or first, .npy)"),
-                );
-                None
-            }
-        }
+        self.problem(
+            field,
+            at,
+            e.to_string(),
+            Some("README: data formats (IDX, CSV with the label last or first, .npy)"),
+        );
     }
 
     /// `[data]` with `source = "sentences"`: the sentences (and pairs) loaded here, so a bad
@@ -275,4 +308,12 @@ impl Validator {
             None,
         ))
     }
+}
+
+/// How labelled samples are read and held out (`scale` unset: the source's default).
+struct Layout {
+    shape: Option<[usize; 3]>,
+    scale: Option<f64>,
+    test_fraction: f64,
+    resize: Resize,
 }
