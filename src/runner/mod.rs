@@ -112,33 +112,12 @@ pub fn run(
     interrupted: &AtomicBool,
     observer: &mut dyn RunObserver,
 ) -> Result<RunResult, ResultsError> {
-    let journal_path = journal::journal_path(&opts.output);
-    let (header, done, mut journal, mut journaled) = match start {
-        Start::Fresh => {
-            let header = JournalHeader {
-                schema_version: schema::SCHEMA_VERSION,
-                suite_file: suite.path.clone(),
-                suite_sha256: suite.sha256.clone(),
-                output: opts.output.clone(),
-                quick: opts.quick,
-                filter: opts.filter.as_ref().map(|r| r.as_str().to_string()),
-                started_at: Utc::now(),
-                settings: settings.clone(),
-                environment: crate::probe::env::capture(),
-                shard: opts.shard,
-                injected_slowdown: opts.slowdown,
-            };
-            let journal = Journal::create(&journal_path, &header)?;
-            (header, Vec::new(), journal, BTreeMap::new())
-        }
-        Start::Resume(loaded) => {
-            let journal = Journal::reopen(&journal_path, loaded.valid_len)?;
-            {
-                let loaded = *loaded;
-                (loaded.header, loaded.cases, journal, loaded.processes)
-            }
-        }
-    };
+    let Opened {
+        header,
+        done,
+        mut journal,
+        journaled,
+    } = open_journal(suite, settings, opts, start)?;
     let mut run = RunResult {
         schema_version: schema::SCHEMA_VERSION,
         suite: assemble::suite_info(suite),
@@ -159,14 +138,101 @@ pub fn run(
     let done_ids: BTreeSet<String> = run.cases.iter().map(|c| c.id.clone()).collect();
     observer.planned(cases, done_ids.len());
     let energy_setup = energy_setup(cases, settings, &run.environment, observer);
-    let mut load = LoadSampler::new();
 
     // With several processes per case they run in rounds: process 1 of every case, then
     // process 2 of every case, and so on. A slow spell of a shared machine lasts seconds;
     // in rounds it touches a few processes of many cases instead of every process of one,
     // which is what lets `check` set such processes aside (docs/check.md). Each process is
     // journaled as it ends, so a kill loses at most the process in flight.
-    let mut pending: Vec<Pending> = cases
+    let mut pending = pending_cases(cases, &done_ids, journaled);
+    let mut rounds = Rounds {
+        cases,
+        opts,
+        energy_setup,
+        interrupted,
+        load: LoadSampler::new(),
+        floor_us: reference_floor(&pending),
+        band: suite.check.reference_band,
+    };
+    'rounds: while !pending.is_empty() {
+        let mut still_pending = Vec::with_capacity(pending.len());
+        for mut p in std::mem::take(&mut pending) {
+            if interrupted.load(Ordering::SeqCst) {
+                break 'rounds;
+            }
+            match rounds.next_process(&mut p, &mut journal, observer)? {
+                Step::Interrupted => break 'rounds,
+                Step::More => still_pending.push(p),
+                Step::Finished(result) => run.cases.push(*result),
+            }
+        }
+        pending = still_pending;
+    }
+    finish(run, cases, opts, &journal)
+}
+
+/// A run's journal, open for appending, and what it already holds.
+struct Opened {
+    header: JournalHeader,
+    /// Cases finished before (resumed runs).
+    done: Vec<CaseResult>,
+    journal: Journal,
+    /// Processes of unfinished cases, by case id (resumed runs).
+    journaled: BTreeMap<String, Vec<Measurement>>,
+}
+
+/// The journal of a fresh run (created), or of the run resumed (reopened), with the cases
+/// and processes it already holds.
+fn open_journal(
+    suite: &Suite,
+    settings: &Settings,
+    opts: &RunOptions,
+    start: Start,
+) -> Result<Opened, ResultsError> {
+    let journal_path = journal::journal_path(&opts.output);
+    Ok(match start {
+        Start::Fresh => {
+            let header = JournalHeader {
+                schema_version: schema::SCHEMA_VERSION,
+                suite_file: suite.path.clone(),
+                suite_sha256: suite.sha256.clone(),
+                output: opts.output.clone(),
+                quick: opts.quick,
+                filter: opts.filter.as_ref().map(|r| r.as_str().to_string()),
+                started_at: Utc::now(),
+                settings: settings.clone(),
+                environment: crate::probe::env::capture(),
+                shard: opts.shard,
+                injected_slowdown: opts.slowdown,
+            };
+            let journal = Journal::create(&journal_path, &header)?;
+            Opened {
+                header,
+                done: Vec::new(),
+                journal,
+                journaled: BTreeMap::new(),
+            }
+        }
+        Start::Resume(loaded) => {
+            let journal = Journal::reopen(&journal_path, loaded.valid_len)?;
+            let loaded = *loaded;
+            Opened {
+                header: loaded.header,
+                done: loaded.cases,
+                journal,
+                journaled: loaded.processes,
+            }
+        }
+    })
+}
+
+/// The cases still to run, each with the processes the journal already holds.
+fn pending_cases(
+    cases: &[Case],
+    done_ids: &BTreeSet<String>,
+    mut journaled: BTreeMap<String, Vec<Measurement>>,
+) -> Vec<Pending> {
+    cases
         .iter()
         .enumerate()
         .filter(|(_, case)| !done_ids.contains(&case.id))
@@ -190,89 +256,118 @@ pub fn run(
                 .collect(),
             load_before: None,
         })
-        .collect();
-    // The fastest reference-kernel time seen in this run: the machine undisturbed.
-    let mut floor_us = pending
+        .collect()
+}
+
+/// The fastest reference-kernel time among the processes already measured.
+fn reference_floor(pending: &[Pending]) -> f64 {
+    pending
         .iter()
         .flat_map(|p| &p.outcomes)
         .filter_map(|o| match o {
             Outcome::Measured(m) => assemble::reference_median_us(m),
             _ => None,
         })
-        .fold(f64::INFINITY, f64::min);
-    let band = suite.check.reference_band;
-    'rounds: while !pending.is_empty() {
-        let mut still_pending = Vec::with_capacity(pending.len());
-        for mut p in std::mem::take(&mut pending) {
-            if interrupted.load(Ordering::SeqCst) {
-                break 'rounds;
-            }
-            let case = &cases[p.index];
-            let index = p.index;
-            let process = p.outcomes.len() + 1;
-            let of = p.processes.max(process);
-            observer.case_started(index, case, process, of);
-            let before = load.snapshot();
-            let before = p.load_before.get_or_insert(before).clone();
-            let finished = match case.target.unavailable_reason() {
-                Some(reason) => Some(assemble::skipped(case, reason)),
-                None => {
-                    let fault = opts
-                        .fault
-                        .as_ref()
-                        .filter(|(_, re)| re.is_match(&case.id))
-                        .map(|(f, _)| *f);
-                    let outcome = worker::run_in_worker(
-                        case,
-                        fault,
-                        opts.slowdown,
-                        opts.profile,
-                        &energy_setup,
-                        interrupted,
-                        &mut |progress| observer.case_progress(index, case, progress),
-                    );
-                    if let Outcome::Measured(m) = &outcome {
-                        if let Some(r) = assemble::reference_median_us(m) {
-                            floor_us = floor_us.min(r);
-                        }
-                    }
-                    match outcome {
-                        Outcome::Interrupted => break 'rounds,
-                        Outcome::Measured(m) if p.wants_more(&m, floor_us, band) => {
-                            journal.record_process(&case.id, process, &m)?;
-                            p.outcomes.push(Outcome::Measured(m));
-                            observer.process_finished(index, case, process, of);
-                            None
-                        }
-                        // The last process, or one that did not measure (which ends the case).
-                        outcome => {
-                            p.outcomes.push(outcome);
-                            Some(assemble::from_outcomes(
-                                case,
-                                std::mem::take(&mut p.outcomes),
-                            ))
-                        }
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// What one worker process of a case came to.
+enum Step {
+    /// The run was interrupted while it ran.
+    Interrupted,
+    /// The case wants another process, in a later round.
+    More,
+    /// The case is done (journaled and reported to the observer).
+    Finished(Box<CaseResult>),
+}
+
+/// What every process of the run shares.
+struct Rounds<'a> {
+    cases: &'a [Case],
+    opts: &'a RunOptions,
+    energy_setup: EnergySetup,
+    interrupted: &'a AtomicBool,
+    load: LoadSampler,
+    /// The fastest reference-kernel time seen in this run: the machine undisturbed.
+    floor_us: f64,
+    band: f64,
+}
+
+impl Rounds<'_> {
+    /// Runs the next process of `p`'s case (or skips a case whose target is unavailable).
+    fn next_process(
+        &mut self,
+        p: &mut Pending,
+        journal: &mut Journal,
+        observer: &mut dyn RunObserver,
+    ) -> Result<Step, ResultsError> {
+        let opts = self.opts;
+        let case = &self.cases[p.index];
+        let index = p.index;
+        let process = p.outcomes.len() + 1;
+        let of = p.processes.max(process);
+        observer.case_started(index, case, process, of);
+        let before = self.load.snapshot();
+        let before = p.load_before.get_or_insert(before).clone();
+        let mut result = match case.target.unavailable_reason() {
+            Some(reason) => assemble::skipped(case, reason),
+            None => {
+                let fault = opts
+                    .fault
+                    .as_ref()
+                    .filter(|(_, re)| re.is_match(&case.id))
+                    .map(|(f, _)| *f);
+                let outcome = worker::run_in_worker(
+                    case,
+                    fault,
+                    opts.slowdown,
+                    opts.profile,
+                    &self.energy_setup,
+                    self.interrupted,
+                    &mut |progress| observer.case_progress(index, case, progress),
+                );
+                if let Outcome::Measured(m) = &outcome {
+                    if let Some(r) = assemble::reference_median_us(m) {
+                        self.floor_us = self.floor_us.min(r);
                     }
                 }
-            };
-            let Some(mut result) = finished else {
-                still_pending.push(p);
-                continue;
-            };
-            if let Some(peaks) = &opts.peaks {
-                result.roofline = roofline::for_case(&result, peaks).ok();
+                match outcome {
+                    Outcome::Interrupted => return Ok(Step::Interrupted),
+                    Outcome::Measured(m) if p.wants_more(&m, self.floor_us, self.band) => {
+                        journal.record_process(&case.id, process, &m)?;
+                        p.outcomes.push(Outcome::Measured(m));
+                        observer.process_finished(index, case, process, of);
+                        return Ok(Step::More);
+                    }
+                    // The last process, or one that did not measure (which ends the case).
+                    outcome => {
+                        p.outcomes.push(outcome);
+                        assemble::from_outcomes(case, std::mem::take(&mut p.outcomes))
+                    }
+                }
             }
-            result.load = Some(CaseLoad {
-                before,
-                after: load.snapshot(),
-            });
-            journal.record(&result)?;
-            observer.case_finished(index, case, &result);
-            run.cases.push(result);
+        };
+        if let Some(peaks) = &opts.peaks {
+            result.roofline = roofline::for_case(&result, peaks).ok();
         }
-        pending = still_pending;
+        result.load = Some(CaseLoad {
+            before,
+            after: self.load.snapshot(),
+        });
+        journal.record(&result)?;
+        observer.case_finished(index, case, &result);
+        Ok(Step::Finished(Box::new(result)))
     }
+}
 
+/// Puts the cases in plan order, sets the status, writes the run file and its CSV, and
+/// removes the journal of a complete run.
+fn finish(
+    mut run: RunResult,
+    cases: &[Case],
+    opts: &RunOptions,
+    journal: &Journal,
+) -> Result<RunResult, ResultsError> {
     // Cases in plan order, whatever order the journal had them in.
     let order: BTreeMap<&str, usize> = cases
         .iter()
