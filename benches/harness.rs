@@ -1,4 +1,5 @@
-//! Micro-benchmarks of the harness itself (README "Speed goals"; figures in BENCHMARKS.md).
+//! Micro-benchmarks of the harness itself (figures in BENCHMARKS.md, "Harness overhead (issue
+//! #2 speed goals)").
 //!
 //! - `timing_loop/noop_forward`: per-iteration cost of `measure::time_chunk` around a forward
 //!   that does nothing: the harness's own overhead inside the timed loop (goal < 100 ns).

@@ -8,7 +8,7 @@
 # in its own target folder (target/cuda-check). That compiles candle's CUDA kernels with nvcc
 # for real (candle-kernels' build script) and type-checks every crate; it does not link: a
 # binary needs libcuda, cuBLAS, cuRAND and NVRTC, which come with a CUDA installation (see
-# the README, "CUDA targets"). Nothing here runs on a GPU.
+# docs/cuda.md). Nothing here runs on a GPU.
 #
 # Cold, it takes about 8 minutes on 2 cores (mostly nvcc on candle's kernels) and downloads
 # about 350 MB. Exit status: that of clippy, or 2 when the toolkit cannot be installed.

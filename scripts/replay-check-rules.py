@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Replays alternative rules for the per-process timing test of `inferbench check` on the run
 files that `scripts/check-evidence.sh` keeps (BENCHMARKS.md, "Disturbed runs adjusted for the
-reference time"). A transcription of the tests in src/stats.rs and src/compare/mod.rs for
+reference time (2026-11-23, 21:28 UTC onward)"). A transcription of the tests in src/stats.rs and src/compare/mod.rs for
 comparing rules, not a second implementation to trust: the verdicts that count are the
 binary's.
 

@@ -3,9 +3,10 @@
 //!
 //! Each thread count is measured in a fresh child process (the hidden `__peaks` subcommand,
 //! like the case worker in `worker/`) whose `RAYON_NUM_THREADS` / `CANDLE_NUM_THREADS` are
-//! set before it starts: candle's kernels read them once (DESIGN.md §8). The child is one of
-//! the places candle types may live, as the worker is. Results are cached in
-//! `<cache-dir>/peaks/<fingerprint>.json`, keyed by a fingerprint of the machine.
+//! set before it starts: candle's kernels read them once (docs/methodology.md, "How a case is
+//! measured"). The child is one of the places candle types may live, as the worker is.
+//! Results are cached in `<cache-dir>/peaks/<fingerprint>.json`, keyed by a fingerprint of
+//! the machine.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -17,7 +17,8 @@ pub struct RawProfile {
     pub layers: Vec<LayerSpec>,
     /// Bytes of each step's weights as stored.
     pub weight_bytes: Vec<usize>,
-    /// Bytes each step moves for the case's batch (traffic model, README: "Roofline").
+    /// Bytes each step moves for the case's batch (docs/profile-and-roofline.md, "Bytes: the
+    /// traffic model").
     pub traffic_bytes: Vec<u64>,
     /// Per step, one duration per profiled iteration, ms.
     pub samples_ms: Vec<Vec<f64>>,

@@ -87,7 +87,8 @@ impl Target {
     }
 
     /// Environment for the worker process. candle's kernels read these when the process
-    /// starts (see DESIGN.md §8), which is why each case gets a fresh process.
+    /// starts, which is why each case gets a fresh process (docs/methodology.md, "How a case is
+    /// measured").
     pub fn worker_env(&self) -> Vec<(&'static str, String)> {
         let n = self.threads.to_string();
         vec![

@@ -607,7 +607,8 @@ fn shards_cover_every_case_once_and_merge_back_in_plan_order() {
 #[test]
 fn the_committed_ci_baseline_belongs_to_the_ci_suite() {
     // Editing suites/ci.toml changes its sha256 and makes every CI check exit 2: re-record
-    // results/baselines/ci.json in the same change (docs/check.md, "The CI gate").
+    // results/baselines/ci.json in the same change (docs/check.md, "The CI gate: worked
+    // example").
     let suite = inferbench::suite::load(&root().join("suites/ci.toml")).unwrap();
     let baseline = results::read_json(&root().join("results/baselines/ci.json")).unwrap();
     assert_eq!(

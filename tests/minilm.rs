@@ -91,8 +91,8 @@ fn load(dir: &Path) -> (Architecture, Box<dyn LoadedModel>, TextEncoder) {
     (arch, net, encoder)
 }
 
-/// The README's quick check: every shipped sentence's embedding has cosine >= 0.999 with
-/// the reference (sentence-transformers' pipeline recomputed in float64 NumPy).
+/// The quick check (docs/data-and-quality.md, "MiniLM compared with the reference"): every
+/// shipped sentence's embedding has cosine >= 0.999 with the reference (sentence-transformers' pipeline recomputed in float64 NumPy).
 #[test]
 fn baseline_embeddings_match_the_reference() {
     let Some(dir) = minilm("baseline_embeddings_match_the_reference") else {

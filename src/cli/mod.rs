@@ -25,7 +25,8 @@ mod run;
 mod tables;
 mod validate;
 
-/// Exit codes, documented in the README. Anything else is a bug.
+/// Exit codes (docs/getting-started.md, "Exit codes"; the README repeats the table). Anything
+/// else is a bug.
 pub mod exit {
     pub const OK: i32 = 0;
     /// `check` found a regression.

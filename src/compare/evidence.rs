@@ -330,7 +330,7 @@ enum Undisturbed {
 /// reference time of both runs (`floor_us`): the machine was at full speed around their
 /// window. The reference is plain arithmetic that the model under test does not touch, so
 /// the choice does not depend on the figures compared (docs/check.md, "Undisturbed
-/// processes").
+/// processes: a reference kernel beside the model").
 fn undisturbed(
     bs: &[f64],
     br: &[f64],

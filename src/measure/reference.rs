@@ -9,7 +9,7 @@
 //! model under test just as much, and a whole worker process can sit in it. The kernel is
 //! plain Rust (not candle), so a change in the model or in candle does not move it; `check`
 //! compares only the processes whose reference ran near its fastest (docs/check.md,
-//! "Undisturbed processes").
+//! "Undisturbed processes: a reference kernel beside the model").
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -142,7 +142,8 @@ pub fn run(
     // With several processes per case they run in rounds: process 1 of every case, then
     // process 2 of every case, and so on. A slow spell of a shared machine lasts seconds;
     // in rounds it touches a few processes of many cases instead of every process of one,
-    // which is what lets `check` set such processes aside (docs/check.md). Each process is
+    // which is what lets `check` set such processes aside (docs/check.md, "Processes: the
+    // unit of the test"). Each process is
     // journaled as it ends, so a kill loses at most the process in flight.
     let mut pending = pending_cases(cases, &done_ids, journaled);
     let mut rounds = Rounds {

@@ -37,7 +37,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Version of the run-file schema; it changes only on purpose (README: "Run files").
+/// Version of the run-file schema; it changes only on purpose (docs/run-files.md, "Compatibility").
 pub const SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -167,10 +167,10 @@ pub struct CaseResult {
     pub model: ModelInfo,
     pub clock_overhead_ns: Option<f64>,
     pub build_s: Option<f64>,
-    /// Memory measured in the worker (README: "Memory").
+    /// Memory measured in the worker (docs/memory-and-energy.md, "Memory").
     #[serde(default)]
     pub memory: Option<MemoryInfo>,
-    /// Energy of the measured window, with its `method` (README: "Energy").
+    /// Energy of the measured window, with its `method` (docs/memory-and-energy.md, "Energy").
     #[serde(default)]
     pub energy: Option<EnergyInfo>,
     /// Other load on the machine before and during the case.
@@ -186,15 +186,17 @@ pub struct CaseResult {
     #[serde(default)]
     pub stages: Option<std::collections::BTreeMap<String, LatencyMs>>,
     /// Classification quality of the variant on the suite's test split, scored once per
-    /// variant outside the timed loop (README: "Quality").
+    /// variant outside the timed loop (docs/data-and-quality.md, "Quality of classifiers").
     #[serde(default)]
     pub quality: Option<QualityInfo>,
     /// With `settings.processes` > 1: each worker process's own figures, in run order. The
-    /// case's other figures pool all processes (README: "Processes").
+    /// case's other figures pool all processes (docs/check.md, "Processes: the unit of the
+    /// test").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processes: Option<ProcessFigures>,
-    /// Bytes one forward pass of the batch moves under the traffic model (README: "Roofline"):
-    /// every layer's weights once, its input and output activations once.
+    /// Bytes one forward pass of the batch moves under the traffic model: every layer's
+    /// weights once, its input and output activations once (docs/profile-and-roofline.md,
+    /// "Bytes: the traffic model").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_per_batch: Option<u64>,
     /// The case on the roofline of its thread count, when the run carries measured peaks.
@@ -213,7 +215,8 @@ pub struct CaseResult {
     )]
     pub record: Option<ScenarioRecord>,
     /// Sentence encoders: fidelity of the variant's embeddings to the baseline's and the
-    /// correlation with labelled pairs, scored once per variant (README: "BERT models").
+    /// correlation with labelled pairs, scored once per variant (docs/data-and-quality.md,
+    /// "Quality of embeddings").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding: Option<EmbeddingQuality>,
 }

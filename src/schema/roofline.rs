@@ -54,7 +54,8 @@ pub struct CaseRoofline {
     pub threads: usize,
     /// Multiply-adds x 2 of one inference (one sample).
     pub flops_per_inference: f64,
-    /// Bytes moved per inference under the traffic model (README: "Roofline").
+    /// Bytes moved per inference under the traffic model (docs/profile-and-roofline.md,
+    /// "Bytes: the traffic model").
     pub bytes_per_inference: f64,
     /// FLOPs per byte.
     pub arithmetic_intensity: f64,

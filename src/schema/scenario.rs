@@ -43,8 +43,9 @@ impl std::fmt::Display for Scenario {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScenarioRecord {
-    /// Offered and achieved rate, dropped and late queries, the search's probes (README:
-    /// "Server scenario"). The case's `latency_ms` holds every served query's latency.
+    /// Offered and achieved rate, dropped and late queries, the search's probes
+    /// (docs/scenarios.md, "Server"). The case's `latency_ms` holds every served query's
+    /// latency.
     Server(Box<ServerInfo>),
     /// Samples per query and queries; the case's `latency_ms` holds one latency per query (its
     /// slowest sample).
@@ -83,8 +84,8 @@ pub(super) fn record_of_case<'de, D: Deserializer<'de>>(
 pub const SERVER_WAIT: &str =
     "sleep until 1 ms before the arrival, then spin on the monotonic clock";
 
-/// A server case (README: "Server scenario"). For a search, the top-level figures are those of
-/// the highest passing probe (absent figures: no probe passed).
+/// A server case (docs/scenarios.md, "Server"). For a search, the top-level figures are those
+/// of the highest passing probe (absent figures: no probe passed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerInfo {
     /// The rate asked for (queries/s); absent for a search.

@@ -50,12 +50,13 @@ pub struct Settings {
     pub idle_power_s: f64,
     /// Worker processes per case, run back to back; their samples are pooled, and `check`
     /// treats the process (not the sample) as the unit of its test when both runs have two
-    /// or more (docs/check.md, "Processes").
+    /// or more (docs/check.md, "Processes: the unit of the test").
     #[serde(default = "default_processes")]
     pub processes: usize,
     /// With several processes: a case whose processes found the machine disturbed (its
     /// reference kernel off its fastest) gets more, up to this many in all, until it has
-    /// `UNDISTURBED_WANTED` undisturbed ones (docs/check.md). Default: `processes` (none extra).
+    /// `UNDISTURBED_WANTED` undisturbed ones (docs/check.md, "Undisturbed processes: a
+    /// reference kernel beside the model"). Default: `processes` (none extra).
     #[serde(default)]
     pub max_processes: Option<usize>,
 }
@@ -179,7 +180,8 @@ pub struct CheckConfig {
     /// (default 10).
     pub min_samples: usize,
     /// With several processes per case, only processes whose reference-kernel time was
-    /// within this fraction of the fastest are compared (default 0.03; docs/check.md).
+    /// within this fraction of the fastest are compared (default 0.03; docs/check.md,
+    /// "Undisturbed processes: a reference kernel beside the model").
     pub reference_band: f64,
 }
 

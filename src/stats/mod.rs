@@ -1,6 +1,6 @@
 //! Latency statistics over raw samples. Pure functions: no I/O, no candle.
 //!
-//! Definitions (README "How each number is computed" repeats them):
+//! Definitions (docs/methodology.md, "The statistics", repeats them):
 //! - percentiles use linear interpolation between order statistics, numpy's default
 //!   (`h = (n - 1) q`, `x[floor h] + (h - floor h) (x[floor h + 1] - x[floor h])`);
 //! - `stdev` is the sample standard deviation (divisor `n - 1`; 0 for a single sample);
@@ -363,7 +363,8 @@ fn t_test_on_logs(d: f64, se: f64, df: f64, confidence: f64) -> Option<(f64, [f6
 /// per-process figures after adjusting each for its process's reference-kernel time (also on
 /// logs, one common slope fitted within the groups). When the host slows a process down, its
 /// reference kernel slows too; the fitted slope takes that share out of the comparison, so
-/// processes from a disturbed spell still count (docs/check.md, "Undisturbed processes").
+/// processes from a disturbed spell still count (docs/check.md, "Undisturbed processes: a
+/// reference kernel beside the model").
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LogAncova {
     pub ratio: f64,
