@@ -88,10 +88,10 @@ pub fn hint_for(message: &str) -> Option<String> {
     if message.starts_with("missing field") {
         return quoted
             .first()
-            .map(|f| format!("add `{f}`; the README's suite reference lists every field"));
+            .map(|f| format!("add `{f}`; docs/suite.md lists every field"));
     }
     if message.starts_with("invalid type") {
-        return Some("check the value's type against the README's suite reference".into());
+        return Some("check the value's type against docs/suite.md".into());
     }
     None
 }

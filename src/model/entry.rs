@@ -313,7 +313,7 @@ mod tests {
             [
                 "2:8: `models[0].height`: `height` does not apply to arch `a`\n      hint: it is a `b` field; remove it, or change `arch`",
                 "4:1: `models[0].widht`: unknown field `widht`, expected one of `name`, `arch`, `width`, `depth`\n      hint: did you mean `width`?",
-                "5:9: `models[0].width`: invalid type: string \"x\", expected an integer\n      hint: check the value's type against the README's suite reference",
+                "5:9: `models[0].width`: invalid type: string \"x\", expected an integer\n      hint: check the value's type against docs/suite.md",
             ]
         );
     }

@@ -236,7 +236,7 @@ impl Validator {
             field,
             at,
             e.to_string(),
-            Some("README: data formats (IDX, CSV with the label last or first, .npy)"),
+            Some("docs/data-and-quality.md, \"Data formats\" (IDX, CSV with the label last or first, .npy)"),
         );
     }
 

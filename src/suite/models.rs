@@ -270,7 +270,7 @@ impl Validator {
             return None;
         }
         if let Err(e) = model::check_weights_file(arch.kind(), &path) {
-            self.problem(field, p.span(), e.to_string(), Some("the file must hold the architecture's tensors by name and shape (README: weights layout)"));
+            self.problem(field, p.span(), e.to_string(), Some("the file must hold the architecture's tensors by name and shape (docs/models.md, \"Weights layout\")"));
             return None;
         }
         Some(path)

@@ -226,7 +226,7 @@ pub fn roofline(d: &ReportData) -> Result<Outcome, String> {
         "a case (variant, batch), coloured by its thread count",
     ));
     let height = 780 + legend_height(&legend);
-    let caption = "Log-log. Each roof is the machine's measured peaks at one thread count (`inferbench env --peaks`): the flat part is the best f32 matmul rate with candle, the sloped part the best copy bandwidth times arithmetic intensity. Each point is a case: FLOPs per inference (multiply-adds x 2) x inferences per second, against FLOPs per byte moved under the traffic model (every layer's weights once, its input and output activations once; README: \"Roofline\"). A point's distance below its roof is its efficiency, written after its name. Quantized variants are held against the f32 matmul peak.".to_string();
+    let caption = "Log-log. Each roof is the machine's measured peaks at one thread count (`inferbench env --peaks`): the flat part is the best f32 matmul rate with candle, the sloped part the best copy bandwidth times arithmetic intensity. Each point is a case: FLOPs per inference (multiply-adds x 2) x inferences per second, against FLOPs per byte moved under the traffic model (every layer's weights once, its input and output activations once; docs/profile-and-roofline.md, \"Bytes: the traffic model\"). A point's distance below its roof is its efficiency, written after its name. Quantized variants are held against the f32 matmul peak.".to_string();
     let unnamed = std::cell::Cell::new(0);
     let mut png = chart("roofline.png", TITLE, caption, height, |root| {
         let body = frame(root, TITLE, &legend)?;
