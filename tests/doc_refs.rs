@@ -214,6 +214,49 @@ fn every_cited_chapter_and_heading_exists() {
     }
 }
 
+/// Files the docs name that are not in the repository on purpose: the worked examples'
+/// new kinds, which a contributor writes.
+const EXAMPLE_FILES: &[&str] = &["src/model/scale.rs", "src/scenario/repeat.rs"];
+
+#[test]
+fn every_source_file_the_docs_name_exists() {
+    let re = Regex::new(r"\bsrc/[A-Za-z0-9_/.-]*[A-Za-z0-9_/]").expect("a valid regex");
+    let mut docs = vec![PathBuf::from("README.md")];
+    for entry in std::fs::read_dir(root().join("docs")).expect("docs/ exists") {
+        let path = entry.expect("a readable entry").path();
+        if path.extension().is_some_and(|e| e == "md") {
+            docs.push(
+                path.strip_prefix(root())
+                    .expect("under the root")
+                    .to_path_buf(),
+            );
+        }
+    }
+    let mut named = 0;
+    let mut problems = Vec::new();
+    for doc in docs {
+        let text = read_text(&doc).expect("a doc is text");
+        for (i, line) in text.lines().enumerate() {
+            for m in re.find_iter(line) {
+                named += 1;
+                let path = m.as_str();
+                if !root().join(path).exists() && !EXAMPLE_FILES.contains(&path) {
+                    problems.push(format!(
+                        "{}:{}: {path} does not exist",
+                        doc.display(),
+                        i + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        named > 10,
+        "only {named} paths found: is the scan reading the docs?"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[test]
 fn src_cites_no_document_outside_the_repository_nor_a_readme_section() {
     let banned = [
