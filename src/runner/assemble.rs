@@ -48,6 +48,14 @@ pub fn process_figures(measurements: &[Measurement], batch_size: usize) -> Proce
     if let Some(r) = measurements.iter().map(reference_median_us).collect() {
         f.reference_us = r;
     }
+    if let Some(s) = measurements
+        .iter()
+        .map(|m| m.sched)
+        .collect::<Option<Vec<_>>>()
+    {
+        f.run_queue_share = s.iter().map(|s| s.run_queue_share()).collect();
+        f.involuntary_switches_per_s = s.iter().map(|s| s.involuntary_per_s()).collect();
+    }
     if measurements.iter().all(|m| m.energy.is_some()) {
         f.joules_per_inference = measurements
             .iter()
@@ -344,6 +352,33 @@ mod tests {
         assert_eq!(figures.joules_per_inference, vec![1.0, 0.5]);
         assert_eq!(figures.peak_rss_bytes, vec![1000, 3000]);
         assert!(pool_measurements(vec![]).is_none());
+    }
+
+    #[test]
+    fn each_process_keeps_what_the_scheduler_did_to_it() {
+        use crate::probe::sched::{SchedCounts, SchedFigures};
+        let sched = |wait_s: f64, switches: u64| SchedFigures {
+            window_s: 0.5,
+            main_thread: SchedCounts {
+                on_cpu_s: 0.4,
+                run_queue_wait_s: wait_s,
+                involuntary_switches: switches,
+            },
+            all_threads: SchedCounts::default(),
+            process_cpu_s: 0.5,
+            one_core: false,
+            readings: 4,
+        };
+        let mut a = measurement(&[1.0], 0.001, 1, 1.0);
+        a.sched = Some(sched(0.0, 5));
+        let mut b = measurement(&[1.0], 0.001, 1, 1.0);
+        b.sched = Some(sched(0.1, 100));
+        let f = process_figures(&[a.clone(), b.clone()], 1);
+        assert_eq!(f.run_queue_share, vec![0.0, 0.2]);
+        assert_eq!(f.involuntary_switches_per_s, vec![10.0, 200.0]);
+        // A process without the figures (another kernel): none for the case.
+        b.sched = None;
+        assert!(process_figures(&[a, b], 1).run_queue_share.is_empty());
     }
 
     #[test]

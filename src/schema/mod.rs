@@ -263,6 +263,16 @@ pub struct ProcessFigures {
     /// process measured, as its p50 is the model's typical latency. Empty for older runs.
     #[serde(default)]
     pub reference_us: Vec<f64>,
+    /// The share of each process's window that other work kept it off its CPU
+    /// (`probe::sched`): its main thread's run-queue wait over its runnable time, or, pinned
+    /// to one core, the core's time that went to other processes when that is larger. A
+    /// busy neighbour preempts in bursts the reference kernel can miss; this cannot. Empty
+    /// for older runs and where the kernel does not report it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub run_queue_share: Vec<f64>,
+    /// Involuntary context switches of each process's main thread per second of its window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub involuntary_switches_per_s: Vec<f64>,
 }
 
 impl ProcessFigures {

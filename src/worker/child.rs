@@ -257,6 +257,7 @@ fn measure_case(req: &WorkerRequest, out: &mut impl Write) -> Result<Measurement
         profile,
         scenario: measured.raw,
         reference_us: std::mem::take(&mut observer.reference_us),
+        sched: observer.sched_figures.take(),
     })
 }
 

@@ -1,5 +1,6 @@
 //! The worker's energy meter and observer: progress to the parent, energy counters read at
-//! the measured window's edges, and the reference kernel's runs kept out of the window.
+//! the measured window's edges, the reference kernel's runs kept out of the window, and the
+//! scheduler's counters read at the window's edges and between its chunks.
 
 use std::io::Write;
 use std::time::Instant;
@@ -7,6 +8,7 @@ use std::time::Instant;
 use super::protocol::{send, EnergySetup, WorkerMessage};
 use crate::measure::{self, Progress};
 use crate::probe::energy::{self, Rapl, RaplReading, Tdp};
+use crate::probe::sched::{SchedFigures, SchedReading, SchedWindow};
 use crate::schema::{EnergyInfo, EnergyMethod};
 use crate::target::DeviceKind;
 
@@ -81,6 +83,10 @@ pub(super) struct WorkerObserver<'a, W: Write> {
     /// What the reference kernel cost inside the window, kept out of its energy: wall
     /// seconds, and joules (RAPL, NVML) or CPU seconds (estimate) read around each run.
     pub(super) reference_cost: ReferenceCost,
+    /// The scheduler's counters over the window (`probe::sched`).
+    sched: SchedWindow,
+    /// ... and their sum once the window ended (`None` where /proc has no schedstat).
+    pub(super) sched_figures: Option<SchedFigures>,
 }
 
 #[derive(Default)]
@@ -100,6 +106,8 @@ impl<'a, W: Write> WorkerObserver<'a, W> {
             energy: None,
             reference_us: Vec::with_capacity(64),
             reference_cost: ReferenceCost::default(),
+            sched: SchedWindow::of_this_process(),
+            sched_figures: None,
         }
     }
 
@@ -118,6 +126,7 @@ impl<'a, W: Write> WorkerObserver<'a, W> {
         };
         self.reference_us
             .push(measure::reference::reference_us(REFERENCE_DURING));
+        self.sched.add(SchedReading::now());
         let cost = &mut self.reference_cost;
         match &self.meter {
             Meter::Rapl { rapl: meter, .. } => {
@@ -146,6 +155,7 @@ impl<W: Write> measure::Observer for WorkerObserver<'_, W> {
     }
 
     fn window_started(&mut self) {
+        self.sched.add(SchedReading::now());
         match &mut self.meter {
             Meter::Rapl { rapl, start, .. } => *start = rapl.read().ok(),
             Meter::Nvml { gpu, start, .. } => *start = gpu.energy_mj().ok(),
@@ -155,6 +165,12 @@ impl<W: Write> measure::Observer for WorkerObserver<'_, W> {
     }
 
     fn window_ended(&mut self, samples: usize) {
+        let read = Instant::now();
+        self.sched.add(SchedReading::now());
+        let wall_s = self.window_start.map(|t| t.elapsed().as_secs_f64());
+        let one_core = crate::target::available_cores().len() == 1;
+        self.sched_figures = wall_s.and_then(|s| self.sched.figures(s, one_core));
+        self.reference_cost.wall_s += read.elapsed().as_secs_f64();
         // The reference kernel's runs inside the window are not the model's.
         let cost = std::mem::take(&mut self.reference_cost);
         let window_s = self

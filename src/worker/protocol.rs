@@ -116,6 +116,10 @@ pub struct Measurement {
     /// report, outside the timed chunks), and just after. How fast the machine itself was.
     #[serde(default)]
     pub reference_us: Vec<f64>,
+    /// What the scheduler did to the worker's threads over the measured window (run-queue
+    /// wait, involuntary switches; `probe::sched`), where the kernel reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sched: Option<crate::probe::sched::SchedFigures>,
 }
 
 impl Measurement {
