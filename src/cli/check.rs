@@ -6,8 +6,18 @@ use anyhow::anyhow;
 use clap::Args;
 
 use super::{exit, read_run, write_text, ExitWith, Failure};
-use crate::compare::{self, render, CompareError};
+use crate::compare::{self, render, CompareError, Outcome};
 use crate::schema::RunStatus;
+
+/// The exit codes, in `check --help` (README and docs/check.md have the same table).
+pub(super) const EXIT_CODES: &str = "Exit codes:
+  0   nothing regressed (improved, unchanged and inconclusive metrics pass)
+  1   at least one metric of one case regressed (whatever else happened)
+  2   bad input: an unreadable run file, a bad --threshold, no case in common, incomparable runs
+  3   a report could not be written
+  75  nothing regressed, but some cases had too few undisturbed processes to decide their
+      timing rows (the machine was busy): measure again, for example with
+      `run --retry-disturbed N`";
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
@@ -89,10 +99,24 @@ pub(super) fn execute(args: CheckArgs) -> Result<i32, Failure> {
         let text = serde_json::to_string_pretty(&comparison).exit_with(exit::INTERNAL)?;
         write_text(&text, path)?;
     }
-    Ok(if comparison.regressed() {
-        println!("REGRESSION: see the rows marked REGRESSED above");
-        exit::REGRESSION
-    } else {
-        exit::OK
-    })
+    Ok(exit_code(&comparison))
+}
+
+/// The check's exit code: 1 on a regression (whatever else happened), 75 when nothing
+/// regressed but some cases had too few undisturbed processes, 0 otherwise.
+fn exit_code(comparison: &compare::Comparison) -> i32 {
+    match comparison.outcome() {
+        Outcome::Regressed => {
+            println!("REGRESSION: see the rows marked REGRESSED above");
+            exit::REGRESSION
+        }
+        Outcome::MeasureAgain => {
+            println!(
+                "MEASURE AGAIN: no regression found, but the machine was too busy to decide every case (exit {})",
+                exit::MEASURE_AGAIN
+            );
+            exit::MEASURE_AGAIN
+        }
+        Outcome::Passed => exit::OK,
+    }
 }

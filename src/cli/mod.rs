@@ -35,6 +35,9 @@ pub mod exit {
     pub const INVALID_INPUT: i32 = 2;
     /// The environment failed us (for example results could not be written).
     pub const INTERNAL: i32 = 3;
+    /// `check`: nothing regressed, but some cases had too few undisturbed processes to be
+    /// decided: the machine was busy; measure again (sysexits' EX_TEMPFAIL).
+    pub const MEASURE_AGAIN: i32 = 75;
     pub const INTERRUPTED: i32 = 130;
 }
 
@@ -53,7 +56,9 @@ pub struct Cli {
 pub enum Command {
     /// Run every case of a suite in isolated workers and write results/<suite>/<time>.json and .csv
     Run(run::RunArgs),
-    /// Compare a candidate run with a baseline run; exit 1 if anything regressed
+    /// Compare a candidate run with a baseline run; exit 1 if anything regressed, 75 if
+    /// too few processes ran undisturbed to tell (measure again)
+    #[command(after_help = check::EXIT_CODES)]
     Check(check::CheckArgs),
     /// Export a run for another tracker: Bencher (BMF JSON), github-action-benchmark, CSV
     Export(export::ExportArgs),

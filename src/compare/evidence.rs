@@ -1,6 +1,6 @@
 //! One metric compared on both sides: the test and interval for each kind of evidence.
 
-use super::{blank_row, decide, trim, Evidence, MetricComparison, MetricValue};
+use super::{blank_row, decide, trim, Evidence, MetricComparison, MetricValue, Verdict};
 use crate::schema::{CheckConfig, RunResult};
 use crate::stats;
 
@@ -52,12 +52,20 @@ pub fn compare_metric(
             Evidence::Processes {
                 values: bs,
                 reference: br,
+                run_queue: bq,
             },
             Evidence::Processes {
                 values: cs,
                 reference: cr,
+                run_queue: cq,
             },
-        ) => processes([bs, br], [cs, cr], reference_floor_us, config, &mut row),
+        ) => processes(
+            Side::new(bs, br, bq),
+            Side::new(cs, cr, cq),
+            reference_floor_us,
+            config,
+            &mut row,
+        ),
         (Evidence::Exact, Evidence::Exact) => exact(b.value, c.value),
         (Evidence::Points, Evidence::Points) => Ok(Measured::exact(c.value - b.value)),
         (
@@ -93,6 +101,12 @@ pub fn compare_metric(
     );
     if let Some(note) = m.note {
         reason.push_str(&note);
+    }
+    // Adjusted for the reference because too few processes ran undisturbed, and still
+    // undecided: another measurement, not a pass, is what decides it.
+    row.measure_again &= verdict == Verdict::Inconclusive;
+    if row.measure_again {
+        reason.push_str("; too few undisturbed processes to decide: measure again");
     }
     row.verdict = verdict;
     row.reason = reason;
@@ -204,26 +218,55 @@ fn rates(b: f64, c: f64, bs: &[f64], cs: &[f64], config: &CheckConfig) -> Result
     ))
 }
 
-/// One figure per process and side (`[values, reference times]`): Welch's t on the logs of
-/// the undisturbed processes, or of all of them when no reference times were recorded; with
-/// too few undisturbed ones, every process adjusted for its reference time (ANCOVA). The
-/// row's baseline and candidate become the geometric means of the processes compared.
+/// One side's per-process figures: the values compared, each process's reference-kernel
+/// time (µs) and its run-queue share, the last two empty when the run lacks them.
+#[derive(Clone, Copy)]
+struct Side<'a> {
+    values: &'a [f64],
+    reference: &'a [f64],
+    run_queue: &'a [f64],
+}
+
+impl<'a> Side<'a> {
+    fn new(values: &'a [f64], reference: &'a [f64], run_queue: &'a [f64]) -> Self {
+        Side {
+            values,
+            reference,
+            run_queue,
+        }
+    }
+
+    /// Whether process `i` was kept off its CPU by other work for more than `max_share` of
+    /// its window. A run without the figures (or with a list of another length) has none.
+    fn held_off(&self, i: usize, max_share: f64) -> bool {
+        self.run_queue.len() == self.values.len() && self.run_queue[i] > max_share
+    }
+
+    /// The processes not held off their CPU: their values and reference times.
+    fn free(&self, max_share: f64) -> (Vec<f64>, Vec<f64>) {
+        let keep = (0..self.values.len()).filter(|&i| !self.held_off(i, max_share));
+        if self.reference.len() == self.values.len() {
+            keep.map(|i| (self.values[i], self.reference[i])).unzip()
+        } else {
+            (keep.map(|i| self.values[i]).collect(), Vec::new())
+        }
+    }
+}
+
+/// One figure per process and side: Welch's t on the logs of the undisturbed processes (or
+/// of all of them not held off their CPU when a side has no reference times); with too
+/// few undisturbed ones, those not held off their CPU adjusted for their reference time
+/// (ANCOVA); with too few of those, the row says to measure again. The row's baseline and
+/// candidate become the geometric means of the processes compared.
 fn processes(
-    [bs, br]: [&[f64]; 2],
-    [cs, cr]: [&[f64]; 2],
+    b: Side<'_>,
+    c: Side<'_>,
     reference_floor_us: Option<f64>,
     config: &CheckConfig,
     row: &mut MetricComparison,
 ) -> Result<Measured, String> {
     let confidence = 1.0 - config.significance;
-    let (baseline, candidate, method, note) = match undisturbed(
-        bs,
-        br,
-        cs,
-        cr,
-        reference_floor_us,
-        config,
-    ) {
+    let (baseline, candidate, method, note) = match undisturbed(b, c, reference_floor_us, config) {
         Undisturbed::Selected {
             baseline,
             candidate,
@@ -231,9 +274,9 @@ fn processes(
             let note = format!(
                 "; undisturbed processes: {} of {} vs {} of {}",
                 baseline.len(),
-                bs.len(),
+                b.values.len(),
                 candidate.len(),
-                cs.len()
+                c.values.len()
             );
             row.baseline = Some(stats::geometric_mean(&baseline));
             row.candidate = Some(stats::geometric_mean(&candidate));
@@ -244,27 +287,60 @@ fn processes(
                 Some(note),
             )
         }
-        Undisturbed::NoReference => (bs.to_vec(), cs.to_vec(), "welch_processes", None),
-        // The host was slow through much of a run: rather than drop the slow
-        // processes, adjust every process for its own reference time.
-        Undisturbed::TooFew { reason, kept } => {
-            let a = stats::log_ancova(bs, br, cs, cr, confidence).ok_or(reason)?;
-            row.baseline = Some(stats::geometric_mean(bs));
-            row.candidate = Some(stats::geometric_mean(cs));
+        Undisturbed::NoReference {
+            baseline,
+            candidate,
+        } => {
+            let held = [
+                b.values.len() - baseline.len(),
+                c.values.len() - candidate.len(),
+            ];
+            let note = (held != [0, 0]).then(|| {
+                format!(
+                    "; {} vs {} processes held off their CPU by other work left out",
+                    held[0], held[1]
+                )
+            });
+            (baseline, candidate, "welch_processes", note)
+        }
+        // The host was slow through much of a run: rather than drop the slow processes,
+        // adjust each one not held off its CPU for its own reference time.
+        Undisturbed::TooFew {
+            reason,
+            kept,
+            measure_again,
+        } => {
+            let (bf, bfr) = b.free(config.max_run_queue_share);
+            let (cf, cfr) = c.free(config.max_run_queue_share);
+            row.measure_again = measure_again;
+            let Some(a) = stats::log_ancova(&bf, &bfr, &cf, &cfr, confidence) else {
+                return Err(reason);
+            };
+            row.baseline = Some(stats::geometric_mean(&bf));
+            row.candidate = Some(stats::geometric_mean(&cf));
             let mut m = Measured::new(
                 a.ratio - 1.0,
                 [a.ci[0] - 1.0, a.ci[1] - 1.0],
                 a.p_value,
                 "ancova_reference",
             );
+            let compared = if bf.len() == b.values.len() && cf.len() == c.values.len() {
+                "all".to_string()
+            } else {
+                format!(
+                    "the {} vs {} not held off their CPU by other work",
+                    bf.len(),
+                    cf.len()
+                )
+            };
             m.note = Some(format!(
-                    "; only {} of {} vs {} of {} processes undisturbed: all compared after adjusting for the reference-kernel time (slope {:.2})",
-                    kept[0],
-                    bs.len(),
-                    kept[1],
-                    cs.len(),
-                    a.slope
-                ));
+                "; only {} of {} vs {} of {} processes undisturbed: {compared} compared after adjusting for the reference-kernel time (slope {:.2})",
+                kept[0],
+                b.values.len(),
+                kept[1],
+                c.values.len(),
+                a.slope
+            ));
             return Ok(m);
         }
     };
@@ -320,58 +396,93 @@ enum Undisturbed {
         baseline: Vec<f64>,
         candidate: Vec<f64>,
     },
-    /// Too few undisturbed processes on a side: why, and how many each side kept.
-    TooFew { reason: String, kept: [usize; 2] },
-    /// A side has no reference times (a run from before they existed): all processes count.
-    NoReference,
+    /// Too few undisturbed processes on a side: why (should the adjustment be impossible
+    /// too), how many each side kept, and whether measuring again could help (each side
+    /// ran enough processes, too few of them undisturbed).
+    TooFew {
+        reason: String,
+        kept: [usize; 2],
+        measure_again: bool,
+    },
+    /// A side has no reference times (a run from before they existed): every process not
+    /// held off its CPU counts.
+    NoReference {
+        baseline: Vec<f64>,
+        candidate: Vec<f64>,
+    },
 }
 
 /// Keeps the processes whose reference kernel ran within `reference_band` of the fastest
-/// reference time of both runs (`floor_us`): the machine was at full speed around their
-/// window. The reference is plain arithmetic that the model under test does not touch, so
-/// the choice does not depend on the figures compared (docs/check.md, "Undisturbed
-/// processes: a reference kernel beside the model").
+/// reference time of both runs (`floor_us`), so the machine was at full speed around their
+/// window, and that other work kept off their CPU for at most `max_run_queue_share` of it,
+/// so no neighbour preempted them between reference readings. Both signals come from the
+/// machine, never from the figures compared, so the choice cannot favour either side
+/// (docs/check.md, "Undisturbed processes: a reference kernel beside the model").
 fn undisturbed(
-    bs: &[f64],
-    br: &[f64],
-    cs: &[f64],
-    cr: &[f64],
+    b: Side<'_>,
+    c: Side<'_>,
     floor_us: Option<f64>,
     config: &CheckConfig,
 ) -> Undisturbed {
-    let Some(floor) = floor_us.filter(|f| *f > 0.0) else {
-        return Undisturbed::NoReference;
+    let max_share = config.max_run_queue_share;
+    let floor = floor_us
+        .filter(|f| *f > 0.0)
+        .filter(|_| b.reference.len() == b.values.len() && c.reference.len() == c.values.len());
+    let Some(floor) = floor else {
+        return Undisturbed::NoReference {
+            baseline: b.free(max_share).0,
+            candidate: c.free(max_share).0,
+        };
     };
-    if br.len() != bs.len() || cr.len() != cs.len() {
-        return Undisturbed::NoReference;
-    }
     let limit = floor * (1.0 + config.reference_band);
-    let keep = |values: &[f64], reference: &[f64]| -> Vec<f64> {
-        values
-            .iter()
-            .zip(reference)
-            .filter(|(_, r)| **r <= limit)
-            .map(|(v, _)| *v)
+    let keep = |s: Side<'_>| -> Vec<f64> {
+        (0..s.values.len())
+            .filter(|&i| s.reference[i] <= limit && !s.held_off(i, max_share))
+            .map(|i| s.values[i])
             .collect()
     };
-    let (baseline, candidate) = (keep(bs, br), keep(cs, cr));
-    if baseline.len() < MIN_UNDISTURBED || candidate.len() < MIN_UNDISTURBED {
-        return Undisturbed::TooFew {
-            reason: format!(
-                "the machine was disturbed: only {} of {} baseline and {} of {} candidate processes ran with the reference kernel within {}% of its fastest ({:.2} µs), and the figures could not be adjusted for it; {MIN_UNDISTURBED} per side are needed: re-run on a quieter machine or with more processes",
-                baseline.len(),
-                bs.len(),
-                candidate.len(),
-                cs.len(),
-                trim(100.0 * config.reference_band),
-                floor
-            ),
-            kept: [baseline.len(), candidate.len()],
+    let (baseline, candidate) = (keep(b), keep(c));
+    if baseline.len() >= MIN_UNDISTURBED && candidate.len() >= MIN_UNDISTURBED {
+        return Undisturbed::Selected {
+            baseline,
+            candidate,
         };
     }
-    Undisturbed::Selected {
-        baseline,
-        candidate,
+    let held = |s: Side<'_>| {
+        (0..s.values.len())
+            .filter(|&i| s.held_off(i, max_share))
+            .count()
+    };
+    let held_note = if b.run_queue.is_empty() && c.run_queue.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " and were held off their CPU by other work for at most {}% of their window ({} and {} were held off longer)",
+            trim(100.0 * max_share),
+            held(b),
+            held(c)
+        )
+    };
+    // With fewer processes than that on a side, no machine could do better: more
+    // processes are needed, not another try.
+    let measure_again = b.values.len() >= MIN_UNDISTURBED && c.values.len() >= MIN_UNDISTURBED;
+    let what_to_do = if measure_again {
+        "measure again, on a quieter machine or later (`run --retry-disturbed N` measures such cases again before writing the run)"
+    } else {
+        "re-run on a quieter machine or with more processes"
+    };
+    Undisturbed::TooFew {
+        reason: format!(
+            "the machine was disturbed: only {} of {} baseline and {} of {} candidate processes ran with the reference kernel within {}% of its fastest ({:.2} µs){held_note}, and the figures could not be adjusted for it; {MIN_UNDISTURBED} per side are needed: {what_to_do}",
+            baseline.len(),
+            b.values.len(),
+            candidate.len(),
+            c.values.len(),
+            trim(100.0 * config.reference_band),
+            floor
+        ),
+        kept: [baseline.len(), candidate.len()],
+        measure_again,
     }
 }
 

@@ -30,10 +30,13 @@ pub enum Evidence<'a> {
     /// the test (Welch's t on the logs), so noise between processes is in the interval.
     /// `reference` holds each process's reference-kernel time (µs) when the run has them
     /// (else empty): only undisturbed processes are then compared, or, with too few of
-    /// those, every process adjusted for its reference time.
+    /// those, every process adjusted for its reference time. `run_queue` holds the share of
+    /// each process's window other work kept it off its CPU (else empty): a process over
+    /// `max_run_queue_share` is never undisturbed, nor adjusted.
     Processes {
         values: &'a [f64],
         reference: &'a [f64],
+        run_queue: &'a [f64],
     },
     /// A search's result known only to lie in `[passing, failing)` (max QPS under a p99
     /// bound): the interval of the ratio comes from both brackets.
@@ -99,7 +102,7 @@ impl<'a> MetricValue<'a> {
         unit: &'static str,
         better: Better,
         values: &'a [f64],
-        reference: &'a [f64],
+        p: &'a ProcessFigures,
         threshold: fn(&CheckConfig) -> f64,
     ) -> Self {
         MetricValue {
@@ -108,7 +111,11 @@ impl<'a> MetricValue<'a> {
             better,
             value: stats::geometric_mean(values),
             ci: stats::geometric_mean_ci(values, 0.95),
-            evidence: Evidence::Processes { values, reference },
+            evidence: Evidence::Processes {
+                values,
+                reference: &p.reference_us,
+                run_queue: &p.run_queue_share,
+            },
             threshold,
             tag: None,
         }
@@ -226,7 +233,7 @@ pub fn metrics<'a>(case: &'a CaseResult, kinds: &dyn ScenarioChecks) -> Vec<Metr
                 "J",
                 Better::Lower,
                 &p.joules_per_inference,
-                &p.reference_us,
+                p,
                 |t| t.energy,
             ),
             None => MetricValue::exact(
@@ -261,7 +268,7 @@ fn process_timing(p: &ProcessFigures) -> [MetricValue<'_>; 3] {
             "ms",
             Better::Lower,
             &p.latency_p50_ms,
-            &p.reference_us,
+            p,
             |t| t.latency_p50,
         ),
         MetricValue::processes(
@@ -269,7 +276,7 @@ fn process_timing(p: &ProcessFigures) -> [MetricValue<'_>; 3] {
             "ms",
             Better::Lower,
             &p.latency_p99_ms,
-            &p.reference_us,
+            p,
             |t| t.latency_p99,
         ),
         MetricValue::processes(
@@ -277,7 +284,7 @@ fn process_timing(p: &ProcessFigures) -> [MetricValue<'_>; 3] {
             "samples/s",
             Better::Higher,
             &p.throughput_per_s,
-            &p.reference_us,
+            p,
             |t| t.throughput,
         ),
     ]

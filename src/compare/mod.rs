@@ -88,6 +88,11 @@ pub struct MetricComparison {
     pub verdict: Verdict,
     /// One line on why.
     pub reason: String,
+    /// `inconclusive` because too few processes of a side ran undisturbed, even for the
+    /// adjustment: the machine was busy, and measuring again can decide it (`check` then
+    /// exits 75 unless something regressed). Written only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub measure_again: bool,
 }
 
 impl MetricComparison {
@@ -107,6 +112,7 @@ impl MetricComparison {
             threshold: 0.0,
             verdict,
             reason,
+            measure_again: false,
         }
     }
 }
@@ -182,10 +188,41 @@ impl Counts {
     }
 }
 
+/// What a comparison amounts to, for the gate: the check's exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Nothing regressed, and every timing row could be decided or failed for other reasons.
+    Passed,
+    /// Nothing regressed, but some cases had too few undisturbed processes to decide their
+    /// timing rows: the machine was busy; measure again.
+    MeasureAgain,
+    /// At least one metric of one case regressed (this wins over `MeasureAgain`).
+    Regressed,
+}
+
 impl Comparison {
     /// Whether anything regressed: the check's exit code 1.
     pub fn regressed(&self) -> bool {
         self.cases.iter().any(|c| c.verdict == Verdict::Regressed)
+    }
+
+    /// The cases with a row that only measuring again can decide (`measure_again`).
+    pub fn measure_again(&self) -> impl Iterator<Item = &CaseComparison> {
+        self.cases
+            .iter()
+            .filter(|c| c.metrics.iter().any(|m| m.measure_again))
+    }
+
+    /// A regression wins; then too few undisturbed processes; else the gate passes.
+    pub fn outcome(&self) -> Outcome {
+        if self.regressed() {
+            Outcome::Regressed
+        } else if self.measure_again().next().is_some() {
+            Outcome::MeasureAgain
+        } else {
+            Outcome::Passed
+        }
     }
 
     pub fn metric_counts(&self) -> Counts {
@@ -424,6 +461,7 @@ pub(super) fn blank_row(m: &MetricValue<'_>, config: &CheckConfig) -> MetricComp
         threshold: (m.threshold)(config),
         verdict: Verdict::Inconclusive,
         reason: String::new(),
+        measure_again: false,
     }
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 
-use super::{ChangeKind, Comparison, MetricComparison, Verdict};
+use super::{ChangeKind, Comparison, MetricComparison, Outcome, Verdict};
 
 /// A value in its unit, with enough digits to compare.
 pub fn fmt_value(unit: &str, x: f64) -> String {
@@ -89,6 +89,19 @@ fn counts_line(c: &Comparison) -> String {
         m.unchanged,
         m.inconclusive
     )
+}
+
+/// "measure again: N cases had too few undisturbed processes (...)", when some had.
+fn measure_again_line(c: &Comparison) -> Option<String> {
+    let ids: Vec<&str> = c.measure_again().map(|k| k.id.as_str()).collect();
+    (!ids.is_empty()).then(|| {
+        format!(
+            "measure again: {} {} had too few undisturbed processes ({}); the machine was busy while they ran",
+            ids.len(),
+            if ids.len() == 1 { "case" } else { "cases" },
+            ids.join(", ")
+        )
+    })
 }
 
 fn rule_line(c: &Comparison) -> String {
@@ -202,6 +215,9 @@ pub fn terminal(c: &Comparison) -> String {
         );
     }
     let _ = writeln!(out, "{}", counts_line(c));
+    if let Some(line) = measure_again_line(c) {
+        let _ = writeln!(out, "{line}");
+    }
     let _ = writeln!(out, "{}", rule_line(c));
     out
 }
@@ -245,10 +261,10 @@ fn md_rows(out: &mut String, c: &Comparison, keep: impl Fn(Verdict) -> bool, wit
 pub fn markdown(c: &Comparison) -> String {
     let mut out = String::new();
     let m = c.metric_counts();
-    let title = if c.regressed() {
-        "regression found"
-    } else {
-        "no regression"
+    let title = match c.outcome() {
+        Outcome::Regressed => "regression found",
+        Outcome::MeasureAgain => "measure again (the machine was busy)",
+        Outcome::Passed => "no regression",
     };
     let _ = writeln!(out, "## inferbench check: {title}\n");
     let _ = writeln!(
@@ -261,6 +277,9 @@ pub fn markdown(c: &Comparison) -> String {
         c.cases.len(),
         md(&c.candidate.suite)
     );
+    if let Some(line) = measure_again_line(c) {
+        let _ = writeln!(out, "**{}**\n", md(&line));
+    }
     for (side, r) in [("Baseline", &c.baseline), ("Candidate", &c.candidate)] {
         let commit = &r.git_commit[..r.git_commit.len().min(12)];
         let _ = write!(

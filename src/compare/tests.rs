@@ -655,3 +655,148 @@ fn the_reference_floor_is_the_fastest_of_both_runs() {
     old.processes.as_mut().unwrap().reference_us.clear();
     assert_eq!(reference_floor_us(&run(vec![b]), &run(vec![old])), None);
 }
+
+/// `case_with_reference` with each process's run-queue share as well.
+fn case_with_sched(p50s: &[f64], reference_us: &[f64], run_queue: &[f64], seed: u64) -> CaseResult {
+    let mut c = case_with_reference(p50s, reference_us, seed);
+    if let Some(p) = c.processes.as_mut() {
+        p.run_queue_share = run_queue.to_vec();
+    }
+    c
+}
+
+#[test]
+fn a_process_held_off_its_cpu_is_not_undisturbed_whatever_its_reference() {
+    // Baseline: eight quiet processes. Candidate: the same code, but a compiler beside it
+    // preempted four processes between their reference readings: the reference looks
+    // undisturbed, the figures are 30% worse, and the run-queue share says why.
+    let quiet = [1.00, 1.01, 0.99, 1.00, 1.005, 0.995, 1.0, 1.01];
+    let refs = [60.0, 60.2, 60.1, 60.3, 60.0, 60.4, 60.1, 60.2];
+    let b = case_with_sched(&quiet, &refs, &[0.002; 8], 1);
+    let mut cand = quiet;
+    for x in &mut cand[..4] {
+        *x *= 1.3;
+    }
+    let shares = [0.35, 0.4, 0.3, 0.45, 0.003, 0.001, 0.004, 0.002];
+    let c = case_with_sched(&cand, &refs, &shares, 2);
+    let row = p50_row(&b, &c);
+    assert_eq!(row.method, "welch_undisturbed_processes");
+    assert_eq!(row.verdict, Verdict::Unchanged, "{row:?}");
+    assert!(row.reason.contains("8 of 8 vs 4 of 8"), "{}", row.reason);
+    // With the reference alone, the preempted processes count: a 12% drop in throughput
+    // that cannot be told from noise. The run-queue share is what set them aside.
+    let blind = CheckConfig {
+        max_run_queue_share: 1.0,
+        ..CheckConfig::default()
+    };
+    let floor = reference_floor_us(&run(vec![b.clone()]), &run(vec![c.clone()]));
+    let cc = compare_case(&b, &c, &blind, 2000, 7, floor, &());
+    let tp = cc
+        .metrics
+        .iter()
+        .find(|m| m.metric == "throughput")
+        .unwrap();
+    assert_eq!(tp.verdict, Verdict::Inconclusive, "{tp:?}");
+    assert!(tp.change.unwrap() < -0.10, "{tp:?}");
+    assert!(tp.reason.contains("8 of 8 vs 8 of 8"), "{}", tp.reason);
+}
+
+#[test]
+fn too_few_processes_not_held_off_their_cpu_means_measure_again() {
+    let quiet = [1.00, 1.01, 0.99, 1.00, 1.005, 0.995];
+    let refs = [60.0, 60.2, 60.1, 60.3, 60.0, 60.4];
+    let b = case_with_sched(&quiet, &refs, &[0.001; 6], 1);
+    // Every candidate process but one was preempted for a third of its window.
+    let c = case_with_sched(
+        &[1.3, 1.4, 1.35, 1.0, 1.3, 1.32],
+        &refs,
+        &[0.3, 0.35, 0.33, 0.01, 0.3, 0.31],
+        2,
+    );
+    let row = p50_row(&b, &c);
+    assert_eq!(row.verdict, Verdict::Inconclusive, "{row:?}");
+    assert!(row.measure_again, "{row:?}");
+    assert!(
+        row.reason
+            .contains("held off their CPU by other work for at most 2%")
+            && row.reason.contains("(0 and 5 were held off longer)")
+            && row.reason.contains("measure again"),
+        "{}",
+        row.reason
+    );
+    // A side of two processes can never have three undisturbed: that is not for measuring
+    // again but for more processes.
+    let two = case_with_sched(&[1.3, 1.4], &refs[..2], &[0.3, 0.35], 3);
+    let row = p50_row(&b, &two);
+    assert_eq!(row.verdict, Verdict::Inconclusive);
+    assert!(!row.measure_again, "{row:?}");
+    assert!(row
+        .reason
+        .ends_with("re-run on a quieter machine or with more processes"));
+}
+
+#[test]
+fn the_reference_adjustment_leaves_out_processes_held_off_their_cpu() {
+    // Both runs in a slow spell (reference 66-75 µs against a 60 µs floor), the candidate
+    // 10% slower for real; two candidate processes were also preempted (30% worse).
+    let base_ref = [60.0, 60.5, 68.0, 70.0, 72.0, 66.0, 74.0, 71.0];
+    let cand_ref = [61.0, 67.0, 69.0, 73.0, 75.0, 70.0, 68.0, 72.0];
+    let b = case_with_sched(&slowed_with_host(&base_ref, 1.0), &base_ref, &[0.001; 8], 1);
+    let mut cand = slowed_with_host(&cand_ref, 1.10);
+    cand[2] *= 1.3;
+    cand[5] *= 1.3;
+    let shares = [0.001, 0.002, 0.3, 0.001, 0.0, 0.25, 0.001, 0.002];
+    let c = case_with_sched(&cand, &cand_ref, &shares, 2);
+    let row = p50_row(&b, &c);
+    assert_eq!(row.method, "ancova_reference", "{row:?}");
+    assert_eq!(row.verdict, Verdict::Regressed, "{row:?}");
+    assert!(
+        row.reason
+            .contains("the 8 vs 6 not held off their CPU by other work compared"),
+        "{}",
+        row.reason
+    );
+    let change = row.change.unwrap();
+    assert!((change - 0.10).abs() < 0.01, "{change}");
+}
+
+#[test]
+fn a_regression_wins_over_measure_again_which_wins_over_passing() {
+    let refs = [60.0, 60.2, 60.1, 60.3];
+    let quiet = case_with_sched(&[1.0, 1.01, 0.99, 1.0], &refs, &[0.001; 4], 1);
+    let busy = case_with_sched(&[1.3, 1.4, 1.35, 1.3], &refs, &[0.3; 4], 2);
+    let mut slow = case_with_sched(&[1.2, 1.21, 1.19, 1.2], &refs, &[0.001; 4], 3);
+    slow.id = "y".into();
+    let mut quiet_y = quiet.clone();
+    quiet_y.id = "y".into();
+    let check = |b: Vec<CaseResult>, c: Vec<CaseResult>| {
+        compare(&run(b), &run(c), &CheckConfig::default(), false, &())
+            .unwrap()
+            .outcome()
+    };
+    assert_eq!(
+        check(vec![quiet.clone()], vec![quiet.clone()]),
+        Outcome::Passed
+    );
+    let again = compare(
+        &run(vec![quiet.clone()]),
+        &run(vec![busy.clone()]),
+        &CheckConfig::default(),
+        false,
+        &(),
+    )
+    .unwrap();
+    assert_eq!(again.outcome(), Outcome::MeasureAgain);
+    assert_eq!(again.measure_again().count(), 1);
+    assert!(!again.regressed());
+    let text = render::terminal(&again);
+    assert!(
+        text.contains("measure again: 1 case had too few undisturbed processes (x)"),
+        "{text}"
+    );
+    assert!(render::markdown(&again).contains("## inferbench check: measure again"));
+    assert_eq!(
+        check(vec![quiet.clone(), quiet_y], vec![busy, slow]),
+        Outcome::Regressed
+    );
+}

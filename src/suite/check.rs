@@ -40,6 +40,7 @@ impl CheckConfig {
             "significance" => self.significance = value,
             "min_samples" => self.min_samples = value as usize,
             "reference_band" => self.reference_band = value,
+            "max_run_queue_share" => self.max_run_queue_share = value,
             _ => unreachable!("is_key accepted it, and every check key is set above"),
         }
         Ok(())
@@ -86,7 +87,7 @@ impl Validator {
     /// The `[check]` table after defaults; bad values are recorded as problems.
     pub(super) fn check(&mut self, entry: &CheckEntry) -> CheckConfig {
         let mut out = CheckConfig::default();
-        let numbers: [(&str, Option<&Spanned<f64>>); 10] = [
+        let numbers: [(&str, Option<&Spanned<f64>>); 11] = [
             ("latency_p50", entry.latency_p50.as_ref()),
             ("latency_p99", entry.latency_p99.as_ref()),
             ("throughput", entry.throughput.as_ref()),
@@ -97,6 +98,7 @@ impl Validator {
             ("f1_points", entry.f1_points.as_ref()),
             ("significance", entry.significance.as_ref()),
             ("reference_band", entry.reference_band.as_ref()),
+            ("max_run_queue_share", entry.max_run_queue_share.as_ref()),
         ];
         for (key, v) in numbers {
             let Some(v) = v else { continue };
@@ -132,6 +134,11 @@ mod tests {
         assert!(c.set_from_str("throughput=abc").is_err());
         assert!(c.set_from_str("throughput").is_err());
         assert!(c.set_from_str("min_samples=2.5").is_err());
+        // A share of the window: 0 to 1, where 1 turns the run-queue test off.
+        c.set_from_str("max_run_queue_share=1").unwrap();
+        assert_eq!(c.max_run_queue_share, 1.0);
+        let e = c.set_from_str("max_run_queue_share=2").unwrap_err();
+        assert!(e.message.contains("between 0 and 1"), "{}", e.message);
         assert_eq!(c.get("latency_p50"), Some(0.03));
         assert_eq!(c.get("nope"), None);
         assert_eq!(CheckConfig::keys().count(), 11);
@@ -157,11 +164,13 @@ device = "cpu"
 latency_p50 = 0.03
 weight_bytes = 0
 min_samples = 50
+max_run_queue_share = 0.05
 "#;
         let suite = crate::suite::parse(std::path::Path::new("c.toml"), text).unwrap();
         let want = CheckConfig {
             latency_p50: 0.03,
             min_samples: 50,
+            max_run_queue_share: 0.05,
             ..CheckConfig::default()
         };
         assert_eq!(suite.check, want);

@@ -175,4 +175,5 @@ pub struct CheckEntry {
     pub significance: Option<Spanned<f64>>,
     pub min_samples: Option<Spanned<i64>>,
     pub reference_band: Option<Spanned<f64>>,
+    pub max_run_queue_share: Option<Spanned<f64>>,
 }
