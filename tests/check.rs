@@ -714,6 +714,7 @@ case_timeout_s = 20
 [check]
 # Every process counts as undisturbed: a test machine's speed is not under test here.
 reference_band = 10
+max_run_queue_share = 1
 "#,
     )
     .unwrap();
@@ -773,4 +774,152 @@ reference_band = 10
         "--allow-env-mismatch",
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+}
+
+/// Six processes per case with reference times at the floor; `run_queue_share[i]` of each.
+fn with_processes(run: &mut RunResult, p50_ms: [f64; 6], run_queue_share: [f64; 6]) {
+    run.settings.processes = 6;
+    for case in &mut run.cases {
+        case.processes = Some(inferbench::schema::ProcessFigures {
+            samples: vec![200; 6],
+            measured_s: vec![0.3; 6],
+            latency_p50_ms: p50_ms.to_vec(),
+            latency_p99_ms: p50_ms.iter().map(|x| x * 1.2).collect(),
+            latency_mean_ms: p50_ms.iter().map(|x| x * 1.05).collect(),
+            throughput_per_s: p50_ms.iter().map(|x| 1000.0 / x).collect(),
+            joules_per_inference: Vec::new(),
+            peak_rss_bytes: vec![1 << 20; 6],
+            reference_us: vec![60.0, 60.1, 60.2, 60.0, 60.3, 60.1],
+            run_queue_share: run_queue_share.to_vec(),
+            involuntary_switches_per_s: Vec::new(),
+        });
+    }
+}
+
+/// A candidate whose processes were nearly all kept off their CPU by a neighbour (a
+/// compiler on the same core): nothing can be decided from them, and `check` says to
+/// measure again with exit 75, neither a pass (0) nor a regression (1).
+#[test]
+fn too_few_undisturbed_processes_exit_75_measure_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let quiet_p50 = [1.0, 1.01, 0.99, 1.0, 1.005, 0.995];
+    let mut base = results::read_json(&root().join(BASELINE)).unwrap();
+    with_processes(&mut base, quiet_p50, [0.001; 6]);
+    let mut busy = base.clone();
+    with_processes(
+        &mut busy,
+        [1.3, 1.4, 1.35, 1.0, 1.3, 1.32],
+        [0.3, 0.35, 0.33, 0.01, 0.3, 0.31],
+    );
+    let (b, c) = (dir.path().join("b.json"), dir.path().join("c.json"));
+    write_run(&base, &b);
+    write_run(&busy, &c);
+    let report = dir.path().join("check.json");
+    let args = |cand: &Path| {
+        inferbench(&[
+            "check",
+            "--baseline",
+            b.to_str().unwrap(),
+            "--candidate",
+            cand.to_str().unwrap(),
+            "--json",
+            report.to_str().unwrap(),
+        ])
+    };
+    let out = args(&c);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(75), "{stdout}");
+    assert!(stdout.contains("MEASURE AGAIN"), "{stdout}");
+    assert!(
+        stdout.contains("measure again: 2 cases had too few undisturbed processes"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let again = json["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["metrics"].as_array().unwrap())
+        .filter(|m| m["measure_again"] == true)
+        .count();
+    assert_eq!(again, 6, "p50, p99 and throughput of both cases");
+    // The same figures with the neighbour gone: decided, exit 0.
+    let mut quiet = base.clone();
+    with_processes(&mut quiet, quiet_p50, [0.002; 6]);
+    write_run(&quiet, &c);
+    assert_eq!(args(&c).status.code(), Some(0));
+}
+
+/// `run --retry-disturbed N`: a case with too few undisturbed processes for `check` is
+/// measured again, `processes` more each time, up to N times. With `reference_band = 0`
+/// only a process whose reference time ties the run's fastest counts as undisturbed, so
+/// this case never has the 3 that `check` needs and takes every retry.
+#[test]
+fn retry_disturbed_measures_a_disturbed_case_again_up_to_n_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("retry.toml");
+    std::fs::write(
+        &suite,
+        r#"
+[suite]
+name = "retry"
+[[models]]
+name = "mlp"
+arch = "mlp"
+input_size = 64
+hidden = [64]
+classes = 4
+[[targets]]
+device = "cpu"
+threads = [1]
+[scenarios.single_stream]
+[settings]
+processes = 2
+idle_power_s = 0
+warmup_s = 0.02
+max_warmup_s = 0.05
+min_time_s = 0.02
+max_time_s = 0.05
+case_timeout_s = 20
+[check]
+reference_band = 0
+"#,
+    )
+    .unwrap();
+    let suite = suite.to_str().unwrap();
+    let out_file = dir.path().join("r.json");
+    let out = inferbench(&[
+        "run",
+        suite,
+        "--output",
+        out_file.to_str().unwrap(),
+        "--retry-disturbed",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run = results::read_json(&out_file).unwrap();
+    assert_eq!(
+        run.cases[0].processes.as_ref().unwrap().len(),
+        6,
+        "2 + 2 x 2"
+    );
+    assert!(
+        text(&out.stderr).contains("measuring again (2 of 2, --retry-disturbed)"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Without the flag: the case's 2 processes, as before.
+    let out = inferbench(&["run", suite, "--output", out_file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run = results::read_json(&out_file).unwrap();
+    assert_eq!(run.cases[0].processes.as_ref().unwrap().len(), 2);
+    // A count that is not a whole number is a usage error.
+    let out = inferbench(&["run", suite, "--retry-disturbed", "two"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--retry-disturbed"),
+        "{}",
+        text(&out.stderr)
+    );
 }

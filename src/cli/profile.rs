@@ -84,6 +84,7 @@ pub(super) fn execute(args: ProfileArgs) -> Result<i32, Failure> {
             trace_iterations: args.trace_iterations as usize,
         }),
         peaks,
+        retry_disturbed: 0,
     };
     let mut display = ProgressDisplay::new();
     let run = runner::run(

@@ -51,6 +51,11 @@ pub struct RunArgs {
     /// belongs to shard p mod N + 1; join the shard files with `merge`
     #[arg(long, value_name = "K/N", conflicts_with = "resume")]
     shard: Option<Shard>,
+    /// Measure a case again, up to N times, when too few of its processes ran undisturbed
+    /// for `check` to decide it (a busy machine): each time another `settings.processes`
+    /// processes. For suites with several processes per case (docs/check.md)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    retry_disturbed: usize,
     /// Test only: make every forward pass slower by this fraction of its own time (a busy
     /// wait inside the timed region), to prove that `check` catches a real slowdown.
     /// Recorded in the run file as `injected_slowdown`
@@ -193,7 +198,7 @@ pub(super) fn execute(args: RunArgs) -> Result<i32, Failure> {
     build_variants(&req.suite, &mut cases, &args.cache)?;
     let peaks = cached_peaks(&args.cache.cache_dir, &cases)?;
     let output = req.output.clone();
-    let run = measure(req, &cases, fault, peaks)?;
+    let run = measure(req, &cases, fault, peaks, args.retry_disturbed)?;
     print_summary(&run);
     println!(
         "wrote {} and {}",
@@ -252,6 +257,7 @@ fn measure(
     cases: &[Case],
     fault: Option<(Fault, Regex)>,
     peaks: Option<Peaks>,
+    retry_disturbed: usize,
 ) -> Result<RunResult, Failure> {
     set_interrupt_handler();
     let opts = RunOptions {
@@ -263,6 +269,7 @@ fn measure(
         slowdown: req.slowdown,
         profile: None,
         peaks,
+        retry_disturbed,
     };
     let mut display = ProgressDisplay::new();
     let run = runner::run(
