@@ -136,7 +136,10 @@ fn quick_run_writes_consistent_json_and_csv() {
 
     for c in &run.cases {
         assert!(
-            matches!(c.status, CaseStatus::Ok | CaseStatus::Noisy),
+            matches!(
+                c.status,
+                CaseStatus::Ok | CaseStatus::Noisy | CaseStatus::Partial
+            ),
             "{}: {:?} {:?}",
             c.id,
             c.status,
@@ -715,4 +718,69 @@ fn run_files_without_variant_fields_still_load() {
     let run = results::read_json(&output).unwrap();
     assert!(run.cases[0].quality.is_none());
     assert!(run.cases[0].model.params > 0 && run.cases[0].model.compression_rate.is_none());
+}
+
+/// `--quick` gives every worker process a time budget (2 s): a case of about half a second
+/// per iteration (made so by the test-only slowdown) cannot take its 5 iterations inside
+/// it, and is cut short: stop reason `budget`, status `partial` in the run file, the
+/// terminal and the report, never `ok`.
+#[test]
+fn quick_cuts_a_slow_case_short_and_marks_it_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(
+        dir.path(),
+        r#"
+[suite]
+name = "slow"
+[[models]]
+name = "mlp"
+arch = "mlp"
+input_size = 512
+hidden = [512, 512]
+classes = 4
+[[targets]]
+device = "cpu"
+threads = [1]
+[scenarios.offline]
+batch_sizes = [128]
+[settings]
+idle_power_s = 0
+case_timeout_s = 60
+"#,
+    );
+    let output = dir.path().join("slow.json");
+    let (out, run) = run_quick(&suite, &output, &["--inject-slowdown", "10"]);
+    let c = &run.cases[0];
+    assert_eq!(run.settings.budget_s, Some(2.0));
+    assert_eq!(c.status, CaseStatus::Partial, "{:?}", c.error);
+    assert_eq!(c.stop_reason, Some(inferbench::schema::StopReason::Budget));
+    let samples = c.latency_ms.as_ref().unwrap().samples.len();
+    assert!((1..5).contains(&samples), "{samples}");
+    assert!(
+        c.error
+            .as_deref()
+            .unwrap()
+            .contains("cut short by the time budget of 2 s"),
+        "{:?}",
+        c.error
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("┆ partial"), "{stdout}");
+    assert!(
+        stdout.contains("1 partial (cut short by --quick's time budget)"),
+        "{stdout}"
+    );
+    let json = std::fs::read_to_string(&output).unwrap();
+    assert!(json.contains("\"status\":\"partial\""), "{json}");
+    assert!(json.contains("\"stop_reason\":\"budget\""));
+    let report = dir.path().join("report");
+    let out = inferbench(&[
+        "report",
+        output.to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let html = std::fs::read_to_string(report.join("index.html")).unwrap();
+    assert!(html.contains("partial"), "the report shows the status");
 }

@@ -233,6 +233,7 @@ fn stop_text(s: crate::schema::StopReason) -> &'static str {
         crate::schema::StopReason::MaxTime => "stopped at max_time_s",
         crate::schema::StopReason::MaxSamples => "stopped at max_samples",
         crate::schema::StopReason::Queries => "ran its queries",
+        crate::schema::StopReason::Budget => "cut short by the time budget (--quick)",
     }
 }
 

@@ -9,15 +9,12 @@ use regex::Regex;
 use super::prepare::{build_variants, cached_peaks, set_interrupt_handler, CacheArgs, INTERRUPTED};
 use super::progress::ProgressDisplay;
 use super::report::render_run_report;
-use super::tables::{
-    cold_start_table, embeddings_table, energy_footnote, server_table, summary_table,
-    variants_table,
-};
+use super::tables::run_summary;
 use super::{exit, load_suite, parse_filter, ExitWith, Failure};
 use crate::plan::{self, Case};
 use crate::results::{self, journal};
 use crate::runner::{self, RunOptions, Start};
-use crate::schema::{CaseStatus, Peaks, RunResult, RunStatus, Settings, Shard};
+use crate::schema::{Peaks, RunResult, RunStatus, Settings, Shard};
 use crate::suite::Suite;
 use crate::worker::protocol::Fault;
 
@@ -286,42 +283,7 @@ fn measure(
     Ok(run)
 }
 
-/// The run's tables, and how many cases failed or were noisy.
+/// The run's tables, and how many cases failed, were noisy or were cut short.
 fn print_summary(run: &RunResult) {
-    // The per-variant table, when there is more to say than the baselines' sizes.
-    if run
-        .cases
-        .iter()
-        .any(|c| c.quality.is_some() || c.model.recipe.as_deref().is_some_and(|r| r != "baseline"))
-    {
-        println!("{}", variants_table(run));
-    }
-    if run.cases.iter().any(|c| c.embedding.is_some()) {
-        println!("{}", embeddings_table(run));
-    }
-    println!("{}", summary_table(run));
-    if let Some(table) = server_table(run) {
-        println!("{table}");
-        println!("server: latency = completion - Poisson arrival (queueing included); dropped + unserved = refused with a full queue + still queued at the drain deadline");
-    }
-    if let Some(note) = energy_footnote(run) {
-        println!("{note}");
-    }
-    println!("{}", cold_start_table(run));
-    let failed = run
-        .cases
-        .iter()
-        .filter(|c| c.status == CaseStatus::Failed)
-        .count();
-    let noisy = run
-        .cases
-        .iter()
-        .filter(|c| c.status == CaseStatus::Noisy)
-        .count();
-    if failed + noisy > 0 {
-        println!(
-            "{failed} failed, {noisy} noisy of {} cases (reasons in the run file's `error` fields)",
-            run.cases.len()
-        );
-    }
+    print!("{}", run_summary(run));
 }

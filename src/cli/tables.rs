@@ -1,9 +1,66 @@
 //! The terminal tables: run summary, server, cold start, variants, embeddings, peaks,
 //! per-layer profile.
 
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ContentArrangement, Table};
 
-use crate::schema::{fmt_rate, CaseResult, LayerProfile, Peaks, RunResult};
+use crate::schema::{fmt_rate, CaseResult, CaseStatus, LayerProfile, Peaks, RunResult};
+
+/// The run summary fits a terminal this wide.
+pub const TERMINAL_COLUMNS: u16 = 120;
+
+/// `table` as text within `TERMINAL_COLUMNS`: whole when it fits; else its columns go into
+/// several tables, each led by the first column (the row's name), and a column too wide even
+/// for that wraps its cells.
+pub fn fit(table: &Table) -> String {
+    let widths = table.column_max_content_widths();
+    // A column takes its content, a space either side and its right border.
+    let span = |cols: &[usize]| {
+        1 + cols
+            .iter()
+            .map(|&i| usize::from(widths[i]) + 3)
+            .sum::<usize>()
+    };
+    let limit = usize::from(TERMINAL_COLUMNS);
+    if widths.is_empty() || span(&(0..widths.len()).collect::<Vec<_>>()) <= limit {
+        return table.to_string();
+    }
+    let mut groups: Vec<Vec<usize>> = vec![vec![0]];
+    for i in 1..widths.len() {
+        let last = groups.last_mut().expect("one group at least");
+        let mut with = last.clone();
+        with.push(i);
+        if span(&with) <= limit || last.len() == 1 {
+            last.push(i);
+        } else {
+            groups.push(vec![0, i]);
+        }
+    }
+    let pick = |row: &comfy_table::Row, cols: &[usize]| -> Vec<Cell> {
+        let cells: Vec<&Cell> = row.cell_iter().collect();
+        cols.iter()
+            .map(|&i| cells.get(i).map_or_else(|| Cell::new(""), |c| (*c).clone()))
+            .collect()
+    };
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|cols| {
+            let mut part = Table::new();
+            part.load_preset(UTF8_FULL_CONDENSED);
+            if let Some(h) = table.header() {
+                part.set_header(pick(h, cols));
+            }
+            for row in table.row_iter() {
+                part.add_row(pick(row, cols));
+            }
+            if span(cols) > limit {
+                part.set_content_arrangement(ContentArrangement::Dynamic)
+                    .set_width(TERMINAL_COLUMNS);
+            }
+            part.to_string()
+        })
+        .collect();
+    parts.join("\n")
+}
 
 /// Milliseconds with enough digits to compare, whatever the magnitude.
 pub fn fmt_ms(x: f64) -> String {
@@ -14,6 +71,70 @@ pub fn fmt_ms(x: f64) -> String {
     }
 }
 
+/// A note under the tables, broken at spaces into lines of at most `TERMINAL_COLUMNS`
+/// (a word longer than that stays whole); continuation lines are indented by two.
+fn wrapped(note: &str) -> String {
+    let width = usize::from(TERMINAL_COLUMNS);
+    let mut out = String::new();
+    let mut line_len = 0;
+    for word in note.split(' ') {
+        let len = word.chars().count();
+        if line_len > 0 && line_len + 1 + len > width {
+            out.push_str("\n  ");
+            line_len = 2;
+        } else if line_len > 0 {
+            out.push(' ');
+            line_len += 1;
+        }
+        out.push_str(word);
+        line_len += len;
+    }
+    out
+}
+
+/// Everything `run` prints after a run: the tables (each within `TERMINAL_COLUMNS`), their
+/// notes, and how many cases failed, were noisy or were cut short.
+pub fn run_summary(run: &RunResult) -> String {
+    let mut out = Vec::new();
+    // The per-variant table, when there is more to say than the baselines' sizes.
+    if run
+        .cases
+        .iter()
+        .any(|c| c.quality.is_some() || c.model.recipe.as_deref().is_some_and(|r| r != "baseline"))
+    {
+        out.push(fit(&variants_table(run)));
+    }
+    if run.cases.iter().any(|c| c.embedding.is_some()) {
+        out.push(fit(&embeddings_table(run)));
+    }
+    out.push(fit(&summary_table(run)));
+    out.push(fit(&resources_table(run)));
+    if let Some(table) = server_table(run) {
+        out.push(fit(&table));
+        out.push(wrapped("server: latency = completion - Poisson arrival (queueing included); dropped + unserved = refused with a full queue + still queued at the drain deadline"));
+    }
+    if let Some(note) = energy_footnote(run) {
+        out.push(wrapped(&note));
+    }
+    out.push(fit(&cold_start_table(run)));
+    let count = |s: CaseStatus| run.cases.iter().filter(|c| c.status == s).count();
+    let (failed, noisy, partial) = (
+        count(CaseStatus::Failed),
+        count(CaseStatus::Noisy),
+        count(CaseStatus::Partial),
+    );
+    if failed + noisy + partial > 0 {
+        out.push(wrapped(&format!(
+            "{failed} failed, {noisy} noisy, {partial} partial (cut short by --quick's time budget) of {} cases (reasons in the run file's `error` fields)",
+            run.cases.len()
+        )));
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    text
+}
+
+/// Timing of every case, and its status.
 pub fn summary_table(run: &RunResult) -> Table {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header([
@@ -25,16 +146,9 @@ pub fn summary_table(run: &RunResult) -> Table {
         "p99 ms [95% CI]",
         "samples/s",
         "noise",
-        "peak RSS MiB",
-        "energy mJ/inf",
-        "acc",
-        "F1",
-        "weights",
-        "x base",
         "status",
     ]);
     for c in &run.cases {
-        let q = c.quality.as_ref();
         let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
         let lat = c.latency_ms.as_ref().map(|l| &l.summary);
         table.add_row(vec![
@@ -64,6 +178,30 @@ pub fn summary_table(run: &RunResult) -> Table {
                     .map(|n| format!("±{:.1}%", n * 100.0))
                     .unwrap_or_else(|| "-".into()),
             ),
+            Cell::new(c.status.as_str()),
+        ]);
+    }
+    table
+}
+
+/// Memory, energy, quality and size of every case: the summary's second table, so that
+/// each fits a terminal.
+pub fn resources_table(run: &RunResult) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "case",
+        "peak RSS MiB",
+        "energy mJ/inf",
+        "acc",
+        "F1",
+        "weights",
+        "x base",
+    ]);
+    for c in &run.cases {
+        let q = c.quality.as_ref();
+        let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+        table.add_row(vec![
+            Cell::new(&c.id),
             right(
                 c.memory
                     .as_ref()
@@ -95,7 +233,6 @@ pub fn summary_table(run: &RunResult) -> Table {
                     .map(|x| format!("{x:.2}"))
                     .unwrap_or_else(|| "-".into()),
             ),
-            Cell::new(c.status.as_str()),
         ]);
     }
     table
@@ -454,4 +591,73 @@ pub fn profile_table(p: &LayerProfile) -> Table {
         ]);
     }
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The summary of a real 18-case run, with the names and figures a compression study
+    /// adds (long variant names, quality, energy, sizes), stays within 120 columns.
+    #[test]
+    fn every_line_of_a_realistic_summary_fits_120_columns() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/runs/report.json"
+        );
+        let mut run = crate::results::read_json(std::path::Path::new(path)).unwrap();
+        for (i, c) in run.cases.iter_mut().enumerate() {
+            c.variant = ["baseline", "distilled-pruned50-q8_0", "q4k-structured25"][i % 3].into();
+            c.id = format!(
+                "{}-{}/{}/{}/b{}",
+                c.model_name, c.variant, c.target, c.scenario, c.batch_size
+            );
+            c.model.recipe = Some(format!("quantize q8_0 after prune structured 0.5 ({i})"));
+            c.model.compression_rate = Some(3.97);
+            c.noise = Some(0.1234);
+            c.status = CaseStatus::Partial;
+        }
+        let text = run_summary(&run);
+        assert!(text.contains("partial"), "{text}");
+        assert!(text.lines().count() > 40, "{text}");
+        for line in text.lines() {
+            assert!(
+                line.chars().count() <= 120,
+                "{} columns:\n{line}",
+                line.chars().count()
+            );
+        }
+    }
+
+    #[test]
+    fn a_wide_table_is_split_into_tables_led_by_its_first_column() {
+        let mut t = Table::new();
+        let header: Vec<String> = (0..12).map(|i| format!("column {i:02}")).collect();
+        t.set_header(header);
+        t.add_row(
+            (0..12)
+                .map(|i| format!("r{i}-{}", "x".repeat(8)))
+                .collect::<Vec<_>>(),
+        );
+        let text = fit(&t);
+        assert!(text.lines().all(|l| l.chars().count() <= 120), "{text}");
+        assert!(text.matches("column 00").count() >= 2, "{text}");
+        for i in 0..12 {
+            assert!(text.contains(&format!("column {i:02}")), "{text}");
+        }
+        // A table that fits stays one table.
+        let mut small = Table::new();
+        small.set_header(["a", "b"]).add_row(["1", "2"]);
+        assert_eq!(fit(&small), small.to_string());
+    }
+
+    #[test]
+    fn notes_break_at_spaces_within_the_width() {
+        let note = "word ".repeat(60);
+        let w = wrapped(note.trim());
+        assert!(w.lines().count() >= 3, "{w}");
+        assert!(w.lines().all(|l| l.chars().count() <= 120), "{w}");
+        assert_eq!(w.split_whitespace().count(), 60);
+        assert_eq!(wrapped("short"), "short");
+    }
 }

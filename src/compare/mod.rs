@@ -342,7 +342,10 @@ pub fn compare(
 }
 
 fn measured(c: &CaseResult) -> bool {
-    matches!(c.status, CaseStatus::Ok | CaseStatus::Noisy)
+    matches!(
+        c.status,
+        CaseStatus::Ok | CaseStatus::Noisy | CaseStatus::Partial
+    )
 }
 
 fn status_line(c: &CaseResult) -> String {

@@ -377,6 +377,7 @@ mod tests {
             max_noise: 0.5,
             max_samples: 10_000,
             seed: 1,
+            budget: None,
         }
     }
 

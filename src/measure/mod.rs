@@ -85,6 +85,9 @@ pub struct SamplerConfig {
     pub max_noise: f64,
     pub max_samples: usize,
     pub seed: u64,
+    /// A process's time for cold start, warm-up and sampling together (`--quick`): once
+    /// spent, warm-up ends and sampling stops after the chunk in flight (`budget`).
+    pub budget: Option<Duration>,
 }
 
 impl From<&Settings> for SamplerConfig {
@@ -99,6 +102,7 @@ impl From<&Settings> for SamplerConfig {
             max_noise: s.max_noise,
             max_samples: s.max_samples,
             seed: s.seed,
+            budget: s.budget_s.map(Duration::from_secs_f64),
         }
     }
 }
@@ -196,6 +200,8 @@ pub struct Warm {
     pub trace_ms: Vec<f64>,
     /// Seconds per iteration at the end of warm-up (the last block's median).
     pub per_call_s: f64,
+    /// When `cfg.budget`, counted from the cold start, runs out.
+    pub deadline: Option<Instant>,
 }
 
 /// Cold start (one iteration timed alone), then warm-up in ~50 ms blocks until the running
@@ -209,6 +215,8 @@ pub fn warm_up<W: Workload>(
     // Cold start: the very first iteration pays for lazy allocation and caches. It is
     // reported on its own and never among the samples.
     let t = Instant::now();
+    let deadline = cfg.budget.map(|b| t + b);
+    let spent = |now: Instant| deadline.is_some_and(|d| now >= d);
     run_iteration(workload, stages)?;
     let first_iteration = t.elapsed();
 
@@ -220,6 +228,11 @@ pub fn warm_up<W: Workload>(
     let mut block_start = warm_start;
     let mut trace_ms: Vec<f64> = Vec::new();
     let warmup_end = loop {
+        // The budget is spent (a model of seconds per iteration under `--quick`): no
+        // warm-up beyond what ran, not even one iteration.
+        if spent(Instant::now()) {
+            break WarmupEnd::MaxTime;
+        }
         let t = Instant::now();
         run_iteration(workload, stages)?;
         let now = Instant::now();
@@ -251,10 +264,11 @@ pub fn warm_up<W: Workload>(
         }
     };
     let warmup = warm_start.elapsed();
-    let per_call_s = trace_ms
-        .last()
-        .map(|ms| ms / 1e3)
-        .unwrap_or(warmup.as_secs_f64() / warmup_iterations as f64);
+    let per_call_s = match (trace_ms.last(), warmup_iterations) {
+        (Some(ms), _) => ms / 1e3,
+        (None, 0) => first_iteration.as_secs_f64(),
+        (None, n) => warmup.as_secs_f64() / n as f64,
+    };
     Ok(Warm {
         first_iteration_ns: first_iteration.as_nanos() as u64,
         warmup_iterations,
@@ -262,6 +276,7 @@ pub fn warm_up<W: Workload>(
         warmup_end,
         trace_ms,
         per_call_s,
+        deadline,
     })
 }
 
@@ -305,11 +320,17 @@ pub fn sample<W: Workload>(
         let enough = elapsed >= cfg.min_time && samples.len() as u64 >= cfg.min_iterations;
         let out_of_time = elapsed >= cfg.max_time;
         let full = samples.len() >= capacity;
-        if enough || out_of_time || full {
+        let over_budget = warm.deadline.is_some_and(|d| Instant::now() >= d);
+        if enough || out_of_time || full || over_budget {
             noise = median_noise(&samples, &mut scratch, cfg.seed);
         }
         if enough && noise <= cfg.max_noise {
             break StopReason::Converged;
+        }
+        // Cut short: under a budget (`--quick`, whose short `max_time` is part of it) the
+        // minimum time or count was not reached, whatever ran out.
+        if !enough && (over_budget || (cfg.budget.is_some() && out_of_time)) {
+            break StopReason::Budget;
         }
         if out_of_time {
             break StopReason::MaxTime;
@@ -437,6 +458,7 @@ mod tests {
             max_noise,
             max_samples: 100_000,
             seed: 1,
+            budget: None,
         }
     }
 
@@ -494,5 +516,31 @@ mod tests {
             sample(&mut failing, &cfg(0.5), &mut ()).unwrap_err(),
             "boom"
         );
+    }
+
+    #[test]
+    fn a_budget_cuts_a_slow_workload_short_and_says_so() {
+        // 30 ms per iteration, 10 iterations and 0.2 s wanted, 50 ms of budget: the cold
+        // start and one sample fit, no warm-up.
+        let mut c = cfg(0.5);
+        c.budget = Some(Duration::from_millis(50));
+        let slow = || -> Result<(), ()> {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_millis(30) {
+                black_box(work()?);
+            }
+            Ok(())
+        };
+        let mut w = slow;
+        let s = sample(&mut w, &c, &mut ()).unwrap();
+        assert_eq!(s.stop_reason, StopReason::Budget);
+        assert!(s.samples_ns.len() < 10, "{}", s.samples_ns.len());
+        assert!(!s.samples_ns.is_empty());
+        assert!(s.warmup_iterations <= 1, "{}", s.warmup_iterations);
+        // A fast workload meets its minimums well inside the same budget: no cut.
+        c.budget = Some(Duration::from_secs(5));
+        let mut fast = work;
+        let s = sample(&mut fast, &c, &mut ()).unwrap();
+        assert_ne!(s.stop_reason, StopReason::Budget);
     }
 }

@@ -126,7 +126,10 @@ impl CaseView {
     }
 
     pub fn measured(&self) -> bool {
-        matches!(self.case.status, CaseStatus::Ok | CaseStatus::Noisy) && self.p50().is_some()
+        matches!(
+            self.case.status,
+            CaseStatus::Ok | CaseStatus::Noisy | CaseStatus::Partial
+        ) && self.p50().is_some()
     }
 }
 

@@ -296,12 +296,13 @@ fn cold_start(d: &ReportData, out: &mut Vec<Finding>) {
 
 fn statuses(d: &ReportData, out: &mut Vec<Finding>) {
     let count = |s: CaseStatus| d.cases.iter().filter(|c| c.case.status == s).count();
-    let (failed, noisy, skipped) = (
+    let (failed, noisy, skipped, partial) = (
         count(CaseStatus::Failed),
         count(CaseStatus::Noisy),
         count(CaseStatus::Skipped),
+        count(CaseStatus::Partial),
     );
-    if failed + noisy + skipped == 0 {
+    if failed + noisy + skipped + partial == 0 {
         out.push(info(format!(
             "All {} cases measured within the noise bound.",
             d.cases.len()
@@ -317,6 +318,11 @@ fn statuses(d: &ReportData, out: &mut Vec<Finding>) {
     }
     if skipped > 0 {
         parts.push(format!("{skipped} skipped"));
+    }
+    if partial > 0 {
+        parts.push(format!(
+            "{partial} partial (cut short by --quick's time budget)"
+        ));
     }
     out.push(warn(format!(
         "{} of {} cases; the table gives each one's reason. Noisy cases did not reach the noise bound: read their figures with their confidence intervals.",

@@ -93,8 +93,9 @@ pub fn pool_measurements(measurements: Vec<Measurement>) -> Option<Measurement> 
         pooled.warmup_iterations += m.warmup_iterations;
         pooled.warmup_s += m.warmup_s;
         pooled.measured_s += m.measured_s;
-        // A process that did not converge makes the pooled case as doubtful as it was.
-        if pooled.stop_reason == StopReason::Converged {
+        // A process that did not converge makes the pooled case as doubtful as it was; one
+        // cut short by its budget, most doubtful of all.
+        if pooled.stop_reason == StopReason::Converged || m.stop_reason == StopReason::Budget {
             pooled.stop_reason = m.stop_reason;
         }
         pooled.noise = pooled.noise.max(m.noise);
@@ -259,6 +260,16 @@ pub fn from_outcome(case: &Case, outcome: Outcome) -> CaseResult {
             CaseStatus::Failed,
             Some("no valid latency samples".to_string()),
         ),
+        Some(_) if m.stop_reason == StopReason::Budget => (
+            CaseStatus::Partial,
+            Some(format!(
+                "cut short by the time budget of {} s per process (--quick): {count} samples in {:.2} s, short of min_iterations = {} or min_time_s = {}",
+                s.budget_s.map_or_else(|| "?".into(), |b| b.to_string()),
+                m.measured_s,
+                s.min_iterations,
+                s.min_time_s
+            )),
+        ),
         Some(_) if (count as u64) < s.min_iterations => (
             CaseStatus::Noisy,
             Some(format!(
@@ -278,6 +289,7 @@ pub fn from_outcome(case: &Case, outcome: Outcome) -> CaseResult {
                     StopReason::MaxSamples => "max_samples",
                     StopReason::Converged => "the stopping rule",
                     StopReason::Queries => "the scenario's query count",
+                    StopReason::Budget => "the time budget",
                 }
             )),
         ),

@@ -223,6 +223,7 @@ fn quick() -> SamplerConfig {
         max_noise: 1.0,
         max_samples: 10_000,
         seed: 1,
+        budget: None,
     }
 }
 

@@ -117,6 +117,9 @@ pub enum CaseStatus {
     Failed,
     /// Not run: the target is not available in this build or on this machine.
     Skipped,
+    /// Measured, but cut short by the process's time budget (`--quick`) before the
+    /// minimum time and count: figures from a handful of iterations, for a smoke run only.
+    Partial,
 }
 
 impl CaseStatus {
@@ -126,6 +129,7 @@ impl CaseStatus {
             CaseStatus::Noisy => "noisy",
             CaseStatus::Failed => "failed",
             CaseStatus::Skipped => "skipped",
+            CaseStatus::Partial => "partial",
         }
     }
 }

@@ -46,6 +46,10 @@ pub enum StopReason {
     MaxSamples,
     /// The scenario's fixed number of queries was measured (multi-stream, server).
     Queries,
+    /// Under a time budget (`--quick`, `settings.budget_s`), sampling stopped (the budget or
+    /// the short `max_time_s` ran out) before the minimum time and count: the case is
+    /// `partial`.
+    Budget,
 }
 
 /// How warm-up ended.

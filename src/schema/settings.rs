@@ -59,7 +59,16 @@ pub struct Settings {
     /// reference kernel beside the model"). Default: `processes` (none extra).
     #[serde(default)]
     pub max_processes: Option<usize>,
+    /// A worker process's time budget, s, for cold start, warm-up and sampling together
+    /// (`--quick` sets `QUICK_BUDGET_S`): once spent, warm-up ends and sampling stops after
+    /// the chunk in flight, and a case cut short before its minimum time and count is
+    /// `partial` (stop reason `budget`). Unset: no budget. Written only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_s: Option<f64>,
 }
+
+/// `--quick`'s time budget per worker process, s (docs/scenarios.md, "Quick runs").
+pub const QUICK_BUDGET_S: f64 = 2.0;
 
 impl Settings {
     /// Most processes a case may get: `max_processes`, never fewer than `processes`.
@@ -100,15 +109,19 @@ impl Default for Settings {
             idle_power_s: default_idle_power_s(),
             processes: default_processes(),
             max_processes: None,
+            budget_s: None,
         }
     }
 }
 
 impl Settings {
     /// `--quick`: short warm-up and sampling for smoke runs; the noise bound is kept, so a
-    /// quick case that did not settle is reported `noisy` rather than passed off as clean.
+    /// quick case that did not settle is reported `noisy` rather than passed off as clean,
+    /// and every process has `QUICK_BUDGET_S`, so a model of seconds per iteration is cut
+    /// short (`partial`) instead of running its minimum count.
     pub fn quick(&self) -> Settings {
         Settings {
+            budget_s: Some(self.budget_s.unwrap_or(QUICK_BUDGET_S).min(QUICK_BUDGET_S)),
             warmup_s: self.warmup_s.min(0.05),
             max_warmup_s: self.max_warmup_s.min(0.3),
             min_time_s: self.min_time_s.min(0.1),

@@ -18,8 +18,10 @@ pub(super) fn row_label(d: &ReportData, c: &CaseView) -> String {
     if c.case.scenario != Scenario::SingleStream {
         s.push_str(&format!(" ({} b{})", c.case.scenario, c.case.batch_size));
     }
-    if c.case.status == CaseStatus::Noisy {
-        s.push_str(" (noisy)");
+    match c.case.status {
+        CaseStatus::Noisy => s.push_str(" (noisy)"),
+        CaseStatus::Partial => s.push_str(" (partial)"),
+        _ => {}
     }
     s
 }
