@@ -42,6 +42,7 @@ fn sampler(max_noise: f64) -> SamplerConfig {
         max_noise,
         max_samples: 100_000,
         seed: 1,
+        budget: None,
     }
 }
 
