@@ -207,8 +207,8 @@ pub struct CheckConfig {
 /// The default of `CheckConfig::max_run_queue_share`: on the project's 2-vCPU VM, processes
 /// of `suites/ci.toml` with the machine otherwise quiet lost a median 0.2-0.5% of their
 /// window to other work (93% under 2%); beside two busy loops, 74% lost more than 2%, and
-/// those that lost less measured the quiet run's figures (BENCHMARKS.md, "A gate that
-/// holds on a busy machine").
+/// those that lost less measured the quiet run's figures (BENCHMARKS.md, "Beside a
+/// busy neighbour").
 pub const DEFAULT_MAX_RUN_QUEUE_SHARE: f64 = 0.02;
 
 fn is_default_run_queue_share(x: &f64) -> bool {
