@@ -141,7 +141,7 @@ mod tests {
         assert!(e.message.contains("between 0 and 1"), "{}", e.message);
         assert_eq!(c.get("latency_p50"), Some(0.03));
         assert_eq!(c.get("nope"), None);
-        assert_eq!(CheckConfig::keys().count(), 11);
+        assert_eq!(CheckConfig::keys().count(), 12);
         for k in CheckConfig::keys() {
             assert!(c.get(k).is_some(), "{k}");
         }
