@@ -67,7 +67,8 @@ pub struct Settings {
     pub budget_s: Option<f64>,
 }
 
-/// `--quick`'s time budget per worker process, s (docs/scenarios.md, "Quick runs").
+/// `--quick`'s time budget per worker process, s (docs/scenarios.md, "Quick runs: a time
+/// budget per case").
 pub const QUICK_BUDGET_S: f64 = 2.0;
 
 impl Settings {
@@ -208,7 +209,7 @@ pub struct CheckConfig {
 /// of `suites/ci.toml` with the machine otherwise quiet lost a median 0.2-0.5% of their
 /// window to other work (93% under 2%); beside two busy loops, 74% lost more than 2%, and
 /// those that lost less measured the quiet run's figures (BENCHMARKS.md, "Beside a
-/// busy neighbour").
+/// busy neighbour: the scheduler's account and measure again (issue #19, 2026-12-01)").
 pub const DEFAULT_MAX_RUN_QUEUE_SHARE: f64 = 0.02;
 
 fn is_default_run_queue_share(x: &f64) -> bool {
