@@ -39,6 +39,9 @@ pub struct Case {
     /// The variant's embedding quality, scored once when `run` built it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding: Option<crate::schema::EmbeddingQuality>,
+    /// A language model's perplexity and KL divergence, scored once when `run` built it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_quality: Option<crate::schema::LlmQuality>,
 }
 
 /// The text inputs of `model` in `suite` (a model with a tokenizer: a `bert`): its
@@ -98,6 +101,7 @@ pub fn expand(suite: &Suite, settings: &Settings) -> Vec<Case> {
                     quality: None,
                     text: text_input(suite, &variant.model),
                     embedding: None,
+                    llm_quality: None,
                 });
             }
         }
@@ -129,6 +133,7 @@ pub fn attach(cases: &mut [Case], built: &[crate::variant::BuiltVariant]) {
             case.model_info = Some(b.model_info.clone());
             case.quality = b.quality.clone();
             case.embedding = b.embedding.clone();
+            case.llm_quality = b.llm_quality.clone();
         }
     }
 }

@@ -119,6 +119,8 @@ impl LineIndex {
 pub struct Checker {
     lines: LineIndex,
     problems: Vec<Problem>,
+    /// The file's folder: relative paths in it start there.
+    base: std::path::PathBuf,
 }
 
 impl Checker {
@@ -127,7 +129,35 @@ impl Checker {
         Checker {
             lines: LineIndex::new(text),
             problems: Vec::new(),
+            base: std::path::PathBuf::from("."),
         }
+    }
+
+    /// Relative paths in the file start at `base` (the file's folder).
+    pub fn with_base(mut self, base: &std::path::Path) -> Self {
+        self.base = base.to_path_buf();
+        self
+    }
+
+    /// The file a path field names, relative to the file's folder; a problem when it is not
+    /// a file.
+    pub fn file(
+        &mut self,
+        field: &str,
+        v: &Spanned<String>,
+        what: &str,
+    ) -> Option<std::path::PathBuf> {
+        let path = self.base.join(v.get_ref());
+        if path.is_file() {
+            return Some(path);
+        }
+        self.problem(
+            field,
+            v.span(),
+            format!("{what} {} does not exist", path.display()),
+            Some("paths are relative to the suite file"),
+        );
+        None
     }
 
     pub fn lines(&self) -> &LineIndex {

@@ -17,13 +17,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("schema", &[]),
     ("stats", &["schema"]),
     ("data", &["spec"]),
-    ("model", &["schema", "spec", "data", "target"]),
+    ("llm", &["schema", "stats", "measure", "data"]),
+    ("model", &["schema", "spec", "data", "target", "llm"]),
     ("compare", &["schema", "stats"]),
     ("export", &["schema", "stats", "compare"]),
     ("report", &["schema", "stats"]),
     (
         "scenario",
-        &["schema", "stats", "spec", "measure", "model", "compare"],
+        &["schema", "stats", "spec", "measure", "model", "compare", "llm"],
     ),
 ];
 

@@ -16,6 +16,7 @@ mod check;
 mod env;
 mod export;
 mod list;
+mod llm_tables;
 mod merge;
 mod prepare;
 mod profile;

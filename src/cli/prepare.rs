@@ -35,6 +35,7 @@ pub(super) fn build_variants(
     suite: &Suite,
     cases: &mut [Case],
     cache: &CacheArgs,
+    quick: bool,
 ) -> Result<(), Failure> {
     let mut wanted: Vec<String> = cases
         .iter()
@@ -45,6 +46,7 @@ pub(super) fn build_variants(
         cache_dir: cache.cache_dir.clone(),
         rebuild: cache.rebuild,
         only: Some(wanted),
+        quick,
     };
     // Workers and run files get absolute artifact paths.
     if let Ok(abs) = std::path::absolute(&build.cache_dir) {

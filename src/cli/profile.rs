@@ -52,7 +52,10 @@ pub struct ProfileArgs {
 }
 
 pub(super) fn execute(args: ProfileArgs) -> Result<i32, Failure> {
-    let suite = load_suite(&args.suite)?;
+    let mut suite = load_suite(&args.suite)?;
+    if args.quick {
+        suite = suite.with_quick_scenarios();
+    }
     let mut settings = if args.quick {
         suite.settings.quick()
     } else {
@@ -70,7 +73,7 @@ pub(super) fn execute(args: ProfileArgs) -> Result<i32, Failure> {
     }
     let output = output_path(&args, &suite.name)?;
     let mut cases = vec![case];
-    build_variants(&suite, &mut cases, &args.cache)?;
+    build_variants(&suite, &mut cases, &args.cache, args.quick)?;
     let peaks = cached_peaks(&args.cache.cache_dir, &cases)?;
     set_interrupt_handler();
     let opts = RunOptions {

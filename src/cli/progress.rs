@@ -48,7 +48,22 @@ impl BuildObserver for BuildDisplay {
             .as_ref()
             .map(|q| format!(", test accuracy {:.4}", q.accuracy))
             .unwrap_or_default();
-        eprintln!("  {}: {how}{acc}", v.id);
+        let ppl = v
+            .llm_quality
+            .as_ref()
+            .map(|q| {
+                let kld = q
+                    .kld
+                    .as_ref()
+                    .map(|k| format!(", KLD {:.5}", k.mean))
+                    .unwrap_or_default();
+                format!(", PPL {:.4}{kld} ({:.1} s)", q.perplexity, q.seconds)
+            })
+            .unwrap_or_default();
+        eprintln!("  {}: {how}{acc}{ppl}", v.id);
+    }
+    fn scoring(&mut self, model: &str, what: &str) {
+        eprintln!("scoring {model}: {what}");
     }
 }
 

@@ -99,7 +99,10 @@ fn resume_request(journal_file: &Path, suite_arg: Option<&Path>) -> Result<RunRe
     let suite_path = suite_arg
         .map(Path::to_path_buf)
         .unwrap_or_else(|| header.suite_file.clone());
-    let suite = load_suite(&suite_path)?;
+    let mut suite = load_suite(&suite_path)?;
+    if header.quick {
+        suite = suite.with_quick_scenarios();
+    }
     if suite.sha256 != header.suite_sha256 {
         return Err(anyhow!(
             "{} changed since the run in {} started (sha256 {} then, {} now); start a new run instead",
@@ -136,7 +139,10 @@ fn fresh_request(args: &RunArgs) -> Result<RunRequest, Failure> {
         .suite
         .clone()
         .expect("clap requires SUITE without --resume");
-    let suite = load_suite(&suite_path)?;
+    let mut suite = load_suite(&suite_path)?;
+    if args.quick {
+        suite = suite.with_quick_scenarios();
+    }
     if let Some(x) = args.inject_slowdown {
         if !(x > 0.0 && x <= 10.0) {
             return Err(anyhow!("--inject-slowdown must be a fraction above 0 and at most 10 (0.10 = 10% slower), got {x}"))
@@ -192,7 +198,7 @@ pub(super) fn execute(args: RunArgs) -> Result<i32, Failure> {
         );
     }
     let mut cases = plan_cases(&req)?;
-    build_variants(&req.suite, &mut cases, &args.cache)?;
+    build_variants(&req.suite, &mut cases, &args.cache, req.quick)?;
     let peaks = cached_peaks(&args.cache.cache_dir, &cases)?;
     let output = req.output.clone();
     let run = measure(req, &cases, fault, peaks, args.retry_disturbed)?;

@@ -113,6 +113,13 @@ pub fn run_summary(run: &RunResult) -> String {
         out.push(fit(&table));
         out.push(wrapped("server: latency = completion - Poisson arrival (queueing included); dropped + unserved = refused with a full queue + still queued at the drain deadline"));
     }
+    if let Some(table) = super::llm_tables::llm_table(run) {
+        out.push(fit(&table));
+        if let Some(quality) = super::llm_tables::llm_quality_table(run) {
+            out.push(fit(&quality));
+        }
+        out.push(wrapped(super::llm_tables::LLM_NOTE));
+    }
     if let Some(note) = energy_footnote(run) {
         out.push(wrapped(&note));
     }

@@ -83,6 +83,15 @@ impl LlmTest {
         }
     }
 
+    /// Ids a repetition's input takes: the prompt (or a decode's context of `depth`) and one
+    /// more, the token a decode at depth 0 starts from.
+    pub fn prompt_ids(&self) -> usize {
+        match *self {
+            LlmTest::Prefill { prompt } | LlmTest::Generate { prompt, .. } => prompt + 1,
+            LlmTest::Decode { depth, .. } => depth + 1,
+        }
+    }
+
     fn check(&self) -> Result<(), LlmError> {
         let bad = match *self {
             LlmTest::Prefill { prompt } => prompt == 0,
@@ -116,14 +125,29 @@ pub struct LlmBench<'m> {
 impl<'m> LlmBench<'m> {
     /// Checks the test against the model (context length) and draws its seeded prompt.
     pub fn new(model: &'m mut LlmModel, test: LlmTest, seed: u64) -> Result<Self, LlmError> {
+        let ids = random_tokens(model.vocab_size(), test.prompt_ids(), seed);
+        Self::with_tokens(model, test, &ids)
+    }
+
+    /// As [`LlmBench::new`], with the prompt's ids given (a prompt file's tokens): the first
+    /// `test.prompt_ids() - 1` are the prompt (or a decode's context), the next the token a
+    /// decode at depth 0 starts from; more are ignored.
+    pub fn with_tokens(
+        model: &'m mut LlmModel,
+        test: LlmTest,
+        ids: &[u32],
+    ) -> Result<Self, LlmError> {
         test.check()?;
         model.info().check_context(test.context())?;
-        let vocab = model.vocab_size();
-        let n = match test {
-            LlmTest::Prefill { prompt } | LlmTest::Generate { prompt, .. } => prompt,
-            LlmTest::Decode { depth, .. } => depth,
-        };
-        let ids = random_tokens(vocab, n + 1, seed);
+        let n = test.prompt_ids() - 1;
+        if ids.len() <= n {
+            return Err(LlmError::Invalid(format!(
+                "{} needs {} prompt tokens, only {} given",
+                test.label(),
+                n + 1,
+                ids.len()
+            )));
+        }
         let prompt = if n > 0 {
             Some(model.input(&ids[..n])?)
         } else {

@@ -362,6 +362,72 @@ pub fn kl_divergence(
     Ok(acc.finish())
 }
 
+/// A baseline's perplexity and every model of `models` against it, in one pass over the
+/// chunks: each chunk's baseline log-probabilities are computed once and each model is scored
+/// against them, on the positions [`perplexity`] and [`kl_divergence`] score (so the figures
+/// are theirs). Returns the baseline's perplexity and each model's divergence (its own
+/// perplexity inside), with the seconds each model's share of the pass took (baseline first).
+pub fn score_against(
+    baseline: &mut LlmModel,
+    models: &mut [&mut LlmModel],
+    ids: &[u32],
+    plan: &ChunkPlan,
+) -> Result<Scored, LlmError> {
+    if let Some(m) = models
+        .iter()
+        .find(|m| m.vocab_size() != baseline.vocab_size())
+    {
+        return Err(LlmError::Invalid(format!(
+            "the baseline has {} tokens in its vocabulary, a variant {}: no KL divergence between them",
+            baseline.vocab_size(),
+            m.vocab_size()
+        )));
+    }
+    let mut base_acc = PerplexityAcc::default();
+    let mut accs: Vec<KlAcc> = models.iter().map(|_| KlAcc::default()).collect();
+    let mut seconds = vec![0.0; models.len() + 1];
+    let one = ChunkPlan {
+        ctx: plan.ctx,
+        chunks: 1,
+    };
+    for c in 0..plan.chunks {
+        let chunk = &ids[c * plan.ctx..(c + 1) * plan.ctx];
+        let started = std::time::Instant::now();
+        let mut base = Vec::with_capacity(plan.ctx - plan.first());
+        for_each_scored(baseline, chunk, &one, |_, pos, logits| {
+            base_acc.add(nll(logits, chunk[pos + 1]));
+            base.push(log_softmax(logits));
+            Ok(())
+        })?;
+        seconds[0] += started.elapsed().as_secs_f64();
+        for (k, (model, acc)) in models.iter_mut().zip(&mut accs).enumerate() {
+            let started = std::time::Instant::now();
+            let mut i = 0;
+            for_each_scored(model, chunk, &one, |_, pos, logits| {
+                acc.add(&base[i], logits, chunk[pos + 1]);
+                i += 1;
+                Ok(())
+            })?;
+            seconds[k + 1] += started.elapsed().as_secs_f64();
+        }
+    }
+    Ok(Scored {
+        baseline: base_acc.finish(),
+        against: accs.iter().map(KlAcc::finish).collect(),
+        seconds,
+    })
+}
+
+/// What [`score_against`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    pub baseline: Perplexity,
+    /// Each model against the baseline, in the order given.
+    pub against: Vec<KlDivergence>,
+    /// Seconds of each model's share of the pass: the baseline's first.
+    pub seconds: Vec<f64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -513,5 +579,18 @@ mod tests {
         let k = kl_divergence(&mut m, &mut twin, &ids, &plan).unwrap();
         assert!(k.mean < 1e-9 && k.same_top == 1.0 && k.tokens == 21);
         assert!((k.perplexity.ppl - got.ppl).abs() < 1e-9 * got.ppl);
+
+        // One pass for several models gives each the figures of its own pass.
+        let (_d2, other) = write_temp(&TinyLlama {
+            seed: 8,
+            ..TinyLlama::default()
+        });
+        let mut other = LlmModel::load(&other, &Device::Cpu).unwrap();
+        let alone = kl_divergence(&mut m, &mut other, &ids, &plan).unwrap();
+        let s = score_against(&mut m, &mut [&mut twin, &mut other], &ids, &plan).unwrap();
+        assert_eq!(s.baseline, got);
+        assert_eq!(s.against[1], alone);
+        assert!(s.against[0].mean < 1e-9 && s.against[1].mean > 0.01);
+        assert_eq!(s.seconds.len(), 3);
     }
 }

@@ -46,11 +46,35 @@ impl RecipeKind {
 }
 
 /// What a kind is scored on (and trained with): the suite's `[data]` of labelled samples, or
-/// its sentences.
+/// its sentences; or token ids the model's own entry names (a language model's perplexity),
+/// in which case it takes no `[data]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataKind {
     Samples,
     Sentences,
+    Tokens,
+}
+
+/// How a kind's loaded model is driven, which decides the scenarios its cases can run:
+/// whole inferences on prepared batches (single-stream, offline, server, multi-stream), or
+/// token generation, a prefill and decode steps against a KV cache (prefill, decode,
+/// generate). A scenario kind says which it needs (`scenario::ScenarioKind::NEEDS`); the suite
+/// refuses a model with a scenario that needs the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    Inference,
+    Generation,
+}
+
+impl Capability {
+    /// The models that have it, in words, for messages.
+    pub fn models(self) -> &'static str {
+        match self {
+            Capability::Inference => "models run as whole inferences (mlp, cnn, bert...)",
+            Capability::Generation => "language models (arch `llm`)",
+        }
+    }
 }
 
 /// A kind as a suite sees it, before any model of it exists.
@@ -193,6 +217,36 @@ impl<S> Parsed<S> {
 /// kind's spec struct (the variant of [`Architecture`] it registers).
 pub trait ModelKind: fmt::Debug {
     fn info(&self) -> &'static KindInfo;
+
+    /// How its loaded model is driven ([`Capability`]); whole inferences by default.
+    fn capability(&self) -> Capability {
+        Capability::Inference
+    }
+
+    /// A generation kind's longest context, in tokens (`None`: no such limit).
+    fn max_context(&self) -> Option<usize> {
+        None
+    }
+
+    /// The kind as its own type, for code that serves only this kind (a language model's
+    /// variant building and scoring): `Some(self)` where a kind needs it.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
+
+    /// The `quantize` recipe's `dtype` names the kind takes, when they are not the shared
+    /// list (a language model requantizes to the types llama.cpp's fallbacks allow).
+    fn quantize_dtypes(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
+    /// A kind whose weights file is a format of its own that fixes the architecture (a
+    /// language model's GGUF): the file checked and the architecture it holds, which a
+    /// `file` variant then has. `None`: the file holds the kind's tensors by name, checked
+    /// against its own architecture (`check_weights_file`).
+    fn file_architecture(&self, _path: &Path) -> Option<Result<Architecture, String>> {
+        None
+    }
 
     /// Shape of one model input, without the batch dimension (`[C, H, W]`, `[features]`,
     /// `[tokens]`).
@@ -391,6 +445,13 @@ pub trait LoadedModel {
     /// The model as its own type, for what only its kind knows how to drive (an LLM's
     /// prefill and decode steps, from its own scenarios): `Some(self)` where a kind needs it.
     fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
+
+    /// Forward passes the worker's heap pass runs (`None`: the worker's default). A model
+    /// whose every pass repeats the same work from the same state (an LLM repetition, from
+    /// an empty KV cache) reaches its peak in one.
+    fn heap_pass_iterations(&self) -> Option<u64> {
         None
     }
 }

@@ -18,6 +18,7 @@ kinds::model_kinds! {
     mlp => Mlp,
     cnn => Cnn,
     bert => Bert,
+    llm => Llm,
 }
 
 use std::collections::HashMap;
@@ -27,7 +28,7 @@ use candle_core::Tensor;
 pub use entry::{Entry, EntryContext};
 pub use init::{seeded_weights, synthetic_input, synthetic_raw_input};
 pub use kind::{
-    CaseInputs, DataKind, DataMismatch, KindInfo, KindSpec, LoadedModel, ModelKind, Parsed, Pruned,
+    Capability, CaseInputs, DataKind, DataMismatch, KindInfo, KindSpec, LoadedModel, ModelKind, Parsed, Pruned,
     Purpose, RecipeKind, TextInput,
 };
 pub use kinds::Registry;

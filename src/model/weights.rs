@@ -223,8 +223,15 @@ pub fn float_tensors<K: ModelKind + ?Sized>(
 
 /// Checks a weights file (safetensors or GGUF, by extension) against the architecture
 /// without keeping it: used by suite validation so a wrong file is an input error before any
-/// case runs.
+/// case runs. A kind with a file format of its own checks it itself
+/// (`ModelKind::file_architecture`).
 pub fn check_weights_file<K: ModelKind + ?Sized>(arch: &K, path: &Path) -> Result<(), ModelError> {
+    if let Some(checked) = arch.file_architecture(path) {
+        return checked.map(|_| ()).map_err(|reason| ModelError::Unreadable {
+            path: path.to_path_buf(),
+            reason,
+        });
+    }
     load_weights(arch, &WeightSource::file(path.to_path_buf()), &Device::Cpu).map(|_| ())
 }
 

@@ -199,6 +199,7 @@ fn bare(case: &Case, status: CaseStatus, error: Option<String>) -> CaseResult {
         profile: None,
         record: case.scenario.record(),
         embedding: case.embedding.clone(),
+        llm_quality: case.llm_quality.clone(),
     }
 }
 

@@ -19,8 +19,11 @@ use toml::Spanned;
 use crate::compare::{KindMetrics, MetricComparison, ScenarioChecks};
 use crate::measure::server::BatchWorkload;
 use crate::measure::{Observer, Sampled, SamplerConfig, Workload};
+use crate::model::Capability;
 use crate::schema::{CaseResult, Scenario, ScenarioRecord, Settings};
 use crate::spec::Checker;
+
+mod generation;
 
 /// What a kind's measurement drives: the worker's pipeline over the case's inputs (prepared
 /// before timing, one batch per size of [`ScenarioKind::input_batches`]), seen only as
@@ -28,8 +31,33 @@ use crate::spec::Checker;
 /// `run_batch(k)` every stage on the prepared batch of `k`. Implemented by the worker's
 /// pipeline; a kind that needs more of the model than whole inferences (an LLM's prefill and
 /// decode steps) adds that capability here, as a method with a default that says it is not
-/// supported, which the pipeline overrides.
-pub trait Driven: Workload + BatchWorkload<Error = <Self as Workload>::Error> {}
+/// supported, which the pipeline overrides. The pipeline's error takes a kind's own failures
+/// ([`DriveError`]).
+pub trait Driven:
+    Workload<Error: From<DriveError>> + BatchWorkload<Error = <Self as Workload>::Error>
+{
+    /// The loaded model as its own type (`model::LoadedModel::as_any_mut`), for the kinds
+    /// that drive a kind's model themselves (the generation scenarios); `None` when the
+    /// pipeline cannot give it.
+    fn model_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
+
+    /// The worker's resident set size now, bytes (`None`: not known).
+    fn rss_bytes(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// A scenario kind's own failure in the worker, as the pipeline's error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriveError(pub String);
+
+impl From<DriveError> for String {
+    fn from(e: DriveError) -> String {
+        e.0
+    }
+}
 
 /// One case of a kind, as its expansion makes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +113,23 @@ pub trait ScenarioKind {
 
     /// The table in the "no scenario" hint: `[scenarios.offline] with batch_sizes = [1, 8]`.
     const EXAMPLE: &'static str;
+
+    /// What a model must do for the kind's cases ([`Capability`]): whole inferences unless
+    /// the kind says otherwise. The suite refuses a model that cannot.
+    const NEEDS: Capability = Capability::Inference;
+
+    /// The longest context (tokens) a generation kind's cases hold, checked against each
+    /// model's at validation (0: none).
+    fn context_tokens(&self, _spec: &Self::Spec) -> usize {
+        0
+    }
+
+    /// The table as `run --quick` runs it (default: unchanged; the quick settings already
+    /// shorten warm-up and sampling). A kind whose cases are costly by their sizes (a 512-token
+    /// prompt) bounds them here.
+    fn quick(&self, spec: &Self::Spec) -> Self::Spec {
+        spec.clone()
+    }
 
     /// Validates the table (`at` is its field path, `scenarios.<name>`), recording every
     /// problem in `checker`; `None` when it has any.
@@ -201,6 +246,17 @@ macro_rules! kinds {
         /// The registered kinds' table names, in plan order.
         pub const NAMES: &[&str] = &[$(stringify!($name)),+];
 
+        /// Where the table of `kind` is in the suite file, if it is there.
+        pub fn table_span(
+            entry: &Spanned<ScenariosEntry>,
+            kind: Scenario,
+        ) -> Option<std::ops::Range<usize>> {
+            let tables = entry.get_ref();
+            match kind {
+                $(Scenario::$Kind => tables.$name.as_ref().map(|t| t.span()),)+
+            }
+        }
+
         /// The suite's `[scenarios]`: each table there validated by its kind, in registration
         /// order (problems go to `checker`; a table with problems is left out).
         pub fn validate(
@@ -228,6 +284,27 @@ macro_rules! kinds {
             pub fn kind(&self) -> Scenario {
                 match self {
                     $(Self::$Kind(_) => Scenario::$Kind,)+
+                }
+            }
+
+            /// [`ScenarioKind::NEEDS`].
+            pub fn needs(&self) -> Capability {
+                match self {
+                    $(Self::$Kind(_) => <$Kind as ScenarioKind>::NEEDS,)+
+                }
+            }
+
+            /// [`ScenarioKind::context_tokens`].
+            pub fn context_tokens(&self) -> usize {
+                match self {
+                    $(Self::$Kind(spec) => $Kind.context_tokens(spec),)+
+                }
+            }
+
+            /// [`ScenarioKind::quick`].
+            pub fn quick(&self) -> ScenarioSpec {
+                match self {
+                    $(Self::$Kind(spec) => Self::$Kind($Kind.quick(spec)),)+
                 }
             }
 
@@ -331,6 +408,9 @@ kinds! {
     offline: Offline,
     server: Server,
     multi_stream: MultiStream,
+    prefill: Prefill,
+    decode: Decode,
+    generate: Generate,
 }
 
 #[cfg(test)]

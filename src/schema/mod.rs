@@ -4,6 +4,7 @@
 
 mod energy;
 mod environment;
+mod llm;
 mod load;
 mod memory;
 mod model;
@@ -20,6 +21,7 @@ pub mod validate;
 
 pub use energy::*;
 pub use environment::*;
+pub use llm::*;
 pub use load::*;
 pub use memory::*;
 pub use model::*;
@@ -223,6 +225,10 @@ pub struct CaseResult {
     /// "Quality of embeddings").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding: Option<EmbeddingQuality>,
+    /// Language models: the variant's perplexity and KL divergence on fixed token ids, scored
+    /// once per variant (docs/llm.md, "Quality").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_quality: Option<LlmQuality>,
 }
 
 impl CaseResult {
@@ -230,6 +236,16 @@ impl CaseResult {
     pub fn server(&self) -> Option<&ServerInfo> {
         match &self.record {
             Some(ScenarioRecord::Server(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The record of a prefill, decode or generate case.
+    pub fn llm(&self) -> Option<&LlmCaseInfo> {
+        match &self.record {
+            Some(
+                ScenarioRecord::Prefill(l) | ScenarioRecord::Decode(l) | ScenarioRecord::Generate(l),
+            ) => Some(l),
             _ => None,
         }
     }

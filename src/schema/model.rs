@@ -47,9 +47,13 @@ pub struct ModelInfo {
     /// Trained variants: the training run (taken from the artifact when it was cached).
     #[serde(default)]
     pub training: Option<TrainingLog>,
+    /// Language models: what the GGUF file holds (absent for other kinds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<super::LlmModelInfo>,
 }
 
-/// A weight layer a quantize recipe left in float.
+/// A weight layer a quantize recipe left in float; for a language model, a tensor stored in
+/// another type than the one asked for (llama.cpp's fallbacks), with the type used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FloatLayer {
     /// The weight tensor, as in `conv1.weight`.

@@ -18,6 +18,12 @@ pub enum Scenario {
     Server,
     /// Queries of N samples issued back to back; a query's latency is its slowest sample.
     MultiStream,
+    /// A language model's prompt of N tokens into an empty KV cache (llama-bench `ppN`).
+    Prefill,
+    /// M new tokens one at a time after a context of D tokens (llama-bench `tgM@dD`).
+    Decode,
+    /// A prompt of N tokens, then M new tokens (llama-bench `ppN+tgM`).
+    Generate,
 }
 
 impl Scenario {
@@ -27,6 +33,9 @@ impl Scenario {
             Scenario::Offline => "offline",
             Scenario::Server => "server",
             Scenario::MultiStream => "multi_stream",
+            Scenario::Prefill => "prefill",
+            Scenario::Decode => "decode",
+            Scenario::Generate => "generate",
         }
     }
 }
@@ -50,6 +59,11 @@ pub enum ScenarioRecord {
     /// Samples per query and queries; the case's `latency_ms` holds one latency per query (its
     /// slowest sample).
     MultiStream(MultiStreamInfo),
+    /// A language model's test and its token figures (TTFT, ITL, TPOT, tokens/s, KV cache);
+    /// the case's `latency_ms` holds each repetition's primary figure.
+    Prefill(super::LlmCaseInfo),
+    Decode(super::LlmCaseInfo),
+    Generate(super::LlmCaseInfo),
 }
 
 /// Reads `CaseResult::record` from the case's keys. A malformed record is an error (serde's
@@ -63,18 +77,27 @@ pub(super) fn record_of_case<'de, D: Deserializer<'de>>(
         server: Option<ServerInfo>,
         #[serde(default)]
         multi_stream: Option<MultiStreamInfo>,
+        #[serde(default)]
+        prefill: Option<super::LlmCaseInfo>,
+        #[serde(default)]
+        decode: Option<super::LlmCaseInfo>,
+        #[serde(default)]
+        generate: Option<super::LlmCaseInfo>,
     }
     let keys = Keys::deserialize(d)?;
     let mut records = [
         keys.server.map(|s| ScenarioRecord::Server(Box::new(s))),
         keys.multi_stream.map(ScenarioRecord::MultiStream),
+        keys.prefill.map(ScenarioRecord::Prefill),
+        keys.decode.map(ScenarioRecord::Decode),
+        keys.generate.map(ScenarioRecord::Generate),
     ]
     .into_iter()
     .flatten();
     let record = records.next();
     if records.next().is_some() {
         return Err(D::Error::custom(
-            "a case has at most one scenario record (`server` or `multi_stream`), not both",
+            "a case has at most one scenario record (`server`, `multi_stream`, `prefill`, `decode` or `generate`), not two",
         ));
     }
     Ok(record)
@@ -249,6 +272,9 @@ mod tests {
             Scenario::Offline,
             Scenario::Server,
             Scenario::MultiStream,
+            Scenario::Prefill,
+            Scenario::Decode,
+            Scenario::Generate,
         ] {
             let json = serde_json::to_string(&s).unwrap();
             assert_eq!(json, format!("\"{}\"", s.as_str()));

@@ -214,6 +214,20 @@ pub const DEFAULT_MAX_RUN_QUEUE_SHARE: f64 = 0.02;
 
 fn is_default_run_queue_share(x: &f64) -> bool {
     *x == DEFAULT_MAX_RUN_QUEUE_SHARE
+    /// Language models: tokens per second, relative drop that counts (default 0.04).
+    pub tokens_per_s: f64,
+    /// Language models: median time to first token, relative growth that counts (default
+    /// 0.04).
+    pub ttft: f64,
+    /// Language models: 99th-percentile inter-token latency, relative growth that counts
+    /// (default 0.10).
+    pub itl_p99: f64,
+    /// Language models: perplexity on the variant's token ids, relative growth that counts
+    /// (default 0.01).
+    pub perplexity: f64,
+    /// Language models: mean KL divergence from the baseline variant, absolute growth in nats
+    /// that counts (default 0.01).
+    pub kld: f64,
 }
 
 impl Default for CheckConfig {
@@ -231,6 +245,11 @@ impl Default for CheckConfig {
             min_samples: 10,
             reference_band: 0.03,
             max_run_queue_share: DEFAULT_MAX_RUN_QUEUE_SHARE,
+            tokens_per_s: 0.04,
+            ttft: 0.04,
+            itl_p99: 0.10,
+            perplexity: 0.01,
+            kld: 0.01,
         }
     }
 }
@@ -243,6 +262,7 @@ enum CheckKind {
     Significance,
     Count,
     Share,
+    Nats,
 }
 
 const CHECK_KEYS: &[(&str, CheckKind)] = &[
@@ -258,6 +278,11 @@ const CHECK_KEYS: &[(&str, CheckKind)] = &[
     ("min_samples", CheckKind::Count),
     ("reference_band", CheckKind::Relative),
     ("max_run_queue_share", CheckKind::Share),
+    ("tokens_per_s", CheckKind::Relative),
+    ("ttft", CheckKind::Relative),
+    ("itl_p99", CheckKind::Relative),
+    ("perplexity", CheckKind::Relative),
+    ("kld", CheckKind::Nats),
 ];
 
 /// The range a check key's value must lie in, and how to read the key.
@@ -292,6 +317,11 @@ impl CheckConfig {
             "min_samples" => self.min_samples as f64,
             "reference_band" => self.reference_band,
             "max_run_queue_share" => self.max_run_queue_share,
+            "tokens_per_s" => self.tokens_per_s,
+            "ttft" => self.ttft,
+            "itl_p99" => self.itl_p99,
+            "perplexity" => self.perplexity,
+            "kld" => self.kld,
             _ => return None,
         })
     }
@@ -308,6 +338,7 @@ impl CheckConfig {
                 CheckKind::Significance => value > 0.0 && value < 0.5,
                 CheckKind::Count => value >= 2.0 && value.fract() == 0.0,
                 CheckKind::Share => (0.0..=1.0).contains(&value),
+                CheckKind::Nats => (0.0..=10.0).contains(&value),
             };
         if ok {
             return None;
@@ -332,6 +363,10 @@ impl CheckConfig {
             CheckKind::Share => CheckRange {
                 bound: "a share between 0 and 1",
                 hint: "it is the most of its window a process may lose to other work and still count as undisturbed: 0.02 means 2%, 1 turns the test off",
+            },
+            CheckKind::Nats => CheckRange {
+                bound: "between 0 and 10 nats",
+                hint: "it is an absolute growth of the mean KL divergence: 0.01 means 0.01 nats",
             },
         })
     }

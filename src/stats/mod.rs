@@ -448,6 +448,22 @@ pub fn geometric_mean_ci(xs: &[f64], confidence: f64) -> Option<[f64; 2]> {
     Some([(m - q * se).exp(), (m + q * se).exp()])
 }
 
+/// Student-t `confidence` interval of the arithmetic mean; `None` with fewer than two
+/// finite values.
+pub fn mean_ci(xs: &[f64], confidence: f64) -> Option<[f64; 2]> {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    if xs.len() < 2 || xs.iter().any(|x| !x.is_finite()) {
+        return None;
+    }
+    let n = xs.len() as f64;
+    let se = stdev(xs) / n.sqrt();
+    let q = StudentsT::new(0.0, 1.0, n - 1.0)
+        .ok()?
+        .inverse_cdf(0.5 + confidence / 2.0);
+    let m = mean(xs);
+    Some([m - q * se, m + q * se])
+}
+
 /// Relative half-width of an interval around a point: `(high - low) / 2 / point`.
 /// This is the "noise" the sampling loop compares with the suite's `max_noise`.
 pub fn relative_half_width(ci: [f64; 2], point: f64) -> f64 {

@@ -41,6 +41,11 @@ impl CheckConfig {
             "min_samples" => self.min_samples = value as usize,
             "reference_band" => self.reference_band = value,
             "max_run_queue_share" => self.max_run_queue_share = value,
+            "tokens_per_s" => self.tokens_per_s = value,
+            "ttft" => self.ttft = value,
+            "itl_p99" => self.itl_p99 = value,
+            "perplexity" => self.perplexity = value,
+            "kld" => self.kld = value,
             _ => unreachable!("is_key accepted it, and every check key is set above"),
         }
         Ok(())
@@ -87,7 +92,7 @@ impl Validator {
     /// The `[check]` table after defaults; bad values are recorded as problems.
     pub(super) fn check(&mut self, entry: &CheckEntry) -> CheckConfig {
         let mut out = CheckConfig::default();
-        let numbers: [(&str, Option<&Spanned<f64>>); 11] = [
+        let numbers: [(&str, Option<&Spanned<f64>>); 16] = [
             ("latency_p50", entry.latency_p50.as_ref()),
             ("latency_p99", entry.latency_p99.as_ref()),
             ("throughput", entry.throughput.as_ref()),
@@ -99,6 +104,11 @@ impl Validator {
             ("significance", entry.significance.as_ref()),
             ("reference_band", entry.reference_band.as_ref()),
             ("max_run_queue_share", entry.max_run_queue_share.as_ref()),
+            ("tokens_per_s", entry.tokens_per_s.as_ref()),
+            ("ttft", entry.ttft.as_ref()),
+            ("itl_p99", entry.itl_p99.as_ref()),
+            ("perplexity", entry.perplexity.as_ref()),
+            ("kld", entry.kld.as_ref()),
         ];
         for (key, v) in numbers {
             let Some(v) = v else { continue };
@@ -141,7 +151,7 @@ mod tests {
         assert!(e.message.contains("between 0 and 1"), "{}", e.message);
         assert_eq!(c.get("latency_p50"), Some(0.03));
         assert_eq!(c.get("nope"), None);
-        assert_eq!(CheckConfig::keys().count(), 12);
+        assert_eq!(CheckConfig::keys().count(), 17);
         for k in CheckConfig::keys() {
             assert!(c.get(k).is_some(), "{k}");
         }

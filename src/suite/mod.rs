@@ -1,6 +1,7 @@
 //! Suite files: parse (TOML), validate (every problem at once, each with file, line,
 //! column and a hint), and resolve into a plain `Suite`.
 
+mod capability;
 pub mod check;
 mod data;
 mod models;
@@ -89,6 +90,15 @@ pub struct Suite {
     pub data: Option<DataSpec>,
 }
 
+impl Suite {
+    /// The suite as `--quick` runs its scenarios: each kind's quick table
+    /// (`scenario::ScenarioKind::quick`; the settings' quick form is `Settings::quick`).
+    pub fn with_quick_scenarios(mut self) -> Suite {
+        self.scenarios = self.scenarios.iter().map(|s| s.quick()).collect();
+        self
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
     #[error("cannot read suite file {path}: {error}")]
@@ -131,7 +141,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Suite, SuiteError> {
         path: path.to_path_buf(),
         problems,
     };
-    let checker = Checker::new(text);
+    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let checker = Checker::new(text).with_base(&base);
     let lines = checker.lines();
     // The parsed document keeps every value's span: the suite's types are read from it, and
     // each model kind reads its own fields from it (`model::Entry`).
@@ -153,10 +164,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Suite, SuiteError> {
             }]));
         }
     };
-    let mut v = Validator {
-        checker,
-        base: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
-    };
+    let mut v = Validator { checker, base };
     let suite = v.resolve(path, text, raw, root.get_ref());
     let problems = v.checker.into_problems();
     match suite {
@@ -228,6 +236,7 @@ impl Validator {
         );
         let targets = self.targets(&raw.targets);
         let scenarios = crate::scenario::validate(&raw.scenarios, &mut self.checker, &settings);
+        self.capabilities(&raw, &models, &variants, &scenarios);
         let check = self.check(&raw.check);
         Some(Suite {
             path: path.to_path_buf(),

@@ -54,6 +54,12 @@ impl Validator {
                     format!("{} cannot be scored on sentences ([data] source = \"sentences\")", info.a()),
                     Some(&format!("sentences are for {} models; put the others in a suite of their own", sentence_kinds.join(", "))),
                 ),
+                (DataKind::Tokens, Some(_)) => self.problem(
+                    format!("models[{i}].arch"),
+                    span,
+                    format!("{} is scored on the token ids its own entry names (`quality`), not on [data]", info.a()),
+                    Some(&format!("remove [data], or put the {} in a suite of its own", info.name)),
+                ),
                 _ => {}
             }
         }

@@ -42,6 +42,9 @@ impl fmt::Display for TrainSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QuantDtype {
+    /// Only for kinds that list it (`ModelKind::quantize_dtypes`: a language model
+    /// requantized to f32); not among the shared types of [`QuantDtype::ALL`].
+    F32,
     F16,
     Bf16,
     Q8_0,
@@ -72,6 +75,7 @@ impl QuantDtype {
 
     pub fn as_str(&self) -> &'static str {
         match self {
+            QuantDtype::F32 => "f32",
             QuantDtype::F16 => "f16",
             QuantDtype::Bf16 => "bf16",
             QuantDtype::Q8_0 => "q8_0",
@@ -98,6 +102,7 @@ impl FromStr for QuantDtype {
     fn from_str(s: &str) -> Result<Self, ()> {
         QuantDtype::ALL
             .into_iter()
+            .chain([QuantDtype::F32])
             .find(|d| d.as_str() == s)
             .ok_or(())
     }

@@ -176,4 +176,9 @@ pub struct CheckEntry {
     pub min_samples: Option<Spanned<i64>>,
     pub reference_band: Option<Spanned<f64>>,
     pub max_run_queue_share: Option<Spanned<f64>>,
+    pub tokens_per_s: Option<Spanned<f64>>,
+    pub ttft: Option<Spanned<f64>>,
+    pub itl_p99: Option<Spanned<f64>>,
+    pub perplexity: Option<Spanned<f64>>,
+    pub kld: Option<Spanned<f64>>,
 }

@@ -257,6 +257,8 @@ impl Validator {
         };
         let path = self.weights_file(&e.field("path"), p, &e.model.arch)?;
         Some(Made {
+            // A kind whose file fixes the architecture (an llm's GGUF) takes the file's.
+            own_arch: e.model.arch.kind().file_architecture(&path).and_then(Result::ok),
             weights: Some(WeightSource::file(path.clone())),
             ..Made::of(Recipe::File { path })
         })
@@ -267,14 +269,17 @@ impl Validator {
             self.required(e, "dtype", "dtype = \"q8_0\"");
             return None;
         };
-        let names: Vec<&str> = QuantDtype::ALL.iter().map(|d| d.as_str()).collect();
+        let names: Vec<&str> = match e.model.arch.kind().quantize_dtypes() {
+            Some(own) => own.to_vec(),
+            None => QuantDtype::ALL.iter().map(|d| d.as_str()).collect(),
+        };
         let dtype = self.word(&e.field("dtype"), d, &names)?;
         let (from, dep) = e.made_from();
         Some(Made {
             dep: Some(dep),
             ..Made::of(Recipe::Quantize {
                 from,
-                dtype: dtype.parse().expect("one of QuantDtype::ALL"),
+                dtype: dtype.parse().expect("the kinds' dtypes are QuantDtype names"),
             })
         })
     }

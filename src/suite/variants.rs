@@ -327,7 +327,9 @@ fn arch_of(
         )
     };
     let arch = match &p.recipe {
-        Recipe::Baseline | Recipe::File { .. } => Some(model.clone()),
+        Recipe::Baseline => Some(model.clone()),
+        // A file that fixes its own architecture (an llm's GGUF) has it.
+        Recipe::File { .. } => p.own_arch.clone().or_else(|| Some(model.clone())),
         Recipe::Quantize { from, .. } => parent(from, archs),
         Recipe::Prune {
             from,

@@ -4,6 +4,7 @@
 //! work out its size figures. Workers later load the artifacts; nothing here is timed.
 
 pub mod artifact;
+mod llm;
 pub mod prune;
 pub mod quantize;
 mod score;
@@ -40,6 +41,9 @@ pub struct BuildOptions {
     /// Only these variants (`<model>-<variant>`), what they are made from, and their models'
     /// baselines (the reference of fidelity and compression); `None`: all.
     pub only: Option<Vec<String>>,
+    /// `run --quick`: costly scoring is bounded (a language model's perplexity scores one
+    /// chunk).
+    pub quick: bool,
 }
 
 /// Progress of the build step, for the CLI. Every hook defaults to nothing.
@@ -47,6 +51,8 @@ pub trait BuildObserver {
     fn data_loaded(&mut self, _dataset: &Dataset) {}
     fn building(&mut self, _id: &str, _recipe: &str) {}
     fn built(&mut self, _variant: &BuiltVariant, _seconds: f64) {}
+    /// A model's variants are being scored together (a language model's quality pass).
+    fn scoring(&mut self, _model: &str, _what: &str) {}
 }
 
 impl BuildObserver for () {}
@@ -64,6 +70,8 @@ pub struct BuiltVariant {
     pub quality: Option<QualityInfo>,
     /// A sentence encoder's embedding quality (fidelity to the baseline, pair correlation).
     pub embedding: Option<EmbeddingQuality>,
+    /// A language model's perplexity and KL divergence on its token ids.
+    pub llm_quality: Option<crate::schema::LlmQuality>,
     /// Why it could not be built; its cases then fail with this reason.
     pub error: Option<String>,
 }
@@ -104,6 +112,7 @@ struct Builder<'a> {
     text: Option<TextData>,
     cache: Cache,
     rebuild: bool,
+    quick: bool,
     made: HashMap<String, Result<Made, String>>,
     seconds: HashMap<String, f64>,
 }
@@ -135,6 +144,7 @@ pub fn build_all(
         text,
         cache: Cache::new(&opts.cache_dir),
         rebuild: opts.rebuild,
+        quick: opts.quick,
         made: HashMap::new(),
         seconds: HashMap::new(),
     };
@@ -246,6 +256,10 @@ impl Builder<'_> {
     }
 
     fn make_one(&self, v: &VariantDef) -> Result<Made, String> {
+        // A language model's variants are GGUF files of its own (`llm.rs`).
+        if llm::spec_of(&v.arch).is_some() {
+            return self.make_llm(v);
+        }
         let cpu = Device::Cpu;
         let err = |e: candle_core::Error| error_text(&e);
         match &v.recipe {

@@ -25,6 +25,7 @@ use crate::suite::recipe::QuantDtype;
 pub fn ggml_dtype(d: QuantDtype) -> Option<GgmlDType> {
     Some(match d {
         QuantDtype::F16 => return None,
+        QuantDtype::F32 => GgmlDType::F32,
         QuantDtype::Bf16 => GgmlDType::BF16,
         QuantDtype::Q8_0 => GgmlDType::Q8_0,
         QuantDtype::Q4_0 => GgmlDType::Q4_0,

@@ -11,7 +11,7 @@ use crate::schema::{EmbeddingQuality, ModelInfo};
 use crate::suite::recipe::Recipe;
 use crate::suite::VariantDef;
 
-use super::{train, BuildObserver, Builder, BuiltVariant};
+use super::{llm, train, BuildObserver, Builder, BuiltVariant};
 
 impl Builder<'_> {
     /// Quality, fidelity and size figures of every variant, in suite order.
@@ -48,6 +48,8 @@ impl Builder<'_> {
                 embeddings.insert(id.clone(), embed_text(&m.arch, &m.weights, &tokenizer, t));
             }
         }
+        // Language models: headers and quality, each model's variants in one pass.
+        let llm_scores = self.score_llm(observer);
         let baseline_of = |model: &str| {
             self.suite
                 .variants
@@ -110,7 +112,7 @@ impl Builder<'_> {
                 }
                 _ => None,
             };
-            let model_info = ModelInfo {
+            let mut model_info = ModelInfo {
                 params: stats.params,
                 weight_bytes: stats.weight_bytes,
                 flops_per_sample: made.arch.kind().flops_per_sample(),
@@ -126,7 +128,24 @@ impl Builder<'_> {
                 recipe: Some(recipe_text(v)),
                 artifact: made.artifact.clone(),
                 training: made.training.clone(),
+                llm: None,
             };
+            let mut llm_quality = None;
+            if let Some(score) = llm_scores.get(&id) {
+                let base = base_id.as_ref().and_then(|b| llm_scores.get(b));
+                let base_bytes = base.and_then(|b| b.info.as_ref().ok().map(|i| i.weight_bytes));
+                match &score.info {
+                    Ok(info) => {
+                        model_info = llm::model_info(model_info, info, &made.arch, base_bytes)
+                    }
+                    Err(e) => error = Some(e.clone()),
+                }
+                match &score.quality {
+                    Some(Ok(q)) => llm_quality = Some(q.clone()),
+                    Some(Err(e)) => error = Some(format!("scoring the perplexity failed: {e}")),
+                    None => {}
+                }
+            }
             let embedding = match (
                 embeddings.get(&id),
                 base_id.as_ref().and_then(|b| embeddings.get(b)),
@@ -147,6 +166,7 @@ impl Builder<'_> {
                 model_info,
                 quality,
                 embedding,
+                llm_quality,
                 error,
             };
             observer.built(&built, seconds);
@@ -229,6 +249,7 @@ fn failed(v: &VariantDef, reason: String) -> BuiltVariant {
         },
         quality: None,
         embedding: None,
+        llm_quality: None,
         error: Some(reason),
     }
 }

@@ -32,6 +32,7 @@ fn build(text: &str, cache: &Path, rebuild: bool) -> Vec<BuiltVariant> {
         cache_dir: cache.to_path_buf(),
         rebuild,
         only: None,
+        quick: false,
     };
     build_all(&suite, &opts, &mut ()).unwrap()
 }
@@ -122,6 +123,7 @@ fn a_failed_parent_fails_its_children_with_the_reason() {
         cache_dir: dir.path().join("cache"),
         rebuild: false,
         only: None,
+        quick: false,
     };
     let built = build_all(&suite, &opts, &mut ()).unwrap();
     assert!(built[0].error.as_deref().unwrap().contains("w.safetensors"));

@@ -294,10 +294,14 @@ fn memory_figures(
     rss: [u64; 2],
     context: [Result<Option<u64>, memory::DeviceMemoryError>; 2],
 ) -> Result<MemoryInfo, String> {
+    let iterations = pipeline
+        .model
+        .heap_pass_iterations()
+        .unwrap_or(HEAP_PASS_ITERATIONS);
     let peak_heap_bytes = if memory::counting_allocator_installed() {
         memory::start_heap_window();
         let stages = pipeline.stages();
-        let result = (0..HEAP_PASS_ITERATIONS)
+        let result = (0..iterations)
             .try_for_each(|_| (0..stages).try_for_each(|s| pipeline.run_stage(s)));
         let peak = memory::end_heap_window();
         result.map_err(|e| format!("forward pass failed in the heap pass: {}", error_text(&e)))?;
@@ -323,7 +327,7 @@ fn memory_figures(
         peak_rss_bytes: memory::peak_rss_bytes().unwrap_or(0),
         peak_heap_bytes,
         heap_pass_iterations: if peak_heap_bytes.is_some() {
-            HEAP_PASS_ITERATIONS
+            iterations
         } else {
             0
         },

@@ -100,8 +100,24 @@ impl measure::server::BatchWorkload for Pipeline<'_> {
     }
 }
 
-/// What the scenario kinds drive: the two workloads above.
-impl crate::scenario::Driven for Pipeline<'_> {}
+/// What the scenario kinds drive: the two workloads above, the model as its own type (for
+/// the generation scenarios), and this process's resident size.
+impl crate::scenario::Driven for Pipeline<'_> {
+    fn model_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        self.model.as_any_mut()
+    }
+
+    fn rss_bytes(&self) -> Option<u64> {
+        crate::probe::memory::rss_bytes("self")
+    }
+}
+
+/// A scenario kind's own failure, as the pipeline's error.
+impl From<crate::scenario::DriveError> for candle_core::Error {
+    fn from(e: crate::scenario::DriveError) -> Self {
+        candle_core::Error::Msg(e.0)
+    }
+}
 
 /// Test only: keeps the core busy until `until` (a spin on the monotonic clock, no sleep), so
 /// the injected slowdown costs CPU time the way slower code would, and scales with each pass.
