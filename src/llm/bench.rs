@@ -18,10 +18,10 @@
 
 use std::time::{Duration, Instant};
 
-use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::model::{argmax, to_vec, LlmModel};
+use super::decoder::Decoder;
+use super::model::LlmModel;
 use super::tokens::random_tokens;
 use super::LlmError;
 use crate::measure::{self, Observer, Phase, Progress, Sampled, SamplerConfig, Workload};
@@ -109,11 +109,14 @@ impl LlmTest {
 }
 
 /// One test over one model, ready to repeat. Holds the last repetition's timings.
-pub struct LlmBench<'m> {
-    model: &'m mut LlmModel,
+///
+/// Generic over the [`Decoder`] so that the harness's own cost per token can be measured on
+/// this very loop with a model that does nothing ([`super::decoder::NullDecoder`]).
+pub struct LlmBench<'m, M: Decoder = LlmModel> {
+    model: &'m mut M,
     test: LlmTest,
     /// The prompt (prefill, generate) or the context (decode with a depth), `[1, n]`.
-    prompt: Option<Tensor>,
+    prompt: Option<M::Input>,
     /// The first token a decode at depth 0 feeds.
     start_token: u32,
     ttft_ns: u64,
@@ -122,9 +125,9 @@ pub struct LlmBench<'m> {
     generated: Vec<u32>,
 }
 
-impl<'m> LlmBench<'m> {
+impl<'m, M: Decoder> LlmBench<'m, M> {
     /// Checks the test against the model (context length) and draws its seeded prompt.
-    pub fn new(model: &'m mut LlmModel, test: LlmTest, seed: u64) -> Result<Self, LlmError> {
+    pub fn new(model: &'m mut M, test: LlmTest, seed: u64) -> Result<Self, LlmError> {
         let ids = random_tokens(model.vocab_size(), test.prompt_ids(), seed);
         Self::with_tokens(model, test, &ids)
     }
@@ -133,12 +136,12 @@ impl<'m> LlmBench<'m> {
     /// `test.prompt_ids() - 1` are the prompt (or a decode's context), the next the token a
     /// decode at depth 0 starts from; more are ignored.
     pub fn with_tokens(
-        model: &'m mut LlmModel,
+        model: &'m mut M,
         test: LlmTest,
         ids: &[u32],
     ) -> Result<Self, LlmError> {
         test.check()?;
-        model.info().check_context(test.context())?;
+        model.check_context(test.context())?;
         let n = test.prompt_ids() - 1;
         if ids.len() <= n {
             return Err(LlmError::Invalid(format!(
@@ -200,11 +203,11 @@ impl<'m> LlmBench<'m> {
             let timed = !matches!(self.test, LlmTest::Decode { .. });
             let t0 = Instant::now();
             let logits = self.model.extend(prompt)?;
-            self.model.device().synchronize()?;
+            self.model.synchronize()?;
             if timed {
                 self.ttft_ns = t0.elapsed().as_nanos() as u64;
             }
-            next = argmax(&to_vec(&logits)?);
+            next = self.model.greedy(&logits)?;
             if timed {
                 self.generated.push(next);
             }
@@ -213,17 +216,17 @@ impl<'m> LlmBench<'m> {
             let input = self.model.input(&[next])?;
             let t0 = Instant::now();
             let logits = self.model.decode_step(&input)?;
-            self.model.device().synchronize()?;
+            self.model.synchronize()?;
             // Reserved for `steps()` values: never reallocates.
             self.step_ns.push(t0.elapsed().as_nanos() as u64);
-            next = argmax(&to_vec(&logits)?);
+            next = self.model.greedy(&logits)?;
             self.generated.push(next);
         }
         Ok(())
     }
 }
 
-impl Workload for LlmBench<'_> {
+impl<M: Decoder> Workload for LlmBench<'_, M> {
     type Error = LlmError;
     fn run_stage(&mut self, _stage: usize) -> Result<(), LlmError> {
         self.run()
@@ -275,8 +278,8 @@ impl LlmSampled {
 /// Warm-up (the harness's, one iteration being one repetition), then repetitions until the
 /// median primary figure is known within `max_noise` (after `min_time` and `min_iterations`),
 /// or `max_time` or `max_samples` runs out: the harness's stopping rule, in repetitions.
-pub fn sample(
-    bench: &mut LlmBench<'_>,
+pub fn sample<M: Decoder>(
+    bench: &mut LlmBench<'_, M>,
     cfg: &SamplerConfig,
     observer: &mut dyn Observer,
 ) -> Result<LlmSampled, LlmError> {
@@ -379,6 +382,7 @@ fn median_noise(samples: &[u64], scratch: &mut Vec<f64>, seed: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llm::model::argmax;
     use crate::llm::tiny::{write_temp, TinyLlama};
     use crate::schema::WarmupEnd;
     use candle_core::Device;

@@ -11,10 +11,13 @@
 //! - [`tokens`]: seeded random prompts and the token-id files shipped beside texts.
 //! - [`quality`]: llama-perplexity's perplexity and KL-divergence statistics.
 //! - [`requant`]: a GGUF rewritten in another ggml type, with llama.cpp's fallbacks.
+//! - [`decoder`]: [`decoder::Decoder`], what the timing loops need from a model (and a null
+//!   model for measuring the loops themselves).
 //! - [`bench`]: one repetition of each test, timed without allocation, and the sampling loop.
 //! - [`tiny`]: a tiny seeded llama GGUF for tests.
 
 pub mod bench;
+pub mod decoder;
 pub mod gguf;
 pub mod model;
 pub mod quality;
