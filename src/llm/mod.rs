@@ -14,6 +14,8 @@
 //! - [`decoder`]: [`decoder::Decoder`], what the timing loops need from a model (and a null
 //!   model for measuring the loops themselves).
 //! - [`bench`]: one repetition of each test, timed without allocation, and the sampling loop.
+//! - [`server`]: the server scenario for LLMs (Poisson arrivals of generation requests, TTFT
+//!   and TPOT under load); [`search`]: the highest rate meeting TTFT and TPOT bounds.
 //! - [`tiny`]: a tiny seeded llama GGUF for tests.
 
 pub mod bench;
@@ -22,6 +24,8 @@ pub mod gguf;
 pub mod model;
 pub mod quality;
 pub mod requant;
+pub mod search;
+pub mod server;
 pub mod tiny;
 pub mod tokenizer;
 pub mod tokens;

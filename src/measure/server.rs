@@ -202,7 +202,7 @@ pub fn serve<W: BatchWorkload>(
 }
 
 /// Sleeps until `SPIN_WINDOW` before `target_ns` (from `t0`), then spins until it.
-fn wait_until(t0: Instant, target_ns: u64) {
+pub fn wait_until(t0: Instant, target_ns: u64) {
     let spin = SPIN_WINDOW.as_nanos() as u64;
     loop {
         let now = t0.elapsed().as_nanos() as u64;
