@@ -112,7 +112,7 @@ impl LlmTest {
 ///
 /// Generic over the [`Decoder`] so that the harness's own cost per token can be measured on
 /// this very loop with a model that does nothing ([`super::decoder::NullDecoder`]).
-pub struct LlmBench<'m, M: Decoder = LlmModel> {
+pub struct LlmBench<'m, M: Decoder + ?Sized = LlmModel> {
     model: &'m mut M,
     test: LlmTest,
     /// The prompt (prefill, generate) or the context (decode with a depth), `[1, n]`.
@@ -125,7 +125,7 @@ pub struct LlmBench<'m, M: Decoder = LlmModel> {
     generated: Vec<u32>,
 }
 
-impl<'m, M: Decoder> LlmBench<'m, M> {
+impl<'m, M: Decoder + ?Sized> LlmBench<'m, M> {
     /// Checks the test against the model (context length) and draws its seeded prompt.
     pub fn new(model: &'m mut M, test: LlmTest, seed: u64) -> Result<Self, LlmError> {
         let ids = random_tokens(model.vocab_size(), test.prompt_ids(), seed);
@@ -226,7 +226,7 @@ impl<'m, M: Decoder> LlmBench<'m, M> {
     }
 }
 
-impl<M: Decoder> Workload for LlmBench<'_, M> {
+impl<M: Decoder + ?Sized> Workload for LlmBench<'_, M> {
     type Error = LlmError;
     fn run_stage(&mut self, _stage: usize) -> Result<(), LlmError> {
         self.run()
@@ -278,7 +278,7 @@ impl LlmSampled {
 /// Warm-up (the harness's, one iteration being one repetition), then repetitions until the
 /// median primary figure is known within `max_noise` (after `min_time` and `min_iterations`),
 /// or `max_time` or `max_samples` runs out: the harness's stopping rule, in repetitions.
-pub fn sample<M: Decoder>(
+pub fn sample<M: Decoder + ?Sized>(
     bench: &mut LlmBench<'_, M>,
     cfg: &SamplerConfig,
     observer: &mut dyn Observer,

@@ -250,7 +250,7 @@ pub struct LlmServerRun {
 
 /// Warm-up, then one server run at the target rate or the search. Energy windows
 /// (`observer.window_started/ended`) span every probe; progress is reported after each.
-pub fn run_server<D: Decoder>(
+pub fn run_server<D: Decoder + ?Sized>(
     model: &mut D,
     load: &LlmServerLoad,
     sampler: &SamplerConfig,

@@ -133,7 +133,7 @@ fn p99(xs: &[f64]) -> Option<f64> {
 }
 
 /// One server run at `rate`: its schedule and prompts drawn before the window, then served.
-pub fn run_probe<D: Decoder>(
+pub fn run_probe<D: Decoder + ?Sized>(
     model: &mut D,
     load: &LlmServerLoad,
     rate: f64,

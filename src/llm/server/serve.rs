@@ -87,7 +87,7 @@ impl LlmServeRecord {
 
 /// The prompts of `count` requests of `prompt_tokens` seeded random ids each, made before the
 /// window (one ChaCha8 stream seeded by `seed`, cut in order).
-pub fn prompts<D: Decoder>(
+pub fn prompts<D: Decoder + ?Sized>(
     model: &D,
     prompt_tokens: usize,
     count: usize,
@@ -102,7 +102,7 @@ pub fn prompts<D: Decoder>(
 /// Serves `arrivals` (ns from the window's start, ascending; request `i` has `prompts[i]`)
 /// one request at a time on the wall clock. Every buffer the window writes is allocated
 /// before it starts.
-pub fn serve<D: Decoder>(
+pub fn serve<D: Decoder + ?Sized>(
     model: &mut D,
     prompts: &[D::Input],
     arrivals: &[u64],
@@ -112,7 +112,7 @@ pub fn serve<D: Decoder>(
 }
 
 /// [`serve`] on a given clock.
-pub fn serve_on<D: Decoder, C: Clock>(
+pub fn serve_on<D: Decoder + ?Sized, C: Clock + ?Sized>(
     clock: &mut C,
     model: &mut D,
     prompts: &[D::Input],
@@ -194,7 +194,7 @@ pub fn serve_on<D: Decoder, C: Clock>(
 /// One request from an empty KV cache: the prefill's token, then `tokens.len() - 1` decode
 /// steps, each token's time stored when it is known.
 #[inline]
-fn generate<D: Decoder, C: Clock>(
+fn generate<D: Decoder + ?Sized, C: Clock + ?Sized>(
     clock: &C,
     model: &mut D,
     prompt: &D::Input,

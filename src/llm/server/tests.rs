@@ -396,3 +396,29 @@ fn a_request_longer_than_the_context_is_refused() {
     let e = run_server(&mut m, &l, &sampler, &mut ()).unwrap_err();
     assert!(e.to_string().contains("11 tokens"), "{e}");
 }
+
+/// The loops take a model behind a trait object, as a model kind holding a loaded model of
+/// any architecture would pass it.
+#[test]
+fn the_loops_run_behind_a_trait_object() {
+    let mut null = NullDecoder::new(100, 64);
+    let model: &mut dyn Decoder<Input = usize, Logits = usize> = &mut null;
+    let inputs = prompts(model, 4, 2, 1).unwrap();
+    let (mut clock, _) = sim(0, 0);
+    let rec = serve_on(
+        &mut clock,
+        model,
+        &inputs,
+        &[0, 0],
+        &serve_cfg(3, None, 1, 1),
+    )
+    .unwrap();
+    assert_eq!(rec.generated(1), [4, 5, 6]);
+    let test = LlmTest::Decode {
+        depth: 2,
+        new_tokens: 3,
+    };
+    let mut b = LlmBench::new(model, test, 1).unwrap();
+    b.run().unwrap();
+    assert_eq!(b.generated(), [3, 4, 5]);
+}
