@@ -211,54 +211,92 @@ fn far_above_capacity_ends_within_duration_drain_and_one_request() {
     assert!(wall < 0.4 + 0.004 + 0.25, "took {wall} s");
 }
 
-/// At 14% load requests rarely queue and the dispatcher wakes on time: the median queueing is
-/// far under a millisecond, so the median TTFT is the 3 ms prefill and the median TPOT the 1 ms
-/// step. Those two are bounded loosely above: on a shared, oversubscribed machine the
-/// spinning model is preempted (a 1 ms step was measured at 1.9 ms under a load average of 6
-/// on 2 cores), which stretches the work, not the harness's part.
+/// Pairs of requests 1 µs apart, the pairs 200 ms apart (a 7 ms request): the first of each
+/// pair finds the server idle, the second waits for it.
+/// - The second starts as soon as the first ends: the dispatcher's own gap (clock reads and
+///   bookkeeping, no waiting) is far under a millisecond. Its TTFT is its queueing (the
+///   first's whole request) plus its own service.
+/// - The first starts right after the dispatcher's idle wait for it ends: its queueing is that
+///   wake-up's lateness (recorded as `idle_lag`) plus the same small gap. The lateness itself
+///   is the operating system's (the dispatcher sleeps until 1 ms before, then spins; on a
+///   quiet machine it is microseconds, on an oversubscribed one it was measured at up to
+///   10 ms), so it is not bounded here; `measure::server`'s tests check the spin on its own.
+/// - Each request's service includes the model's work (lower bounds only: on a shared
+///   machine preemption stretches the spinning model's 3 ms prefill and 1 ms steps).
 #[test]
-fn below_capacity_ttft_is_the_prefill_and_tpot_the_step() {
+fn ttft_is_queueing_plus_service_and_the_dispatcher_adds_nothing() {
     let _turn = serial();
     let mut model = spin_model(3.0, 1.0);
-    let arrivals = poisson_schedule(20.0, 1.0, 3);
+    let arrivals: Vec<u64> = (0..5u64)
+        .flat_map(|k| [k * 200_000_000 + 1_000_000, k * 200_000_000 + 1_001_000])
+        .collect();
     let inputs = prompts(&model, 16, arrivals.len(), 1).unwrap();
     let cfg = LlmServeConfig {
         output_tokens: 5,
         max_queue: None,
         duration: Duration::from_secs(1),
-        drain: Duration::from_millis(500),
+        drain: Duration::from_secs(1),
     };
     let rec = serve(&mut model, &inputs, &arrivals, &cfg).unwrap();
-    let p = LlmProbeRaw::from_record(20.0, 1.0, &arrivals, &rec);
-    assert_eq!(p.served, arrivals.len());
-    let queue = median(&p.queue_ms);
-    assert!(queue < 0.5, "median queueing {queue} ms");
-    let lag = p.idle_lag_p50_ms.unwrap();
-    assert!(lag < 0.5, "median wake-up lag {lag} ms");
-    let (ttft, tpot) = (median(&p.ttft_ms), median(&p.tpot_ms));
-    assert!((3.0..9.0).contains(&ttft), "median TTFT {ttft} ms");
-    assert!((1.0..3.0).contains(&tpot), "median TPOT {tpot} ms");
-    for (i, &t) in p.ttft_ms.iter().enumerate() {
-        let e2e = p.e2e_ms[i];
-        let from_parts = t + 4.0 * p.tpot_ms[i];
-        assert!((e2e - from_parts).abs() < 1e-6, "e2e = TTFT + (M - 1) TPOT");
+    let p = LlmProbeRaw::from_record(10.0, 1.0, &arrivals, &rec);
+    assert_eq!(p.served, 10);
+    let ms = |ns: u64| ns as f64 / 1e6;
+    let (mut gaps, mut wakes) = (Vec::new(), Vec::new());
+    for i in 0..10 {
+        let t = rec.token_times(i);
+        let service_ttft_ms = ms(t[0] - rec.start_ns[i]);
+        assert!(service_ttft_ms >= 3.0, "the prefill's 3 ms are in it");
+        assert!(p.tpot_ms[i] >= 1.0, "the 1 ms step is in it");
+        assert!((p.ttft_ms[i] - (p.queue_ms[i] + service_ttft_ms)).abs() < 1e-6);
+        let from_parts = p.ttft_ms[i] + 4.0 * p.tpot_ms[i];
+        assert!(
+            (p.e2e_ms[i] - from_parts).abs() < 1e-6,
+            "e2e = TTFT + (M - 1) TPOT"
+        );
+        if i % 2 == 1 {
+            let first_done = rec.token_times(i - 1)[4];
+            assert!(rec.start_ns[i] >= first_done);
+            gaps.push(ms(rec.start_ns[i] - first_done));
+            assert!(p.queue_ms[i] >= p.e2e_ms[i - 1] - 0.001);
+        } else {
+            wakes.push(p.queue_ms[i]);
+        }
     }
+    let gap = median(&gaps);
+    assert!(gap < 0.2, "median dispatch gap {gap} ms");
+    // One idle wait per pair (each pair is over long before the next arrives).
+    assert_eq!(rec.idle_lag_ns.len(), 5, "{:?}", rec.start_ns);
+    let after_wake: Vec<f64> = wakes
+        .iter()
+        .zip(&rec.idle_lag_ns)
+        .map(|(&queue, &lag)| queue - ms(lag))
+        .collect();
+    assert!(after_wake.iter().all(|&d| d >= 0.0), "{after_wake:?}");
+    let after_wake = median(&after_wake);
+    assert!(
+        after_wake < 0.2,
+        "median start after the wake-up {after_wake} ms"
+    );
 }
 
-/// The search on the wall clock with a 4 ms request (250/s): the highest passing rate is under
-/// the capacity and the bracket is as tight as asked.
+/// The search end to end on the wall clock (real probes: schedules, sleep-then-spin, the
+/// spinning model) with a 4 ms request (250/s). The exact bracketing is tested on a simulated
+/// clock (`llm::server` unit tests); here, on a shared machine where preemption stretches the
+/// work, only what holds under any stretch short of 50x: a rate passes (at the floor, 10/s,
+/// the server is idle 96% of the time); no rate of twice the capacity passes (its backlog
+/// after the 1 s schedule is a full second, twice the TTFT bound); the bracket is ordered,
+/// and as tight as asked when the search converged.
 #[test]
 fn the_search_brackets_the_capacity_on_the_wall_clock() {
     let _turn = serial();
     let mut model = spin_model(2.0, 1.0);
     let capacity = 250.0;
     let f = LlmFindMax {
-        ttft_p99_ms: 40.0,
-        // Generous: the step is 1 ms, but a busy machine preempts the spinning thread.
-        tpot_p99_ms: 5.0,
-        precision: 0.1,
-        max_probes: 8,
-        min_requests: 20,
+        ttft_p99_ms: 500.0,
+        tpot_p99_ms: 100.0,
+        precision: 0.15,
+        max_probes: 7,
+        min_requests: 10,
     };
     let load = LlmServerLoad {
         target: LlmServerTarget::FindMax(f.clone()),
@@ -266,8 +304,8 @@ fn the_search_brackets_the_capacity_on_the_wall_clock() {
             prompt_tokens: 16,
             output_tokens: 3,
         },
-        duration_s: 0.5,
-        drain_s: 0.25,
+        duration_s: 1.0,
+        drain_s: 0.3,
         max_queue: None,
         seed: 11,
     };
@@ -279,14 +317,20 @@ fn the_search_brackets_the_capacity_on_the_wall_clock() {
     let lo = s
         .passing_qps
         .unwrap_or_else(|| panic!("nothing passed: {rates:?}"));
-    let hi = s
-        .failing_qps
-        .unwrap_or_else(|| panic!("nothing failed: {rates:?}"));
-    assert!(lo < capacity && lo >= 0.25 * capacity, "{lo}: {rates:?}");
-    assert!(hi > lo, "{rates:?}");
-    if s.end == SearchEnd::Converged {
-        assert!(hi / lo <= 1.1);
-    } else {
-        assert_eq!((s.end, s.probes.len()), (SearchEnd::MaxProbes, 8));
+    assert!(lo < 2.0 * capacity, "{lo}: {rates:?}");
+    for (p, &passed) in s.probes.iter().zip(&s.passed) {
+        assert_eq!(passed, p.passes(&f));
+        assert_eq!(p.served + p.dropped + p.unserved, p.requests);
+    }
+    match s.end {
+        SearchEnd::Converged => {
+            let hi = s.failing_qps.unwrap();
+            assert!(hi > lo && hi / lo <= 1.15, "{rates:?}");
+        }
+        end => assert_eq!(
+            (end, s.probes.len()),
+            (SearchEnd::MaxProbes, 7),
+            "{rates:?}"
+        ),
     }
 }
