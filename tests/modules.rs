@@ -24,7 +24,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("report", &["schema", "stats"]),
     (
         "scenario",
-        &["schema", "stats", "spec", "measure", "model", "compare", "llm"],
+        &[
+            "schema", "stats", "spec", "measure", "model", "compare", "llm",
+        ],
     ),
 ];
 

@@ -108,10 +108,7 @@ pub fn llm_quality_table(run: &RunResult) -> Option<Table> {
         rows.push(vec![
             Cell::new(format!("{}-{}", c.model_name, c.variant)),
             right(pm(q.perplexity, q.perplexity_uncertainty, 4)),
-            right(
-                k.map(|k| pm(k.mean, k.uncertainty, 6))
-                    .unwrap_or_else(dash),
-            ),
+            right(k.map(|k| pm(k.mean, k.uncertainty, 6)).unwrap_or_else(dash)),
             right(k.map(|k| format!("{:.6}", k.p99)).unwrap_or_else(dash)),
             right(
                 k.map(|k| pm(100.0 * k.same_top, 100.0 * k.same_top_uncertainty, 2))

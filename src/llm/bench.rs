@@ -135,11 +135,7 @@ impl<'m, M: Decoder + ?Sized> LlmBench<'m, M> {
     /// As [`LlmBench::new`], with the prompt's ids given (a prompt file's tokens): the first
     /// `test.prompt_ids() - 1` are the prompt (or a decode's context), the next the token a
     /// decode at depth 0 starts from; more are ignored.
-    pub fn with_tokens(
-        model: &'m mut M,
-        test: LlmTest,
-        ids: &[u32],
-    ) -> Result<Self, LlmError> {
+    pub fn with_tokens(model: &'m mut M, test: LlmTest, ids: &[u32]) -> Result<Self, LlmError> {
         test.check()?;
         model.check_context(test.context())?;
         let n = test.prompt_ids() - 1;
@@ -278,6 +274,7 @@ impl LlmSampled {
 /// Warm-up (the harness's, one iteration being one repetition), then repetitions until the
 /// median primary figure is known within `max_noise` (after `min_time` and `min_iterations`),
 /// or `max_time` or `max_samples` runs out: the harness's stopping rule, in repetitions.
+/// `max_time` ends sampling only once `min_iterations` repetitions are in.
 pub fn sample<M: Decoder + ?Sized>(
     bench: &mut LlmBench<'_, M>,
     cfg: &SamplerConfig,
@@ -313,7 +310,9 @@ pub fn sample<M: Decoder + ?Sized>(
         let now = Instant::now();
         let elapsed = now - start;
         let full = primary.len() >= capacity;
-        let out_of_time = elapsed >= cfg.max_time;
+        // Like llama-bench's `-r`, `min_iterations` repetitions always run: a repetition can
+        // outlast `--quick`'s whole time budget, and one repetition has no interval.
+        let out_of_time = elapsed >= cfg.max_time && primary.len() as u64 >= cfg.min_iterations;
         if !(full || out_of_time || now - last_check >= CHECK_EVERY) {
             continue;
         }

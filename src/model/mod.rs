@@ -28,8 +28,8 @@ use candle_core::Tensor;
 pub use entry::{Entry, EntryContext};
 pub use init::{seeded_weights, synthetic_input, synthetic_raw_input};
 pub use kind::{
-    Capability, CaseInputs, DataKind, DataMismatch, KindInfo, KindSpec, LoadedModel, ModelKind, Parsed, Pruned,
-    Purpose, RecipeKind, TextInput,
+    Capability, CaseInputs, DataKind, DataMismatch, KindInfo, KindSpec, LoadedModel, ModelKind,
+    Parsed, Pruned, Purpose, RecipeKind, TextInput,
 };
 pub use kinds::Registry;
 pub use layout::Padding;

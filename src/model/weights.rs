@@ -227,10 +227,12 @@ pub fn float_tensors<K: ModelKind + ?Sized>(
 /// (`ModelKind::file_architecture`).
 pub fn check_weights_file<K: ModelKind + ?Sized>(arch: &K, path: &Path) -> Result<(), ModelError> {
     if let Some(checked) = arch.file_architecture(path) {
-        return checked.map(|_| ()).map_err(|reason| ModelError::Unreadable {
-            path: path.to_path_buf(),
-            reason,
-        });
+        return checked
+            .map(|_| ())
+            .map_err(|reason| ModelError::Unreadable {
+                path: path.to_path_buf(),
+                reason,
+            });
     }
     load_weights(arch, &WeightSource::file(path.to_path_buf()), &Device::Cpu).map(|_| ())
 }

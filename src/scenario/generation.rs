@@ -16,8 +16,7 @@ use crate::llm::tokens::random_tokens;
 use crate::measure::{Observer, SamplerConfig, Workload};
 use crate::model::llm::LlmLoaded;
 use crate::schema::{
-    CaseResult, KvCacheInfo, LlmCaseInfo, Settings, TokenEnergy, TokenLatency, TokenRate,
-    LLM_TIMED,
+    CaseResult, KvCacheInfo, LlmCaseInfo, Settings, TokenEnergy, TokenLatency, TokenRate, LLM_TIMED,
 };
 use crate::spec::Checker;
 use crate::stats;
@@ -128,9 +127,7 @@ pub fn quick_lists(
     let mut ok = true;
     let mut one = |name: &str, v: &Option<Spanned<Vec<i64>>>, min: Option<i64>| match (v, min) {
         (None, _) => Some(None),
-        (Some(_), Some(min)) => {
-            list(checker, &format!("{at}.quick.{name}"), v, min, &[]).map(Some)
-        }
+        (Some(_), Some(min)) => list(checker, &format!("{at}.quick.{name}"), v, min, &[]).map(Some),
         (Some(given), None) => {
             let kind = at.rsplit('.').next().unwrap_or(at);
             checker.problem(
@@ -236,8 +233,7 @@ pub fn measure<W: Driven>(
     let (ids, prompt) = prompt_ids(loaded, case, cfg.seed)?;
     let kv_cache_bytes = loaded.model.info().kv_cache_bytes(case.test.context());
     let sampled = {
-        let mut bench =
-            LlmBench::with_tokens(&mut loaded.model, case.test, &ids).map_err(fail)?;
+        let mut bench = LlmBench::with_tokens(&mut loaded.model, case.test, &ids).map_err(fail)?;
         bench::sample(&mut bench, cfg, observer).map_err(fail)?
     };
     loaded.repeat = Some((case.test, ids));
@@ -433,13 +429,9 @@ pub fn metrics(case: &CaseResult) -> KindMetrics<'_> {
     }
     if let Some(q) = &case.llm_quality {
         own.push(
-            MetricValue::exact(
-                "perplexity",
-                "",
-                Better::Lower,
-                q.perplexity,
-                |t| t.perplexity,
-            )
+            MetricValue::exact("perplexity", "", Better::Lower, q.perplexity, |t| {
+                t.perplexity
+            })
             .tagged(&q.dataset),
         );
         if let Some(k) = &q.kld {

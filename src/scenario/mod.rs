@@ -411,6 +411,7 @@ kinds! {
     prefill: Prefill,
     decode: Decode,
     generate: Generate,
+    llm_server: LlmServer,
 }
 
 #[cfg(test)]

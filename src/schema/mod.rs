@@ -5,6 +5,7 @@
 mod energy;
 mod environment;
 mod llm;
+mod llm_server;
 mod load;
 mod memory;
 mod model;
@@ -22,6 +23,7 @@ pub mod validate;
 pub use energy::*;
 pub use environment::*;
 pub use llm::*;
+pub use llm_server::*;
 pub use load::*;
 pub use memory::*;
 pub use model::*;
@@ -244,7 +246,9 @@ impl CaseResult {
     pub fn llm(&self) -> Option<&LlmCaseInfo> {
         match &self.record {
             Some(
-                ScenarioRecord::Prefill(l) | ScenarioRecord::Decode(l) | ScenarioRecord::Generate(l),
+                ScenarioRecord::Prefill(l)
+                | ScenarioRecord::Decode(l)
+                | ScenarioRecord::Generate(l),
             ) => Some(l),
             _ => None,
         }

@@ -24,6 +24,8 @@ pub enum Scenario {
     Decode,
     /// A prompt of N tokens, then M new tokens (llama-bench `ppN+tgM`).
     Generate,
+    /// Generation requests by Poisson arrivals, served one sequence at a time.
+    LlmServer,
 }
 
 impl Scenario {
@@ -36,6 +38,7 @@ impl Scenario {
             Scenario::Prefill => "prefill",
             Scenario::Decode => "decode",
             Scenario::Generate => "generate",
+            Scenario::LlmServer => "llm_server",
         }
     }
 }
@@ -64,6 +67,9 @@ pub enum ScenarioRecord {
     Prefill(super::LlmCaseInfo),
     Decode(super::LlmCaseInfo),
     Generate(super::LlmCaseInfo),
+    /// Offered and achieved requests/s, TTFT and TPOT from arrival, the search's probes; the
+    /// case's `latency_ms` holds each served request's end-to-end latency.
+    LlmServer(Box<super::LlmServerInfo>),
 }
 
 /// Reads `CaseResult::record` from the case's keys. A malformed record is an error (serde's
@@ -83,6 +89,8 @@ pub(super) fn record_of_case<'de, D: Deserializer<'de>>(
         decode: Option<super::LlmCaseInfo>,
         #[serde(default)]
         generate: Option<super::LlmCaseInfo>,
+        #[serde(default)]
+        llm_server: Option<super::LlmServerInfo>,
     }
     let keys = Keys::deserialize(d)?;
     let mut records = [
@@ -91,13 +99,15 @@ pub(super) fn record_of_case<'de, D: Deserializer<'de>>(
         keys.prefill.map(ScenarioRecord::Prefill),
         keys.decode.map(ScenarioRecord::Decode),
         keys.generate.map(ScenarioRecord::Generate),
+        keys.llm_server
+            .map(|s| ScenarioRecord::LlmServer(Box::new(s))),
     ]
     .into_iter()
     .flatten();
     let record = records.next();
     if records.next().is_some() {
         return Err(D::Error::custom(
-            "a case has at most one scenario record (`server`, `multi_stream`, `prefill`, `decode` or `generate`), not two",
+            "a case has at most one scenario record (`server`, `multi_stream`, `prefill`, `decode`, `generate` or `llm_server`), not two",
         ));
     }
     Ok(record)
@@ -275,6 +285,7 @@ mod tests {
             Scenario::Prefill,
             Scenario::Decode,
             Scenario::Generate,
+            Scenario::LlmServer,
         ] {
             let json = serde_json::to_string(&s).unwrap();
             assert_eq!(json, format!("\"{}\"", s.as_str()));

@@ -21,7 +21,10 @@ impl Validator {
             let span = scenario::table_span(&raw.scenarios, kind).unwrap_or(raw.scenarios.span());
             let needs = spec.needs();
             let mut refused = false;
-            for m in models.iter().filter(|m| m.arch.kind().capability() != needs) {
+            for m in models
+                .iter()
+                .filter(|m| m.arch.kind().capability() != needs)
+            {
                 let info = m.arch.info();
                 let other = m.arch.kind().capability();
                 self.problem(

@@ -55,9 +55,7 @@ impl Builder<'_> {
     pub(super) fn make_llm(&self, v: &VariantDef) -> Result<Made, String> {
         match &v.recipe {
             Recipe::Baseline => self.llm_file(v, &self.model(&v.model).weights),
-            Recipe::File { path } => {
-                self.llm_file(v, &WeightSource::Gguf { path: path.clone() })
-            }
+            Recipe::File { path } => self.llm_file(v, &WeightSource::Gguf { path: path.clone() }),
             Recipe::Quantize { from, dtype } => {
                 let parent = self.parent(v, from)?;
                 let src = gguf_path(&parent.source)?.to_path_buf();
@@ -153,9 +151,8 @@ impl Builder<'_> {
                     inferbench_version: env!("CARGO_PKG_VERSION").into(),
                 };
                 let stored = self.cache.store(manifest, |dst| {
-                    std::fs::rename(&tmp, dst).map_err(|e| {
-                        format!("cannot move {} into the cache: {e}", tmp.display())
-                    })
+                    std::fs::rename(&tmp, dst)
+                        .map_err(|e| format!("cannot move {} into the cache: {e}", tmp.display()))
                 });
                 let _ = std::fs::remove_file(&tmp);
                 let (m, p) = stored?;
@@ -210,8 +207,8 @@ impl Builder<'_> {
             };
             for (v, m) in made {
                 let id = v.id();
-                let info = gguf_path(&m.source)
-                    .and_then(|p| gguf::inspect(p).map_err(|e| e.to_string()));
+                let info =
+                    gguf_path(&m.source).and_then(|p| gguf::inspect(p).map_err(|e| e.to_string()));
                 let quality = qualities.get(&id).cloned();
                 out.insert(id, LlmScore { info, quality });
             }
@@ -301,10 +298,20 @@ impl Builder<'_> {
                 let quality = scored.as_ref().map_err(Clone::clone).map(|s| {
                     let seconds = s.seconds.get(i).copied().unwrap_or(0.0);
                     match (i, reference) {
-                        (0, _) | (_, None) => quality_record(&dataset, q, &ids, &plan, &s.baseline, None, seconds),
+                        (0, _) | (_, None) => {
+                            quality_record(&dataset, q, &ids, &plan, &s.baseline, None, seconds)
+                        }
                         (_, Some(r)) => {
                             let k = &s.against[i - 1];
-                            quality_record(&dataset, q, &ids, &plan, &k.perplexity, Some((r, k)), seconds)
+                            quality_record(
+                                &dataset,
+                                q,
+                                &ids,
+                                &plan,
+                                &k.perplexity,
+                                Some((r, k)),
+                                seconds,
+                            )
                         }
                     }
                 });
@@ -441,7 +448,10 @@ pub(super) fn model_info(
         [one] => (*one).clone(),
         many => format!(
             "mixed({})",
-            many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("+")
+            many.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("+")
         ),
     });
     m.compression_rate = base_bytes

@@ -301,8 +301,8 @@ fn memory_figures(
     let peak_heap_bytes = if memory::counting_allocator_installed() {
         memory::start_heap_window();
         let stages = pipeline.stages();
-        let result = (0..iterations)
-            .try_for_each(|_| (0..stages).try_for_each(|s| pipeline.run_stage(s)));
+        let result =
+            (0..iterations).try_for_each(|_| (0..stages).try_for_each(|s| pipeline.run_stage(s)));
         let peak = memory::end_heap_window();
         result.map_err(|e| format!("forward pass failed in the heap pass: {}", error_text(&e)))?;
         Some(peak)

@@ -34,8 +34,8 @@
 //! Waiting for an arrival sleeps, then spins (`schema::SERVER_WAIT`).
 //!
 //! [`find_max_qps`] searches the highest rate meeting MLPerf-style bounds on the p99 TTFT and
-//! the p99 TPOT. The record types ([`LlmServerInfo`] and below) are plain serde types shaped
-//! like `schema::ServerInfo`; they move into `schema` when the scenario kind is wired.
+//! the p99 TPOT. The record types ([`LlmServerInfo`] and below) are `schema`'s; the scenario
+//! kind `llm_server` (`scenario::llm_server`) runs this in the worker.
 
 mod probe;
 mod record;
