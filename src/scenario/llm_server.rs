@@ -309,54 +309,37 @@ fn apply(r: &mut CaseResult, load: &LlmServerLoad, m: &LlmServerMeasurement, s: 
 }
 
 /// Its part of `check`: a search's highest passing rate (compared by its bracket); a fixed
-/// rate's TTFT p99 and TPOT p99 from arrival. A server's achieved rate follows its offered
-/// load, so it is no measure of speed (no throughput).
+/// rate's request latency (arrival to last token, every served request's, so compared on
+/// its samples). A server's achieved rate follows its offered load, so it is no measure of
+/// speed (no throughput).
 fn metrics(case: &CaseResult) -> KindMetrics<'_> {
     let Some(ScenarioRecord::LlmServer(info)) = &case.record else {
         return KindMetrics::common();
     };
-    let mut own = Vec::new();
-    if let Some(search) = &info.search {
-        if let Some(max_qps) = search.max_qps {
-            own.push(MetricValue {
-                name: "max_qps",
-                unit: "requests/s",
-                better: Better::Higher,
-                value: max_qps,
-                ci: None,
-                evidence: Evidence::Bracket {
-                    passing: max_qps,
-                    failing: search.failing_qps,
-                },
-                threshold: |t| t.throughput,
-                tag: Some(format!(
-                    "p99 TTFT <= {} ms, p99 TPOT <= {} ms",
-                    search.ttft_p99_bound_ms, search.tpot_p99_bound_ms
-                )),
-            });
-        }
-    } else {
-        for (name, d, threshold) in [
-            ("ttft_p99", &info.ttft_ms, (|t| t.ttft) as fn(&crate::schema::CheckConfig) -> f64),
-            ("tpot_p99", &info.tpot_ms, |t| t.itl_p99),
-        ] {
-            if let Some(d) = d {
-                own.push(MetricValue {
-                    name,
-                    unit: "ms",
-                    better: Better::Lower,
-                    value: d.p99,
-                    ci: Some(d.p99_ci),
-                    evidence: Evidence::Points,
-                    threshold,
-                    tag: None,
-                });
-            }
-        }
-    }
+    let search = info.search.as_ref();
+    let own = search
+        .and_then(|s| s.max_qps.map(|max_qps| (s, max_qps)))
+        .map(|(s, max_qps)| MetricValue {
+            name: "max_qps",
+            unit: "requests/s",
+            better: Better::Higher,
+            value: max_qps,
+            ci: None,
+            evidence: Evidence::Bracket {
+                passing: max_qps,
+                failing: s.failing_qps,
+            },
+            threshold: |t| t.throughput,
+            tag: Some(format!(
+                "p99 TTFT <= {} ms, p99 TPOT <= {} ms",
+                s.ttft_p99_bound_ms, s.tpot_p99_bound_ms
+            )),
+        })
+        .into_iter()
+        .collect();
     KindMetrics {
         own,
-        latency: false,
+        latency: search.is_none(),
         throughput: false,
         per_process: false,
     }

@@ -482,6 +482,3 @@ pub(super) fn model_info(
     });
     m
 }
-
-#[cfg(test)]
-mod tests;
