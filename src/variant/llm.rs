@@ -25,6 +25,9 @@ use crate::schema::{ArtifactInfo, FloatLayer, LlmKld, LlmModelInfo, LlmQuality, 
 use crate::suite::recipe::Recipe;
 use crate::suite::VariantDef;
 
+/// A variant and what building it made.
+type Pair<'a> = (&'a VariantDef, &'a Made);
+
 /// Perplexity chunks a `run --quick` scores at most.
 pub const QUICK_CHUNKS: usize = 1;
 
@@ -278,7 +281,7 @@ impl Builder<'_> {
         if missing.is_empty() {
             return out;
         }
-        let groups: Vec<(&(&VariantDef, &Made), Vec<&(&VariantDef, &Made)>)> = match baseline {
+        let groups: Vec<(&Pair, Vec<&Pair>)> = match baseline {
             // The baseline runs in any case (the others' reference); its own score too.
             Some(base) => vec![(
                 base,
