@@ -291,3 +291,104 @@ fn a_server_probe_on_the_real_model() {
     assert!(ttft.p50_ci[0] <= ttft.p50 && ttft.p50 <= ttft.p50_ci[1]);
     assert!(info.generated_tokens_per_s > 0.0 && info.tpot_ms.unwrap().min > 0.0);
 }
+
+/// The binary on the real file: a suite with the baseline and a q8_0 variant, the three
+/// generation scenarios at small sizes, and quality on the shipped Genesis ids.
+#[test]
+fn a_smollm2_suite_through_the_binary() {
+    let Some(path) = smollm2("a_smollm2_suite_through_the_binary") else {
+        return;
+    };
+    let ids = root().join("data/text/kjv-genesis/smollm2.npy");
+    let suite = format!(
+        r#"
+[suite]
+name = "smollm2-e2e"
+
+[[models]]
+name = "smollm2"
+arch = "llm"
+path = "{}"
+quality = {{ tokens = "{}", ctx = 64, chunks = 2 }}
+
+[[variants]]
+name = "baseline"
+model = "smollm2"
+source = "baseline"
+
+[[variants]]
+name = "q8_0"
+model = "smollm2"
+source = "quantize"
+dtype = "q8_0"
+
+[[targets]]
+device = "cpu"
+threads = [2]
+
+[scenarios.prefill]
+prompt_tokens = [8]
+
+[scenarios.decode]
+new_tokens = [4]
+
+[scenarios.generate]
+prompt_tokens = [8]
+new_tokens = [4]
+
+[settings]
+warmup_s = 0.01
+max_warmup_s = 0.05
+min_time_s = 0.01
+max_time_s = 0.05
+min_iterations = 3
+max_noise = 0.5
+case_timeout_s = 600
+"#,
+        path.display(),
+        ids.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("suite.toml");
+    std::fs::write(&file, suite).unwrap();
+    let output = dir.path().join("run.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_inferbench"))
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+        ])
+        .args(["--cache-dir", dir.path().join("cache").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}\n{stdout}");
+    for needle in ["pp8", "tg4", "pp8+tg4", "134.52 M", "KLD vs baseline"] {
+        assert!(stdout.contains(needle), "no {needle:?} in\n{stdout}");
+    }
+    let run = inferbench::results::read_json(&output).unwrap();
+    assert_eq!(run.cases.len(), 6);
+    for case in &run.cases {
+        let info = case
+            .llm()
+            .unwrap_or_else(|| panic!("{}: no LLM record", case.id));
+        assert!(info.repetitions >= 3, "{}: {}", case.id, info.repetitions);
+        let rate = info.tokens_per_s.as_ref().expect("tokens/s");
+        assert!(rate.mean > 0.0 && rate.mean.is_finite(), "{}", case.id);
+        let q = case.llm_quality.as_ref().expect("quality");
+        // SmolLM2-135M on Genesis: llama-perplexity gives a perplexity in the tens.
+        assert!(
+            q.perplexity > 2.0 && q.perplexity < 200.0,
+            "{}",
+            q.perplexity
+        );
+    }
+    let q8 = run.cases.iter().find(|c| c.variant == "q8_0").unwrap();
+    let kld = q8.llm_quality.as_ref().unwrap().kld.as_ref().expect("KLD");
+    assert!(
+        kld.mean > 0.0 && kld.mean < 0.5,
+        "q8_0 stays close: {kld:?}"
+    );
+}
