@@ -189,7 +189,7 @@ mod tests {
             assert!(json.starts_with(&format!("{{\"arch\":\"{}\"", arch.info().name)));
         }
         let names: Vec<&str> = Architecture::KINDS.iter().map(|k| k.name).collect();
-        assert_eq!(names, ["mlp", "cnn", "bert"]);
+        assert_eq!(names, ["mlp", "cnn", "bert", "llm"]);
     }
 
     #[test]
@@ -197,11 +197,11 @@ mod tests {
         let kinds = Architecture::KINDS;
         assert_eq!(
             unknown_kind_hint(kinds, "bret"),
-            "did you mean `mlp`, `cnn` or `bert`?"
+            "did you mean `mlp`, `cnn`, `bert` or `llm`?"
         );
         assert_eq!(
             unknown_kind_hint(kinds, "transformer"),
-            "architectures are `mlp`, `cnn` and `bert`"
+            "architectures are `mlp`, `cnn`, `bert` and `llm`"
         );
     }
 
