@@ -12,8 +12,8 @@ use inferbench::llm::tokens::random_tokens;
 use inferbench::results;
 use inferbench::schema::{CaseResult, RunResult, ScenarioRecord};
 
-mod binary;
-use binary::{inferbench, text};
+mod support;
+use support::{inferbench, text};
 
 const SUITE: &str = r#"
 [suite]

@@ -25,6 +25,8 @@ use inferbench::llm::server::{
 use inferbench::llm::tokenizer::GgufTokenizer;
 use inferbench::llm::tokens::TokenIds;
 
+mod support;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -352,7 +354,7 @@ case_timeout_s = 600
     let file = dir.path().join("suite.toml");
     std::fs::write(&file, suite).unwrap();
     let output = dir.path().join("run.json");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_inferbench"))
+    let out = support::command()
         .args([
             "run",
             file.to_str().unwrap(),
