@@ -215,18 +215,23 @@ pub const DEFAULT_MAX_RUN_QUEUE_SHARE: f64 = 0.02;
 fn is_default_run_queue_share(x: &f64) -> bool {
     *x == DEFAULT_MAX_RUN_QUEUE_SHARE
     /// Language models: tokens per second, relative drop that counts (default 0.04).
+    #[serde(skip_serializing_if = "CheckConfig::is_default_tokens_per_s")]
     pub tokens_per_s: f64,
     /// Language models: median time to first token, relative growth that counts (default
     /// 0.04).
+    #[serde(skip_serializing_if = "CheckConfig::is_default_ttft")]
     pub ttft: f64,
     /// Language models: 99th-percentile inter-token latency, relative growth that counts
     /// (default 0.10).
+    #[serde(skip_serializing_if = "CheckConfig::is_default_itl_p99")]
     pub itl_p99: f64,
     /// Language models: perplexity on the variant's token ids, relative growth that counts
     /// (default 0.01).
+    #[serde(skip_serializing_if = "CheckConfig::is_default_perplexity")]
     pub perplexity: f64,
     /// Language models: mean KL divergence from the baseline variant, absolute growth in nats
     /// that counts (default 0.01).
+    #[serde(skip_serializing_if = "CheckConfig::is_default_kld")]
     pub kld: f64,
 }
 
@@ -251,6 +256,26 @@ impl Default for CheckConfig {
             perplexity: 0.01,
             kld: 0.01,
         }
+    }
+}
+
+// The language-model thresholds are left out of run files and `check`'s JSON at their
+// defaults, so files of other kinds keep the shape they had before them.
+impl CheckConfig {
+    fn is_default_tokens_per_s(v: &f64) -> bool {
+        *v == CheckConfig::default().tokens_per_s
+    }
+    fn is_default_ttft(v: &f64) -> bool {
+        *v == CheckConfig::default().ttft
+    }
+    fn is_default_itl_p99(v: &f64) -> bool {
+        *v == CheckConfig::default().itl_p99
+    }
+    fn is_default_perplexity(v: &f64) -> bool {
+        *v == CheckConfig::default().perplexity
+    }
+    fn is_default_kld(v: &f64) -> bool {
+        *v == CheckConfig::default().kld
     }
 }
 
