@@ -258,7 +258,12 @@ impl Validator {
         let path = self.weights_file(&e.field("path"), p, &e.model.arch)?;
         Some(Made {
             // A kind whose file fixes the architecture (an llm's GGUF) takes the file's.
-            own_arch: e.model.arch.kind().file_architecture(&path).and_then(Result::ok),
+            own_arch: e
+                .model
+                .arch
+                .kind()
+                .file_architecture(&path)
+                .and_then(Result::ok),
             weights: Some(WeightSource::file(path.clone())),
             ..Made::of(Recipe::File { path })
         })
@@ -279,7 +284,9 @@ impl Validator {
             dep: Some(dep),
             ..Made::of(Recipe::Quantize {
                 from,
-                dtype: dtype.parse().expect("the kinds' dtypes are QuantDtype names"),
+                dtype: dtype
+                    .parse()
+                    .expect("the kinds' dtypes are QuantDtype names"),
             })
         })
     }
