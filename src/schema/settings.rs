@@ -203,17 +203,6 @@ pub struct CheckConfig {
     /// back byte for byte.
     #[serde(skip_serializing_if = "is_default_run_queue_share")]
     pub max_run_queue_share: f64,
-}
-
-/// The default of `CheckConfig::max_run_queue_share`: on the project's 2-vCPU VM, processes
-/// of `suites/ci.toml` with the machine otherwise quiet lost a median 0.2-0.5% of their
-/// window to other work (93% under 2%); beside two busy loops, 74% lost more than 2%, and
-/// those that lost less measured the quiet run's figures (BENCHMARKS.md, "Beside a
-/// busy neighbour: the scheduler's account and measure again (issue #19, 2026-12-01)").
-pub const DEFAULT_MAX_RUN_QUEUE_SHARE: f64 = 0.02;
-
-fn is_default_run_queue_share(x: &f64) -> bool {
-    *x == DEFAULT_MAX_RUN_QUEUE_SHARE
     /// Language models: tokens per second, relative drop that counts (default 0.04).
     #[serde(skip_serializing_if = "CheckConfig::is_default_tokens_per_s")]
     pub tokens_per_s: f64,
@@ -233,6 +222,17 @@ fn is_default_run_queue_share(x: &f64) -> bool {
     /// that counts (default 0.01).
     #[serde(skip_serializing_if = "CheckConfig::is_default_kld")]
     pub kld: f64,
+}
+
+/// The default of `CheckConfig::max_run_queue_share`: on the project's 2-vCPU VM, processes
+/// of `suites/ci.toml` with the machine otherwise quiet lost a median 0.2-0.5% of their
+/// window to other work (93% under 2%); beside two busy loops, 74% lost more than 2%, and
+/// those that lost less measured the quiet run's figures (BENCHMARKS.md, "Beside a
+/// busy neighbour: the scheduler's account and measure again (issue #19, 2026-12-01)").
+pub const DEFAULT_MAX_RUN_QUEUE_SHARE: f64 = 0.02;
+
+fn is_default_run_queue_share(x: &f64) -> bool {
+    *x == DEFAULT_MAX_RUN_QUEUE_SHARE
 }
 
 impl Default for CheckConfig {

@@ -332,6 +332,7 @@ fn a_server_case_records_its_probes_and_search() {
         max_time: Duration::from_secs(1),
         max_noise: 1.0,
         max_samples: 10,
+        budget: None,
         seed: 1,
     };
     let l = load(LlmServerTarget::Qps(20.0));
@@ -391,6 +392,7 @@ fn a_request_longer_than_the_context_is_refused() {
         max_time: Duration::ZERO,
         max_noise: 1.0,
         max_samples: 1,
+        budget: None,
         seed: 1,
     };
     let e = run_server(&mut m, &l, &sampler, &mut ()).unwrap_err();
