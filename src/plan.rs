@@ -39,6 +39,9 @@ pub struct Case {
     /// The variant's embedding quality, scored once when `run` built it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding: Option<crate::schema::EmbeddingQuality>,
+    /// The variant's output fidelity on synthetic inputs, scored once when `run` built it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_fidelity: Option<crate::schema::OutputFidelity>,
 }
 
 /// The text inputs of `model` in `suite` (a model with a tokenizer: a `bert`): its
@@ -98,6 +101,7 @@ pub fn expand(suite: &Suite, settings: &Settings) -> Vec<Case> {
                     quality: None,
                     text: text_input(suite, &variant.model),
                     embedding: None,
+                    output_fidelity: None,
                 });
             }
         }
@@ -129,6 +133,7 @@ pub fn attach(cases: &mut [Case], built: &[crate::variant::BuiltVariant]) {
             case.model_info = Some(b.model_info.clone());
             case.quality = b.quality.clone();
             case.embedding = b.embedding.clone();
+            case.output_fidelity = b.output_fidelity.clone();
         }
     }
 }

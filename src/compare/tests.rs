@@ -69,6 +69,7 @@ pub(crate) fn case(id: &str, samples: Vec<f64>, status: CaseStatus) -> CaseResul
         profile: None,
         record: None,
         embedding: None,
+        output_fidelity: None,
     }
 }
 

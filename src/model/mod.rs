@@ -18,6 +18,7 @@ kinds::model_kinds! {
     mlp => Mlp,
     cnn => Cnn,
     bert => Bert,
+    onnx => Onnx,
 }
 
 use std::collections::HashMap;
@@ -28,7 +29,7 @@ pub use entry::{Entry, EntryContext};
 pub use init::{seeded_weights, synthetic_input, synthetic_raw_input};
 pub use kind::{
     CaseInputs, DataKind, DataMismatch, KindInfo, KindSpec, LoadedModel, ModelKind, Parsed, Pruned,
-    Purpose, RecipeKind, TextInput,
+    Purpose, RecipeKind, SyntheticFidelity, TextInput,
 };
 pub use kinds::Registry;
 pub use layout::Padding;

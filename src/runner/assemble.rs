@@ -199,6 +199,7 @@ fn bare(case: &Case, status: CaseStatus, error: Option<String>) -> CaseResult {
         profile: None,
         record: case.scenario.record(),
         embedding: case.embedding.clone(),
+        output_fidelity: case.output_fidelity.clone(),
     }
 }
 

@@ -223,6 +223,10 @@ pub struct CaseResult {
     /// "Quality of embeddings").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding: Option<EmbeddingQuality>,
+    /// Models no data scores (an ONNX graph that is not a classifier): fidelity of the
+    /// variant's outputs to the baseline's on synthetic inputs, scored once per variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_fidelity: Option<OutputFidelity>,
 }
 
 impl CaseResult {

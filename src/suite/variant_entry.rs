@@ -255,9 +255,24 @@ impl Validator {
             self.required(e, "path", "path = \"weights.safetensors\"");
             return None;
         };
-        let path = self.weights_file(&e.field("path"), p, &e.model.arch)?;
+        let mut own_arch = None;
+        let file = self.base.join(p.get_ref());
+        let path = match e.model.arch.kind().file_variant(&file) {
+            // The file holds the model itself (an ONNX graph): the variant's own.
+            Some(Ok(arch)) => {
+                own_arch = Some(arch);
+                file
+            }
+            Some(Err(message)) => {
+                let hint = format!("a `file` variant of {} is the same model exported again; paths are relative to the suite file", e.model.arch.info().a());
+                self.problem(e.field("path"), p.span(), message, Some(&hint));
+                return None;
+            }
+            None => self.weights_file(&e.field("path"), p, &e.model.arch)?,
+        };
         Some(Made {
             weights: Some(WeightSource::file(path.clone())),
+            own_arch,
             ..Made::of(Recipe::File { path })
         })
     }

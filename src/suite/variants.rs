@@ -327,7 +327,8 @@ fn arch_of(
         )
     };
     let arch = match &p.recipe {
-        Recipe::Baseline | Recipe::File { .. } => Some(model.clone()),
+        Recipe::Baseline => Some(model.clone()),
+        Recipe::File { .. } => p.own_arch.clone().or_else(|| Some(model.clone())),
         Recipe::Quantize { from, .. } => parent(from, archs),
         Recipe::Prune {
             from,

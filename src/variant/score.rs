@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::data::text::TextData;
-use crate::model::{error_text, weight_stats, Architecture, Purpose, WeightSource, Weights};
+use crate::model::{
+    error_text, weight_stats, Architecture, CaseInputs, Purpose, WeightSource, Weights,
+};
 use crate::quality::{self};
 use crate::schema::{EmbeddingQuality, ModelInfo};
 use crate::suite::recipe::Recipe;
@@ -22,6 +24,9 @@ impl Builder<'_> {
         if let Some(d) = &self.data {
             for (id, made) in &self.made {
                 let Ok(m) = made else { continue };
+                if !m.arch.kind().labelled() {
+                    continue;
+                }
                 let out = (|| {
                     let mut net = m
                         .arch
@@ -46,6 +51,20 @@ impl Builder<'_> {
                     continue;
                 };
                 embeddings.insert(id.clone(), embed_text(&m.arch, &m.weights, &tokenizer, t));
+            }
+        }
+        // Outputs on synthetic inputs of the variants no data scores, for their fidelity.
+        let mut synthetic: HashMap<String, Result<Vec<f32>, String>> = HashMap::new();
+        for (id, made) in &self.made {
+            let Ok(m) = made else { continue };
+            let kind = m.arch.kind();
+            if let (Some(how), false) = (
+                kind.synthetic_fidelity(),
+                self.data.is_some() && kind.labelled(),
+            ) {
+                let seed = self.suite.settings.seed;
+                let out = synthetic_outputs(&m.arch, &m.weights, how.samples, seed);
+                synthetic.insert(id.clone(), out);
             }
         }
         let baseline_of = |model: &str| {
@@ -140,6 +159,26 @@ impl Builder<'_> {
                 }
                 _ => None,
             };
+            let output_fidelity = match (
+                synthetic.get(&id),
+                base_id.as_ref().and_then(|b| synthetic.get(b)),
+            ) {
+                (Some(Ok(o)), Some(Ok(base))) if o.len() == base.len() => {
+                    let kind = made.arch.kind();
+                    kind.synthetic_fidelity().map(|how| {
+                        let seed = self.suite.settings.seed;
+                        let what = (kind.describe_synthetic(how.samples, seed), how.output);
+                        let width = kind.outputs().max(1);
+                        let b = base_id.as_deref().unwrap_or_default();
+                        quality::output_fidelity(b, what, o, base, width, how.top1)
+                    })
+                }
+                (Some(Err(e)), _) => {
+                    error = Some(format!("computing the outputs for fidelity failed: {e}"));
+                    None
+                }
+                _ => None,
+            };
             let built = BuiltVariant {
                 id,
                 arch: made.arch.clone(),
@@ -147,6 +186,7 @@ impl Builder<'_> {
                 model_info,
                 quality,
                 embedding,
+                output_fidelity,
                 error,
             };
             observer.built(&built, seconds);
@@ -162,6 +202,32 @@ pub(super) fn recipe_text(v: &VariantDef) -> String {
     v.recipe
         .describe()
         .replace("structured (L1 norm)", &structured)
+}
+
+/// The model's output on `n` seeded synthetic inputs (as the worker makes them), f32.
+fn synthetic_outputs(
+    arch: &Architecture,
+    weights: &Weights,
+    n: usize,
+    seed: u64,
+) -> Result<Vec<f32>, String> {
+    let err = |e: candle_core::Error| error_text(&e);
+    let cpu = candle_core::Device::Cpu;
+    let mut net = arch
+        .kind()
+        .build(weights, Purpose::Inference)
+        .map_err(err)?;
+    let inputs = CaseInputs {
+        raw_shape: None,
+        text: None,
+        seed,
+    };
+    let x = net.prepare(&[n], &inputs, &cpu)?;
+    let y = net.forward(&x[0]).map_err(err)?;
+    y.to_dtype(candle_core::DType::F32)
+        .and_then(|y| y.flatten_all())
+        .and_then(|y| y.to_vec1::<f32>())
+        .map_err(err)
 }
 
 /// A sentence encoder's embeddings of the suite's sentences and of both sides of each pair.
@@ -229,6 +295,7 @@ fn failed(v: &VariantDef, reason: String) -> BuiltVariant {
         },
         quality: None,
         embedding: None,
+        output_fidelity: None,
         error: Some(reason),
     }
 }
