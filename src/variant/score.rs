@@ -9,7 +9,7 @@ use crate::model::{
     error_text, weight_stats, Architecture, CaseInputs, Purpose, WeightSource, Weights,
 };
 use crate::quality::{self};
-use crate::schema::{EmbeddingQuality, ModelInfo};
+use crate::schema::{EmbeddingQuality, ModelInfo, OutputFidelity};
 use crate::suite::recipe::Recipe;
 use crate::suite::VariantDef;
 
@@ -18,55 +18,9 @@ use super::{train, BuildObserver, Builder, BuiltVariant};
 impl Builder<'_> {
     /// Quality, fidelity and size figures of every variant, in suite order.
     pub(super) fn score(self, observer: &mut dyn BuildObserver) -> Vec<BuiltVariant> {
-        let err = |e: candle_core::Error| error_text(&e);
-        // Test logits of every built variant (each at its own input size).
-        let mut logits: HashMap<String, Result<Vec<f32>, String>> = HashMap::new();
-        if let Some(d) = &self.data {
-            for (id, made) in &self.made {
-                let Ok(m) = made else { continue };
-                if !m.arch.kind().labelled() {
-                    continue;
-                }
-                let out = (|| {
-                    let mut net = m
-                        .arch
-                        .kind()
-                        .build(&m.weights, Purpose::Inference)
-                        .map_err(err)?;
-                    let set = train::TrainSet::of(&m.arch, d, &d.test)?;
-                    train::logits(net.as_mut(), &set.inputs, 128).map_err(err)
-                })();
-                logits.insert(id.clone(), out);
-            }
-        }
-        // Embeddings of every built sentence encoder, on the suite's sentences and pairs.
-        let mut embeddings: HashMap<String, Result<Embedded, String>> = HashMap::new();
-        if let Some(t) = &self.text {
-            for (id, made) in &self.made {
-                let Ok(m) = made else { continue };
-                let Some(v) = self.suite.variants.iter().find(|v| &v.id() == id) else {
-                    continue;
-                };
-                let Some(tokenizer) = self.model(&v.model).tokenizer.clone() else {
-                    continue;
-                };
-                embeddings.insert(id.clone(), embed_text(&m.arch, &m.weights, &tokenizer, t));
-            }
-        }
-        // Outputs on synthetic inputs of the variants no data scores, for their fidelity.
-        let mut synthetic: HashMap<String, Result<Vec<f32>, String>> = HashMap::new();
-        for (id, made) in &self.made {
-            let Ok(m) = made else { continue };
-            let kind = m.arch.kind();
-            if let (Some(how), false) = (
-                kind.synthetic_fidelity(),
-                self.data.is_some() && kind.labelled(),
-            ) {
-                let seed = self.suite.settings.seed;
-                let out = synthetic_outputs(&m.arch, &m.weights, how.samples, seed);
-                synthetic.insert(id.clone(), out);
-            }
-        }
+        let logits = self.test_logits();
+        let embeddings = self.sentence_embeddings();
+        let synthetic = self.synthetic_outputs();
         let baseline_of = |model: &str| {
             self.suite
                 .variants
@@ -159,26 +113,14 @@ impl Builder<'_> {
                 }
                 _ => None,
             };
-            let output_fidelity = match (
-                synthetic.get(&id),
-                base_id.as_ref().and_then(|b| synthetic.get(b)),
-            ) {
-                (Some(Ok(o)), Some(Ok(base))) if o.len() == base.len() => {
-                    let kind = made.arch.kind();
-                    kind.synthetic_fidelity().map(|how| {
-                        let seed = self.suite.settings.seed;
-                        let what = (kind.describe_synthetic(how.samples, seed), how.output);
-                        let width = kind.outputs().max(1);
-                        let b = base_id.as_deref().unwrap_or_default();
-                        quality::output_fidelity(b, what, o, base, width, how.top1)
-                    })
-                }
-                (Some(Err(e)), _) => {
-                    error = Some(format!("computing the outputs for fidelity failed: {e}"));
-                    None
-                }
-                _ => None,
-            };
+            let output_fidelity =
+                match self.output_fidelity(&synthetic, &id, base_id.as_deref(), &made.arch) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        error = Some(e);
+                        None
+                    }
+                };
             let built = BuiltVariant {
                 id,
                 arch: made.arch.clone(),
@@ -193,6 +135,96 @@ impl Builder<'_> {
             out.push(built);
         }
         out
+    }
+
+    /// Test logits of every built variant the suite's labelled data scores (each at its own
+    /// input size).
+    fn test_logits(&self) -> HashMap<String, Result<Vec<f32>, String>> {
+        let err = |e: candle_core::Error| error_text(&e);
+        let mut logits = HashMap::new();
+        let Some(d) = &self.data else {
+            return logits;
+        };
+        for (id, made) in &self.made {
+            let Ok(m) = made else { continue };
+            if !m.arch.kind().labelled() {
+                continue;
+            }
+            let out = (|| {
+                let mut net = m
+                    .arch
+                    .kind()
+                    .build(&m.weights, Purpose::Inference)
+                    .map_err(err)?;
+                let set = train::TrainSet::of(&m.arch, d, &d.test)?;
+                train::logits(net.as_mut(), &set.inputs, 128).map_err(err)
+            })();
+            logits.insert(id.clone(), out);
+        }
+        logits
+    }
+
+    /// Embeddings of every built sentence encoder, on the suite's sentences and pairs.
+    fn sentence_embeddings(&self) -> HashMap<String, Result<Embedded, String>> {
+        let mut embeddings = HashMap::new();
+        let Some(t) = &self.text else {
+            return embeddings;
+        };
+        for (id, made) in &self.made {
+            let Ok(m) = made else { continue };
+            let Some(v) = self.suite.variants.iter().find(|v| &v.id() == id) else {
+                continue;
+            };
+            let Some(tokenizer) = self.model(&v.model).tokenizer.clone() else {
+                continue;
+            };
+            embeddings.insert(id.clone(), embed_text(&m.arch, &m.weights, &tokenizer, t));
+        }
+        embeddings
+    }
+
+    /// Outputs on seeded synthetic inputs of the variants no data scores, for their
+    /// fidelity to the baseline.
+    fn synthetic_outputs(&self) -> HashMap<String, Result<Vec<f32>, String>> {
+        let mut synthetic = HashMap::new();
+        for (id, made) in &self.made {
+            let Ok(m) = made else { continue };
+            let kind = m.arch.kind();
+            if let (Some(how), false) = (
+                kind.synthetic_fidelity(),
+                self.data.is_some() && kind.labelled(),
+            ) {
+                let seed = self.suite.settings.seed;
+                let out = synthetic_outputs(&m.arch, &m.weights, how.samples, seed);
+                synthetic.insert(id.clone(), out);
+            }
+        }
+        synthetic
+    }
+
+    /// The variant `id`'s output fidelity to its baseline `base_id` on synthetic inputs;
+    /// `Err` when its outputs could not be computed.
+    fn output_fidelity(
+        &self,
+        synthetic: &HashMap<String, Result<Vec<f32>, String>>,
+        id: &str,
+        base_id: Option<&str>,
+        arch: &Architecture,
+    ) -> Result<Option<OutputFidelity>, String> {
+        match (synthetic.get(id), base_id.and_then(|b| synthetic.get(b))) {
+            (Some(Ok(o)), Some(Ok(base))) if o.len() == base.len() => {
+                let kind = arch.kind();
+                Ok(kind.synthetic_fidelity().map(|how| {
+                    let seed = self.suite.settings.seed;
+                    let what = (kind.describe_synthetic(how.samples, seed), how.output);
+                    let width = kind.outputs().max(1);
+                    let b = base_id.unwrap_or_default();
+                    quality::output_fidelity(b, what, o, base, width, how.top1)
+                }))
+            }
+            (Some(Err(e)), _) => Err(format!("computing the outputs for fidelity failed: {e}")),
+            _ => Ok(None),
+        }
     }
 }
 
