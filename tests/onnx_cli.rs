@@ -3,14 +3,14 @@
 //! their baselines) run, written and reported; and the suite's ONNX errors (unsupported ops,
 //! a truncated file, training recipes) refused with exit 2 before any case runs.
 
-mod binary;
+mod support;
 
 use std::path::{Path, PathBuf};
 
-use binary::{inferbench, text};
 use inferbench::onnx::proto::ModelProto;
 use prost::Message;
 use serde_json::Value;
+use support::{inferbench, text};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
