@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """ONNX Runtime's own per-node profile of a model, summed by op type, for explaining the gap
 between inferbench's compiled plan and ONNX Runtime layer by layer (BENCHMARKS.md, "ONNX
-speed"). Run by hand with the venv .ci/run makes:
+speed: our plan against ONNX Runtime (issue #18, part 9; incomplete)"). Run by hand
+with the venv .ci/run makes:
 
     .cache/onnx-venv/bin/python scripts/onnx-ort-profile.py MODEL BATCH THREADS [ITERS] [name=1x128 ...]
 
