@@ -42,6 +42,9 @@ pub struct Case {
     /// A language model's perplexity and KL divergence, scored once when `run` built it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm_quality: Option<crate::schema::LlmQuality>,
+    /// The variant's output fidelity on synthetic inputs, scored once when `run` built it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_fidelity: Option<crate::schema::OutputFidelity>,
 }
 
 /// The text inputs of `model` in `suite` (a model with a tokenizer: a `bert`): its
@@ -102,6 +105,7 @@ pub fn expand(suite: &Suite, settings: &Settings) -> Vec<Case> {
                     text: text_input(suite, &variant.model),
                     embedding: None,
                     llm_quality: None,
+                    output_fidelity: None,
                 });
             }
         }
@@ -134,6 +138,7 @@ pub fn attach(cases: &mut [Case], built: &[crate::variant::BuiltVariant]) {
             case.quality = b.quality.clone();
             case.embedding = b.embedding.clone();
             case.llm_quality = b.llm_quality.clone();
+            case.output_fidelity = b.output_fidelity.clone();
         }
     }
 }

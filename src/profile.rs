@@ -74,6 +74,7 @@ pub fn summarize(raw: RawProfile, batch: usize, forward_samples_ms: &[f64]) -> L
             LayerTiming {
                 name: spec.name.clone(),
                 kind: spec.kind,
+                op: spec.op.clone(),
                 input_shape: with_batch(&spec.input),
                 output_shape: with_batch(&spec.output),
                 flops,
@@ -150,7 +151,7 @@ pub fn chrome_trace(case: &str, profile: &LayerProfile) -> Value {
         }));
         for (span, layer) in spans.iter().zip(&profile.layers) {
             events.push(json!({
-                "name": layer.name, "cat": layer.kind.as_str(), "ph": "X",
+                "name": layer.name, "cat": layer.op_text(), "ph": "X",
                 "ts": us(span[0]), "dur": us(span[1]),
                 "pid": pid, "tid": tid,
                 "args": {
@@ -185,6 +186,7 @@ mod tests {
         let spec = |name: &str, kind, input: Vec<usize>, output: Vec<usize>, flops| LayerSpec {
             name: name.into(),
             kind,
+            op: None,
             input,
             output,
             flops,

@@ -10,7 +10,7 @@
 //!   the predictions (scikit-learn's default label set); weighted averages weight each class
 //!   by its support (number of true samples).
 
-use crate::schema::{ClassScores, EmbeddingQuality, Fidelity, QualityInfo};
+use crate::schema::{ClassScores, EmbeddingQuality, Fidelity, OutputFidelity, QualityInfo};
 
 /// The index of the largest value of each row of `outputs` (`width` values per row); the
 /// first index wins a tie, as numpy's `argmax` does. NaN never wins.
@@ -167,6 +167,40 @@ pub fn fidelity(
     }
 }
 
+/// Fidelity of any output to the reference's on the same inputs (`width` values per
+/// sample): [`fidelity`]'s figures, the worst sample's cosine, and top-1 agreement only
+/// where `top1` says the values are class scores.
+pub fn output_fidelity(
+    reference_name: &str,
+    (inputs, output): (String, String),
+    outputs: &[f32],
+    reference: &[f32],
+    width: usize,
+    top1: bool,
+) -> OutputFidelity {
+    let f = fidelity(reference_name, outputs, reference, width);
+    let cosines: Vec<f64> = outputs
+        .chunks(width)
+        .zip(reference.chunks(width))
+        .map(|(x, y)| fidelity("", x, y, width).mean_cosine)
+        .collect();
+    OutputFidelity {
+        reference: f.reference,
+        inputs,
+        samples: cosines.len(),
+        output,
+        width,
+        top1_agreement: top1.then_some(f.top1_agreement),
+        mean_cosine: f.mean_cosine,
+        min_cosine: cosines
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min)
+            .min(1.0),
+        max_abs_diff: f.max_abs_diff,
+    }
+}
+
 /// Cosine similarity of two vectors; 0 when either is all zeros.
 pub fn cosine(x: &[f32], y: &[f32]) -> f64 {
     let dot: f64 = x.iter().zip(y).map(|(&p, &q)| p as f64 * q as f64).sum();
@@ -290,6 +324,27 @@ mod tests {
         assert!((s - 0.9486832980505138).abs() < 1e-12, "{s}");
         assert_eq!(pearson(&[1.0, 1.0], &[1.0, 2.0]), None);
         assert_eq!(spearman(&[1.0], &[1.0]), None);
+    }
+
+    /// Any output against its reference: sample 1 identical, sample 2 at 90 degrees with
+    /// its largest value moved; top-1 only for class scores.
+    #[test]
+    fn output_fidelity_worst_sample_and_top1_where_it_applies() {
+        let reference = [3.0f32, 1.0, 0.0, 2.0];
+        let variant = [3.0f32, 1.0, 2.0, 0.0];
+        let what = || ("synthetic".to_string(), "logits".to_string());
+        let f = output_fidelity("m-baseline", what(), &variant, &reference, 2, true);
+        assert_eq!((f.samples, f.width), (2, 2));
+        assert_eq!(f.top1_agreement, Some(0.5));
+        assert!(
+            close(f.mean_cosine, 0.5) && close(f.min_cosine, 0.0),
+            "{f:?}"
+        );
+        assert_eq!(f.max_abs_diff, 2.0);
+        let e = output_fidelity("m-baseline", what(), &variant, &reference, 2, false);
+        assert_eq!(e.top1_agreement, None);
+        let same = output_fidelity("m-baseline", what(), &reference, &reference, 2, false);
+        assert!(close(same.min_cosine, 1.0) && same.max_abs_diff == 0.0);
     }
 
     #[test]

@@ -18,7 +18,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("stats", &["schema"]),
     ("data", &["spec"]),
     ("llm", &["schema", "stats", "measure", "data"]),
-    ("model", &["schema", "spec", "data", "target", "llm"]),
+    ("onnx", &[]),
+    (
+        "model",
+        &["schema", "spec", "data", "target", "llm", "onnx"],
+    ),
     ("compare", &["schema", "stats"]),
     ("export", &["schema", "stats", "compare"]),
     ("report", &["schema", "stats"]),

@@ -107,6 +107,10 @@ pub fn run_summary(run: &RunResult) -> String {
     if run.cases.iter().any(|c| c.embedding.is_some()) {
         out.push(fit(&embeddings_table(run)));
     }
+    if run.cases.iter().any(|c| c.output_fidelity.is_some()) {
+        out.push(fit(&output_fidelity_table(run)));
+        out.push(wrapped("fidelity: each variant's output against its baseline's on the same seeded synthetic inputs"));
+    }
     out.push(fit(&summary_table(run)));
     out.push(fit(&resources_table(run)));
     if let Some(table) = server_table(run) {
@@ -485,6 +489,47 @@ pub fn embeddings_table(run: &RunResult) -> Table {
     table
 }
 
+/// One row per variant compared with its baseline on synthetic inputs (a model no data
+/// scores): top-1 agreement where the output holds class scores, cosines, largest difference.
+pub fn output_fidelity_table(run: &RunResult) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "variant",
+        "output",
+        "vs",
+        "samples",
+        "top-1",
+        "mean cos",
+        "min cos",
+        "max |diff|",
+    ]);
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &run.cases {
+        let Some(f) = &c.output_fidelity else {
+            continue;
+        };
+        if !seen.insert((c.model_name.clone(), c.variant.clone())) {
+            continue;
+        }
+        let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+        table.add_row(vec![
+            Cell::new(format!("{}-{}", c.model_name, c.variant)),
+            Cell::new(format!("{} ({} values)", f.output, f.width)),
+            Cell::new(&f.reference),
+            right(f.samples.to_string()),
+            right(
+                f.top1_agreement
+                    .map(|x| format!("{x:.4}"))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            right(format!("{:.6}", f.mean_cosine)),
+            right(format!("{:.6}", f.min_cosine)),
+            right(format!("{:.3e}", f.max_abs_diff)),
+        ]);
+    }
+    table
+}
+
 /// Millijoules per inference; an estimate is marked `~` (explained under the table).
 fn fmt_energy(e: &crate::schema::EnergyInfo) -> String {
     let mj = e.joules_per_inference * 1000.0;
@@ -583,7 +628,7 @@ pub fn profile_table(p: &LayerProfile) -> Table {
     for l in &p.layers {
         table.add_row(vec![
             Cell::new(&l.name),
-            Cell::new(l.kind.as_str()),
+            Cell::new(l.op_text()),
             Cell::new(crate::schema::shape_text(&l.output_shape)),
             right(format!("{:.3}", l.flops as f64 / 1e6)),
             right(fmt_bytes(l.bytes)),

@@ -70,6 +70,7 @@ pub(crate) fn case(id: &str, samples: Vec<f64>, status: CaseStatus) -> CaseResul
         record: None,
         embedding: None,
         llm_quality: None,
+        output_fidelity: None,
     }
 }
 

@@ -156,6 +156,17 @@ pub struct DataMismatch {
     pub field: Option<&'static str>,
 }
 
+/// How a kind's variants are compared with the baseline's outputs on synthetic inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntheticFidelity {
+    /// Samples of synthetic inputs (made as the worker makes them, from the suite's seed).
+    pub samples: usize,
+    /// Whether top-1 agreement applies: the output holds class scores.
+    pub top1: bool,
+    /// The output compared, by the model's name for it.
+    pub output: String,
+}
+
 /// What a network is built for: inference, or training (every operation differentiable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -342,6 +353,48 @@ pub trait ModelKind: fmt::Debug {
         _texts: &[&[String]],
     ) -> Result<Vec<Vec<f32>>, String> {
         Err(format!("{} does not embed sentences", self.info().a()))
+    }
+
+    /// Why quantize leaves the matmul weight `name` in float whatever the block size (a
+    /// grouped convolution has no quantized form), if it does.
+    fn unquantizable(&self, _name: &str) -> Option<String> {
+        None
+    }
+
+    /// Whether every batch size in `sizes` (those the suite's cases run) fits the model;
+    /// `Err` says why not. Checked when the suite is read, before any case.
+    fn check_batch_sizes(&self, _sizes: &[usize]) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The architecture of a `file` variant's file, for a kind whose files hold the model
+    /// itself (an ONNX graph); `None`: the file holds weights for the model's architecture.
+    fn file_variant(&self, _path: &Path) -> Option<Result<Architecture, String>> {
+        None
+    }
+
+    /// The weights in a file of the kind's own format (`WeightSource::Onnx`).
+    fn read_weights_file(&self, path: &Path, _device: &Device) -> Result<Weights, ModelError> {
+        Err(ModelError::Unreadable {
+            path: path.to_path_buf(),
+            reason: format!("{} does not read weights from such a file", self.info().a()),
+        })
+    }
+
+    /// Whether its variants are scored on the suite's labelled samples, when it has them.
+    fn labelled(&self) -> bool {
+        true
+    }
+
+    /// For a kind whose variants are compared with the baseline's outputs on synthetic inputs
+    /// when no data scores them: how.
+    fn synthetic_fidelity(&self) -> Option<SyntheticFidelity> {
+        None
+    }
+
+    /// The synthetic inputs of that comparison, in words.
+    fn describe_synthetic(&self, samples: usize, seed: u64) -> String {
+        format!("synthetic inputs: {samples} samples, seed {seed}")
     }
 
     /// The model built from weights already read and checked (`load_weights`).

@@ -188,8 +188,9 @@ mod tests {
             assert_eq!(&serde_json::from_str::<Architecture>(json).unwrap(), arch);
             assert!(json.starts_with(&format!("{{\"arch\":\"{}\"", arch.info().name)));
         }
+        // The built-in kinds first, in their order; kinds added later follow them.
         let names: Vec<&str> = Architecture::KINDS.iter().map(|k| k.name).collect();
-        assert_eq!(names, ["mlp", "cnn", "bert", "llm"]);
+        assert_eq!(names, ["mlp", "cnn", "bert", "llm", "onnx"]);
     }
 
     #[test]
@@ -197,11 +198,11 @@ mod tests {
         let kinds = Architecture::KINDS;
         assert_eq!(
             unknown_kind_hint(kinds, "bret"),
-            "did you mean `mlp`, `cnn`, `bert` or `llm`?"
+            "did you mean `mlp`, `cnn`, `bert`, `llm` or `onnx`?"
         );
         assert_eq!(
             unknown_kind_hint(kinds, "transformer"),
-            "architectures are `mlp`, `cnn`, `bert` and `llm`"
+            "architectures are `mlp`, `cnn`, `bert`, `llm` and `onnx`"
         );
     }
 

@@ -191,6 +191,7 @@ impl Layout {
                 out.push(LayerSpec {
                     name: format!("conv{}", i + 1),
                     kind: LayerKind::Conv,
+                    op: None,
                     input: vec![cin, h, w],
                     output: vec![cout, ho, wo],
                     // Each output value: kernel x kernel x cin multiply-adds.
@@ -203,6 +204,7 @@ impl Layout {
                     out.push(LayerSpec {
                         name: format!("pool{}", i + 1),
                         kind: LayerKind::Pool,
+                        op: None,
                         input: vec![cout, h, w],
                         output: vec![cout, hp, wp],
                         flops: 0,
@@ -219,6 +221,7 @@ impl Layout {
             out.push(LayerSpec {
                 name: format!("fc{}", j + 1),
                 kind: LayerKind::Dense,
+                op: None,
                 input: vec![fin],
                 output: vec![fout],
                 flops: 2 * (fin * fout) as u64,

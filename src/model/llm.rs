@@ -316,7 +316,9 @@ impl ModelKind for Llm {
                 variant: variant.clone(),
                 reason: reason.clone(),
             }),
-            WeightSource::Seeded { .. } | WeightSource::Safetensors { .. } => {
+            WeightSource::Seeded { .. }
+            | WeightSource::Safetensors { .. }
+            | WeightSource::Onnx { .. } => {
                 Err(ModelError::Unreadable {
                     path: PathBuf::new(),
                     reason: "an `llm`'s weights are a GGUF file".into(),

@@ -19,6 +19,7 @@ kinds::model_kinds! {
     cnn => Cnn,
     bert => Bert,
     llm => Llm,
+    onnx => Onnx,
 }
 
 use std::collections::HashMap;
@@ -29,7 +30,7 @@ pub use entry::{Entry, EntryContext};
 pub use init::{seeded_weights, synthetic_input, synthetic_raw_input};
 pub use kind::{
     Capability, CaseInputs, DataKind, DataMismatch, KindInfo, KindSpec, LoadedModel, ModelKind,
-    Parsed, Pruned, Purpose, RecipeKind, TextInput,
+    Parsed, Pruned, Purpose, RecipeKind, SyntheticFidelity, TextInput,
 };
 pub use kinds::Registry;
 pub use layout::Padding;

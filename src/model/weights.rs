@@ -23,6 +23,8 @@ pub enum WeightSource {
     Safetensors { path: PathBuf },
     /// A `.gguf` file: tensors by the same names, quantized (ggml types) or float.
     Gguf { path: PathBuf },
+    /// A file of the kind's own format that holds the model itself (an `.onnx` graph).
+    Onnx { path: PathBuf },
     /// A variant made by a recipe whose artifact is not built yet; `run` builds it before any
     /// case starts, so a worker never sees this.
     Unbuilt {
@@ -34,12 +36,13 @@ pub enum WeightSource {
 }
 
 impl WeightSource {
-    /// A weights file by its extension: `.gguf` is GGUF, anything else safetensors.
+    /// A weights file by its extension: `.gguf` is GGUF, `.onnx` a model file, anything
+    /// else safetensors.
     pub fn file(path: PathBuf) -> Self {
-        if path.extension().and_then(|e| e.to_str()) == Some("gguf") {
-            WeightSource::Gguf { path }
-        } else {
-            WeightSource::Safetensors { path }
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("gguf") => WeightSource::Gguf { path },
+            Some("onnx") => WeightSource::Onnx { path },
+            _ => WeightSource::Safetensors { path },
         }
     }
 }
@@ -198,6 +201,7 @@ pub fn load_weights<K: ModelKind + ?Sized>(
         WeightSource::Seeded { seed } => Ok(floats(seeded_weights(arch, *seed, device)?)),
         WeightSource::Safetensors { path } => Ok(floats(load_safetensors(arch, path, device)?)),
         WeightSource::Gguf { path } => load_gguf(arch, path, device),
+        WeightSource::Onnx { path } => arch.read_weights_file(path, device),
         WeightSource::Unbuilt { variant, reason } => Err(ModelError::Unbuilt {
             variant: variant.clone(),
             reason: reason.clone(),

@@ -13,6 +13,7 @@ use super::graph::{Dim, Graph, Node, ValueInfo};
 use super::ops::{self, In, Lowered, Meta, NodeCtx, OpError, Operand};
 use super::plan::{CompileReport, Plan, Port, Source, Step, StepInfo};
 use super::validate;
+use super::weights::DeviceWeights;
 
 /// The dtype float tensors are held and computed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -22,6 +23,16 @@ pub enum Precision {
     /// Float initializers and activations in f16 (inputs and outputs stay as the graph
     /// declares them, converted at the edges).
     F16,
+}
+
+impl Precision {
+    /// The dtype ONNX `FLOAT` values are held in.
+    pub fn dtype(self) -> DType {
+        match self {
+            Precision::F32 => DType::F32,
+            Precision::F16 => DType::F16,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -130,15 +141,10 @@ pub fn resolve_input(
     Ok(out)
 }
 
-/// Compiles `graph` for `opts` (validating op support first).
+/// Compiles `graph` for `opts` (validating op support first), its weights made for this
+/// plan alone.
 pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, OnnxError> {
     validate::check_support(graph)?;
-    if opts.batch == 0 {
-        return Err(OnnxError::InputShape {
-            input: "*".into(),
-            reason: "the batch size must be at least 1".into(),
-        });
-    }
     let fused;
     let (graph, groups) = if opts.fuse {
         let (g, groups) = fuse::fold_batch_norms(graph)?;
@@ -147,7 +153,31 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, OnnxError> 
     } else {
         (graph, HashMap::new())
     };
-    let mut b = Builder::new(graph, opts, groups)?;
+    let weights = DeviceWeights::new(graph, &opts.device, opts.precision, HashMap::new())?;
+    compile_with(graph, opts, &weights, groups)
+}
+
+/// Compiles `graph` (already validated, and fused if it is to be) over weights made from it
+/// beforehand, shared with other plans; `opts.device` and `opts.precision` are the
+/// weights'. `groups` names the fused groups the graph holds.
+pub(crate) fn compile_with(
+    graph: &Graph,
+    opts: &CompileOptions,
+    weights: &DeviceWeights,
+    groups: fuse::Groups,
+) -> Result<Plan, OnnxError> {
+    if opts.batch == 0 {
+        return Err(OnnxError::InputShape {
+            input: "*".into(),
+            reason: "the batch size must be at least 1".into(),
+        });
+    }
+    let opts = CompileOptions {
+        device: weights.device.clone(),
+        precision: weights.precision,
+        ..opts.clone()
+    };
+    let mut b = Builder::new(graph, &opts, weights, groups)?;
     for node in &graph.nodes {
         b.lower(node)?;
     }
@@ -158,6 +188,7 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, OnnxError> 
 struct Builder<'g> {
     graph: &'g Graph,
     opts: &'g CompileOptions,
+    weights: &'g DeviceWeights,
     float: DType,
     groups: fuse::Groups,
     env: HashMap<String, Val>,
@@ -178,28 +209,26 @@ struct Gathered {
 }
 
 impl<'g> Builder<'g> {
-    /// Initializers become tensors on the device (floats in the plan's float dtype); inputs
-    /// get their resolved shapes and the first slots.
+    /// Initializers are the weights' device tensors (floats in the plan's float dtype);
+    /// inputs get their resolved shapes and the first slots.
     fn new(
         graph: &'g Graph,
         opts: &'g CompileOptions,
+        weights: &'g DeviceWeights,
         groups: fuse::Groups,
     ) -> Result<Self, OnnxError> {
-        let float = match opts.precision {
-            Precision::F32 => DType::F32,
-            Precision::F16 => DType::F16,
-        };
+        let float = weights.precision.dtype();
         let mut env = HashMap::new();
-        for (name, h) in &graph.initializers {
-            let mut t = h.to_tensor(&opts.device)?;
-            if t.dtype() == DType::F32 && float != DType::F32 {
-                t = t.to_dtype(float)?;
-            }
-            env.insert(name.clone(), const_val(t));
+        for name in graph.initializers.keys() {
+            let t = weights.tensors.get(name).ok_or_else(|| {
+                OnnxError::tensor(name, "is not among the weights made for the device")
+            })?;
+            env.insert(name.clone(), const_val(t.clone()));
         }
         let mut b = Builder {
             graph,
             opts,
+            weights,
             float,
             groups,
             env,
@@ -287,6 +316,7 @@ impl<'g> Builder<'g> {
             device: &self.opts.device,
             float: self.float,
             quantize: self.opts.quantize,
+            weights: self.weights,
             quant_report: &mut self.report.quant,
         };
         let lowered = (def.compile)(&mut ctx).map_err(|OpError(e)| node_err(node, e))?;

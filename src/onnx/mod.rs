@@ -24,6 +24,7 @@ pub mod proto;
 pub mod recipe;
 pub mod tensor;
 pub mod validate;
+pub mod weights;
 
 pub use compile::{resolve_input, CompileOptions, Precision};
 pub use error::{OnnxError, Unsupported};
@@ -31,11 +32,15 @@ pub use graph::{Dim, Graph, ValueInfo};
 pub use ops::supported_ops;
 pub use plan::{CompileReport, Plan, Port, RunState, StepInfo};
 pub use recipe::{PruneScope, PrunedTensor, QuantReport};
+pub use weights::DeviceWeights;
 
 /// A loaded and validated ONNX model.
 #[derive(Debug, Clone)]
 pub struct OnnxModel {
     graph: Graph,
+    /// Conv+BatchNormalization pairs already folded ([`OnnxModel::fuse`]): the step name
+    /// and op of each, keyed by the surviving Conv's name.
+    groups: fuse::Groups,
 }
 
 impl OnnxModel {
@@ -50,7 +55,51 @@ impl OnnxModel {
 
     pub fn from_graph(graph: Graph) -> Result<Self, OnnxError> {
         validate::check_support(&graph)?;
-        Ok(OnnxModel { graph })
+        Ok(OnnxModel {
+            graph,
+            groups: Default::default(),
+        })
+    }
+
+    /// Folds every BatchNormalization that follows a Conv into the Conv's weights and bias
+    /// (what compiling does anyway), so the weights a recipe sees are those the plan runs.
+    pub fn fuse(&mut self) -> Result<(), OnnxError> {
+        let (graph, groups) = fuse::fold_batch_norms(&self.graph)?;
+        self.graph = graph;
+        self.groups.extend(groups);
+        Ok(())
+    }
+
+    /// The initializers, read or replaced by a recipe (shapes and dtypes are checked again
+    /// when a plan is compiled).
+    pub fn initializers_mut(
+        &mut self,
+    ) -> &mut std::collections::HashMap<String, tensor::HostTensor> {
+        &mut self.graph.initializers
+    }
+
+    /// The weights on `device` that plans compiled by [`OnnxModel::compile_with`] share.
+    pub fn device_weights(
+        &self,
+        device: &candle_core::Device,
+        precision: Precision,
+        quantized: std::collections::HashMap<
+            String,
+            std::sync::Arc<candle_core::quantized::QTensor>,
+        >,
+    ) -> Result<DeviceWeights, OnnxError> {
+        DeviceWeights::new(&self.graph, device, precision, quantized)
+    }
+
+    /// Compiles a plan over weights made beforehand ([`OnnxModel::device_weights`]), shared
+    /// with other plans; the weights' device and precision replace `opts`'. The graph is
+    /// compiled as it is: `opts.fuse` is not applied ([`OnnxModel::fuse`] folds beforehand).
+    pub fn compile_with(
+        &self,
+        opts: &CompileOptions,
+        weights: &DeviceWeights,
+    ) -> Result<Plan, OnnxError> {
+        compile::compile_with(&self.graph, opts, weights, self.groups.clone())
     }
 
     pub fn graph(&self) -> &Graph {

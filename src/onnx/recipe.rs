@@ -18,6 +18,9 @@ pub struct QuantReport {
     pub quantized: Vec<String>,
     /// Weights left in float, with the reason.
     pub kept: Vec<(String, String)>,
+    /// Every weight an op took as an `[out, in]` matrix, quantized or not (MatMul and Gemm
+    /// weights; Conv weights through their im2col matrix when quantizing), once each.
+    pub matrices: Vec<String>,
 }
 
 /// Initializers read as weights: Conv/ConvTranspose `W`, Gemm `B` (or a constant `A`),

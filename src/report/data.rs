@@ -74,13 +74,23 @@ impl ScoreKind {
 pub fn quality_view(case: &CaseResult) -> QualityView {
     let q = case.quality.as_ref();
     let fidelity = q.and_then(|q| q.fidelity.as_ref());
+    // Without data, the outputs' fidelity on synthetic inputs (an ONNX model's).
+    let outputs = case.output_fidelity.as_ref().filter(|_| fidelity.is_none());
     QualityView {
-        dataset: q.map(|q| q.dataset.clone()),
+        dataset: q
+            .map(|q| q.dataset.clone())
+            .or(outputs.map(|o| o.inputs.clone())),
         accuracy: q.map(|q| q.accuracy),
         f1_macro: q.map(|q| q.f1_macro),
-        top1_agreement: fidelity.map(|f| f.top1_agreement),
-        mean_cosine: fidelity.map(|f| f.mean_cosine),
-        fidelity_reference: fidelity.map(|f| f.reference.clone()),
+        top1_agreement: fidelity
+            .map(|f| f.top1_agreement)
+            .or(outputs.and_then(|o| o.top1_agreement)),
+        mean_cosine: fidelity
+            .map(|f| f.mean_cosine)
+            .or(outputs.map(|o| o.mean_cosine)),
+        fidelity_reference: fidelity
+            .map(|f| f.reference.clone())
+            .or(outputs.map(|o| o.reference.clone())),
         confusion: q
             .map(|q| q.confusion_matrix.clone())
             .filter(|m| !m.is_empty()),

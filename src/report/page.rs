@@ -8,6 +8,7 @@ use minijinja::{Environment, Value};
 use serde::Serialize;
 
 mod cases;
+mod fidelity;
 mod figures;
 mod profile;
 mod runs;
@@ -17,6 +18,7 @@ use super::charts::{Chart, Omitted};
 use super::data::ReportData;
 use super::findings::Finding;
 use cases::{case_rows, cold_rows, energy_estimate, estimate_note, ColdRow, Row};
+use fidelity::{fidelity_rows, FidelityRow};
 use figures::{chart_rows, omitted_rows, ChartCtx, OmittedCtx};
 use profile::{peaks_note, profile_sections, roofline_rows, ProfileCtx, RoofRow};
 use runs::{env_rows, run_rows, EnvRow, RunCtx};
@@ -41,6 +43,7 @@ struct Context {
     charts: Vec<ChartCtx>,
     omitted: Vec<OmittedCtx>,
     cold: Vec<ColdRow>,
+    fidelity: Vec<FidelityRow>,
     roofline: Vec<RoofRow>,
     peaks_note: Option<String>,
     profiles: Vec<ProfileCtx>,
@@ -74,6 +77,7 @@ fn context(d: &ReportData, findings: &[Finding], charts: &[Chart], omitted: &[Om
         charts: chart_rows(charts),
         omitted: omitted_rows(omitted),
         cold: cold_rows(d),
+        fidelity: fidelity_rows(d),
         roofline: roofline_rows(d),
         peaks_note: peaks_note(d),
         profiles: profile_sections(d),

@@ -200,6 +200,7 @@ fn bare(case: &Case, status: CaseStatus, error: Option<String>) -> CaseResult {
         record: case.scenario.record(),
         embedding: case.embedding.clone(),
         llm_quality: case.llm_quality.clone(),
+        output_fidelity: case.output_fidelity.clone(),
     }
 }
 

@@ -231,6 +231,10 @@ pub struct CaseResult {
     /// once per variant (docs/llm.md, "Quality").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm_quality: Option<LlmQuality>,
+    /// Models no data scores (an ONNX graph that is not a classifier): fidelity of the
+    /// variant's outputs to the baseline's on synthetic inputs, scored once per variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_fidelity: Option<OutputFidelity>,
 }
 
 impl CaseResult {

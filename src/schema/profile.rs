@@ -39,6 +39,10 @@ pub struct LayerProfile {
 pub struct LayerTiming {
     pub name: String,
     pub kind: LayerKind,
+    /// The op as the model names it (an ONNX step's `Conv+BatchNormalization`); absent for
+    /// the built-in kinds, whose `kind` says it all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<String>,
     /// With the batch dimension first.
     pub input_shape: Vec<usize>,
     pub output_shape: Vec<usize>,
@@ -65,6 +69,9 @@ pub struct LayerSpec {
     /// `conv1`, `pool1`, `fc1`...: the weight tensors' prefix for conv and dense layers.
     pub name: String,
     pub kind: LayerKind,
+    /// The op as the model names it (ONNX: the node's op, `+`-joined for a fused group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<String>,
     /// Input of one sample: `[C, H, W]` or `[features]` (a dense layer's input is flattened).
     pub input: Vec<usize>,
     pub output: Vec<usize>,
@@ -84,6 +91,9 @@ pub enum LayerKind {
     Pool,
     /// Fully connected: flatten when needed, matrix product, bias, ReLU except the classifier.
     Dense,
+    /// Any other step (an ONNX graph's activations, additions, reshapes...): its `op` says
+    /// which.
+    Other,
 }
 
 impl LayerKind {
@@ -92,7 +102,15 @@ impl LayerKind {
             LayerKind::Conv => "conv",
             LayerKind::Pool => "pool",
             LayerKind::Dense => "dense",
+            LayerKind::Other => "other",
         }
+    }
+}
+
+impl LayerTiming {
+    /// What the step computes, in words: its op when the model names one, else its kind.
+    pub fn op_text(&self) -> &str {
+        self.op.as_deref().unwrap_or(self.kind.as_str())
     }
 }
 

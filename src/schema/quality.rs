@@ -77,3 +77,27 @@ pub struct EmbeddingQuality {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pearson: Option<f64>,
 }
+
+/// Fidelity of a variant's outputs to its baseline's on the same seeded synthetic inputs:
+/// how a variant is compared when no data scores it (an ONNX graph that is not a classifier,
+/// or a suite without `[data]`), scored once per variant outside any timed loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputFidelity {
+    /// The variant compared against (`<model>-baseline`).
+    pub reference: String,
+    /// What the outputs were computed on: `synthetic inputs: 16 samples, seed 7 (...)`.
+    pub inputs: String,
+    pub samples: usize,
+    /// The output compared (its name in the model) and its values per sample.
+    pub output: String,
+    pub width: usize,
+    /// Share of samples whose largest value is at the same position (class scores only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top1_agreement: Option<f64>,
+    /// Mean over samples of the cosine similarity of the two output vectors.
+    pub mean_cosine: f64,
+    /// The smallest of those cosines.
+    pub min_cosine: f64,
+    /// Largest absolute difference between two corresponding output values.
+    pub max_abs_diff: f64,
+}

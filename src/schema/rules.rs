@@ -198,6 +198,9 @@ impl CaseResult {
         if let Some(q) = &self.quality {
             c.at("quality", |c| q.check_values(c));
         }
+        if let Some(f) = &self.output_fidelity {
+            c.at("output_fidelity", |c| f.check_values(c));
+        }
         if let Some(cold) = &self.cold_start {
             c.at("cold_start", |c| {
                 c.non_negative("load_ms", cold.load_ms);
@@ -341,6 +344,22 @@ impl QualityInfo {
                 c.between("top1_agreement", f.top1_agreement, 0.0, 1.0)
             });
         }
+    }
+}
+
+impl OutputFidelity {
+    /// Agreement is a fraction, cosines lie in [-1, 1], differences are not negative, and
+    /// there is at least one sample of at least one value.
+    pub fn check_values(&self, c: &mut Checker) {
+        if let Some(a) = self.top1_agreement {
+            c.between("top1_agreement", a, 0.0, 1.0);
+        }
+        // A cosine computed in f64 from f32 values may exceed 1 by a rounding step.
+        c.between("mean_cosine", self.mean_cosine, -1.000001, 1.000001);
+        c.between("min_cosine", self.min_cosine, -1.000001, 1.000001);
+        c.non_negative("max_abs_diff", self.max_abs_diff);
+        c.count("samples", self.samples, 1, super::validate::MAX_ITEMS);
+        c.count("width", self.width, 1, super::validate::MAX_ITEMS);
     }
 }
 

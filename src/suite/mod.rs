@@ -237,6 +237,7 @@ impl Validator {
         let targets = self.targets(&raw.targets);
         let scenarios = crate::scenario::validate(&raw.scenarios, &mut self.checker, &settings);
         self.capabilities(&raw, &models, &variants, &scenarios);
+        self.batch_sizes_fit(&raw, &models, &scenarios);
         let check = self.check(&raw.check);
         Some(Suite {
             path: path.to_path_buf(),
@@ -251,6 +252,42 @@ impl Validator {
             check,
             data: data.map(|d| d.0),
         })
+    }
+}
+
+impl Validator {
+    /// Every model takes every batch size the cases run (an ONNX graph may fix its batch,
+    /// or fail shape inference at a size): problems at the model's `arch`.
+    fn batch_sizes_fit(
+        &mut self,
+        raw: &SuiteFile,
+        models: &[ModelDef],
+        scenarios: &[crate::scenario::ScenarioSpec],
+    ) {
+        let mut sizes: Vec<usize> = scenarios
+            .iter()
+            .flat_map(|s| s.expand())
+            .flat_map(|cell| cell.case.input_batches(cell.batch_size))
+            .collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        if sizes.is_empty() {
+            return;
+        }
+        for (i, entry) in raw.models.get_ref().iter().enumerate() {
+            let entry = entry.get_ref();
+            let Some(m) = models.iter().find(|m| &m.name == entry.name.get_ref()) else {
+                continue;
+            };
+            if let Err(message) = m.arch.kind().check_batch_sizes(&sizes) {
+                self.problem(
+                    format!("models[{i}].arch"),
+                    entry.arch.span(),
+                    format!("model `{}` cannot run the suite's batch sizes {sizes:?}: {message}", m.name),
+                    Some("export the model with a dynamic batch axis, or use batch sizes it takes (docs/onnx.md, \"Exporting from PyTorch\")"),
+                );
+            }
+        }
     }
 }
 

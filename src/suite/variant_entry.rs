@@ -255,15 +255,30 @@ impl Validator {
             self.required(e, "path", "path = \"weights.safetensors\"");
             return None;
         };
-        let path = self.weights_file(&e.field("path"), p, &e.model.arch)?;
+        let mut own_arch = None;
+        let file = self.base.join(p.get_ref());
+        let path = match e.model.arch.kind().file_variant(&file) {
+            // The file holds the model itself (an ONNX graph): the variant's own.
+            Some(Ok(arch)) => {
+                own_arch = Some(arch);
+                file
+            }
+            Some(Err(message)) => {
+                let hint = format!("a `file` variant of {} is the same model exported again; paths are relative to the suite file", e.model.arch.info().a());
+                self.problem(e.field("path"), p.span(), message, Some(&hint));
+                return None;
+            }
+            None => self.weights_file(&e.field("path"), p, &e.model.arch)?,
+        };
         Some(Made {
             // A kind whose file fixes the architecture (an llm's GGUF) takes the file's.
-            own_arch: e
-                .model
-                .arch
-                .kind()
-                .file_architecture(&path)
-                .and_then(Result::ok),
+            own_arch: own_arch.or_else(|| {
+                e.model
+                    .arch
+                    .kind()
+                    .file_architecture(&path)
+                    .and_then(Result::ok)
+            }),
             weights: Some(WeightSource::file(path.clone())),
             ..Made::of(Recipe::File { path })
         })

@@ -25,12 +25,18 @@ use crate::model::{
     WeightSource, Weights,
 };
 use crate::schema::{
-    ArtifactInfo, EmbeddingQuality, FloatLayer, LayerSparsity, ModelInfo, QualityInfo, TrainingLog,
+    ArtifactInfo, EmbeddingQuality, FloatLayer, LayerSparsity, ModelInfo, OutputFidelity,
+    QualityInfo, TrainingLog,
 };
 use crate::suite::recipe::{PruneMethod, PruneScope, Recipe, TrainSpec};
 use crate::suite::{ModelDef, Suite, VariantDef};
 use artifact::{save, Cache, Manifest};
 use score::recipe_text;
+
+/// Bumped when the way a model file's weights are laid out for the recipes changes (an
+/// ONNX graph's: batch norms folded, MatMul operands transposed), so artifacts made from
+/// the old layout are not reused.
+const ONNX_WEIGHTS_LAYOUT: u32 = 1;
 
 /// Where artifacts live and whether to ignore the ones there.
 #[derive(Debug, Clone)]
@@ -72,6 +78,9 @@ pub struct BuiltVariant {
     pub embedding: Option<EmbeddingQuality>,
     /// A language model's perplexity and KL divergence on its token ids.
     pub llm_quality: Option<crate::schema::LlmQuality>,
+    /// Fidelity of its outputs to the baseline's on synthetic inputs (a kind no data
+    /// scores).
+    pub output_fidelity: Option<OutputFidelity>,
     /// Why it could not be built; its cases then fail with this reason.
     pub error: Option<String>,
 }
@@ -249,6 +258,15 @@ impl Builder<'_> {
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 Ok(json!({"init": "file", "sha256": sha}))
             }
+            // A model file: its weights are read by the kind's code, which the key names.
+            WeightSource::Onnx { path } => {
+                let sha = artifact::file_sha256(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                Ok(
+                    json!({"init": "model_file", "sha256": sha, "arch": model.arch.info().name,
+                    "reader": ONNX_WEIGHTS_LAYOUT}),
+                )
+            }
             WeightSource::Unbuilt { variant, .. } => {
                 Err(format!("model weights `{variant}` are not built"))
             }
@@ -375,9 +393,9 @@ impl Builder<'_> {
             let weights =
                 load_weights(model.arch.kind(), &model.weights, &cpu).map_err(|e| e.to_string())?;
             let file = match &model.weights {
-                WeightSource::Safetensors { path } | WeightSource::Gguf { path } => {
-                    Some(path.clone())
-                }
+                WeightSource::Safetensors { path }
+                | WeightSource::Gguf { path }
+                | WeightSource::Onnx { path } => Some(path.clone()),
                 _ => None,
             };
             return Ok(Made {
@@ -520,10 +538,12 @@ impl Builder<'_> {
             }
         };
         let source = WeightSource::file(path.clone());
-        let weights = load_weights(manifest.arch.kind(), &source, &Device::Cpu)
+        // The variant's own architecture: the manifest's is the one it was built with, the
+        // same but for where a model file lies now.
+        let weights = load_weights(v.arch.kind(), &source, &Device::Cpu)
             .map_err(|e| format!("the artifact does not load back: {e}"))?;
         Ok(Made {
-            arch: manifest.arch.clone(),
+            arch: v.arch.clone(),
             weights,
             key,
             source,

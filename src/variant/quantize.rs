@@ -75,6 +75,15 @@ pub fn quantize(
             out.insert(name, Stored::Float(t));
             continue;
         }
+        if let Some(reason) = arch.unquantizable(&name) {
+            kept.push(FloatLayer {
+                tensor: name.clone(),
+                dtype: "f32".into(),
+                reason,
+            });
+            out.insert(name, Stored::Float(t));
+            continue;
+        }
         let rows = shape[0];
         let row_len: usize = shape[1..].iter().product();
         if row_len.is_multiple_of(block) {

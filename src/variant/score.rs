@@ -5,9 +5,11 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::data::text::TextData;
-use crate::model::{error_text, weight_stats, Architecture, Purpose, WeightSource, Weights};
+use crate::model::{
+    error_text, weight_stats, Architecture, CaseInputs, Purpose, WeightSource, Weights,
+};
 use crate::quality::{self};
-use crate::schema::{EmbeddingQuality, ModelInfo};
+use crate::schema::{EmbeddingQuality, ModelInfo, OutputFidelity};
 use crate::suite::recipe::Recipe;
 use crate::suite::VariantDef;
 
@@ -16,38 +18,9 @@ use super::{llm, train, BuildObserver, Builder, BuiltVariant};
 impl Builder<'_> {
     /// Quality, fidelity and size figures of every variant, in suite order.
     pub(super) fn score(self, observer: &mut dyn BuildObserver) -> Vec<BuiltVariant> {
-        let err = |e: candle_core::Error| error_text(&e);
-        // Test logits of every built variant (each at its own input size).
-        let mut logits: HashMap<String, Result<Vec<f32>, String>> = HashMap::new();
-        if let Some(d) = &self.data {
-            for (id, made) in &self.made {
-                let Ok(m) = made else { continue };
-                let out = (|| {
-                    let mut net = m
-                        .arch
-                        .kind()
-                        .build(&m.weights, Purpose::Inference)
-                        .map_err(err)?;
-                    let set = train::TrainSet::of(&m.arch, d, &d.test)?;
-                    train::logits(net.as_mut(), &set.inputs, 128).map_err(err)
-                })();
-                logits.insert(id.clone(), out);
-            }
-        }
-        // Embeddings of every built sentence encoder, on the suite's sentences and pairs.
-        let mut embeddings: HashMap<String, Result<Embedded, String>> = HashMap::new();
-        if let Some(t) = &self.text {
-            for (id, made) in &self.made {
-                let Ok(m) = made else { continue };
-                let Some(v) = self.suite.variants.iter().find(|v| &v.id() == id) else {
-                    continue;
-                };
-                let Some(tokenizer) = self.model(&v.model).tokenizer.clone() else {
-                    continue;
-                };
-                embeddings.insert(id.clone(), embed_text(&m.arch, &m.weights, &tokenizer, t));
-            }
-        }
+        let logits = self.test_logits();
+        let embeddings = self.sentence_embeddings();
+        let synthetic = self.synthetic_outputs();
         // Language models: headers and quality, each model's variants in one pass.
         let llm_scores = self.score_llm(observer);
         let baseline_of = |model: &str| {
@@ -159,6 +132,14 @@ impl Builder<'_> {
                 }
                 _ => None,
             };
+            let output_fidelity =
+                match self.output_fidelity(&synthetic, &id, base_id.as_deref(), &made.arch) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        error = Some(e);
+                        None
+                    }
+                };
             let built = BuiltVariant {
                 id,
                 arch: made.arch.clone(),
@@ -167,12 +148,103 @@ impl Builder<'_> {
                 quality,
                 embedding,
                 llm_quality,
+                output_fidelity,
                 error,
             };
             observer.built(&built, seconds);
             out.push(built);
         }
         out
+    }
+
+    /// Test logits of every built variant the suite's labelled data scores (each at its own
+    /// input size).
+    fn test_logits(&self) -> HashMap<String, Result<Vec<f32>, String>> {
+        let err = |e: candle_core::Error| error_text(&e);
+        let mut logits = HashMap::new();
+        let Some(d) = &self.data else {
+            return logits;
+        };
+        for (id, made) in &self.made {
+            let Ok(m) = made else { continue };
+            if !m.arch.kind().labelled() {
+                continue;
+            }
+            let out = (|| {
+                let mut net = m
+                    .arch
+                    .kind()
+                    .build(&m.weights, Purpose::Inference)
+                    .map_err(err)?;
+                let set = train::TrainSet::of(&m.arch, d, &d.test)?;
+                train::logits(net.as_mut(), &set.inputs, 128).map_err(err)
+            })();
+            logits.insert(id.clone(), out);
+        }
+        logits
+    }
+
+    /// Embeddings of every built sentence encoder, on the suite's sentences and pairs.
+    fn sentence_embeddings(&self) -> HashMap<String, Result<Embedded, String>> {
+        let mut embeddings = HashMap::new();
+        let Some(t) = &self.text else {
+            return embeddings;
+        };
+        for (id, made) in &self.made {
+            let Ok(m) = made else { continue };
+            let Some(v) = self.suite.variants.iter().find(|v| &v.id() == id) else {
+                continue;
+            };
+            let Some(tokenizer) = self.model(&v.model).tokenizer.clone() else {
+                continue;
+            };
+            embeddings.insert(id.clone(), embed_text(&m.arch, &m.weights, &tokenizer, t));
+        }
+        embeddings
+    }
+
+    /// Outputs on seeded synthetic inputs of the variants no data scores, for their
+    /// fidelity to the baseline.
+    fn synthetic_outputs(&self) -> HashMap<String, Result<Vec<f32>, String>> {
+        let mut synthetic = HashMap::new();
+        for (id, made) in &self.made {
+            let Ok(m) = made else { continue };
+            let kind = m.arch.kind();
+            if let (Some(how), false) = (
+                kind.synthetic_fidelity(),
+                self.data.is_some() && kind.labelled(),
+            ) {
+                let seed = self.suite.settings.seed;
+                let out = synthetic_outputs(&m.arch, &m.weights, how.samples, seed);
+                synthetic.insert(id.clone(), out);
+            }
+        }
+        synthetic
+    }
+
+    /// The variant `id`'s output fidelity to its baseline `base_id` on synthetic inputs;
+    /// `Err` when its outputs could not be computed.
+    fn output_fidelity(
+        &self,
+        synthetic: &HashMap<String, Result<Vec<f32>, String>>,
+        id: &str,
+        base_id: Option<&str>,
+        arch: &Architecture,
+    ) -> Result<Option<OutputFidelity>, String> {
+        match (synthetic.get(id), base_id.and_then(|b| synthetic.get(b))) {
+            (Some(Ok(o)), Some(Ok(base))) if o.len() == base.len() => {
+                let kind = arch.kind();
+                Ok(kind.synthetic_fidelity().map(|how| {
+                    let seed = self.suite.settings.seed;
+                    let what = (kind.describe_synthetic(how.samples, seed), how.output);
+                    let width = kind.outputs().max(1);
+                    let b = base_id.unwrap_or_default();
+                    quality::output_fidelity(b, what, o, base, width, how.top1)
+                }))
+            }
+            (Some(Err(e)), _) => Err(format!("computing the outputs for fidelity failed: {e}")),
+            _ => Ok(None),
+        }
     }
 }
 
@@ -182,6 +254,32 @@ pub(super) fn recipe_text(v: &VariantDef) -> String {
     v.recipe
         .describe()
         .replace("structured (L1 norm)", &structured)
+}
+
+/// The model's output on `n` seeded synthetic inputs (as the worker makes them), f32.
+fn synthetic_outputs(
+    arch: &Architecture,
+    weights: &Weights,
+    n: usize,
+    seed: u64,
+) -> Result<Vec<f32>, String> {
+    let err = |e: candle_core::Error| error_text(&e);
+    let cpu = candle_core::Device::Cpu;
+    let mut net = arch
+        .kind()
+        .build(weights, Purpose::Inference)
+        .map_err(err)?;
+    let inputs = CaseInputs {
+        raw_shape: None,
+        text: None,
+        seed,
+    };
+    let x = net.prepare(&[n], &inputs, &cpu)?;
+    let y = net.forward(&x[0]).map_err(err)?;
+    y.to_dtype(candle_core::DType::F32)
+        .and_then(|y| y.flatten_all())
+        .and_then(|y| y.to_vec1::<f32>())
+        .map_err(err)
 }
 
 /// A sentence encoder's embeddings of the suite's sentences and of both sides of each pair.
@@ -250,6 +348,7 @@ fn failed(v: &VariantDef, reason: String) -> BuiltVariant {
         quality: None,
         embedding: None,
         llm_quality: None,
+        output_fidelity: None,
         error: Some(reason),
     }
 }

@@ -222,9 +222,11 @@ fn conv(c: &mut NodeCtx) -> OpResult<Lowered> {
         .map(|b| b.elem_count() * b.dtype().size_in_bytes())
         .unwrap_or(0);
     let x = c.operand(0)?;
-    if c.quantize.is_some() && group == 1 && kernel.len() == 2 {
-        let name = c.input_names.get(1).cloned().unwrap_or_default();
-        let (weight, bytes) = prepare(c, &name, w.reshape((m, wd[1] * kernel[0] * kernel[1]))?)?;
+    let name = c.input_names.get(1).cloned().unwrap_or_default();
+    let quantize = c.quantize.is_some() || c.weights.quantized.contains_key(&name);
+    if quantize && group == 1 && kernel.len() == 2 {
+        let cols = wd[1] * kernel[0] * kernel[1];
+        let (weight, bytes) = prepare(c, &name, "im2col", (m, cols), || w.reshape((m, cols)))?;
         if let Weight::Quant(_) = weight {
             return Ok(Lowered::single(meta, move |t| {
                 let y = im2col_conv(x.get(t), &weight, &win, m)?;
@@ -236,8 +238,7 @@ fn conv(c: &mut NodeCtx) -> OpResult<Lowered> {
             .with_flops(flops)
             .with_weight_bytes(bytes + bias_bytes));
         }
-    } else if c.quantize.is_some() {
-        let name = c.input_names.get(1).cloned().unwrap_or_default();
+    } else if quantize {
         c.quant_report.kept.push((
             name,
             format!("grouped (group {group}) or 1-D convolutions have no im2col path"),

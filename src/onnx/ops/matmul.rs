@@ -13,6 +13,7 @@ pub(crate) const OPS: &[OpDef] = &[
 ];
 
 /// A constant weight matrix `[out, in]` applied as `x @ w^T` over the last dimension of `x`.
+#[derive(Clone)]
 pub(crate) enum Weight {
     Float(Tensor),
     Quant(QMatMul),
@@ -37,27 +38,62 @@ impl Weight {
     }
 }
 
-/// Prepares a constant `[out, in]` weight: quantized when the recipe asks for it and `in`
-/// fits the block size (recorded either way in the report), float otherwise.
-/// Returns the weight and its stored size in bytes.
-pub(crate) fn prepare(ctx: &mut NodeCtx, tensor: &str, w: Tensor) -> OpResult<(Weight, usize)> {
-    let float_bytes = w.elem_count() * w.dtype().size_in_bytes();
-    let Some(dtype) = ctx.quantize else {
-        return Ok((Weight::Float(w.contiguous()?), float_bytes));
-    };
-    let (_, k) = w.dims2()?;
-    let block = dtype.block_size();
-    if k % block != 0 {
-        ctx.quant_report.kept.push((
-            tensor.to_string(),
-            format!("its input dimension {k} is not a multiple of {dtype:?}'s block size {block}"),
-        ));
-        return Ok((Weight::Float(w.contiguous()?), float_bytes));
+/// Prepares the constant weight `tensor` as an `[out, in]` matrix (`make` gives its float
+/// form; `how` says how it was made from the initializer), once per set of device weights:
+/// the quantized matrix given beforehand when there is one; else quantized when the recipe
+/// asks for it and `in` fits the block size (recorded either way in the report); float
+/// otherwise. Returns the weight and its stored size in bytes.
+pub(crate) fn prepare(
+    ctx: &mut NodeCtx,
+    tensor: &str,
+    how: &str,
+    (out, inner): (usize, usize),
+    make: impl FnOnce() -> candle_core::Result<Tensor>,
+) -> OpResult<(Weight, usize)> {
+    let quantize = ctx.quantize;
+    let given = ctx.weights.quantized.get(tensor).cloned();
+    let key = format!("{tensor}|{how}|{quantize:?}");
+    let (weight, bytes, line) = ctx.weights.prepared(&key, || {
+        if let Some(q) = given {
+            if q.shape().dims() != [out, inner] {
+                return Err(OpError(format!(
+                    "the quantized weight `{tensor}` is {:?}; the op takes it as {out}x{inner}",
+                    q.shape().dims()
+                )));
+            }
+            let bytes = q.storage_size_in_bytes();
+            return Ok((Weight::Quant(QMatMul::from_arc(q)?), bytes, Some(Ok(()))));
+        }
+        let w = make()?.contiguous()?;
+        let float_bytes = w.elem_count() * w.dtype().size_in_bytes();
+        let Some(dtype) = quantize else {
+            return Ok((Weight::Float(w), float_bytes, None));
+        };
+        let block = dtype.block_size();
+        if inner % block != 0 {
+            let reason = format!(
+                "its input dimension {inner} is not a multiple of {dtype:?}'s block size {block}"
+            );
+            return Ok((Weight::Float(w), float_bytes, Some(Err(reason))));
+        }
+        let q = QTensor::quantize(&w.to_dtype(DType::F32)?, dtype)?;
+        let bytes = q.storage_size_in_bytes();
+        Ok((
+            Weight::Quant(QMatMul::from_arc(Arc::new(q))?),
+            bytes,
+            Some(Ok(())),
+        ))
+    })?;
+    let report = &mut *ctx.quant_report;
+    if !report.matrices.iter().any(|m| m == tensor) {
+        report.matrices.push(tensor.to_string());
     }
-    let q = QTensor::quantize(&w.to_dtype(DType::F32)?.contiguous()?, dtype)?;
-    let bytes = q.storage_size_in_bytes();
-    ctx.quant_report.quantized.push(tensor.to_string());
-    Ok((Weight::Quant(QMatMul::from_arc(Arc::new(q))?), bytes))
+    match line {
+        Some(Ok(())) => ctx.quant_report.quantized.push(tensor.to_string()),
+        Some(Err(reason)) => ctx.quant_report.kept.push((tensor.to_string(), reason)),
+        None => {}
+    }
+    Ok((weight, bytes))
 }
 
 fn gemm(c: &mut NodeCtx) -> OpResult<Lowered> {
@@ -122,14 +158,16 @@ fn gemm(c: &mut NodeCtx) -> OpResult<Lowered> {
         .with_flops(flops));
     };
     // [out, in] = [n, k], alpha folded in.
-    let w = if tb { bw } else { bw.t()?.contiguous()? };
-    let w = if alpha != 1.0 {
-        w.affine(alpha, 0.0)?
-    } else {
-        w
-    };
     let name = c.input_names.get(1).cloned().unwrap_or_default();
-    let (weight, bytes) = prepare(c, &name, w)?;
+    let how = format!("gemm transB={tb} alpha={alpha}");
+    let (weight, bytes) = prepare(c, &name, &how, (n, k), || {
+        let w = if tb { bw } else { bw.t()?.contiguous()? };
+        if alpha != 1.0 {
+            w.affine(alpha, 0.0)
+        } else {
+            Ok(w)
+        }
+    })?;
     let bias_bytes = bias
         .as_ref()
         .and_then(|b| b.constant())
@@ -193,7 +231,7 @@ fn matmul(c: &mut NodeCtx) -> OpResult<Lowered> {
         a.rank() >= 2,
     ) {
         let name = c.input_names.get(1).cloned().unwrap_or_default();
-        let (weight, bytes) = prepare(c, &name, w.t()?.contiguous()?)?;
+        let (weight, bytes) = prepare(c, &name, "matmul", (n, k), || w.t()?.contiguous())?;
         return Ok(
             Lowered::single(meta, move |t| weight.forward(&x.get(t).contiguous()?))
                 .with_flops(flops)

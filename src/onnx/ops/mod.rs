@@ -12,6 +12,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::graph::{Attr, Node};
 use super::recipe::QuantReport;
+use super::weights::DeviceWeights;
 
 pub(crate) mod conv;
 pub(crate) mod elementwise;
@@ -156,6 +157,9 @@ pub(crate) struct NodeCtx<'a> {
     pub float: DType,
     /// Quantize matmul and convolution weights to this type.
     pub quantize: Option<GgmlDType>,
+    /// The plan's weights: the quantized ones given beforehand and the prepared matrices
+    /// shared with other plans.
+    pub weights: &'a DeviceWeights,
     pub quant_report: &'a mut QuantReport,
 }
 

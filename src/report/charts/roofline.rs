@@ -17,6 +17,7 @@ fn kind_color(k: LayerKind) -> RGBColor {
         LayerKind::Conv => color(0),
         LayerKind::Pool => color(1),
         LayerKind::Dense => color(3),
+        LayerKind::Other => color(5),
     }
 }
 
@@ -52,7 +53,12 @@ pub fn profile(d: &ReportData) -> Result<Outcome, String> {
         values.push(p.forward_mean_ms);
         let x = ValueAxis::fit(values.iter().copied(), true, 0.3);
         let mut legend = Vec::new();
-        for k in [LayerKind::Conv, LayerKind::Pool, LayerKind::Dense] {
+        for k in [
+            LayerKind::Conv,
+            LayerKind::Pool,
+            LayerKind::Dense,
+            LayerKind::Other,
+        ] {
             if p.layers.iter().any(|l| l.kind == k) {
                 legend.push(entry(Swatch::Bar(kind_color(k)), k.as_str()));
             }

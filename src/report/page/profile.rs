@@ -29,7 +29,7 @@ pub(super) struct ProfileCtx {
 #[derive(Debug, Serialize)]
 pub(super) struct ProfileRow {
     name: String,
-    kind: &'static str,
+    kind: String,
     shape: String,
     mflop: String,
     bytes: String,
@@ -115,7 +115,7 @@ pub(super) fn profile_sections(d: &ReportData) -> Vec<ProfileCtx> {
                     .iter()
                     .map(|l| ProfileRow {
                         name: l.name.clone(),
-                        kind: l.kind.as_str(),
+                        kind: l.op_text().to_string(),
                         shape: crate::schema::shape_text(&l.output_shape),
                         mflop: format!("{:.3}", l.flops as f64 / 1e6),
                         bytes: format::bytes(l.bytes as f64),
