@@ -57,6 +57,33 @@ fn work() -> Result<(), ()> {
 }
 
 #[test]
+fn a_budget_cuts_a_slow_workload_short_and_says_so() {
+    let _serial = serial();
+    // 30 ms per iteration, 10 iterations and 0.2 s wanted, 50 ms of budget: the cold
+    // start and one sample fit, no warm-up.
+    let mut c = sampler(0.5);
+    c.budget = Some(Duration::from_millis(50));
+    let slow = || -> Result<(), ()> {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(30) {
+            black_box(work()?);
+        }
+        Ok(())
+    };
+    let mut w = slow;
+    let s = sample(&mut w, &c, &mut ()).unwrap();
+    assert_eq!(s.stop_reason, StopReason::Budget);
+    assert!(s.samples_ns.len() < 10, "{}", s.samples_ns.len());
+    assert!(!s.samples_ns.is_empty());
+    assert!(s.warmup_iterations <= 1, "{}", s.warmup_iterations);
+    // A fast workload meets its minimums well inside the same budget: no cut.
+    c.budget = Some(Duration::from_secs(5));
+    let mut fast = work;
+    let s = sample(&mut fast, &c, &mut ()).unwrap();
+    assert_ne!(s.stop_reason, StopReason::Budget);
+}
+
+#[test]
 fn stops_once_converged_and_meets_minimums() {
     let _serial = serial();
     struct Count(usize);
