@@ -8,6 +8,7 @@
 mod confusion;
 pub(crate) mod cost;
 mod latency;
+mod palette;
 mod radar;
 mod resources;
 mod roofline;
@@ -22,6 +23,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
+pub(crate) use palette::color;
+use palette::tint;
+#[cfg(test)]
+use palette::{distance, hsl, COLORS, PALETTE};
 use text::style;
 
 use super::axis::ValueAxis;
@@ -149,101 +154,6 @@ fn chart(
 }
 
 // ---- style ----
-
-/// Tableau 10: distinct, and readable on white.
-const PALETTE: [RGBColor; 10] = [
-    RGBColor(0x4E, 0x79, 0xA7),
-    RGBColor(0xF2, 0x8E, 0x2B),
-    RGBColor(0xE1, 0x57, 0x59),
-    RGBColor(0x59, 0xA1, 0x4F),
-    RGBColor(0xB0, 0x7A, 0xA1),
-    RGBColor(0x76, 0xB7, 0xB2),
-    RGBColor(0xED, 0xC9, 0x48),
-    RGBColor(0x9C, 0x75, 0x5F),
-    RGBColor(0xFF, 0x9D, 0xA7),
-    RGBColor(0xBA, 0xB0, 0xAC),
-];
-
-/// How many series [`color`] tells apart; beyond it colours repeat.
-pub(crate) const COLORS: usize = 96;
-
-/// The colour of series `i`: Tableau 10 first, then, for charts with more series, colours
-/// picked from an HSL grid one at a time, each the farthest from every colour before it, so
-/// that no two of the first [`COLORS`] series share a colour.
-pub(crate) fn color(i: usize) -> RGBColor {
-    static EXTENDED: std::sync::OnceLock<Vec<RGBColor>> = std::sync::OnceLock::new();
-    let all = EXTENDED.get_or_init(|| extend_palette(COLORS));
-    all[i % all.len()]
-}
-
-/// `n` colours: the palette, then grid colours by farthest-point selection.
-fn extend_palette(n: usize) -> Vec<RGBColor> {
-    // Saturation and lightness pairs dark enough to read on white, light enough to tell apart.
-    const SHADES: [(f64, f64); 4] = [(0.70, 0.45), (0.55, 0.33), (0.60, 0.58), (0.40, 0.48)];
-    let mut candidates: Vec<RGBColor> = (0..36)
-        .flat_map(|h| SHADES.map(|(s, l)| hsl(f64::from(h) * 10.0, s, l)))
-        .collect();
-    let mut out: Vec<RGBColor> = PALETTE.to_vec();
-    // Each candidate's distance to the nearest colour chosen so far.
-    let mut nearest: Vec<f64> = candidates
-        .iter()
-        .map(|c| {
-            out.iter()
-                .map(|o| distance(*c, *o))
-                .fold(f64::MAX, f64::min)
-        })
-        .collect();
-    while out.len() < n && !candidates.is_empty() {
-        let (k, _) = nearest
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .expect("candidates remain");
-        let pick = candidates.swap_remove(k);
-        nearest.swap_remove(k);
-        for (c, d) in candidates.iter().zip(nearest.iter_mut()) {
-            *d = d.min(distance(*c, pick));
-        }
-        out.push(pick);
-    }
-    out
-}
-
-/// A colour from hue (degrees), saturation and lightness (0 to 1).
-fn hsl(h: f64, s: f64, l: f64) -> RGBColor {
-    let c = (1.0 - (2.0 * l - 1.0).abs()) * s;
-    let hp = (h % 360.0) / 60.0;
-    let x = c * (1.0 - (hp % 2.0 - 1.0).abs());
-    let (r, g, b) = match hp as u32 {
-        0 => (c, x, 0.0),
-        1 => (x, c, 0.0),
-        2 => (0.0, c, x),
-        3 => (0.0, x, c),
-        4 => (x, 0.0, c),
-        _ => (c, 0.0, x),
-    };
-    let m = l - c / 2.0;
-    let byte = |v: f64| ((v + m) * 255.0).round().clamp(0.0, 255.0) as u8;
-    RGBColor(byte(r), byte(g), byte(b))
-}
-
-/// How far apart two colours look: Euclidean RGB distance weighted by the mean red level
-/// (the "redmean" approximation of perceived difference).
-fn distance(a: RGBColor, b: RGBColor) -> f64 {
-    let rm = (f64::from(a.0) + f64::from(b.0)) / 2.0;
-    let (dr, dg, db) = (
-        f64::from(a.0) - f64::from(b.0),
-        f64::from(a.1) - f64::from(b.1),
-        f64::from(a.2) - f64::from(b.2),
-    );
-    ((2.0 + rm / 256.0) * dr * dr + 4.0 * dg * dg + (2.0 + (255.0 - rm) / 256.0) * db * db).sqrt()
-}
-
-/// `c` blended with white: `f` = 1 keeps it, 0 gives white.
-fn tint(c: RGBColor, f: f64) -> RGBColor {
-    let m = |v: u8| (255.0 + (f64::from(v) - 255.0) * f).round() as u8;
-    RGBColor(m(c.0), m(c.1), m(c.2))
-}
 
 const GREY: RGBColor = RGBColor(0x70, 0x70, 0x70);
 const INK: RGBColor = RGBColor(0x22, 0x22, 0x22);
@@ -717,85 +627,4 @@ fn slug(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slugs_are_file_names() {
-        assert_eq!(slug("cnn-q8 [B]"), "cnn-q8-b");
-        assert_eq!(slug("mlp_pruned.50"), "mlp-pruned-50");
-    }
-
-    /// Charts with 12 or more series (variants on the radar, targets, load curves) give each
-    /// its own colour: the first `COLORS` are distinct, and the first 24 clearly so.
-    #[test]
-    fn every_series_of_a_chart_has_its_own_colour() {
-        let colors: Vec<RGBColor> = (0..COLORS).map(color).collect();
-        for i in 0..COLORS {
-            for j in 0..i {
-                assert_ne!(colors[i], colors[j], "series {i} and {j}");
-                if i < 24 {
-                    let d = distance(colors[i], colors[j]);
-                    assert!(d > 60.0, "series {i} and {j} look alike: {d:.0}");
-                }
-            }
-        }
-        assert_eq!(color(0), PALETTE[0], "the first ten are Tableau 10");
-        assert_eq!(color(9), PALETTE[9]);
-        assert_eq!(hsl(120.0, 1.0, 0.5), RGBColor(0, 255, 0));
-    }
-
-    /// Fourteen variants' points, most of them crowded into a corner as on a Pareto chart:
-    /// every label that is drawn keeps clear of the other labels and of the other points,
-    /// stays inside the plot, and the front's labels (placed first) are all drawn.
-    #[test]
-    fn crowded_point_labels_do_not_overlap_their_neighbours() {
-        let labels: Vec<PointLabel> = (0..14)
-            .map(|i| PointLabel {
-                center: (300 + (i % 5) * 14, 200 + (i / 5) * 12 + (i % 3) * 5),
-                radius: 6 + (i % 4) * 3,
-                text: format!("variant-{i} · cpu-t4"),
-                style: style(LABEL_SIZE),
-            })
-            .collect();
-        let bounds = (100, 50, 900, 600);
-        let spots = place_labels(&labels, bounds);
-        let placed: Vec<(usize, Rect)> = spots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.map(|p| (i, p.rect)))
-            .collect();
-        assert!(
-            spots[..6].iter().all(Option::is_some),
-            "the first labels fit"
-        );
-        assert!(placed.len() >= 12, "only {} of 14 placed", placed.len());
-        for (k, &(i, a)) in placed.iter().enumerate() {
-            assert!(
-                a.0 >= bounds.0 && a.1 >= bounds.1 && a.2 <= bounds.2 && a.3 <= bounds.3,
-                "label {i} leaves the plot: {a:?}"
-            );
-            for &(j, b) in &placed[..k] {
-                assert_eq!(overlap(a, b), 0, "labels {i} and {j} overlap: {a:?} {b:?}");
-            }
-            for (j, l) in labels.iter().enumerate().filter(|(j, _)| *j != i) {
-                let (x, y, r) = (l.center.0, l.center.1, l.radius);
-                let point = (x - r, y - r, x + r, y + r);
-                assert_eq!(overlap(a, point), 0, "label {i} covers point {j}");
-            }
-        }
-        // A label with nowhere to go is left out, not drawn over the others.
-        let boxed_in = place_labels(&labels, (290, 190, 380, 250));
-        assert!(boxed_in.iter().any(Option::is_none));
-    }
-
-    #[test]
-    fn legend_wraps_onto_rows() {
-        let many: Vec<Entry> = (0..30)
-            .map(|i| entry(Swatch::Dot(color(i)), format!("series number {i}")))
-            .collect();
-        let (_, rows) = legend_layout(&many, WIDTH);
-        assert!(rows > 2);
-        assert_eq!(legend_height(&[]), 0);
-    }
-}
+mod tests;
