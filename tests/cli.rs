@@ -720,10 +720,12 @@ fn run_files_without_variant_fields_still_load() {
     assert!(run.cases[0].model.params > 0 && run.cases[0].model.compression_rate.is_none());
 }
 
-/// `--quick` gives every worker process a time budget (2 s): a case of about half a second
-/// per iteration (made so by the test-only slowdown) cannot take its 5 iterations inside
-/// it, and is cut short: stop reason `budget`, status `partial` in the run file, the
-/// terminal and the report, never `ok`.
+/// `--quick` gives every worker process a time budget (2 s, sampling 0.3 s): a case of
+/// about 0.4 s per iteration here (made so by the test-only slowdown) cannot take its 5
+/// iterations inside it, and is cut short: stop reason `budget`, status `partial` in the
+/// run file, the terminal and the report, never `ok`. The model is sized so that a machine
+/// 7x faster than this one still needs over 60 ms per iteration (a 512-wide one took
+/// 61 ms here and, a little faster on CI, fitted 5 samples in 0.3 s).
 #[test]
 fn quick_cuts_a_slow_case_short_and_marks_it_partial() {
     let dir = tempfile::tempdir().unwrap();
@@ -735,8 +737,8 @@ name = "slow"
 [[models]]
 name = "mlp"
 arch = "mlp"
-input_size = 512
-hidden = [512, 512]
+input_size = 1024
+hidden = [1024, 1024]
 classes = 4
 [[targets]]
 device = "cpu"
