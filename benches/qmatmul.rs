@@ -1,5 +1,5 @@
 //! candle's CPU matmul for each ggml weight type, at SmolLM2-135M's shapes: the evidence
-//! behind BENCHMARKS.md, "Why the 4-bit formats decode slowly" (issue #17).
+//! behind BENCHMARKS.md, "Why the 4-bit formats decode slowly (issue #17)".
 //!
 //! - `qmatmul_t<threads>/<type>/decode`: one token (1 x 576) times an FFN weight (1536 x 576), the
 //!   matrix-vector product a decode step is made of.
