@@ -17,17 +17,21 @@
 //! - [`bench`]: one repetition of each test, timed without allocation, and the sampling loop.
 //! - [`server`]: the server scenario for LLMs (Poisson arrivals of generation requests, TTFT
 //!   and TPOT under load); [`search`]: the highest rate meeting TTFT and TPOT bounds.
+//! - [`spans`], [`profile`]: where a test's time goes inside candle's model, by component
+//!   (matmuls, attention, RoPE, norms, logits), from the tracing spans candle opens.
 //! - [`tiny`]: a tiny seeded GGUF (llama, qwen2, qwen3 or phi3) for tests.
 
 pub mod bench;
 pub mod decoder;
 pub mod gguf;
 pub mod model;
+pub mod profile;
 pub mod prompt;
 pub mod quality;
 pub mod requant;
 pub mod search;
 pub mod server;
+pub mod spans;
 pub mod tiny;
 pub mod tokenizer;
 pub mod tokens;

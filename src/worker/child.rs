@@ -4,6 +4,7 @@
 use std::io::{Read, Write};
 use std::time::Instant;
 
+use super::llm_profile;
 use super::meter::{Meter, WorkerObserver, REFERENCE_BUDGET};
 use super::pipeline::{prepare_inputs, LayerSteps, Pipeline};
 use super::protocol::{
@@ -271,14 +272,17 @@ fn profile_case(
     request: ProfileRequest,
 ) -> Result<RawProfile, String> {
     let input = pipeline.input[pipeline.current].clone();
-    let mut raw = profile_layers(
-        pipeline.model,
-        pipeline.device,
-        &input,
-        batch,
-        cfg,
-        request.trace_iterations,
-    )?;
+    let mut raw = match llm_profile::profile(pipeline.model, cfg) {
+        Some(own) => own?,
+        None => profile_layers(
+            pipeline.model,
+            pipeline.device,
+            &input,
+            batch,
+            cfg,
+            request.trace_iterations,
+        )?,
+    };
     let again = measure::sample(pipeline, cfg, &mut ())
         .map_err(|e| format!("forward pass failed: {}", error_text(&e)))?;
     raw.forward_after_ms = again.samples_ns.iter().map(|&ns| ns as f64 / 1e6).collect();
