@@ -233,7 +233,11 @@ mod tests {
         assert!(p.samples_ms.iter().all(|s| s.len() == reps));
         for r in 0..reps {
             let sum: f64 = p.samples_ms.iter().map(|s| s[r]).sum();
-            assert!(sum > 0.0 && sum <= p.repetition_ms[r], "{sum} vs {}", p.repetition_ms[r]);
+            assert!(
+                sum > 0.0 && sum <= p.repetition_ms[r],
+                "{sum} vs {}",
+                p.repetition_ms[r]
+            );
         }
         let specs = p.layer_specs();
         assert_eq!(specs.len(), names.len());

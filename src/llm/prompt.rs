@@ -44,7 +44,8 @@ impl PromptIds {
 
 /// Whether `file` is read as token ids rather than as a text.
 pub fn is_token_file(file: &Path) -> bool {
-    file.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+    file.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
 }
 
 /// The ids of `file` for the model in `gguf` (its tokenizer tokenizes a text), checked
@@ -91,7 +92,12 @@ pub fn read_prompt(
             });
         }
         let by = format!(" with {}", tokenizer.description());
-        let source = format!("{} tokens of {}, by {}", ids.len(), file.display(), tokenizer.description());
+        let source = format!(
+            "{} tokens of {}, by {}",
+            ids.len(),
+            file.display(),
+            tokenizer.description()
+        );
         (ids, source, by)
     };
     if ids.is_empty() {
@@ -150,7 +156,9 @@ mod tests {
         let err = read_prompt(&text, &gguf, vocab, 1).unwrap_err();
         assert!(matches!(err, PromptError::Empty { .. }), "{err}");
         std::fs::write(&text, "the").unwrap();
-        let err = read_prompt(&text, &gguf, vocab, 50).unwrap_err().to_string();
+        let err = read_prompt(&text, &gguf, vocab, 50)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("prompt.txt is") && err.contains("50 are needed"),
             "{err}"
@@ -167,7 +175,12 @@ mod tests {
             "{err}"
         );
         let missing = dir.path().join("none.txt");
-        let err = read_prompt(&missing, &gguf, vocab, 1).unwrap_err().to_string();
-        assert!(err.contains("cannot read prompt file") && err.contains("none.txt"), "{err}");
+        let err = read_prompt(&missing, &gguf, vocab, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cannot read prompt file") && err.contains("none.txt"),
+            "{err}"
+        );
     }
 }

@@ -17,10 +17,7 @@ use tracing::{Dispatch, Event, Metadata, Subscriber};
 /// The components a forward pass is split into, in the order they are reported, with the
 /// `(parent span, span)` pairs each one gathers (`*`: any parent).
 const COMPONENTS: &[(&str, &[(&str, &str)])] = &[
-    (
-        "matmuls: attention q, k, v, o",
-        &[("attn", "qmatmul")],
-    ),
+    ("matmuls: attention q, k, v, o", &[("attn", "qmatmul")]),
     ("RoPE", &[("*", "attn-rot")]),
     (
         "attention: scores, softmax, values, KV cache",
@@ -29,7 +26,11 @@ const COMPONENTS: &[(&str, &[(&str, &str)])] = &[
     (
         "matmuls: MLP gate, up, down",
         // phi3 opens no span around its MLP: its matmuls outside attention are the MLP's.
-        &[("attn-mlp", "qmatmul"), ("mlp", "qmatmul"), ("model", "qmatmul")],
+        &[
+            ("attn-mlp", "qmatmul"),
+            ("mlp", "qmatmul"),
+            ("model", "qmatmul"),
+        ],
     ),
     (
         "MLP: activation, residual add",
@@ -38,10 +39,7 @@ const COMPONENTS: &[(&str, &[(&str, &str)])] = &[
     ("RMS norms", &[("*", "rms-norm")]),
     ("logits: output matmul", &[("output", "qmatmul")]),
     ("logits: rest", &[("*", "output")]),
-    (
-        "embedding lookup, residual adds, other",
-        &[("*", "model")],
-    ),
+    ("embedding lookup, residual adds, other", &[("*", "model")]),
 ];
 
 /// The component a span's self time belongs to: one of [`COMPONENTS`], or the span's own
@@ -203,11 +201,20 @@ mod tests {
 
     #[test]
     fn spans_map_to_components_by_parent() {
-        assert_eq!(component("attn", "qmatmul"), "matmuls: attention q, k, v, o");
-        assert_eq!(component("attn-mlp", "qmatmul"), "matmuls: MLP gate, up, down");
+        assert_eq!(
+            component("attn", "qmatmul"),
+            "matmuls: attention q, k, v, o"
+        );
+        assert_eq!(
+            component("attn-mlp", "qmatmul"),
+            "matmuls: MLP gate, up, down"
+        );
         assert_eq!(component("output", "qmatmul"), "logits: output matmul");
         assert_eq!(component("attn-mlp", "rms-norm"), "RMS norms");
-        assert_eq!(component("", "model"), "embedding lookup, residual adds, other");
+        assert_eq!(
+            component("", "model"),
+            "embedding lookup, residual adds, other"
+        );
         assert_eq!(component("attn", "sdpa"), "span `sdpa` under `attn`");
         assert!(component_rank("RoPE") < component_rank("RMS norms"));
         assert_eq!(component_rank("span `x` under `y`"), COMPONENTS.len());

@@ -49,9 +49,15 @@ impl Validator {
             }
             if let Some((file, needed)) = spec.prompt_file() {
                 for m in models {
-                    if let Err(problem) = m.arch.kind().check_prompt_file(&m.weights, &file, needed) {
+                    if let Err(problem) = m.arch.kind().check_prompt_file(&m.weights, &file, needed)
+                    {
                         let hint = "a prompt file is a text (tokenized by the model's GGUF tokenizer) or a 1-D .npy of token ids with its provenance .json beside it";
-                        self.problem(&format!("{field}.prompt_file"), span.clone(), problem, Some(hint));
+                        self.problem(
+                            &format!("{field}.prompt_file"),
+                            span.clone(),
+                            problem,
+                            Some(hint),
+                        );
                     }
                 }
             }

@@ -28,7 +28,8 @@ pub fn missing_tensor(arch: &str, layers: usize, ct: &Content) -> Option<(String
         for suffix in layer_tensors(arch, experts) {
             let name = format!("blk.{layer}.{suffix}");
             if !has(&name) {
-                let why = format!("candle's {arch} loader reads it ({arch}.block_count = {layers})");
+                let why =
+                    format!("candle's {arch} loader reads it ({arch}.block_count = {layers})");
                 return Some((name, why));
             }
         }
@@ -78,13 +79,17 @@ mod tests {
     fn each_architecture_reads_its_own_block_tensors() {
         let phi3 = layer_tensors("phi3", 0);
         assert!(phi3.contains(&"attn_qkv.weight".to_string()));
-        assert!(!phi3.iter().any(|n| n == "attn_q.weight" || n == "ffn_gate.weight"));
+        assert!(!phi3
+            .iter()
+            .any(|n| n == "attn_q.weight" || n == "ffn_gate.weight"));
         let qwen2 = layer_tensors("qwen2", 0);
         assert!(qwen2.contains(&"attn_v.bias".to_string()));
         assert!(layer_tensors("qwen3", 0).contains(&"attn_k_norm.weight".to_string()));
         let moe = layer_tensors("llama", 2);
         assert!(moe.contains(&"ffn_up.1.weight".to_string()));
-        assert!(!moe.iter().any(|n| n == "ffn_down.weight" || n == "ffn_up.weight"));
+        assert!(!moe
+            .iter()
+            .any(|n| n == "ffn_down.weight" || n == "ffn_up.weight"));
         assert_eq!(layer_tensors("llama", 0).len(), 9);
     }
 }
