@@ -53,7 +53,7 @@ impl Validator {
                     {
                         let hint = "a prompt file is a text (tokenized by the model's GGUF tokenizer) or a 1-D .npy of token ids with its provenance .json beside it";
                         self.problem(
-                            &format!("{field}.prompt_file"),
+                            format!("{field}.prompt_file"),
                             span.clone(),
                             problem,
                             Some(hint),
