@@ -725,7 +725,7 @@ fn bad_prompt_files_and_file_variants_exit_2() {
             "\"mine.gguf\"",
             "\"not.gguf\"",
             "variants[1].path",
-            &["not.gguf", "not a GGUF file"],
+            &["not.gguf", "not a GGUF file", "one an `llm` runs"],
         ),
     ];
     for (from, to, field, says) in cases {
