@@ -7,8 +7,11 @@
 use std::path::Path;
 
 use inferbench::data::npy::{self, NpyData};
+use inferbench::llm::bench::{LlmBench, LlmTest};
 use inferbench::llm::tiny::{self, TinyLlama};
+use inferbench::llm::tokenizer::GgufTokenizer;
 use inferbench::llm::tokens::random_tokens;
+use inferbench::llm::LlmModel;
 use inferbench::results;
 use inferbench::schema::{CaseResult, RunResult, ScenarioRecord};
 
@@ -308,4 +311,499 @@ new_tokens = [4]
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("decode"), "{stderr}");
+}
+
+/// A suite of one tiny model per architecture in `archs` (each `{arch}.gguf` in `dir`, its 2-D
+/// tensors f32), each as written and requantized to q8_0, under prefill and decode.
+fn arch_suite(dir: &Path, archs: &[&'static str]) -> std::path::PathBuf {
+    let mut body = String::from("[suite]\nname = \"llm-arch\"\n");
+    for &architecture in archs {
+        TinyLlama {
+            architecture,
+            dtype: candle_core::quantized::GgmlDType::F32,
+            ..TinyLlama::default()
+        }
+        .write(&dir.join(format!("{architecture}.gguf")))
+        .unwrap();
+        body.push_str(&format!(
+            r#"
+[[models]]
+name = "{architecture}"
+arch = "llm"
+path = "{architecture}.gguf"
+
+[[variants]]
+name = "baseline"
+model = "{architecture}"
+source = "baseline"
+
+[[variants]]
+name = "q8"
+model = "{architecture}"
+source = "quantize"
+dtype = "q8_0"
+"#
+        ));
+    }
+    body.push_str(
+        r#"
+[[targets]]
+device = "cpu"
+threads = [1]
+
+[scenarios.prefill]
+prompt_tokens = [8]
+
+[scenarios.decode]
+new_tokens = [4]
+depth = [8]
+
+[settings]
+warmup_s = 0.02
+max_warmup_s = 0.1
+min_time_s = 0.05
+max_time_s = 0.2
+min_iterations = 5
+max_noise = 0.5
+"#,
+    );
+    let suite = dir.join("arch.toml");
+    std::fs::write(&suite, body).unwrap();
+    suite
+}
+
+/// qwen2, qwen3 and phi3 (candle's `quantized_qwen2`, `quantized_qwen3`, `quantized_phi3`)
+/// run prefill and decode through the binary, as written and requantized to q8_0.
+#[test]
+fn qwen2_qwen3_and_phi3_prefill_and_decode_end_to_end() {
+    let archs = ["qwen2", "qwen3", "phi3"];
+    let dir = tempfile::tempdir().unwrap();
+    let suite = arch_suite(dir.path(), &archs);
+    let output = dir.path().join("run.json");
+    let cache = dir.path().join("cache");
+    let out = inferbench(&[
+        "run",
+        suite.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {stderr}\nstdout: {}",
+        text(&out.stdout)
+    );
+    let run = results::read_json(&output).unwrap();
+    let mut expected = Vec::new();
+    for arch in archs {
+        for v in ["baseline", "q8"] {
+            for part in ["prefill/pp8/b1", "decode/tg4@d8/b1"] {
+                expected.push(format!("{arch}-{v}/cpu-t1/{part}"));
+            }
+        }
+    }
+    let ids: Vec<&str> = run.cases.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, expected);
+    for arch in archs {
+        for (v, dtype) in [("baseline", "f32"), ("q8", "q8_0")] {
+            let pp = case(&run, &format!("{arch}-{v}/cpu-t1/prefill/pp8/b1"));
+            let llm = pp.model.llm.as_ref().expect("the GGUF's description");
+            assert_eq!(llm.architecture, arch);
+            // Every 2-D tensor in the variant's type (norms and biases stay f32).
+            assert!(
+                llm.tensor_types.get(dtype).is_some_and(|&n| n >= 2 * 4 + 2),
+                "{arch}-{v}: {:?}",
+                llm.tensor_types
+            );
+            let Some(ScenarioRecord::Prefill(p)) = &pp.record else {
+                panic!("{arch}-{v}: a prefill record: {:?}", pp.record)
+            };
+            let ttft = p.ttft_ms.as_ref().expect("TTFT");
+            assert!(p.repetitions >= 5, "{arch}-{v}: {}", p.repetitions);
+            assert_eq!(ttft.samples.len(), p.repetitions);
+            assert!(ttft.samples.iter().all(|&ms| ms > 0.0));
+
+            let tg = case(&run, &format!("{arch}-{v}/cpu-t1/decode/tg4@d8/b1"));
+            let Some(ScenarioRecord::Decode(d)) = &tg.record else {
+                panic!("{arch}-{v}: a decode record: {:?}", tg.record)
+            };
+            let itl = d.itl_ms.as_ref().expect("ITL");
+            assert_eq!(itl.samples.len(), 4 * d.repetitions, "{arch}-{v}");
+            assert_eq!(d.generated.len(), 4);
+            assert!(d
+                .generated
+                .iter()
+                .all(|&t| (t as usize) < tiny::vocab_size()));
+            assert_eq!(d.kv_cache.as_ref().unwrap().context_tokens, 12);
+        }
+    }
+}
+
+/// A GGUF of an architecture candle has no loader for here, and a phi3 without the output
+/// projection candle's phi3 reads, exit 2 before any case runs, naming the file and why.
+#[test]
+fn unsupported_architectures_exit_2_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = arch_suite(dir.path(), &["phi3"]);
+    let body = std::fs::read_to_string(&suite).unwrap();
+    TinyLlama {
+        architecture: "gemma3",
+        ..TinyLlama::default()
+    }
+    .write(&dir.path().join("gemma.gguf"))
+    .unwrap();
+    let gemma = dir.path().join("gemma.toml");
+    std::fs::write(&gemma, body.replace("\"phi3.gguf\"", "\"gemma.gguf\"")).unwrap();
+    let out = inferbench(&["run", gemma.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for needle in [
+        "gemma.gguf",
+        "`gemma3`",
+        "llama, qwen2, qwen3, phi3",
+        "models[0].path",
+    ] {
+        assert!(stderr.contains(needle), "no {needle:?} in {stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    TinyLlama {
+        architecture: "phi3",
+        tied: true,
+        ..TinyLlama::default()
+    }
+    .write(&dir.path().join("tied.gguf"))
+    .unwrap();
+    let tied = dir.path().join("tied.toml");
+    std::fs::write(&tied, body.replace("\"phi3.gguf\"", "\"tied.gguf\"")).unwrap();
+    let out = inferbench(&["run", tied.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for needle in [
+        "tied.gguf",
+        "output.weight is missing",
+        "phi3",
+        "models[0].path",
+    ] {
+        assert!(stderr.contains(needle), "no {needle:?} in {stderr}");
+    }
+}
+
+/// A text the tiny model's byte-level tokenizer turns into well over 20 tokens.
+const PROMPT_TEXT: &str = "In the beginning the earth was without form, and void; and darkness was upon the face of the deep.";
+
+/// The suite of the prompt-file and file-variant tests: the tiny model with quality, its
+/// baseline and a `file` variant (`mine.gguf`), prefill from a text and decode from token ids.
+const PROMPT_SUITE: &str = r#"
+[suite]
+name = "llm-prompts"
+
+[[models]]
+name = "tiny"
+arch = "llm"
+path = "tiny.gguf"
+quality = { tokens = "ids.npy", ctx = 16, chunks = 2 }
+
+[[variants]]
+name = "baseline"
+model = "tiny"
+source = "baseline"
+
+[[variants]]
+name = "mine"
+model = "tiny"
+source = "file"
+path = "mine.gguf"
+
+[[targets]]
+device = "cpu"
+threads = [1]
+
+[scenarios.prefill]
+prompt_tokens = [8]
+prompt_file = "prompt.txt"
+
+[scenarios.decode]
+new_tokens = [4]
+depth = [8]
+prompt_file = "prompt.npy"
+
+[settings]
+warmup_s = 0.02
+max_warmup_s = 0.1
+min_time_s = 0.05
+max_time_s = 0.2
+min_iterations = 5
+max_noise = 0.5
+"#;
+
+/// The ids `prompt.npy` holds.
+const PROMPT_IDS: [i64; 12] = [40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51];
+
+/// A token-id file with its provenance sidecar.
+fn write_token_file(path: &Path, ids: &[i64]) {
+    npy::write(path, &[ids.len()], NpyData::I64(ids)).unwrap();
+    let provenance =
+        r#"{"text": "none", "tokenizer": "chosen by hand", "model": "tiny", "bos": false}"#;
+    std::fs::write(path.with_extension("json"), provenance).unwrap();
+}
+
+/// The tiny model, its quality ids, `mine.gguf` (three layers, other seeds: "a user's own
+/// GGUF"), the prompt text and ids, and the prompt suite, in `dir`.
+fn write_prompt_inputs(dir: &Path) -> std::path::PathBuf {
+    write_inputs(dir);
+    TinyLlama {
+        seed: 11,
+        layers: 3,
+        ..TinyLlama::default()
+    }
+    .write(&dir.join("mine.gguf"))
+    .unwrap();
+    std::fs::write(dir.join("prompt.txt"), PROMPT_TEXT).unwrap();
+    write_token_file(&dir.join("prompt.npy"), &PROMPT_IDS);
+    let suite = dir.join("prompts.toml");
+    std::fs::write(&suite, PROMPT_SUITE).unwrap();
+    suite
+}
+
+/// The greedy tokens the library's own bench loop generates for `test` on `gguf` from `ids`.
+fn reference_tokens(gguf: &Path, test: LlmTest, ids: &[u32]) -> Vec<u32> {
+    let mut model = LlmModel::load(gguf, &candle_core::Device::Cpu).unwrap();
+    let mut bench = LlmBench::with_tokens(&mut model, test, ids).unwrap();
+    bench.run().unwrap();
+    bench.generated().to_vec()
+}
+
+/// `prompt_file` takes the prompt from a text (tokenized by the model's GGUF tokenizer) or
+/// from token ids; a `file` variant runs the user's own GGUF (its own header, layers and KV
+/// cache) and is scored against the baseline.
+#[test]
+fn prompt_files_and_file_variants_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_prompt_inputs(dir.path());
+    let output = dir.path().join("run.json");
+    let cache = dir.path().join("cache");
+    let out = inferbench(&[
+        "run",
+        suite.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    let run = results::read_json(&output).unwrap();
+    let ids: Vec<&str> = run.cases.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "tiny-baseline/cpu-t1/prefill/pp8/b1",
+            "tiny-baseline/cpu-t1/decode/tg4@d8/b1",
+            "tiny-mine/cpu-t1/prefill/pp8/b1",
+            "tiny-mine/cpu-t1/decode/tg4@d8/b1",
+        ]
+    );
+    let tokenizer = GgufTokenizer::load(&dir.path().join("tiny.gguf")).unwrap();
+    let text_ids = tokenizer.encode(PROMPT_TEXT).unwrap();
+    assert!(text_ids.len() > 20);
+    let file_ids: Vec<u32> = PROMPT_IDS.iter().map(|&v| v as u32).collect();
+    let prefill = LlmTest::Prefill { prompt: 8 };
+    let decode = LlmTest::Decode {
+        depth: 8,
+        new_tokens: 4,
+    };
+    for (variant, gguf, layers) in [("baseline", "tiny.gguf", 2), ("mine", "mine.gguf", 3)] {
+        let gguf = dir.path().join(gguf);
+        let pp = case(&run, &format!("tiny-{variant}/cpu-t1/prefill/pp8/b1"));
+        let Some(ScenarioRecord::Prefill(p)) = &pp.record else {
+            panic!("a prefill record: {:?}", pp.record)
+        };
+        assert!(
+            p.prompt.contains("prompt.txt") && p.prompt.contains("the first 9 of the"),
+            "{}",
+            p.prompt
+        );
+        assert_eq!(
+            p.generated,
+            reference_tokens(&gguf, prefill, &text_ids),
+            "{variant}"
+        );
+
+        let tg = case(&run, &format!("tiny-{variant}/cpu-t1/decode/tg4@d8/b1"));
+        let Some(ScenarioRecord::Decode(d)) = &tg.record else {
+            panic!("a decode record: {:?}", tg.record)
+        };
+        assert!(
+            d.prompt.contains("prompt.npy") && d.prompt.contains("chosen by hand"),
+            "{}",
+            d.prompt
+        );
+        let want = reference_tokens(&gguf, decode, &file_ids);
+        assert_eq!(
+            d.generated, want,
+            "{variant}: the file's ids were the context"
+        );
+        let seeded = random_tokens(tiny::vocab_size(), 9, 1);
+        assert_ne!(
+            reference_tokens(&gguf, decode, &seeded),
+            want,
+            "a different context"
+        );
+
+        // The variant's own file was loaded: its layers and its KV cache.
+        let llm = pp.model.llm.as_ref().expect("the GGUF's description");
+        assert_eq!(llm.layers, layers, "{variant}");
+        let per_position = 2 * layers * tiny::KV_HEADS * (tiny::EMBED / tiny::HEADS) * 4;
+        assert_eq!(
+            d.kv_cache.as_ref().unwrap().computed_bytes,
+            (12 * per_position) as u64
+        );
+    }
+    // The file variant is scored against the baseline: another model, a real divergence.
+    let mine = case(&run, "tiny-mine/cpu-t1/prefill/pp8/b1");
+    let kld = mine
+        .llm_quality
+        .as_ref()
+        .and_then(|q| q.kld.as_ref())
+        .expect("KLD of the file variant");
+    assert!(kld.mean > 0.01, "{kld:?}");
+}
+
+/// A prompt file that is missing, empty, too short or holds ids outside the vocabulary, and
+/// a file variant that is not a GGUF, exit 2 before any case runs, naming the file and the
+/// field.
+#[test]
+fn bad_prompt_files_and_file_variants_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    write_prompt_inputs(dir.path());
+    let d = dir.path();
+    std::fs::write(d.join("empty.txt"), "").unwrap();
+    std::fs::write(d.join("short.txt"), "In the").unwrap();
+    write_token_file(&d.join("none.npy"), &[]);
+    write_token_file(&d.join("foreign.npy"), &[1, 2, 3, 4, 5, 6, 7, 8, 9000, 10]);
+    std::fs::write(d.join("not.gguf"), "not a model").unwrap();
+    let cases: [(&str, &str, &str, &[&str]); 6] = [
+        (
+            "\"prompt.txt\"",
+            "\"missing.txt\"",
+            "prefill",
+            &["missing.txt"],
+        ),
+        (
+            "\"prompt.txt\"",
+            "\"empty.txt\"",
+            "prefill",
+            &["empty.txt", "holds no tokens"],
+        ),
+        (
+            "\"prompt.txt\"",
+            "\"short.txt\"",
+            "prefill",
+            &["short.txt", "9 are needed"],
+        ),
+        (
+            "\"prompt.npy\"",
+            "\"none.npy\"",
+            "decode",
+            &["none.npy", "holds no tokens"],
+        ),
+        (
+            "\"prompt.npy\"",
+            "\"foreign.npy\"",
+            "decode",
+            &[
+                "foreign.npy",
+                "holds id 9000 at index 8",
+                "vocabulary of 267",
+            ],
+        ),
+        (
+            "\"mine.gguf\"",
+            "\"not.gguf\"",
+            "variants[1].path",
+            &["not.gguf", "not a GGUF file", "one an `llm` runs"],
+        ),
+    ];
+    for (from, to, field, says) in cases {
+        let suite = d.join("bad.toml");
+        std::fs::write(&suite, PROMPT_SUITE.replace(from, to)).unwrap();
+        let out = inferbench(&["run", suite.to_str().unwrap()]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{to}: {stderr}");
+        let field = if field.contains('.') {
+            field.to_string()
+        } else {
+            format!("scenarios.{field}.prompt_file")
+        };
+        assert!(stderr.contains(&field), "{to}: no {field} in {stderr}");
+        for needle in says {
+            assert!(stderr.contains(needle), "{to}: no {needle:?} in {stderr}");
+        }
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+/// `profile` on a decode case splits its repetitions into the components candle traces
+/// (attention and MLP matmuls, RoPE, attention, norms, logits), from candle's own forward.
+#[test]
+fn profile_splits_a_decode_into_components() {
+    let dir = tempfile::tempdir().unwrap();
+    write_inputs(dir.path());
+    let suite = dir.path().join("suite.toml");
+    let output = dir.path().join("profile.json");
+    let cache = dir.path().join("cache");
+    let id = "tiny-baseline/cpu-t1/decode/tg4@d8/b1";
+    let out = inferbench(&[
+        "profile",
+        suite.to_str().unwrap(),
+        "--case",
+        id,
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}\nstdout: {stdout}",
+        text(&out.stderr)
+    );
+    for needle in [
+        "matmuls: attention q, k, v, o",
+        "RoPE",
+        "attention: scores, softmax, values, KV cache",
+        "matmuls: MLP gate, up, down",
+        "RMS norms",
+        "logits: output matmul",
+        "sum of layer means",
+    ] {
+        assert!(stdout.contains(needle), "no {needle:?} in\n{stdout}");
+    }
+    let run = results::read_json(&output).unwrap();
+    let profile = case(&run, id).profile.as_ref().expect("a profile");
+    assert!(profile.iterations >= 5, "{}", profile.iterations);
+    assert!(profile
+        .layers
+        .iter()
+        .all(|l| l.samples_ms.len() == profile.iterations));
+    let share: f64 = profile.layers.iter().map(|l| l.share).sum();
+    assert!((share - 1.0).abs() < 1e-9, "{share}");
+    // The components are part of each repetition's four decode steps: their sum stays near
+    // the unprofiled repetition (the spans' own cost and greedy sampling in between aside).
+    assert!(profile.layer_sum_mean_ms > 0.0);
+    // Held against the case's own repetitions only: the generic second pass would time the
+    // model's forward, a whole repetition with the untimed context prefill.
+    assert_eq!(profile.forward_after_mean_ms, None);
+    assert!(
+        profile.layer_sum_mean_ms < 3.0 * profile.forward_mean_ms,
+        "{} vs {}",
+        profile.layer_sum_mean_ms,
+        profile.forward_mean_ms
+    );
 }

@@ -9,6 +9,7 @@
 //! - [`model`]: [`model::LlmModel`] (prefill, decode step, KV cache reset, all logits).
 //! - [`tokenizer`]: the tokenizer from the GGUF metadata, and which one made a set of ids.
 //! - [`tokens`]: seeded random prompts and the token-id files shipped beside texts.
+//! - [`prompt`]: a scenario's `prompt_file` (a text or token ids), read and checked.
 //! - [`quality`]: llama-perplexity's perplexity and KL-divergence statistics.
 //! - [`requant`]: a GGUF rewritten in another ggml type, with llama.cpp's fallbacks.
 //! - [`decoder`]: [`decoder::Decoder`], what the timing loops need from a model (and a null
@@ -16,16 +17,21 @@
 //! - [`bench`]: one repetition of each test, timed without allocation, and the sampling loop.
 //! - [`server`]: the server scenario for LLMs (Poisson arrivals of generation requests, TTFT
 //!   and TPOT under load); [`search`]: the highest rate meeting TTFT and TPOT bounds.
-//! - [`tiny`]: a tiny seeded llama GGUF for tests.
+//! - [`spans`], [`profile`]: where a test's time goes inside candle's model, by component
+//!   (matmuls, attention, RoPE, norms, logits), from the tracing spans candle opens.
+//! - [`tiny`]: a tiny seeded GGUF (llama, qwen2, qwen3 or phi3) for tests.
 
 pub mod bench;
 pub mod decoder;
 pub mod gguf;
 pub mod model;
+pub mod profile;
+pub mod prompt;
 pub mod quality;
 pub mod requant;
 pub mod search;
 pub mod server;
+pub mod spans;
 pub mod tiny;
 pub mod tokenizer;
 pub mod tokens;

@@ -170,7 +170,7 @@ impl TinyLlama {
         let u32v = Value::U32;
         let mut md = vec![
             ("general.architecture".into(), Value::String(a.into())),
-            ("general.name".into(), Value::String("tiny-llama".into())),
+            ("general.name".into(), Value::String(format!("tiny-{a}"))),
             (format!("{a}.block_count"), u32v(self.layers as u32)),
             (format!("{a}.context_length"), u32v(self.context_length)),
             (format!("{a}.embedding_length"), u32v(EMBED as u32)),

@@ -239,6 +239,18 @@ pub trait ModelKind: fmt::Debug {
         None
     }
 
+    /// A generation kind's check of a scenario's `prompt_file` against the model whose
+    /// weights are `weights`: it gives at least `needed` ids, all in the vocabulary. `Err`
+    /// holds the problem, naming the file.
+    fn check_prompt_file(
+        &self,
+        _weights: &WeightSource,
+        _file: &Path,
+        _needed: usize,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+
     /// The kind as its own type, for code that serves only this kind (a language model's
     /// variant building and scoring): `Some(self)` where a kind needs it.
     fn as_any(&self) -> Option<&dyn std::any::Any> {

@@ -21,6 +21,7 @@ use super::kind::{
 use super::{Architecture, ModelError, TensorShape, WeightSource, Weights};
 use crate::llm::bench::{LlmBench, LlmTest};
 use crate::llm::gguf::{self, GgufError, GgufInfo};
+use crate::llm::prompt::read_prompt;
 use crate::llm::quality::ChunkPlan;
 use crate::llm::tokens::{random_tokens, TokenIds};
 use crate::llm::{LlmError, LlmModel};
@@ -238,6 +239,22 @@ impl ModelKind for Llm {
 
     fn max_context(&self) -> Option<usize> {
         Some(self.max_context)
+    }
+
+    /// The file read as the worker reads it (`llm::prompt`: a text by the file's tokenizer,
+    /// or token ids).
+    fn check_prompt_file(
+        &self,
+        weights: &WeightSource,
+        file: &Path,
+        needed: usize,
+    ) -> Result<(), String> {
+        let WeightSource::Gguf { path } = weights else {
+            return Ok(());
+        };
+        read_prompt(file, path, self.vocab_size, needed)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     fn as_any(&self) -> Option<&dyn std::any::Any> {

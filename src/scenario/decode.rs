@@ -2,6 +2,8 @@
 //! M new tokens one at a time, each step timed: the inter-token latencies (ITL). Each
 //! repetition's latency is the steps' sum; generated tokens/s = M / that sum.
 
+use std::path::PathBuf;
+
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -84,6 +86,10 @@ impl ScenarioKind for Decode {
     fn context_tokens(&self, spec: &GenerationSpec) -> usize {
         let most = |v: &[usize]| v.iter().copied().max().unwrap_or(0);
         most(&spec.depth) + most(&spec.new_tokens)
+    }
+
+    fn prompt_file(&self, spec: &GenerationSpec) -> Option<(PathBuf, usize)> {
+        generation::prompt_need(spec, &spec.depth)
     }
 
     fn quick(&self, spec: &GenerationSpec) -> GenerationSpec {

@@ -3,6 +3,8 @@
 //! latency is end-to-end; TTFT is its prefill, TPOT its steps' mean, tokens/s = (N + M) /
 //! end-to-end as llama-bench counts it.
 
+use std::path::PathBuf;
+
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -91,6 +93,10 @@ impl ScenarioKind for Generate {
     fn context_tokens(&self, spec: &GenerationSpec) -> usize {
         let most = |v: &[usize]| v.iter().copied().max().unwrap_or(0);
         (most(&spec.prompt_tokens) + most(&spec.new_tokens)).saturating_sub(1)
+    }
+
+    fn prompt_file(&self, spec: &GenerationSpec) -> Option<(PathBuf, usize)> {
+        generation::prompt_need(spec, &spec.prompt_tokens)
     }
 
     fn quick(&self, spec: &GenerationSpec) -> GenerationSpec {

@@ -11,7 +11,7 @@ use toml::Spanned;
 use super::{DriveError, Driven, Measured};
 use crate::compare::{Better, Evidence, KindMetrics, MetricValue};
 use crate::llm::bench::{self, LlmBench, LlmTest};
-use crate::llm::tokenizer::GgufTokenizer;
+use crate::llm::prompt::read_prompt;
 use crate::llm::tokens::random_tokens;
 use crate::measure::{Observer, SamplerConfig, Workload};
 use crate::model::llm::LlmLoaded;
@@ -167,6 +167,13 @@ pub fn prompt_file(
     }
 }
 
+/// The prompt file and the most ids a case takes from it: the longest of `lengths` (prompts,
+/// or decode depths) and one more (`LlmTest::prompt_ids`).
+pub fn prompt_need(spec: &GenerationSpec, lengths: &[usize]) -> Option<(PathBuf, usize)> {
+    let file = spec.prompt_file.clone()?;
+    Some((file, lengths.iter().copied().max().unwrap_or(0) + 1))
+}
+
 /// The case id's part: llama-bench's test name and the batch, `pp512/b1`.
 pub fn id_part(test: &LlmTest) -> String {
     format!("{}/b1", test.label())
@@ -177,7 +184,7 @@ fn fail(e: impl std::fmt::Display) -> DriveError {
 }
 
 /// The prompt's ids and where they came from: seeded random ids, or a prompt file's first
-/// tokens by the model's GGUF tokenizer.
+/// ids (`llm::prompt`: a text by the model's GGUF tokenizer, or a token-id file).
 fn prompt_ids(
     loaded: &LlmLoaded,
     case: &GenerationCase,
@@ -191,25 +198,8 @@ fn prompt_ids(
         );
         return Ok((random_tokens(vocab, n, seed), what));
     };
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| fail(format!("cannot read prompt file {}: {e}", file.display())))?;
-    let tokenizer = GgufTokenizer::load(&loaded.path).map_err(fail)?;
-    let ids = tokenizer.encode(&text).map_err(fail)?;
-    if ids.len() < n {
-        return Err(fail(format!(
-            "prompt file {} is {} tokens long with the model's tokenizer; {} needs {n}: use a longer text or smaller lists",
-            file.display(),
-            ids.len(),
-            case.test.label()
-        )));
-    }
-    let what = format!(
-        "the first {n} of the {} tokens of {}, by {}",
-        ids.len(),
-        file.display(),
-        tokenizer.description()
-    );
-    Ok((ids[..n].to_vec(), what))
+    let prompt = read_prompt(file, &loaded.path, vocab, n).map_err(fail)?;
+    Ok(prompt.first(n))
 }
 
 /// A generation case measured: the harness's warm-up, then repetitions under its stopping

@@ -12,6 +12,8 @@
 //! part of `check` (handed to `compare` as [`Checks`], since compare does not import this
 //! module). `docs/architecture.md` ("Adding a scenario kind") walks through a new one.
 
+use std::path::PathBuf;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
@@ -122,6 +124,12 @@ pub trait ScenarioKind {
     /// model's at validation (0: none).
     fn context_tokens(&self, _spec: &Self::Spec) -> usize {
         0
+    }
+
+    /// A generation kind's prompt file and the most ids one of its cases takes from it,
+    /// checked against each model at validation (`None`: seeded prompts, or no prompts).
+    fn prompt_file(&self, _spec: &Self::Spec) -> Option<(PathBuf, usize)> {
+        None
     }
 
     /// The table as `run --quick` runs it (default: unchanged; the quick settings already
@@ -298,6 +306,13 @@ macro_rules! kinds {
             pub fn context_tokens(&self) -> usize {
                 match self {
                     $(Self::$Kind(spec) => $Kind.context_tokens(spec),)+
+                }
+            }
+
+            /// [`ScenarioKind::prompt_file`].
+            pub fn prompt_file(&self) -> Option<(PathBuf, usize)> {
+                match self {
+                    $(Self::$Kind(spec) => $Kind.prompt_file(spec),)+
                 }
             }
 

@@ -1,6 +1,8 @@
 //! Prefill (llama-bench's `ppN`): a prompt of N tokens into an empty KV cache. Each
 //! repetition's latency is its time to first token (TTFT); prompt tokens/s = N / TTFT.
 
+use std::path::PathBuf;
+
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -78,6 +80,10 @@ impl ScenarioKind for Prefill {
 
     fn context_tokens(&self, spec: &GenerationSpec) -> usize {
         spec.prompt_tokens.iter().copied().max().unwrap_or(0)
+    }
+
+    fn prompt_file(&self, spec: &GenerationSpec) -> Option<(PathBuf, usize)> {
+        generation::prompt_need(spec, &spec.prompt_tokens)
     }
 
     fn quick(&self, spec: &GenerationSpec) -> GenerationSpec {

@@ -44,8 +44,25 @@ impl Validator {
                 );
                 refused = true;
             }
+            if refused {
+                continue;
+            }
+            if let Some((file, needed)) = spec.prompt_file() {
+                for m in models {
+                    if let Err(problem) = m.arch.kind().check_prompt_file(&m.weights, &file, needed)
+                    {
+                        let hint = "a prompt file is a text (tokenized by the model's GGUF tokenizer) or a 1-D .npy of token ids with its provenance .json beside it";
+                        self.problem(
+                            format!("{field}.prompt_file"),
+                            span.clone(),
+                            problem,
+                            Some(hint),
+                        );
+                    }
+                }
+            }
             let context = spec.context_tokens();
-            if refused || context == 0 {
+            if context == 0 {
                 continue;
             }
             let mut seen: Vec<(&str, usize)> = Vec::new();

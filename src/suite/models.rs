@@ -276,7 +276,17 @@ impl Validator {
             return None;
         }
         if let Err(e) = model::check_weights_file(arch.kind(), &path) {
-            self.problem(field, p.span(), e.to_string(), Some("the file must hold the architecture's tensors by name and shape (docs/models.md, \"Weights layout\")"));
+            // A kind whose file is a format of its own (an llm's GGUF) names what is wrong
+            // with it in `e`; the tensor layout does not apply to it.
+            let hint = if arch.kind().file_architecture(&path).is_some() {
+                format!(
+                    "the file must be one {} runs, in the format of its model's own file",
+                    arch.info().a()
+                )
+            } else {
+                "the file must hold the architecture's tensors by name and shape (docs/models.md, \"Weights layout\")".to_string()
+            };
+            self.problem(field, p.span(), e.to_string(), Some(&hint));
             return None;
         }
         Some(path)

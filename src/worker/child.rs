@@ -4,6 +4,7 @@
 use std::io::{Read, Write};
 use std::time::Instant;
 
+use super::llm_profile;
 use super::meter::{Meter, WorkerObserver, REFERENCE_BUDGET};
 use super::pipeline::{prepare_inputs, LayerSteps, Pipeline};
 use super::protocol::{
@@ -270,6 +271,11 @@ fn profile_case(
     batch: usize,
     request: ProfileRequest,
 ) -> Result<RawProfile, String> {
+    // A language model's forward pass (a whole repetition, with a decode's untimed context
+    // prefill) is not what its case times: its profile is held against the case's samples.
+    if let Some(own) = llm_profile::profile(pipeline.model, cfg) {
+        return own;
+    }
     let input = pipeline.input[pipeline.current].clone();
     let mut raw = profile_layers(
         pipeline.model,

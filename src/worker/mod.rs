@@ -11,6 +11,7 @@
 //! edges), then a short heap pass with the counting allocator on; peak RSS is read last.
 
 mod child;
+mod llm_profile;
 mod meter;
 mod parent;
 mod pipeline;

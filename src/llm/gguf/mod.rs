@@ -17,6 +17,8 @@ use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::GgmlDType;
 use serde::{Deserialize, Serialize};
 
+mod layout;
+
 /// Architectures (`general.architecture`) candle-transformers has a quantized GGUF model for
 /// that this module runs.
 pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "phi3"];
@@ -306,15 +308,8 @@ fn describe(path: &Path, file_bytes: u64, ct: &Content) -> Result<GgufInfo, Gguf
         }
         None => return Err(malformed("it has no tensor token_embd.weight".into())),
     };
-    for layer in 0..layers {
-        if !ct
-            .tensor_infos
-            .contains_key(&format!("blk.{layer}.attn_norm.weight"))
-        {
-            return Err(malformed(format!(
-                "{architecture}.block_count is {layers}, but tensor blk.{layer}.attn_norm.weight is missing"
-            )));
-        }
+    if let Some((tensor, why)) = layout::missing_tensor(&architecture, layers, ct) {
+        return Err(malformed(format!("tensor {tensor} is missing: {why}")));
     }
     let string = |key: &str| match ct.metadata.get(key) {
         Some(Value::String(s)) => Some(s.clone()),
