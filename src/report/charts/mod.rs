@@ -9,6 +9,12 @@ mod confusion;
 pub(crate) mod cost;
 mod latency;
 mod legend;
+mod llm;
+mod llm_itl;
+mod llm_load;
+mod llm_memory;
+mod llm_quality;
+mod llm_rate;
 mod palette;
 mod radar;
 mod resources;
@@ -24,13 +30,13 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
+#[cfg(test)]
+use legend::legend_layout;
+use legend::{draw_legend, entry, legend_height, Entry, Swatch};
 pub(crate) use palette::color;
 use palette::tint;
 #[cfg(test)]
 use palette::{distance, hsl, COLORS, PALETTE};
-use legend::{draw_legend, entry, legend_height, Entry, Swatch};
-#[cfg(test)]
-use legend::legend_layout;
 use text::style;
 
 use super::axis::ValueAxis;
@@ -51,6 +57,17 @@ pub struct Chart {
     pub width: u32,
     pub height: u32,
     pub png: Vec<u8>,
+    /// Where the page shows it.
+    pub section: Section,
+}
+
+/// The part of the page a chart belongs to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Section {
+    #[default]
+    General,
+    /// Language models (prefill, decode, generate, llm_server): their own section.
+    Llm,
 }
 
 /// A chart left out for lack of data, and why.
@@ -106,6 +123,9 @@ pub fn render_all(data: &ReportData) -> Result<(Vec<Chart>, Vec<Omitted>), Strin
             Outcome::Omitted(o) => left_out.push(o),
         }
     }
+    let (llm_charts, llm_left_out) = llm::render(data)?;
+    charts.extend(llm_charts);
+    left_out.extend(llm_left_out);
     Ok((charts, left_out))
 }
 
@@ -154,6 +174,7 @@ fn chart(
         width: WIDTH,
         height,
         png,
+        section: Section::General,
     })
 }
 
@@ -516,5 +537,7 @@ fn slug(s: &str) -> String {
     out.trim_matches('-').to_string()
 }
 
+#[cfg(test)]
+mod llm_tests;
 #[cfg(test)]
 mod tests;
