@@ -145,12 +145,12 @@ fn rate_chart(d: &ReportData, scenario: Scenario, rows: &[RateRow]) -> Result<Ch
                     right = right.max(hi);
                     format!(
                         "{} ± {} t/s, {} reps",
-                        format::num(r.mean),
+                        format::rate(r.mean),
                         format::num((hi - lo) / 2.0),
                         r.repetitions
                     )
                 }
-                None => format!("{} t/s, {} rep", format::num(r.mean), r.repetitions),
+                None => format!("{} t/s, {} rep", format::rate(r.mean), r.repetitions),
             };
             annotate(
                 root,
