@@ -1,8 +1,9 @@
 //! Language models (`arch = "llm"`) through the real binary, on the tiny seeded GGUF the tests
 //! write (`llm::tiny`: two layers, hidden 64): the prefill, decode, generate and llm_server
 //! scenarios with their records, requantized variants with perplexity and KL divergence, the
-//! llama-bench table, `check` on the LLM metrics, and bad GGUF files refused with exit 2
-//! naming the file. The real SmolLM2 file is driven by tests/smollm2.rs.
+//! llama-bench table, the LLM server table, `check` on the LLM metrics, the report's LLM
+//! charts, and bad GGUF files refused with exit 2 naming the file. The real SmolLM2 file is
+//! driven by tests/smollm2.rs.
 
 use std::path::Path;
 
@@ -247,6 +248,65 @@ fn tiny_llm_suite_end_to_end() {
     ] {
         assert!(check.contains(metric), "no {metric} in check:\n{check}");
     }
+
+    // The LLM server table: one row per llm_server case, whole within 120 columns, and the
+    // search's result under it.
+    let header = stdout
+        .lines()
+        .find(|l| l.contains("TTFT p50 / p99 ms") && l.contains("TPOT p50 / p99 ms"))
+        .unwrap_or_else(|| panic!("no LLM server table in\n{stdout}"));
+    assert!(header.contains("req/s off → done") && header.contains("dropped"));
+    assert!(header.chars().count() <= 120, "{header}");
+    let found = stdout
+        .lines()
+        .filter(|l| l.starts_with("find_max_qps tiny-") && l.contains("req/s"))
+        .count();
+    assert_eq!(found, 3, "one search result per variant in\n{stdout}");
+
+    // The report: every LLM chart drawn, written beside the page and shown in its LLM section.
+    // `KEEP_REPORT=DIR` writes it to DIR instead, to look at.
+    let report_dir = std::env::var_os("KEEP_REPORT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("report"));
+    let out = inferbench(&[
+        "report",
+        output.to_str().unwrap(),
+        "--out",
+        report_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let page = std::fs::read_to_string(report_dir.join("index.html")).unwrap();
+    assert!(page.contains("<section id=\"llm\">"), "no LLM section");
+    let start = page.find("<section id=\"llm\">").unwrap();
+    let end = start + page[start..].find("</section>").unwrap();
+    let llm_section = &page[start..end];
+    assert!(llm_section.contains("outside the timed region"));
+    for file in [
+        "llm-tokens-prefill.png",
+        "llm-tokens-decode.png",
+        "llm-tokens-generate.png",
+        "llm-itl.png",
+        "llm-server-load.png",
+        "llm-quality-ppl.png",
+        "llm-quality-kld.png",
+        "llm-memory.png",
+    ] {
+        let png = std::fs::read(report_dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(
+            png.len() > 1000 && png.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "{file}: {} bytes",
+            png.len()
+        );
+        assert!(
+            llm_section.contains(&format!("({file})")),
+            "{file} not in the LLM section"
+        );
+    }
+    let summary = std::fs::read_to_string(report_dir.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("`llm-quality-ppl.png` (language models)"),
+        "{summary}"
+    );
 }
 
 #[test]

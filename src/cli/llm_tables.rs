@@ -5,7 +5,7 @@
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 
 use super::tables::{fmt_bytes, fmt_ms};
-use crate::schema::{CaseResult, RunResult};
+use crate::schema::{CaseResult, LlmServerInfo, RunResult, ScenarioRecord, Summary};
 
 /// What every LLM table's reader must know, printed under it.
 pub const LLM_NOTE: &str = "llm: t/s counted as llama-bench counts them (prompt tokens / TTFT, new tokens / decode steps, both / end-to-end), mean over repetitions ± its 95% CI half-width; each repetition starts from an empty KV cache; greedy sampling and detokenization are outside the timed region; KV = computed at the test's context (RSS growth after load beside it)";
@@ -138,6 +138,90 @@ pub fn llm_quality_table(run: &RunResult) -> Option<Table> {
     ]);
     for row in rows {
         table.add_row(row);
+    }
+    Some(table)
+}
+
+/// What the LLM server table's reader must know, printed under it.
+pub const LLM_SERVER_NOTE: &str = "llm_server: requests arrive by a seeded Poisson process and are served one sequence at a time; req/s off → done = the schedule's own rate → requests served per second; t/s = generated tokens per second; TTFT = first token - arrival (queueing included); TPOT = (end-to-end - TTFT) / (output tokens - 1); dropped = refused with a full queue + unserved at the drain deadline, of all requests; a search's row is its highest passing probe";
+
+fn server_record(c: &CaseResult) -> Option<&LlmServerInfo> {
+    match &c.record {
+        Some(ScenarioRecord::LlmServer(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// `p50 / p99` of a distribution, ms.
+fn p50_p99(s: Option<&Summary>) -> String {
+    s.map(|s| format!("{} / {}", fmt_ms(s.p50), fmt_ms(s.p99)))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// The result of each `find_max_qps` search, one line per llm_server case that ran one.
+pub fn llm_search_lines(run: &RunResult) -> Vec<String> {
+    run.cases
+        .iter()
+        .filter_map(|c| {
+            let s = server_record(c)?;
+            let x = s.search.as_ref()?;
+            let rate = |q: f64| format!("{q:.3}");
+            let found = match (x.max_qps, x.failing_qps) {
+                (Some(lo), Some(hi)) => {
+                    format!("max {} req/s (fails at {})", rate(lo), rate(hi))
+                }
+                (Some(lo), None) => format!("at least {} req/s (no rate failed)", rate(lo)),
+                (None, Some(hi)) => format!("none passed (even {} req/s failed)", rate(hi)),
+                (None, None) => "none passed".into(),
+            };
+            Some(format!(
+                "find_max_qps {}-{} t{} pp{}+tg{}: {found}; bounds TTFT p99 <= {} ms, TPOT p99 <= {} ms; {} probes",
+                c.model_name,
+                c.variant,
+                c.threads,
+                s.prompt_tokens,
+                s.output_tokens,
+                fmt_ms(x.ttft_p99_bound_ms),
+                fmt_ms(x.tpot_p99_bound_ms),
+                x.probes.len()
+            ))
+        })
+        .collect()
+}
+
+/// One row per llm_server case: offered and achieved rates, generated tokens/s, TTFT and TPOT
+/// p50 / p99, and dropped (or unserved) of all requests. `None` without such cases.
+pub fn llm_server_table(run: &RunResult) -> Option<Table> {
+    let rows: Vec<(&CaseResult, &LlmServerInfo)> = run
+        .cases
+        .iter()
+        .filter_map(|c| server_record(c).map(|s| (c, s)))
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "variant",
+        "thr",
+        "test",
+        "req/s off → done",
+        "t/s",
+        "TTFT p50 / p99 ms",
+        "TPOT p50 / p99 ms",
+        "dropped",
+    ]);
+    for (c, s) in rows {
+        table.add_row(vec![
+            Cell::new(format!("{}-{}", c.model_name, c.variant)),
+            right(c.threads.to_string()),
+            Cell::new(format!("pp{}+tg{}", s.prompt_tokens, s.output_tokens)),
+            right(format!("{:.3} → {:.3}", s.offered_qps, s.achieved_qps)),
+            right(format!("{:.1}", s.generated_tokens_per_s)),
+            right(p50_p99(s.ttft_ms.as_ref())),
+            right(p50_p99(s.tpot_ms.as_ref())),
+            right(format!("{}/{}", s.dropped + s.unserved, s.requests)),
+        ]);
     }
     Some(table)
 }

@@ -124,6 +124,13 @@ pub fn run_summary(run: &RunResult) -> String {
         }
         out.push(wrapped(super::llm_tables::LLM_NOTE));
     }
+    if let Some(table) = super::llm_tables::llm_server_table(run) {
+        out.push(fit(&table));
+        for line in super::llm_tables::llm_search_lines(run) {
+            out.push(wrapped(&line));
+        }
+        out.push(wrapped(super::llm_tables::LLM_SERVER_NOTE));
+    }
     if let Some(note) = energy_footnote(run) {
         out.push(wrapped(&note));
     }

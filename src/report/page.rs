@@ -14,7 +14,7 @@ mod profile;
 mod runs;
 mod server;
 
-use super::charts::{Chart, Omitted};
+use super::charts::{Chart, Omitted, Section};
 use super::data::ReportData;
 use super::findings::Finding;
 use cases::{case_rows, cold_rows, energy_estimate, estimate_note, ColdRow, Row};
@@ -41,6 +41,9 @@ struct Context {
     any_estimate: bool,
     estimate_note: Option<String>,
     charts: Vec<ChartCtx>,
+    /// Language-model charts, in their own section.
+    llm_charts: Vec<ChartCtx>,
+    llm_note: &'static str,
     omitted: Vec<OmittedCtx>,
     cold: Vec<ColdRow>,
     fidelity: Vec<FidelityRow>,
@@ -50,6 +53,9 @@ struct Context {
     server: Vec<ServerRow>,
     renderer: String,
 }
+
+/// What the LLM section's reader must know, under its heading.
+const LLM_NOTE: &str = "Language models (GGUF, candle's quantized kernels), measured with llama-bench's tests: pp = prefill of a prompt of N tokens, tg = M generated tokens (@dD: after a context of D tokens), pp+tg = both. What is timed is each model call (a prefill, or one decode step) and its device synchronisation; greedy sampling (argmax of the logits copied to the host), building the next input and detokenization are outside the timed region. Every repetition starts from an empty KV cache; tokens/s is counted per repetition as llama-bench counts it, and its mean carries a Student-t 95% CI. Quality is scored once per variant on fixed token ids, outside any timed loop.";
 
 fn dash() -> String {
     "-".to_string()
@@ -74,7 +80,9 @@ fn context(d: &ReportData, findings: &[Finding], charts: &[Chart], omitted: &[Om
         has_quality: kind.is_some(),
         any_estimate: estimate.is_some(),
         estimate_note: estimate.map(estimate_note),
-        charts: chart_rows(charts),
+        charts: chart_rows(charts, Section::General),
+        llm_charts: chart_rows(charts, Section::Llm),
+        llm_note: LLM_NOTE,
         omitted: omitted_rows(omitted),
         cold: cold_rows(d),
         fidelity: fidelity_rows(d),

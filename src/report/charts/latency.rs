@@ -117,16 +117,16 @@ pub fn latency(d: &ReportData) -> Result<Outcome, String> {
 }
 
 /// Quartiles and Tukey whiskers of a sample (linear interpolation, as `stats`).
-struct BoxStats {
-    q1: f64,
-    median: f64,
-    q3: f64,
-    lo_whisker: f64,
-    hi_whisker: f64,
-    outliers: Vec<f64>,
+pub(super) struct BoxStats {
+    pub q1: f64,
+    pub median: f64,
+    pub q3: f64,
+    pub lo_whisker: f64,
+    pub hi_whisker: f64,
+    pub outliers: Vec<f64>,
 }
 
-fn box_stats(samples: &[f64]) -> Option<BoxStats> {
+pub(super) fn box_stats(samples: &[f64]) -> Option<BoxStats> {
     if samples.is_empty() {
         return None;
     }

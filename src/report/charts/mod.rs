@@ -8,6 +8,13 @@
 mod confusion;
 pub(crate) mod cost;
 mod latency;
+mod legend;
+mod llm;
+mod llm_itl;
+mod llm_load;
+mod llm_memory;
+mod llm_quality;
+mod llm_rate;
 mod palette;
 mod radar;
 mod resources;
@@ -23,6 +30,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
+#[cfg(test)]
+use legend::legend_layout;
+use legend::{draw_legend, entry, legend_height, Entry, Swatch};
 pub(crate) use palette::color;
 use palette::tint;
 #[cfg(test)]
@@ -47,6 +57,17 @@ pub struct Chart {
     pub width: u32,
     pub height: u32,
     pub png: Vec<u8>,
+    /// Where the page shows it.
+    pub section: Section,
+}
+
+/// The part of the page a chart belongs to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Section {
+    #[default]
+    General,
+    /// Language models (prefill, decode, generate, llm_server): their own section.
+    Llm,
 }
 
 /// A chart left out for lack of data, and why.
@@ -102,6 +123,9 @@ pub fn render_all(data: &ReportData) -> Result<(Vec<Chart>, Vec<Omitted>), Strin
             Outcome::Omitted(o) => left_out.push(o),
         }
     }
+    let (llm_charts, llm_left_out) = llm::render(data)?;
+    charts.extend(llm_charts);
+    left_out.extend(llm_left_out);
     Ok((charts, left_out))
 }
 
@@ -150,6 +174,7 @@ fn chart(
         width: WIDTH,
         height,
         png,
+        section: Section::General,
     })
 }
 
@@ -281,120 +306,6 @@ where
             desc,
             (xr.start - 22 - widest, (yr.start + yr.end) / 2),
             style(DESC_SIZE).at(HPos::Center, VPos::Bottom).vertical(),
-        )?;
-    }
-    Ok(())
-}
-
-// ---- legend strip ----
-
-/// What a legend entry's swatch looks like.
-#[derive(Debug, Clone, Copy)]
-enum Swatch {
-    Bar(RGBColor),
-    Hatched(RGBColor),
-    Line(RGBColor),
-    Dot(RGBColor),
-    Hollow(RGBColor),
-    Triangle,
-    Whisker,
-}
-
-#[derive(Debug, Clone)]
-struct Entry {
-    swatch: Swatch,
-    label: String,
-}
-
-fn entry(swatch: Swatch, label: impl Into<String>) -> Entry {
-    Entry {
-        swatch,
-        label: label.into(),
-    }
-}
-
-const SWATCH_W: i32 = 26;
-const LEGEND_ROW: u32 = 26;
-
-/// Positions of the entries in rows `width` wide: (x, row) each, and the row count.
-fn legend_layout(entries: &[Entry], width: u32) -> (Vec<(i32, u32)>, u32) {
-    let mut pos = Vec::new();
-    let (mut x, mut row) = (16i32, 0u32);
-    for e in entries {
-        let w = SWATCH_W + 8 + text_width(&e.label, LABEL_SIZE) as i32 + 26;
-        if x > 16 && x + w > width as i32 - 16 {
-            x = 16;
-            row += 1;
-        }
-        pos.push((x, row));
-        x += w;
-    }
-    let rows = if entries.is_empty() { 0 } else { row + 1 };
-    (pos, rows)
-}
-
-/// Height of the legend strip for these entries.
-fn legend_height(entries: &[Entry]) -> u32 {
-    let (_, rows) = legend_layout(entries, WIDTH);
-    if rows == 0 {
-        0
-    } else {
-        rows * LEGEND_ROW + 18
-    }
-}
-
-fn draw_legend(area: &Area<'_>, entries: &[Entry]) -> DrawResult {
-    let (w, _) = area.dim_in_pixel();
-    let (pos, _) = legend_layout(entries, w);
-    for (e, &(x, row)) in entries.iter().zip(&pos) {
-        let cy = 10 + row as i32 * LEGEND_ROW as i32 + LEGEND_ROW as i32 / 2;
-        let (x0, x1) = (x, x + SWATCH_W);
-        match e.swatch {
-            Swatch::Bar(c) => {
-                area.draw(&Rectangle::new([(x0, cy - 7), (x1, cy + 7)], c.filled()))?;
-            }
-            Swatch::Hatched(c) => {
-                area.draw(&Rectangle::new(
-                    [(x0, cy - 7), (x1, cy + 7)],
-                    c.mix(0.25).filled(),
-                ))?;
-                hatch(area, (x0, cy - 7, x1, cy + 7), c)?;
-                area.draw(&Rectangle::new(
-                    [(x0, cy - 7), (x1, cy + 7)],
-                    c.stroke_width(1),
-                ))?;
-            }
-            Swatch::Line(c) => {
-                area.draw(&PathElement::new(
-                    vec![(x0, cy), (x1, cy)],
-                    c.stroke_width(3),
-                ))?;
-            }
-            Swatch::Dot(c) => {
-                area.draw(&Circle::new((x0 + SWATCH_W / 2, cy), 6, c.filled()))?;
-            }
-            Swatch::Hollow(c) => {
-                area.draw(&Circle::new((x0 + SWATCH_W / 2, cy), 6, c.stroke_width(2)))?;
-            }
-            Swatch::Triangle => {
-                area.draw(&TriangleMarker::new(
-                    (x0 + SWATCH_W / 2, cy),
-                    7,
-                    INK.filled(),
-                ))?;
-            }
-            Swatch::Whisker => {
-                let s = INK.stroke_width(2);
-                area.draw(&PathElement::new(vec![(x0, cy), (x1, cy)], s))?;
-                area.draw(&PathElement::new(vec![(x0, cy - 6), (x0, cy + 6)], s))?;
-                area.draw(&PathElement::new(vec![(x1, cy - 6), (x1, cy + 6)], s))?;
-            }
-        }
-        text::draw(
-            area,
-            &e.label,
-            (x1 + 8, cy),
-            style(LABEL_SIZE).at(HPos::Left, VPos::Center),
         )?;
     }
     Ok(())
@@ -626,5 +537,7 @@ fn slug(s: &str) -> String {
     out.trim_matches('-').to_string()
 }
 
+#[cfg(test)]
+mod llm_tests;
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,7 @@
 use base64::Engine;
 use serde::Serialize;
 
-use super::super::charts::{Chart, Omitted};
+use super::super::charts::{Chart, Omitted, Section};
 
 #[derive(Debug, Serialize)]
 pub(super) struct ChartCtx {
@@ -24,10 +24,11 @@ pub(super) struct OmittedCtx {
     why: String,
 }
 
-/// The charts, each PNG inlined as a data URL.
-pub(super) fn chart_rows(charts: &[Chart]) -> Vec<ChartCtx> {
+/// The charts of one section of the page, each PNG inlined as a data URL.
+pub(super) fn chart_rows(charts: &[Chart], section: Section) -> Vec<ChartCtx> {
     charts
         .iter()
+        .filter(|c| c.section == section)
         .map(|c| ChartCtx {
             id: c.file.trim_end_matches(".png").to_string(),
             file: c.file.clone(),
