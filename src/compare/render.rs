@@ -3,7 +3,9 @@
 
 use std::fmt::Write;
 
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
+use comfy_table::{
+    presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table,
+};
 
 use super::{ChangeKind, Comparison, MetricComparison, Outcome, Verdict};
 
@@ -127,12 +129,53 @@ fn run_line(side: &str, r: &super::RunInfo) -> String {
     s
 }
 
+/// The terminal report fits a terminal this wide: the table wraps its case, metric, interval
+/// and threshold cells (never a figure), and every line around it breaks at spaces.
+pub const TERMINAL_COLUMNS: usize = 120;
+
+/// `text` broken into lines of at most `width` characters: at spaces where it can, inside a
+/// word longer than a line where it must (a long path); continuation lines are indented by
+/// `indent` spaces. Nothing is dropped.
+pub fn wrap(text: &str, width: usize, indent: usize) -> String {
+    let mut out = String::new();
+    let mut len = 0;
+    let pad = " ".repeat(indent);
+    for word in text.split(' ') {
+        let mut word: Vec<char> = word.chars().collect();
+        if len > 0 && len + 1 + word.len() > width {
+            out.push('\n');
+            out.push_str(&pad);
+            len = indent;
+        } else if len > 0 {
+            out.push(' ');
+            len += 1;
+        }
+        // A word longer than the room left on a line of its own: cut it at the line's end.
+        while len + word.len() > width && width > len {
+            let rest = word.split_off(width - len);
+            out.extend(word);
+            out.push('\n');
+            out.push_str(&pad);
+            len = indent;
+            word = rest;
+        }
+        len += word.len();
+        out.extend(word);
+    }
+    out
+}
+
+/// `line` wrapped to the terminal, continuation lines indented by `indent`, and a newline.
+fn put(out: &mut String, line: &str, indent: usize) {
+    let _ = writeln!(out, "{}", wrap(line, TERMINAL_COLUMNS, indent));
+}
+
 /// The terminal report: the two runs, their differences, one row per case and metric, and
-/// the counts.
+/// the counts; every line within `TERMINAL_COLUMNS`.
 pub fn terminal(c: &Comparison) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}", run_line("baseline ", &c.baseline));
-    let _ = writeln!(out, "{}", run_line("candidate", &c.candidate));
+    put(&mut out, &run_line("baseline ", &c.baseline), 2);
+    put(&mut out, &run_line("candidate", &c.candidate), 2);
     if !c.differences.is_empty() {
         let _ = writeln!(out, "differences between the runs:");
         for d in &c.differences {
@@ -141,16 +184,20 @@ pub fn terminal(c: &Comparison) -> String {
             } else {
                 "info"
             };
-            let _ = writeln!(
-                out,
+            let line = format!(
                 "  {}: `{}` -> `{}` [{tag}]",
                 d.field, d.baseline, d.candidate
             );
+            put(&mut out, &line, 4);
         }
     }
     let mut table = Table::new();
     let ci_head = format!("{}% CI", super::trim(100.0 * c.confidence));
-    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(TERMINAL_COLUMNS as u16)
+        .set_header([
         "case",
         "metric",
         "baseline",
@@ -183,6 +230,13 @@ pub fn terminal(c: &Comparison) -> String {
             ]);
         }
     }
+    // The figures never wrap (a number split over two lines misreads); the case id, metric
+    // name, interval and threshold do when the table would be wider than the terminal.
+    for i in [2, 3, 4, 7, 8] {
+        if let Some(column) = table.column_mut(i) {
+            column.set_constraint(ColumnConstraint::ContentWidth);
+        }
+    }
     let _ = writeln!(out, "{table}");
     for case in &c.cases {
         for m in case
@@ -190,35 +244,35 @@ pub fn terminal(c: &Comparison) -> String {
             .iter()
             .filter(|m| matches!(m.verdict, Verdict::Regressed | Verdict::Inconclusive))
         {
-            let _ = writeln!(
-                out,
+            let line = format!(
                 "  {} {}: {}: {}",
                 case.id,
                 m.metric,
                 m.verdict.as_str(),
                 m.reason
             );
+            put(&mut out, &line, 4);
         }
     }
     if !c.only_in_baseline.is_empty() {
-        let _ = writeln!(
-            out,
+        let line = format!(
             "not in the candidate (not compared): {}",
             c.only_in_baseline.join(", ")
         );
+        put(&mut out, &line, 2);
     }
     if !c.only_in_candidate.is_empty() {
-        let _ = writeln!(
-            out,
+        let line = format!(
             "not in the baseline (not compared): {}",
             c.only_in_candidate.join(", ")
         );
+        put(&mut out, &line, 2);
     }
-    let _ = writeln!(out, "{}", counts_line(c));
+    put(&mut out, &counts_line(c), 2);
     if let Some(line) = measure_again_line(c) {
-        let _ = writeln!(out, "{line}");
+        put(&mut out, &line, 2);
     }
-    let _ = writeln!(out, "{}", rule_line(c));
+    put(&mut out, &rule_line(c), 2);
     out
 }
 
