@@ -83,9 +83,6 @@ struct Quiet {
     floor_us: f64,
     band: f64,
     max_run_queue_share: f64,
-    /// Under a time budget: the passes measured so far, to spare a case one pass of which
-    /// would outlast the budget.
-    passes: quick::PassEstimates,
 }
 
 impl Quiet {
@@ -340,6 +337,9 @@ struct Rounds<'a> {
     floor_us: f64,
     band: f64,
     max_run_queue_share: f64,
+    /// Under a time budget: the passes measured so far, to spare a case one pass of which
+    /// would outlast the budget.
+    passes: quick::PassEstimates,
 }
 
 impl Rounds<'_> {
