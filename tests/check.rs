@@ -377,11 +377,10 @@ fn the_check_report_fits_a_120_column_terminal_and_keeps_every_figure() {
         .join("results/compression-study-2026-12-01/minilm-l6-sst2-every-variant");
     std::fs::create_dir_all(&deep).unwrap();
     let long_ids = |run: &mut RunResult| {
-        for (c, variant) in run
-            .cases
-            .iter_mut()
-            .zip(["distilled-pruned50-structured-q8_0", "int8-dynamic-per-channel-bf16"])
-        {
+        for (c, variant) in run.cases.iter_mut().zip([
+            "distilled-pruned50-structured-q8_0",
+            "int8-dynamic-per-channel-bf16",
+        ]) {
             c.variant = variant.into();
             c.id = format!(
                 "{}-{variant}/{}/single_stream/b32-with-a-long-tail",

@@ -821,7 +821,11 @@ budget_s = 0.000001
     let [b1, b2] = &run.cases[..] else {
         panic!("two cases: {:?}", run.cases)
     };
-    assert!(b1.id.ends_with("/b1") && b2.id.ends_with("/b2"), "{}", b2.id);
+    assert!(
+        b1.id.ends_with("/b1") && b2.id.ends_with("/b2"),
+        "{}",
+        b2.id
+    );
     // The smaller batch ran (cut short after its first chunk) and is the estimate's basis.
     assert!(b1.latency_ms.is_some(), "{:?}", b1.error);
     assert_eq!(b2.status, CaseStatus::Partial, "{:?}", b2.error);

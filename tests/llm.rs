@@ -924,7 +924,10 @@ fn a_time_budget_cuts_every_llm_case_short() {
             c.id
         );
         let why = c.error.as_deref().unwrap();
-        assert!(why.contains("cut short by the time budget of 0.000001 s"), "{why}");
+        assert!(
+            why.contains("cut short by the time budget of 0.000001 s"),
+            "{why}"
+        );
     }
     for c in &run.cases[..3] {
         let n = c.latency_ms.as_ref().unwrap().samples.len();

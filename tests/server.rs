@@ -238,7 +238,10 @@ fn a_time_budget_cuts_server_and_multi_stream_cases_short(dir: &Path) {
             c.id
         );
         let why = c.error.as_deref().unwrap();
-        assert!(why.contains("cut short by the time budget of 0.3 s"), "{why}");
+        assert!(
+            why.contains("cut short by the time budget of 0.3 s"),
+            "{why}"
+        );
     }
     let q40 = case(&run, "q40/").server().unwrap();
     assert!(q40.queries > 0, "{q40:?}");
@@ -255,7 +258,10 @@ fn a_time_budget_cuts_server_and_multi_stream_cases_short(dir: &Path) {
     let taken = ms.latency_ms.as_ref().unwrap().samples.len();
     assert!((1..1_000_000).contains(&taken), "{taken} queries");
     assert!(
-        ms.error.as_deref().unwrap().contains("the scenario's 1000000 queries"),
+        ms.error
+            .as_deref()
+            .unwrap()
+            .contains("the scenario's 1000000 queries"),
         "{:?}",
         ms.error
     );

@@ -3,9 +3,7 @@
 
 use std::fmt::Write;
 
-use comfy_table::{
-    presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table,
-};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ContentArrangement, Table};
 
 use super::{ChangeKind, Comparison, MetricComparison, Outcome, Verdict};
 
@@ -137,16 +135,23 @@ pub const TERMINAL_COLUMNS: usize = 120;
 /// word longer than a line where it must (a long path); continuation lines are indented by
 /// `indent` spaces. Nothing is dropped.
 pub fn wrap(text: &str, width: usize, indent: usize) -> String {
-    let mut out = String::new();
-    let mut len = 0;
+    // The text's own leading spaces are kept.
+    let lead = text.len() - text.trim_start_matches(' ').len();
+    let mut out = " ".repeat(lead);
+    let mut len = lead;
+    // Nothing on the current line yet but its indentation.
+    let mut fresh = true;
     let pad = " ".repeat(indent);
-    for word in text.split(' ') {
+    let new_line = |out: &mut String, len: &mut usize| {
+        out.push('\n');
+        out.push_str(&pad);
+        *len = indent;
+    };
+    for word in text[lead..].split(' ') {
         let mut word: Vec<char> = word.chars().collect();
-        if len > 0 && len + 1 + word.len() > width {
-            out.push('\n');
-            out.push_str(&pad);
-            len = indent;
-        } else if len > 0 {
+        if !fresh && len + 1 + word.len() > width {
+            new_line(&mut out, &mut len);
+        } else if !fresh {
             out.push(' ');
             len += 1;
         }
@@ -154,13 +159,12 @@ pub fn wrap(text: &str, width: usize, indent: usize) -> String {
         while len + word.len() > width && width > len {
             let rest = word.split_off(width - len);
             out.extend(word);
-            out.push('\n');
-            out.push_str(&pad);
-            len = indent;
+            new_line(&mut out, &mut len);
             word = rest;
         }
         len += word.len();
         out.extend(word);
+        fresh = false;
     }
     out
 }
@@ -168,6 +172,91 @@ pub fn wrap(text: &str, width: usize, indent: usize) -> String {
 /// `line` wrapped to the terminal, continuation lines indented by `indent`, and a newline.
 fn put(out: &mut String, line: &str, indent: usize) {
     let _ = writeln!(out, "{}", wrap(line, TERMINAL_COLUMNS, indent));
+}
+
+/// The metric table: one row per metric, each case's rows under a line naming the case (as
+/// criterion names a benchmark above its figures), so the long case ids take no column.
+/// Cells never wrap (a figure split over two lines misreads); should the table still be
+/// wider than the terminal, each case gets a table of its own, wrapped to fit.
+fn metric_table(c: &Comparison) -> String {
+    let ci_head = format!("{}% CI", super::trim(100.0 * c.confidence));
+    let header = [
+        "metric",
+        "baseline",
+        "candidate",
+        "change",
+        ci_head.as_str(),
+        "threshold",
+        "p",
+        "verdict",
+    ];
+    let table_of = |cases: &[super::CaseComparison]| {
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED).set_header(header);
+        for case in cases {
+            for m in &case.metrics {
+                let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+                let [b, cand, change, ci, t, p] = cells(m);
+                let verdict = if m.verdict == Verdict::Regressed {
+                    "REGRESSED".to_string()
+                } else {
+                    m.verdict.as_str().to_string()
+                };
+                table.add_row(vec![
+                    Cell::new(&m.metric),
+                    right(b),
+                    right(cand),
+                    right(change),
+                    right(ci),
+                    right(t),
+                    right(p),
+                    Cell::new(verdict),
+                ]);
+            }
+        }
+        table
+    };
+    let text = table_of(&c.cases).to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    let width = lines.first().map_or(0, |l| l.chars().count());
+    let rows: usize = c.cases.iter().map(|k| k.metrics.len()).sum();
+    let mut out = String::new();
+    if width <= TERMINAL_COLUMNS && lines.len() == rows + 4 {
+        // Top border, header, header rule, one line per row, bottom border.
+        let (head, body) = lines.split_at(3);
+        for l in head {
+            let _ = writeln!(out, "{l}");
+        }
+        let mut body = body.iter();
+        for case in &c.cases {
+            let _ = writeln!(out, "{}", case_rule(&case.id, width));
+            for l in body.by_ref().take(case.metrics.len()) {
+                let _ = writeln!(out, "{l}");
+            }
+        }
+        for l in body {
+            let _ = writeln!(out, "{l}");
+        }
+        return out;
+    }
+    for case in &c.cases {
+        put(&mut out, &case.id, 2);
+        let mut table = table_of(std::slice::from_ref(case));
+        table
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(TERMINAL_COLUMNS as u16);
+        let _ = writeln!(out, "{table}");
+    }
+    out
+}
+
+/// `├─ id ───┤` across a table `width` wide; the id alone, wrapped, when it does not fit.
+fn case_rule(id: &str, width: usize) -> String {
+    let used = id.chars().count() + 5;
+    if used > width {
+        return wrap(id, TERMINAL_COLUMNS, 2);
+    }
+    format!("├─ {id} {}┤", "─".repeat(width - used + 1))
 }
 
 /// The terminal report: the two runs, their differences, one row per case and metric, and
@@ -191,53 +280,7 @@ pub fn terminal(c: &Comparison) -> String {
             put(&mut out, &line, 4);
         }
     }
-    let mut table = Table::new();
-    let ci_head = format!("{}% CI", super::trim(100.0 * c.confidence));
-    table
-        .load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_width(TERMINAL_COLUMNS as u16)
-        .set_header([
-        "case",
-        "metric",
-        "baseline",
-        "candidate",
-        "change",
-        ci_head.as_str(),
-        "threshold",
-        "p",
-        "verdict",
-    ]);
-    for case in &c.cases {
-        for (i, m) in case.metrics.iter().enumerate() {
-            let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
-            let [b, cand, change, ci, t, p] = cells(m);
-            let verdict = if m.verdict == Verdict::Regressed {
-                "REGRESSED".to_string()
-            } else {
-                m.verdict.as_str().to_string()
-            };
-            table.add_row(vec![
-                Cell::new(if i == 0 { case.id.as_str() } else { "" }),
-                Cell::new(&m.metric),
-                right(b),
-                right(cand),
-                right(change),
-                right(ci),
-                right(t),
-                right(p),
-                Cell::new(verdict),
-            ]);
-        }
-    }
-    // The figures never wrap (a number split over two lines misreads); the case id, metric
-    // name, interval and threshold do when the table would be wider than the terminal.
-    for i in [2, 3, 4, 7, 8] {
-        if let Some(column) = table.column_mut(i) {
-            column.set_constraint(ColumnConstraint::ContentWidth);
-        }
-    }
-    let _ = writeln!(out, "{table}");
+    out.push_str(&metric_table(c));
     for case in &c.cases {
         for m in case
             .metrics

@@ -817,3 +817,10 @@ fn wrap_breaks_at_spaces_and_cuts_only_words_longer_than_a_line() {
     // Width counts characters, not bytes.
     assert_eq!(render::wrap("µµµ µµµ", 7, 0), "µµµ µµµ");
 }
+
+#[test]
+fn wrap_keeps_leading_spaces_and_indents_continuations_exactly() {
+    assert_eq!(render::wrap("  aaa bbb", 7, 4), "  aaa\n    bbb");
+    let w = render::wrap(&"x".repeat(12), 5, 1);
+    assert_eq!(w, "xxxxx\n xxxx\n xxx");
+}
