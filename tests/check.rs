@@ -366,6 +366,86 @@ fn hand_edited_values_exit_2_naming_the_file_the_field_and_the_reason() {
     }
 }
 
+/// Run files of a compression study: long variant names in the case ids, long paths, a
+/// difference between the runs. `check` prints them within a 120-column terminal (wrapping
+/// ids, paths and reasons, never a figure), and every figure is still there.
+#[test]
+fn the_check_report_fits_a_120_column_terminal_and_keeps_every_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir
+        .path()
+        .join("results/compression-study-2026-12-01/minilm-l6-sst2-every-variant");
+    std::fs::create_dir_all(&deep).unwrap();
+    let long_ids = |run: &mut RunResult| {
+        for (c, variant) in run.cases.iter_mut().zip([
+            "distilled-pruned50-structured-q8_0",
+            "int8-dynamic-per-channel-bf16",
+        ]) {
+            c.variant = variant.into();
+            c.id = format!(
+                "{}-{variant}/{}/single_stream/b32-with-a-long-tail",
+                c.model_name, c.target
+            );
+        }
+    };
+    let mut baseline = results::read_json(&root().join(BASELINE)).unwrap();
+    let mut candidate = results::read_json(&root().join(CANDIDATE)).unwrap();
+    long_ids(&mut baseline);
+    long_ids(&mut candidate);
+    // Differences between the runs, listed before the table, long enough to wrap.
+    candidate.suite.file = deep.join("suites/compression-study-with-every-variant.toml");
+    candidate.suite.sha256 = "f".repeat(64);
+    candidate.filter = Some("distilled-pruned50-structured-q8_0|int8-dynamic-per-channel".into());
+    let (b, c) = (
+        deep.join("baseline-before-the-change.json"),
+        deep.join("candidate-after-the-change.json"),
+    );
+    write_run(&baseline, &b);
+    write_run(&candidate, &c);
+    let json = dir.path().join("check.json");
+    let out = inferbench(&[
+        "check",
+        "--baseline",
+        b.to_str().unwrap(),
+        "--candidate",
+        c.to_str().unwrap(),
+        "--allow-env-mismatch",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    let widest = stdout.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(widest <= 120, "a line of {widest} columns:\n{stdout}");
+    // Every figure of every row is printed whole.
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let mut figures = 0;
+    for case in v["cases"].as_array().unwrap() {
+        for m in case["metrics"].as_array().unwrap() {
+            let unit = m["unit"].as_str().unwrap();
+            for side in ["baseline", "candidate"] {
+                let x = m[side].as_f64().unwrap();
+                let shown = inferbench::compare::render::fmt_value(unit, x);
+                assert!(stdout.contains(&shown), "{side} {shown} of {m}:\n{stdout}");
+                figures += 1;
+            }
+        }
+    }
+    assert!(figures >= 8, "{figures} figures");
+    assert_eq!(
+        stdout.matches("REGRESSED").count(),
+        v["cases"][0]["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["verdict"] == "regressed")
+            .count()
+            + 1,
+        "each regressed row, and the closing line:\n{stdout}"
+    );
+}
+
 #[test]
 fn a_case_failing_in_the_candidate_is_a_regression() {
     let dir = tempfile::tempdir().unwrap();

@@ -786,3 +786,58 @@ case_timeout_s = 60
     let html = std::fs::read_to_string(report.join("index.html")).unwrap();
     assert!(html.contains("partial"), "the report shows the status");
 }
+
+/// Under a time budget a case whose one pass is estimated (from the same model, variant,
+/// target and scenario at a smaller batch) to outlast the whole budget is not run: `partial`,
+/// stop reason `budget`, no figures, the estimate and its basis in `error`. The budget here
+/// (the suite's `budget_s`, 1 µs) is shorter than any pass on any machine.
+#[test]
+fn quick_does_not_run_a_case_whose_one_pass_would_outlast_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(
+        dir.path(),
+        r#"
+[suite]
+name = "over-budget"
+[[models]]
+name = "mlp"
+arch = "mlp"
+input_size = 16
+hidden = [16]
+classes = 4
+[[targets]]
+device = "cpu"
+threads = [1]
+[scenarios.offline]
+batch_sizes = [1, 2]
+[settings]
+idle_power_s = 0
+budget_s = 0.000001
+"#,
+    );
+    let output = dir.path().join("r.json");
+    let (out, run) = run_quick(&suite, &output, &[]);
+    assert_eq!(run.settings.budget_s, Some(0.000001));
+    let [b1, b2] = &run.cases[..] else {
+        panic!("two cases: {:?}", run.cases)
+    };
+    assert!(
+        b1.id.ends_with("/b1") && b2.id.ends_with("/b2"),
+        "{}",
+        b2.id
+    );
+    // The smaller batch ran (cut short after its first chunk) and is the estimate's basis.
+    assert!(b1.latency_ms.is_some(), "{:?}", b1.error);
+    assert_eq!(b2.status, CaseStatus::Partial, "{:?}", b2.error);
+    assert_eq!(b2.stop_reason, Some(inferbench::schema::StopReason::Budget));
+    assert!(b2.latency_ms.is_none() && b2.throughput_per_s.is_none());
+    let why = b2.error.as_deref().unwrap();
+    assert!(
+        why.starts_with("not run: one pass at batch 2 is estimated at")
+            && why.contains(&format!("of {} times 2", b1.id))
+            && why.contains("over the time budget of 0.000001 s per process"),
+        "{why}"
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("┆ partial"), "{stdout}");
+}

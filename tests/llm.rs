@@ -867,3 +867,76 @@ fn profile_splits_a_decode_into_components() {
         profile.forward_mean_ms
     );
 }
+
+/// Under a time budget (`--quick`, capped here by the suite's `budget_s` at 1 µs, shorter than
+/// any repetition on any machine) every LLM loop stops where it runs out: prefill, decode and
+/// generate after one repetition, the server's schedule cut and its search stopped after one
+/// probe. Each case is `partial` with stop reason `budget`, never `ok`.
+#[test]
+fn a_time_budget_cuts_every_llm_case_short() {
+    let dir = tempfile::tempdir().unwrap();
+    write_inputs(dir.path());
+    let suite = dir.path().join("suite.toml");
+    let body = SUITE.replace("max_noise = 0.5", "max_noise = 0.5\nbudget_s = 0.000001");
+    std::fs::write(&suite, body).unwrap();
+    let output = dir.path().join("run.json");
+    let out = inferbench(&[
+        "run",
+        suite.to_str().unwrap(),
+        "--quick",
+        "--filter",
+        "tiny-baseline/",
+        "--cache-dir",
+        dir.path().join("cache").to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let run = results::read_json(&output).unwrap();
+    assert_eq!(run.settings.budget_s, Some(0.000001));
+    let parts: Vec<&str> = run
+        .cases
+        .iter()
+        .map(|c| c.id.split("/cpu-t1/").nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            "prefill/pp8/b1",
+            "decode/tg4/b1",
+            "generate/pp8+tg4/b1",
+            "llm_server/pp8+tg4/max/b1",
+        ],
+        "--quick keeps the smallest of each list"
+    );
+    for c in &run.cases {
+        assert_eq!(
+            c.status,
+            inferbench::schema::CaseStatus::Partial,
+            "{}: {:?}",
+            c.id,
+            c.error
+        );
+        assert_eq!(
+            c.stop_reason,
+            Some(inferbench::schema::StopReason::Budget),
+            "{}",
+            c.id
+        );
+        let why = c.error.as_deref().unwrap();
+        assert!(
+            why.contains("cut short by the time budget of 0.000001 s"),
+            "{why}"
+        );
+    }
+    for c in &run.cases[..3] {
+        let n = c.latency_ms.as_ref().unwrap().samples.len();
+        assert_eq!(n, 1, "{}: one repetition, short of min_iterations", c.id);
+    }
+    let Some(ScenarioRecord::LlmServer(s)) = &run.cases[3].record else {
+        panic!("an llm_server record: {:?}", run.cases[3].record)
+    };
+    let search = s.search.as_ref().expect("the search");
+    assert_eq!(search.probes.len(), 1, "{search:?}");
+    assert_eq!(search.end, inferbench::schema::SearchEnd::Budget);
+}

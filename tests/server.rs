@@ -202,6 +202,74 @@ fn server_and_multi_stream_end_to_end() {
     );
 
     check_judges_server_cases(dir.path(), &output);
+    a_time_budget_cuts_server_and_multi_stream_cases_short(dir.path());
+}
+
+/// Under a time budget (`--quick`, here capped lower by the suite's `budget_s`) server runs,
+/// searches and multi-stream queries stop where it runs out, and each case is `partial`
+/// with stop reason `budget`, never `ok`. Sized so that no machine fits them in: a 1 s
+/// schedule cannot run inside 0.3 s, nor can a million queries of 4 samples.
+fn a_time_budget_cuts_server_and_multi_stream_cases_short(dir: &Path) {
+    let suite = dir.join("budget.toml");
+    let body = SUITE
+        .replace("queries = 30", "queries = 1000000")
+        .replace("max_noise = 0.5", "max_noise = 0.5\nbudget_s = 0.3");
+    std::fs::write(&suite, body).unwrap();
+    let output = dir.join("budget.json");
+    let out = inferbench(&[
+        "run",
+        suite.to_str().unwrap(),
+        "--quick",
+        "--filter",
+        "server|multi_stream",
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let run = results::read_json(&output).unwrap();
+    assert_eq!(run.settings.budget_s, Some(0.3));
+    assert_eq!(run.cases.len(), 4);
+    for c in &run.cases {
+        assert_eq!(c.status, CaseStatus::Partial, "{}: {:?}", c.id, c.error);
+        assert_eq!(
+            c.stop_reason,
+            Some(inferbench::schema::StopReason::Budget),
+            "{}",
+            c.id
+        );
+        let why = c.error.as_deref().unwrap();
+        assert!(
+            why.contains("cut short by the time budget of 0.3 s"),
+            "{why}"
+        );
+    }
+    let q40 = case(&run, "q40/").server().unwrap();
+    assert!(q40.queries > 0, "{q40:?}");
+    assert!(
+        case(&run, "q40/")
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("of duration_s = 1 s"),
+        "{:?}",
+        case(&run, "q40/").error
+    );
+    let ms = case(&run, "multi_stream/n4");
+    let taken = ms.latency_ms.as_ref().unwrap().samples.len();
+    assert!((1..1_000_000).contains(&taken), "{taken} queries");
+    assert!(
+        ms.error
+            .as_deref()
+            .unwrap()
+            .contains("the scenario's 1000000 queries"),
+        "{:?}",
+        ms.error
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("4 partial (cut short by --quick's time budget)"),
+        "{stdout}"
+    );
 }
 
 /// A/A passes; a candidate that saturates where the baseline did not is a regression; a

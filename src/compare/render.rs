@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ContentArrangement, Table};
 
 use super::{ChangeKind, Comparison, MetricComparison, Outcome, Verdict};
 
@@ -127,31 +127,60 @@ fn run_line(side: &str, r: &super::RunInfo) -> String {
     s
 }
 
-/// The terminal report: the two runs, their differences, one row per case and metric, and
-/// the counts.
-pub fn terminal(c: &Comparison) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "{}", run_line("baseline ", &c.baseline));
-    let _ = writeln!(out, "{}", run_line("candidate", &c.candidate));
-    if !c.differences.is_empty() {
-        let _ = writeln!(out, "differences between the runs:");
-        for d in &c.differences {
-            let tag = if d.blocking {
-                "BLOCKING (accepted with --allow-env-mismatch)"
-            } else {
-                "info"
-            };
-            let _ = writeln!(
-                out,
-                "  {}: `{}` -> `{}` [{tag}]",
-                d.field, d.baseline, d.candidate
-            );
+/// The terminal report fits a terminal this wide: the table wraps its case, metric, interval
+/// and threshold cells (never a figure), and every line around it breaks at spaces.
+pub const TERMINAL_COLUMNS: usize = 120;
+
+/// `text` broken into lines of at most `width` characters: at spaces where it can, inside a
+/// word longer than a line where it must (a long path); continuation lines are indented by
+/// `indent` spaces. Nothing is dropped.
+pub fn wrap(text: &str, width: usize, indent: usize) -> String {
+    // The text's own leading spaces are kept.
+    let lead = text.len() - text.trim_start_matches(' ').len();
+    let mut out = " ".repeat(lead);
+    let mut len = lead;
+    // Nothing on the current line yet but its indentation.
+    let mut fresh = true;
+    let pad = " ".repeat(indent);
+    let new_line = |out: &mut String, len: &mut usize| {
+        out.push('\n');
+        out.push_str(&pad);
+        *len = indent;
+    };
+    for word in text[lead..].split(' ') {
+        let mut word: Vec<char> = word.chars().collect();
+        if !fresh && len + 1 + word.len() > width {
+            new_line(&mut out, &mut len);
+        } else if !fresh {
+            out.push(' ');
+            len += 1;
         }
+        // A word longer than the room left on a line of its own: cut it at the line's end.
+        while len + word.len() > width && width > len {
+            let rest = word.split_off(width - len);
+            out.extend(word);
+            new_line(&mut out, &mut len);
+            word = rest;
+        }
+        len += word.len();
+        out.extend(word);
+        fresh = false;
     }
-    let mut table = Table::new();
+    out
+}
+
+/// `line` wrapped to the terminal, continuation lines indented by `indent`, and a newline.
+fn put(out: &mut String, line: &str, indent: usize) {
+    let _ = writeln!(out, "{}", wrap(line, TERMINAL_COLUMNS, indent));
+}
+
+/// The metric table: one row per metric, each case's rows under a line naming the case (as
+/// criterion names a benchmark above its figures), so the long case ids take no column.
+/// Cells never wrap (a figure split over two lines misreads); should the table still be
+/// wider than the terminal, each case gets a table of its own, wrapped to fit.
+fn metric_table(c: &Comparison) -> String {
     let ci_head = format!("{}% CI", super::trim(100.0 * c.confidence));
-    table.load_preset(UTF8_FULL_CONDENSED).set_header([
-        "case",
+    let header = [
         "metric",
         "baseline",
         "candidate",
@@ -160,65 +189,133 @@ pub fn terminal(c: &Comparison) -> String {
         "threshold",
         "p",
         "verdict",
-    ]);
+    ];
+    let table_of = |cases: &[super::CaseComparison]| {
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED).set_header(header);
+        for case in cases {
+            for m in &case.metrics {
+                let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+                let [b, cand, change, ci, t, p] = cells(m);
+                let verdict = if m.verdict == Verdict::Regressed {
+                    "REGRESSED".to_string()
+                } else {
+                    m.verdict.as_str().to_string()
+                };
+                table.add_row(vec![
+                    Cell::new(&m.metric),
+                    right(b),
+                    right(cand),
+                    right(change),
+                    right(ci),
+                    right(t),
+                    right(p),
+                    Cell::new(verdict),
+                ]);
+            }
+        }
+        table
+    };
+    let text = table_of(&c.cases).to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    let width = lines.first().map_or(0, |l| l.chars().count());
+    let rows: usize = c.cases.iter().map(|k| k.metrics.len()).sum();
+    let mut out = String::new();
+    if width <= TERMINAL_COLUMNS && lines.len() == rows + 4 {
+        // Top border, header, header rule, one line per row, bottom border.
+        let (head, body) = lines.split_at(3);
+        for l in head {
+            let _ = writeln!(out, "{l}");
+        }
+        let mut body = body.iter();
+        for case in &c.cases {
+            let _ = writeln!(out, "{}", case_rule(&case.id, width));
+            for l in body.by_ref().take(case.metrics.len()) {
+                let _ = writeln!(out, "{l}");
+            }
+        }
+        for l in body {
+            let _ = writeln!(out, "{l}");
+        }
+        return out;
+    }
     for case in &c.cases {
-        for (i, m) in case.metrics.iter().enumerate() {
-            let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
-            let [b, cand, change, ci, t, p] = cells(m);
-            let verdict = if m.verdict == Verdict::Regressed {
-                "REGRESSED".to_string()
+        put(&mut out, &case.id, 2);
+        let mut table = table_of(std::slice::from_ref(case));
+        table
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(TERMINAL_COLUMNS as u16);
+        let _ = writeln!(out, "{table}");
+    }
+    out
+}
+
+/// `├─ id ───┤` across a table `width` wide; the id alone, wrapped, when it does not fit.
+fn case_rule(id: &str, width: usize) -> String {
+    let used = id.chars().count() + 5;
+    if used > width {
+        return wrap(id, TERMINAL_COLUMNS, 2);
+    }
+    format!("├─ {id} {}┤", "─".repeat(width - used + 1))
+}
+
+/// The terminal report: the two runs, their differences, one row per case and metric, and
+/// the counts; every line within `TERMINAL_COLUMNS`.
+pub fn terminal(c: &Comparison) -> String {
+    let mut out = String::new();
+    put(&mut out, &run_line("baseline ", &c.baseline), 2);
+    put(&mut out, &run_line("candidate", &c.candidate), 2);
+    if !c.differences.is_empty() {
+        let _ = writeln!(out, "differences between the runs:");
+        for d in &c.differences {
+            let tag = if d.blocking {
+                "BLOCKING (accepted with --allow-env-mismatch)"
             } else {
-                m.verdict.as_str().to_string()
+                "info"
             };
-            table.add_row(vec![
-                Cell::new(if i == 0 { case.id.as_str() } else { "" }),
-                Cell::new(&m.metric),
-                right(b),
-                right(cand),
-                right(change),
-                right(ci),
-                right(t),
-                right(p),
-                Cell::new(verdict),
-            ]);
+            let line = format!(
+                "  {}: `{}` -> `{}` [{tag}]",
+                d.field, d.baseline, d.candidate
+            );
+            put(&mut out, &line, 4);
         }
     }
-    let _ = writeln!(out, "{table}");
+    out.push_str(&metric_table(c));
     for case in &c.cases {
         for m in case
             .metrics
             .iter()
             .filter(|m| matches!(m.verdict, Verdict::Regressed | Verdict::Inconclusive))
         {
-            let _ = writeln!(
-                out,
+            let line = format!(
                 "  {} {}: {}: {}",
                 case.id,
                 m.metric,
                 m.verdict.as_str(),
                 m.reason
             );
+            put(&mut out, &line, 4);
         }
     }
     if !c.only_in_baseline.is_empty() {
-        let _ = writeln!(
-            out,
+        let line = format!(
             "not in the candidate (not compared): {}",
             c.only_in_baseline.join(", ")
         );
+        put(&mut out, &line, 2);
     }
     if !c.only_in_candidate.is_empty() {
-        let _ = writeln!(
-            out,
+        let line = format!(
             "not in the baseline (not compared): {}",
             c.only_in_candidate.join(", ")
         );
+        put(&mut out, &line, 2);
     }
-    let _ = writeln!(out, "{}", counts_line(c));
+    put(&mut out, &counts_line(c), 2);
     if let Some(line) = measure_again_line(c) {
-        let _ = writeln!(out, "{line}");
+        put(&mut out, &line, 2);
     }
-    let _ = writeln!(out, "{}", rule_line(c));
+    put(&mut out, &rule_line(c), 2);
     out
 }
 

@@ -802,3 +802,25 @@ fn a_regression_wins_over_measure_again_which_wins_over_passing() {
         Outcome::Regressed
     );
 }
+
+#[test]
+fn wrap_breaks_at_spaces_and_cuts_only_words_longer_than_a_line() {
+    let w = render::wrap("aaa bbb ccc", 7, 2);
+    assert_eq!(w, "aaa bbb\n  ccc");
+    let path = format!("/{}", "x".repeat(25));
+    let w = render::wrap(&format!("label: {path} (suite s)"), 10, 2);
+    assert!(w.lines().all(|l| l.chars().count() <= 10), "{w}");
+    // Nothing dropped: the text comes back with the breaks and indents removed.
+    let joined: String = w.split('\n').map(|l| l.trim_start()).collect();
+    assert_eq!(joined.replace(' ', ""), format!("label:{path}(suites)"));
+    assert_eq!(render::wrap("short", 120, 2), "short");
+    // Width counts characters, not bytes.
+    assert_eq!(render::wrap("µµµ µµµ", 7, 0), "µµµ µµµ");
+}
+
+#[test]
+fn wrap_keeps_leading_spaces_and_indents_continuations_exactly() {
+    assert_eq!(render::wrap("  aaa bbb", 7, 4), "  aaa\n    bbb");
+    let w = render::wrap(&"x".repeat(12), 5, 1);
+    assert_eq!(w, "xxxxx\n xxxx\n xxx");
+}

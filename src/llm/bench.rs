@@ -310,21 +310,27 @@ pub fn sample<M: Decoder + ?Sized>(
         let now = Instant::now();
         let elapsed = now - start;
         let full = primary.len() >= capacity;
-        // Like llama-bench's `-r`, `min_iterations` repetitions always run: a repetition can
-        // outlast `--quick`'s whole time budget, and one repetition has no interval.
+        // Like llama-bench's `-r`, `min_iterations` repetitions run even past `max_time`
+        // (one repetition has no interval)...
         let out_of_time = elapsed >= cfg.max_time && primary.len() as u64 >= cfg.min_iterations;
-        if !(full || out_of_time || now - last_check >= CHECK_EVERY) {
+        // ...but not past the process's time budget (`--quick`), which the repetition in
+        // flight may overrun: the case is then cut short.
+        let over_budget = warm.deadline.is_some_and(|d| now >= d);
+        if !(full || out_of_time || over_budget || now - last_check >= CHECK_EVERY) {
             continue;
         }
         last_check = now;
         let enough = elapsed >= cfg.min_time && primary.len() as u64 >= cfg.min_iterations;
-        if enough || out_of_time || full {
+        if enough || out_of_time || full || over_budget {
             noise = median_noise(&primary, &mut scratch, cfg.seed);
         }
         if enough && noise <= cfg.max_noise {
             break StopReason::Converged;
         }
-        if out_of_time {
+        if over_budget && !enough {
+            break StopReason::Budget;
+        }
+        if out_of_time || over_budget {
             break StopReason::MaxTime;
         }
         if full {

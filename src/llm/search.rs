@@ -7,6 +7,8 @@
 //! with `|rate| { let p = probe(rate)?; let pass = p.passes(bound); Ok((p, pass)) }` and a
 //! floor of 100 queries per schedule: once both live in one place the older one can call this.
 
+use std::time::Instant;
+
 use serde::{Deserialize, Serialize};
 
 use crate::schema::SearchEnd;
@@ -23,6 +25,9 @@ pub struct BracketConfig {
     pub max_probes: usize,
     /// The lowest rate tried: if it fails the search ends with `no_passing_rate`.
     pub floor_qps: f64,
+    /// The process's time budget (`--quick`): once past, no further probe runs and the search
+    /// ends with `budget` (the first probe always runs).
+    pub deadline: Option<Instant>,
 }
 
 /// The probes in the order run, and the bracket they ended with.
@@ -65,6 +70,10 @@ pub fn bracket_max_rate<P, E>(
     let floor = cfg.floor_qps;
     let mut rate = (0.5 * cfg.capacity_qps).max(floor);
     while s.probes.len() < cfg.max_probes {
+        if !s.probes.is_empty() && cfg.deadline.is_some_and(|d| Instant::now() >= d) {
+            s.end = SearchEnd::Budget;
+            break;
+        }
         let (p, pass) = probe(rate)?;
         s.probes.push(p);
         s.passed.push(pass);
@@ -106,6 +115,7 @@ mod tests {
             precision,
             max_probes,
             floor_qps: floor,
+            deadline: None,
         }
     }
 

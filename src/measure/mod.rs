@@ -367,7 +367,8 @@ pub fn sample<W: Workload>(
 
 /// Warm-up, then exactly `queries` iterations back to back (multi-stream: one iteration is
 /// one query of N samples run as one batch), timed in ~50 ms chunks with progress between
-/// them. No stopping rule: the count is the scenario's; `noise` is still reported.
+/// them. No stopping rule: the count is the scenario's; `noise` is still reported. Under a
+/// time budget, the queries stop between chunks once it is spent (`budget`).
 pub fn sample_queries<W: Workload>(
     workload: &mut W,
     cfg: &SamplerConfig,
@@ -388,7 +389,15 @@ pub fn sample_queries<W: Workload>(
     observer.window_started();
     let start = Instant::now();
     let mut measured = Duration::ZERO;
+    let mut stop_reason = StopReason::Queries;
     while samples.len() < queries {
+        // Under a time budget (`--quick`) the queries stop where it runs out, between chunks:
+        // fewer queries than the scenario's count, so the case is cut short (`budget`). One
+        // chunk always runs, as in `sample`: a case with no sample would have no figure.
+        if !samples.is_empty() && warm.deadline.is_some_and(|d| Instant::now() >= d) {
+            stop_reason = StopReason::Budget;
+            break;
+        }
         let n = chunk.min(queries - samples.len());
         let wall = time_chunk(workload, &mut samples, &mut stage_samples, n)?;
         measured += wall;
@@ -413,7 +422,7 @@ pub fn sample_queries<W: Workload>(
         warmup_end: warm.warmup_end,
         warmup_trace_ms: warm.trace_ms,
         measured_s: measured.as_secs_f64(),
-        stop_reason: StopReason::Queries,
+        stop_reason,
         noise,
     })
 }

@@ -338,6 +338,24 @@ pub struct Search {
     pub end: SearchEnd,
 }
 
+/// The shortest schedule a server run cut by the time budget gets: a shorter one holds too
+/// few queries for any figure.
+pub const MIN_BUDGET_WINDOW_S: f64 = 0.2;
+
+/// A server run's schedule length under the process's time budget (`--quick`): `duration_s`,
+/// or what is left of the budget when that is less (at least [`MIN_BUDGET_WINDOW_S`]), and
+/// whether it was cut.
+pub fn budget_window_s(duration_s: f64, deadline: Option<Instant>) -> (f64, bool) {
+    match deadline {
+        None => (duration_s, false),
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now()).as_secs_f64();
+            let window = duration_s.min(left.max(MIN_BUDGET_WINDOW_S));
+            (window, window < duration_s)
+        }
+    }
+}
+
 /// Queries a probe's schedule should hold on average: fewer make its p99 little more than its
 /// maximum.
 pub const MIN_PROBE_QUERIES: f64 = 100.0;
@@ -367,8 +385,41 @@ pub fn find_max_qps<E>(
     precision: f64,
     max_probes: usize,
     duration_s: f64,
+    probe: impl FnMut(f64) -> Result<ProbeRaw, E>,
+) -> Result<Search, E> {
+    let bound = SearchBound {
+        p99_bound_ms,
+        precision,
+        max_probes,
+        deadline: None,
+    };
+    find_max_qps_within(capacity_qps, &bound, duration_s, probe)
+}
+
+/// What ends a max-QPS search besides its bracket.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchBound {
+    pub p99_bound_ms: f64,
+    pub precision: f64,
+    pub max_probes: usize,
+    /// The process's time budget (`--quick`): once past, no further probe runs and the
+    /// search ends with `budget` (the first probe always runs).
+    pub deadline: Option<Instant>,
+}
+
+/// [`find_max_qps`] under a [`SearchBound`], which may carry a deadline.
+pub fn find_max_qps_within<E>(
+    capacity_qps: f64,
+    bound: &SearchBound,
+    duration_s: f64,
     mut probe: impl FnMut(f64) -> Result<ProbeRaw, E>,
 ) -> Result<Search, E> {
+    let SearchBound {
+        p99_bound_ms,
+        precision,
+        max_probes,
+        deadline,
+    } = *bound;
     let mut s = Search {
         start_capacity_qps: capacity_qps,
         probes: Vec::new(),
@@ -380,6 +431,10 @@ pub fn find_max_qps<E>(
     let floor = min_search_rate(duration_s);
     let mut rate = (0.5 * capacity_qps).max(floor);
     while s.probes.len() < max_probes {
+        if !s.probes.is_empty() && deadline.is_some_and(|d| Instant::now() >= d) {
+            s.end = SearchEnd::Budget;
+            break;
+        }
         let p = probe(rate)?;
         let pass = p.passes(p99_bound_ms);
         s.probes.push(p);

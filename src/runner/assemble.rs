@@ -209,6 +209,14 @@ pub fn skipped(case: &Case, reason: String) -> CaseResult {
     bare(case, CaseStatus::Skipped, Some(reason))
 }
 
+/// A case not run because one pass would outlast its time budget (`--quick`): `partial`,
+/// stop reason `budget`, no figures.
+pub fn not_run_over_budget(case: &Case, reason: String) -> CaseResult {
+    let mut r = bare(case, CaseStatus::Partial, Some(reason));
+    r.stop_reason = Some(StopReason::Budget);
+    r
+}
+
 /// The collect step for a case measured by several worker processes: a failure of any
 /// process fails the case (with the first reason); otherwise the pooled measurement, with
 /// each process's own figures in `processes`.
@@ -265,11 +273,17 @@ pub fn from_outcome(case: &Case, outcome: Outcome) -> CaseResult {
         Some(_) if m.stop_reason == StopReason::Budget => (
             CaseStatus::Partial,
             Some(format!(
-                "cut short by the time budget of {} s per process (--quick): {count} samples in {:.2} s, short of min_iterations = {} or min_time_s = {}",
+                "cut short by the time budget of {} s per process (--quick): {count} samples in {:.2} s, short of {}",
                 s.budget_s.map_or_else(|| "?".into(), |b| b.to_string()),
                 m.measured_s,
-                s.min_iterations,
-                s.min_time_s
+                match &case.scenario {
+                    crate::scenario::ScenarioCase::MultiStream(q) =>
+                        format!("the scenario's {} queries", q.queries),
+                    _ => format!(
+                        "min_iterations = {} or min_time_s = {}",
+                        s.min_iterations, s.min_time_s
+                    ),
+                }
             )),
         ),
         Some(_) if (count as u64) < s.min_iterations => (

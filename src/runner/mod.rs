@@ -3,6 +3,7 @@
 //! atomically at the end, or when the run is interrupted.
 
 pub mod assemble;
+mod quick;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -189,6 +190,7 @@ pub fn run(
         floor_us: reference_floor(&pending),
         band: suite.check.reference_band,
         max_run_queue_share: suite.check.max_run_queue_share,
+        passes: quick::PassEstimates::default(),
     };
     'rounds: while !pending.is_empty() {
         let mut still_pending = Vec::with_capacity(pending.len());
@@ -335,6 +337,9 @@ struct Rounds<'a> {
     floor_us: f64,
     band: f64,
     max_run_queue_share: f64,
+    /// Under a time budget: the passes measured so far, to spare a case one pass of which
+    /// would outlast the budget.
+    passes: quick::PassEstimates,
 }
 
 impl Rounds<'_> {
@@ -353,9 +358,16 @@ impl Rounds<'_> {
         observer.case_started(index, case, process, of);
         let before = self.load.snapshot();
         let before = p.load_before.get_or_insert(before).clone();
-        let mut result = match case.target.unavailable_reason() {
-            Some(reason) => assemble::skipped(case, reason),
-            None => {
+        // Decided before a case's first process only: one begun is finished.
+        let over_budget = if p.outcomes.is_empty() {
+            self.passes.over_budget(self.cases, index)
+        } else {
+            None
+        };
+        let mut result = match (case.target.unavailable_reason(), over_budget) {
+            (Some(reason), _) => assemble::skipped(case, reason),
+            (None, Some(reason)) => assemble::not_run_over_budget(case, reason),
+            (None, None) => {
                 let fault = opts
                     .fault
                     .as_ref()
@@ -414,6 +426,7 @@ impl Rounds<'_> {
             before,
             after: self.load.snapshot(),
         });
+        self.passes.record(index, &result);
         journal.record(&result)?;
         observer.case_finished(index, case, &result);
         Ok(Step::Finished(Box::new(result)))

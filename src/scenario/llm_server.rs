@@ -18,7 +18,7 @@ use crate::measure::{self, Observer, SamplerConfig, Workload};
 use crate::model::llm::LlmLoaded;
 use crate::model::Capability;
 use crate::schema::{
-    CaseResult, CaseStatus, LatencyMs, ScenarioRecord, Settings, StopReason,
+    CaseResult, CaseStatus, LatencyMs, ScenarioRecord, SearchEnd, Settings, StopReason,
 };
 use crate::spec::Checker;
 use crate::stats;
@@ -212,7 +212,11 @@ impl ScenarioKind for LlmServer {
             warmup_end: warm.warmup_end,
             warmup_trace_ms: warm.trace_ms,
             measured_s,
-            stop_reason: StopReason::Queries,
+            stop_reason: if run.budget_cut {
+                StopReason::Budget
+            } else {
+                StopReason::Queries
+            },
             // No median stopping rule in a server run; the case reports no noise figure.
             noise: 0.0,
         };
@@ -305,6 +309,24 @@ fn apply(r: &mut CaseResult, load: &LlmServerLoad, m: &LlmServerMeasurement, s: 
         ),
         (Some(_), _) => (CaseStatus::Ok, None),
     };
+    if r.stop_reason == Some(StopReason::Budget) && r.status != CaseStatus::Failed {
+        let shortest = m
+            .probes
+            .iter()
+            .map(|p| p.duration_s)
+            .fold(f64::INFINITY, f64::min);
+        r.status = CaseStatus::Partial;
+        r.error = Some(format!(
+            "cut short by the time budget of {} s per process (--quick): {} probes, the shortest schedule {shortest:.2} s of duration_s = {} s{}",
+            s.budget_s.map_or_else(|| "?".into(), |b| b.to_string()),
+            m.probes.len(),
+            load.duration_s,
+            match &m.search {
+                Some(x) if x.end == SearchEnd::Budget => "; the search stopped before its bracket closed",
+                _ => "",
+            }
+        ));
+    }
     r.record = Some(ScenarioRecord::LlmServer(Box::new(info)));
 }
 

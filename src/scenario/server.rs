@@ -471,7 +471,15 @@ fn run_server<W: Driven>(
     observer: &mut dyn Observer,
 ) -> Result<(measure::Sampled, ServerMeasurement), <W as Workload>::Error> {
     let warm = measure::warm_up(pipeline, cfg, observer)?;
+    // Under a time budget (`--quick`), once it is spent: no more untimed passes, no further
+    // probe of a search, and a run's schedule cut to what is left (`budget_window_s`).
+    let spent = || warm.deadline.is_some_and(|d| Instant::now() >= d);
+    let mut cut = false;
     for k in 2..=load.max_batch {
+        if spent() {
+            cut = true;
+            break;
+        }
         BatchWorkload::run_batch(pipeline, k)?;
     }
     let serve_cfg = ServeConfig {
@@ -490,10 +498,15 @@ fn run_server<W: Driven>(
     let mut probes_done = 0u64;
     observer.window_started();
     let mut probe = |rate: f64| -> Result<ProbeRaw, <W as Workload>::Error> {
+        let (window_s, shortened) = server::budget_window_s(load.duration_s, warm.deadline);
+        cut |= shortened;
+        let mut run_cfg = serve_cfg.clone();
+        run_cfg.duration = Duration::from_secs_f64(window_s);
+        run_cfg.drain = run_cfg.drain.min(run_cfg.duration);
         // Drawn before the window: the schedule and every buffer `serve` writes.
-        let arrivals = server::poisson_schedule(rate, load.duration_s, load.seed);
-        let record = server::serve(pipeline, &arrivals, &serve_cfg)?;
-        let p = ProbeRaw::from_record(rate, load.duration_s, &arrivals, &record, load.late_ms);
+        let arrivals = server::poisson_schedule(rate, window_s, load.seed);
+        let record = server::serve(pipeline, &arrivals, &run_cfg)?;
+        let p = ProbeRaw::from_record(rate, window_s, &arrivals, &record, load.late_ms);
         probes_done += 1;
         observer.progress(&Progress {
             phase: Phase::Sampling,
@@ -512,14 +525,13 @@ fn run_server<W: Driven>(
         },
         ServerTarget::FindMax(f) => {
             let capacity = 1.0 / warm.per_call_s.max(1e-9);
-            let s = server::find_max_qps(
-                capacity,
-                f.p99_bound_ms,
-                f.precision,
-                f.max_probes,
-                load.duration_s,
-                &mut probe,
-            )?;
+            let bound = server::SearchBound {
+                p99_bound_ms: f.p99_bound_ms,
+                precision: f.precision,
+                max_probes: f.max_probes,
+                deadline: warm.deadline,
+            };
+            let s = server::find_max_qps_within(capacity, &bound, load.duration_s, &mut probe)?;
             ServerMeasurement {
                 chosen: s.best,
                 search: Some(SearchRaw {
@@ -535,6 +547,11 @@ fn run_server<W: Driven>(
             }
         }
     };
+    let cut = cut
+        || measurement
+            .search
+            .as_ref()
+            .is_some_and(|s| s.end == SearchEnd::Budget);
     let served: usize = measurement.probes.iter().map(|p| p.served).sum();
     observer.window_ended(served);
     let measured_s = measurement.probes.iter().map(|p| p.end_s).sum();
@@ -547,7 +564,11 @@ fn run_server<W: Driven>(
         warmup_end: warm.warmup_end,
         warmup_trace_ms: warm.trace_ms,
         measured_s,
-        stop_reason: StopReason::Queries,
+        stop_reason: if cut {
+            StopReason::Budget
+        } else {
+            StopReason::Queries
+        },
         // No median stopping rule in a server run; the case reports no noise figure.
         noise: 0.0,
     };

@@ -208,6 +208,8 @@ pub enum SearchEnd {
     MaxProbes,
     /// Even the lowest rate tried failed (the bound is below what the model can do).
     NoPassingRate,
+    /// The process's time budget (`--quick`) was spent first: the case is `partial`.
+    Budget,
 }
 
 /// `200`, `12.5`: a rate as it appears in a case id.

@@ -158,6 +158,7 @@ pub struct SettingsEntry {
     pub timed: Option<Spanned<Vec<String>>>,
     pub processes: Option<Spanned<i64>>,
     pub max_processes: Option<Spanned<i64>>,
+    pub budget_s: Option<Spanned<f64>>,
 }
 
 /// `[check]`: thresholds of the regression check (`suite::check::CheckConfig` has the defaults).

@@ -17,6 +17,11 @@ impl Validator {
                 false,
             ),
             seed: s.seed.unwrap_or(d.seed),
+            // A process's time budget; `--quick` caps it at `QUICK_BUDGET_S`.
+            budget_s: s
+                .budget_s
+                .as_ref()
+                .map(|_| self.seconds("settings.budget_s", &s.budget_s, 0.0, false)),
             ..d
         };
         self.sampling_settings(s, &mut out);

@@ -48,7 +48,7 @@ pub struct BuildOptions {
     /// baselines (the reference of fidelity and compression); `None`: all.
     pub only: Option<Vec<String>>,
     /// `run --quick`: costly scoring is bounded (a language model's perplexity scores one
-    /// chunk).
+    /// chunk; a sentence encoder, `TextData::quick_subset`).
     pub quick: bool,
 }
 
@@ -147,6 +147,8 @@ pub fn build_all(
         Some(data::DataSource::Sentences(source)) => Some(text_data::load(source)?),
         _ => None,
     };
+    // `--quick` scores sentence encoders on a labelled subset (docs/scenarios.md).
+    let text = text.map(|t| if opts.quick { t.quick_subset() } else { t });
     let mut b = Builder {
         suite,
         data,

@@ -49,6 +49,7 @@ use super::bench::{LlmBench, LlmTest};
 use super::decoder::Decoder;
 use super::search::{bracket_max_rate, Bracket, BracketConfig};
 use super::LlmError;
+use crate::measure::server::budget_window_s;
 use crate::measure::{self, Observer, Phase, Progress, SamplerConfig, Warm};
 use crate::schema::SearchEnd;
 
@@ -206,6 +207,18 @@ pub fn find_max_qps<E>(
     capacity_qps: f64,
     f: &LlmFindMax,
     duration_s: f64,
+    probe: impl FnMut(f64) -> Result<LlmProbeRaw, E>,
+) -> Result<LlmSearch, E> {
+    find_max_qps_within(capacity_qps, f, duration_s, None, probe)
+}
+
+/// [`find_max_qps`] that runs no further probe once `deadline` (the process's time budget,
+/// `--quick`) is past: the search then ends with `budget`.
+pub fn find_max_qps_within<E>(
+    capacity_qps: f64,
+    f: &LlmFindMax,
+    duration_s: f64,
+    deadline: Option<Instant>,
     mut probe: impl FnMut(f64) -> Result<LlmProbeRaw, E>,
 ) -> Result<LlmSearch, E> {
     let cfg = BracketConfig {
@@ -213,6 +226,7 @@ pub fn find_max_qps<E>(
         precision: f.precision,
         max_probes: f.max_probes,
         floor_qps: f.min_requests as f64 / duration_s,
+        deadline,
     };
     bracket_max_rate(&cfg, |rate| {
         let p = probe(rate)?;
@@ -246,6 +260,9 @@ pub struct LlmServerRun {
     /// repetition): its `per_call_s` is the service time the search starts from.
     pub warm: Warm,
     pub measurement: LlmServerMeasurement,
+    /// The process's time budget (`--quick`) cut the case short: a run's schedule shortened
+    /// to what was left of it, or the search stopped before its bracket closed.
+    pub budget_cut: bool,
 }
 
 /// Warm-up, then one server run at the target rate or the search. Energy windows
@@ -270,8 +287,15 @@ pub fn run_server<D: Decoder + ?Sized>(
     let started = Instant::now();
     observer.window_started();
     let mut done = 0u64;
+    let mut budget_cut = false;
     let mut probe = |rate: f64| -> Result<LlmProbeRaw, LlmError> {
-        let p = run_probe(model, load, rate)?;
+        // Under a time budget, the schedule is cut to what is left of it.
+        let (window_s, shortened) = budget_window_s(load.duration_s, warm.deadline);
+        budget_cut |= shortened;
+        let mut run = load.clone();
+        run.duration_s = window_s;
+        run.drain_s = run.drain_s.min(window_s);
+        let p = run_probe(model, &run, rate)?;
         done += 1;
         observer.progress(&Progress {
             phase: Phase::Sampling,
@@ -290,7 +314,7 @@ pub fn run_server<D: Decoder + ?Sized>(
         },
         LlmServerTarget::FindMax(f) => {
             let capacity = 1.0 / warm.per_call_s.max(1e-9);
-            let s = find_max_qps(capacity, f, load.duration_s, &mut probe)?;
+            let s = find_max_qps_within(capacity, f, load.duration_s, warm.deadline, &mut probe)?;
             LlmServerMeasurement {
                 chosen: s.best,
                 search: Some(LlmSearchRaw {
@@ -305,7 +329,16 @@ pub fn run_server<D: Decoder + ?Sized>(
     };
     let served: usize = measurement.probes.iter().map(|p| p.served).sum();
     observer.window_ended(served);
-    Ok(LlmServerRun { warm, measurement })
+    let budget_cut = budget_cut
+        || measurement
+            .search
+            .as_ref()
+            .is_some_and(|s| s.end == SearchEnd::Budget);
+    Ok(LlmServerRun {
+        warm,
+        measurement,
+        budget_cut,
+    })
 }
 
 #[cfg(test)]

@@ -57,6 +57,9 @@ pub(super) fn server_rows(d: &ReportData) -> Vec<ServerRow> {
                         ),
                         crate::schema::SearchEnd::MaxProbes => "stopped at max_probes".to_string(),
                         crate::schema::SearchEnd::NoPassingRate => "no passing rate".to_string(),
+                        crate::schema::SearchEnd::Budget => {
+                            "cut short by the time budget (--quick)".to_string()
+                        }
                     };
                     format!(
                         "p99 <= {} ms: {max}; {} probes, {end}",

@@ -15,7 +15,7 @@ use crate::compare::{Better, Evidence, KindMetrics, MetricComparison, MetricValu
 use crate::measure::server::ProbeRaw;
 use crate::schema::{
     fmt_rate, CaseResult, CaseStatus, LatencyMs, ProbeInfo, ScenarioRecord, SearchInfo,
-    ServerInfo, Settings, SERVER_WAIT,
+    SearchEnd, ServerInfo, Settings, StopReason, SERVER_WAIT,
 };
 use crate::stats;
 
@@ -121,6 +121,41 @@ pub(super) fn apply_server(
         ),
         (Some(_), _) => (CaseStatus::Ok, None),
     };
+    if r.stop_reason == Some(StopReason::Budget) && r.status != CaseStatus::Failed {
+        r.status = CaseStatus::Partial;
+        r.error = Some(budget_reason(load, sm, s));
+    }
+}
+
+/// Why a server case is `partial`: what the process's time budget cut (`--quick`).
+fn budget_reason(load: &ServerLoad, sm: &ServerMeasurement, s: &Settings) -> String {
+    let shortest = sm
+        .probes
+        .iter()
+        .map(|p| p.duration_s)
+        .fold(f64::INFINITY, f64::min);
+    let mut what = Vec::new();
+    if shortest < load.duration_s {
+        what.push(format!(
+            "a run's schedule cut to {shortest:.2} s of duration_s = {} s",
+            load.duration_s
+        ));
+    }
+    if let Some(search) = sm.search.as_ref().filter(|x| x.end == SearchEnd::Budget) {
+        what.push(format!(
+            "the search stopped after {} of max_probes = {} probes",
+            sm.probes.len(),
+            search.max_probes
+        ));
+    }
+    if what.is_empty() {
+        what.push("the untimed passes at larger batches stopped".into());
+    }
+    format!(
+        "cut short by the time budget of {} s per process (--quick): {}",
+        s.budget_s.map_or_else(|| "?".into(), |b| b.to_string()),
+        what.join("; ")
+    )
 }
 
 /// A server case's part of the metric table. A search reports `max_qps`, compared by its
