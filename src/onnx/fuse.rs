@@ -213,16 +213,14 @@ fn absorb_activations(g: &mut Graph, groups: &mut Groups) {
         .enumerate()
         .flat_map(|(i, n)| n.outputs.iter().map(move |o| (o.clone(), i)))
         .collect();
-    let mut removed = vec![false; g.nodes.len()];
-    for ai in 0..g.nodes.len() {
-        let act_node = &g.nodes[ai];
+    // (activation node, conv node, activation); each Conv output has one reader, so a Conv
+    // absorbs at most one activation.
+    let mut absorbed = Vec::new();
+    for (ai, act_node) in g.nodes.iter().enumerate() {
         let Some(act) = Activation::of_node(act_node).or_else(|| clip_bounds(g, act_node)) else {
             continue;
         };
-        let (Some(x), Some(y)) = (act_node.inputs.first(), act_node.outputs.first()) else {
-            continue;
-        };
-        let Some(&ci) = producer.get(x) else {
+        let Some(&ci) = act_node.inputs.first().and_then(|x| producer.get(x)) else {
             continue;
         };
         let conv = &g.nodes[ci];
@@ -230,12 +228,16 @@ fn absorb_activations(g: &mut Graph, groups: &mut Groups) {
             && conv.domain.is_empty()
             && conv.outputs.len() == 1
             && conv.attr(FUSED_ATTR).is_none()
-            && readers.get(x) == Some(&1)
+            && readers.get(&conv.outputs[0]) == Some(&1)
             && act_node.outputs.len() == 1;
-        if !absorbable {
-            continue;
+        if absorbable {
+            absorbed.push((ai, ci, act));
         }
-        let (act_name, act_op, y) = (act_node.name.clone(), act_node.op.clone(), y.clone());
+    }
+    let mut removed = vec![false; g.nodes.len()];
+    for (ai, ci, act) in absorbed {
+        let a = &g.nodes[ai];
+        let (act_name, act_op, y) = (a.name.clone(), a.op.clone(), a.outputs[0].clone());
         let conv = &mut g.nodes[ci];
         conv.outputs = vec![y];
         conv.attrs.push((FUSED_ATTR.into(), act.to_attr()));
