@@ -7,6 +7,7 @@ of ours to candle-onnx's simple_eval and to ONNX Runtime.
 """
 import json
 import os
+import re
 import sys
 
 RUNTIMES = ["inferbench", "candle-onnx", "onnxruntime"]
@@ -24,8 +25,9 @@ def cell(rec):
     if rec is None:
         return "-"
     if "error" in rec:
-        # Table cells cannot hold a pipe; keep the message short.
-        return "fails: " + rec["error"].replace("|", "/")[:120]
+        # Keep the reason only: candle-onnx errors carry the node's proto and a backtrace.
+        reason = re.split(r"\s+0: |\s+for op NodeProto", rec["error"])[0]
+        return "fails: " + reason.replace("|", "/")[:120]
     return f"{rec['median_ms']:,.1f}" if rec["median_ms"] >= 10 else f"{rec['median_ms']:.2f}"
 
 
