@@ -147,7 +147,7 @@ pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Plan, OnnxError> 
     validate::check_support(graph)?;
     let fused;
     let (graph, groups) = if opts.fuse {
-        let (g, groups) = fuse::fold_batch_norms(graph)?;
+        let (g, groups) = fuse::fuse_graph(graph)?;
         fused = g;
         (&fused, groups)
     } else {

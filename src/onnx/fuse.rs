@@ -1,6 +1,10 @@
-//! Graph rewrites before lowering: a BatchNormalization that alone reads a Conv's output is
-//! folded into the Conv's weights and bias (`w * s`, `b * s + t` per output channel), so the
-//! pair runs as one convolution, as ONNX Runtime's graph optimizer also does.
+//! Graph rewrites before lowering, as ONNX Runtime's graph optimizer also makes them:
+//! - a BatchNormalization that alone reads a Conv's output is folded into the Conv's weights
+//!   and bias (`w * s`, `b * s + t` per output channel), so the pair runs as one convolution;
+//! - a Relu, HardSigmoid or HardSwish that alone reads a Conv's output is absorbed by the
+//!   Conv, which applies it to its output while the values are in cache (the direct
+//!   depthwise kernel per output plane, the other convolutions in one in-place pass with the
+//!   bias).
 
 use std::collections::HashMap;
 
@@ -8,13 +12,22 @@ use candle_core::DType;
 
 use super::error::OnnxError;
 use super::graph::{Attr, Graph, Node};
+use super::ops::activation::{Activation, FUSED_ATTR};
 use super::tensor::HostTensor;
 
 /// Step name and op of each fused group, keyed by the surviving node's name.
 pub(crate) type Groups = HashMap<String, (String, String)>;
 
+/// The graph with Conv+BatchNormalization pairs folded and activations absorbed into the
+/// Convs before them, and the groups formed.
+pub(crate) fn fuse_graph(g: &Graph) -> Result<(Graph, Groups), OnnxError> {
+    let (mut out, mut groups) = fold_batch_norms(g)?;
+    absorb_activations(&mut out, &mut groups);
+    Ok((out, groups))
+}
+
 /// The graph with Conv+BatchNormalization pairs folded, and the groups formed.
-pub(crate) fn fold_batch_norms(g: &Graph) -> Result<(Graph, Groups), OnnxError> {
+fn fold_batch_norms(g: &Graph) -> Result<(Graph, Groups), OnnxError> {
     let mut readers: HashMap<&str, usize> = HashMap::new();
     for n in &g.nodes {
         for i in n.inputs.iter().filter(|i| !i.is_empty()) {
@@ -174,4 +187,111 @@ fn folded(
         HostTensor::from_f32(w.dims.clone(), &wv),
         HostTensor::from_f32(vec![m], &bv),
     )))
+}
+
+/// How many nodes (and graph outputs) read each value.
+fn reader_counts(g: &Graph) -> HashMap<String, usize> {
+    let mut readers: HashMap<String, usize> = HashMap::new();
+    for n in &g.nodes {
+        for i in n.inputs.iter().filter(|i| !i.is_empty()) {
+            *readers.entry(i.clone()).or_default() += 1;
+        }
+    }
+    for o in &g.outputs {
+        *readers.entry(o.name.clone()).or_default() += 1;
+    }
+    readers
+}
+
+/// Moves each activation that alone reads a Conv's output into that Conv (the Conv then
+/// writes the activation's output), naming the group `conv+act` and its op `Conv+<Act>`.
+fn absorb_activations(g: &mut Graph, groups: &mut Groups) {
+    let readers = reader_counts(g);
+    let producer: HashMap<String, usize> = g
+        .nodes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| n.outputs.iter().map(move |o| (o.clone(), i)))
+        .collect();
+    // (activation node, conv node, activation); each Conv output has one reader, so a Conv
+    // absorbs at most one activation.
+    let mut absorbed = Vec::new();
+    for (ai, act_node) in g.nodes.iter().enumerate() {
+        let Some(act) = Activation::of_node(act_node).or_else(|| clip_bounds(g, act_node)) else {
+            continue;
+        };
+        let Some(&ci) = act_node.inputs.first().and_then(|x| producer.get(x)) else {
+            continue;
+        };
+        let conv = &g.nodes[ci];
+        let absorbable = conv.op == "Conv"
+            && conv.domain.is_empty()
+            && conv.outputs.len() == 1
+            && conv.attr(FUSED_ATTR).is_none()
+            && readers.get(&conv.outputs[0]) == Some(&1)
+            && act_node.outputs.len() == 1;
+        if absorbable {
+            absorbed.push((ai, ci, act));
+        }
+    }
+    let mut removed = vec![false; g.nodes.len()];
+    for (ai, ci, act) in absorbed {
+        let a = &g.nodes[ai];
+        let (act_name, act_op, y) = (a.name.clone(), a.op.clone(), a.outputs[0].clone());
+        let conv = &mut g.nodes[ci];
+        conv.outputs = vec![y];
+        conv.attrs.push((FUSED_ATTR.into(), act.to_attr()));
+        let (name, op) = groups
+            .get(&conv.name)
+            .cloned()
+            .unwrap_or_else(|| (conv.name.clone(), conv.op.clone()));
+        groups.insert(
+            conv.name.clone(),
+            (format!("{name}+{act_name}"), format!("{op}+{act_op}")),
+        );
+        removed[ai] = true;
+    }
+    let mut i = 0;
+    g.nodes.retain(|_| {
+        i += 1;
+        !removed[i - 1]
+    });
+}
+
+/// A Clip node as an activation, when its bounds are known before compiling: attributes
+/// (opset < 11), or initializers or Constant nodes (opset 11 on).
+fn clip_bounds(g: &Graph, node: &Node) -> Option<Activation> {
+    if node.op != "Clip" || !node.domain.is_empty() {
+        return None;
+    }
+    let bound = |i: usize, attr: &str, default: f32| -> Option<f32> {
+        if g.opset < 11 {
+            return match node.attr(attr) {
+                None => Some(default),
+                Some(Attr::Float(v)) => Some(*v),
+                Some(_) => None,
+            };
+        }
+        let name = match node.inputs.get(i) {
+            Some(n) if !n.is_empty() => n,
+            _ => return Some(default),
+        };
+        let t = match g.initializers.get(name) {
+            Some(t) => t.clone(),
+            None => {
+                let c = g.nodes.iter().find(|n| n.outputs.first() == Some(name))?;
+                match (c.op.as_str(), c.attr("value")) {
+                    ("Constant", Some(Attr::Tensor(t))) => t.clone(),
+                    _ => return None,
+                }
+            }
+        };
+        match t.to_f32().ok()?.as_slice() {
+            [v] => Some(*v),
+            _ => None,
+        }
+    };
+    let lo = bound(1, "min", f32::NEG_INFINITY)?;
+    let hi = bound(2, "max", f32::INFINITY)?;
+    (lo <= hi).then_some(Activation::Clip { lo, hi })
 }

@@ -6,7 +6,7 @@
 //! for one batch size on one device: shapes inferred statically (symbolic dimensions from
 //! `input_shapes`, the first one being the batch), initializers made tensors once, constant
 //! subgraphs folded (the Shape->Gather->Concat->Reshape chains of torch exports),
-//! Conv+BatchNormalization fused, dead nodes dropped, and every intermediate freed after its
+//! Conv+BatchNormalization and Conv+activation fused, dead nodes dropped, and every intermediate freed after its
 //! last reader. Running the plan parses and decodes nothing.
 //!
 //! Recipes: f16 and quantization are compile options ([`Precision`], `quantize`);
@@ -38,7 +38,7 @@ pub use weights::DeviceWeights;
 #[derive(Debug, Clone)]
 pub struct OnnxModel {
     graph: Graph,
-    /// Conv+BatchNormalization pairs already folded ([`OnnxModel::fuse`]): the step name
+    /// Conv groups already fused ([`OnnxModel::fuse`]): the step name
     /// and op of each, keyed by the surviving Conv's name.
     groups: fuse::Groups,
 }
@@ -61,10 +61,11 @@ impl OnnxModel {
         })
     }
 
-    /// Folds every BatchNormalization that follows a Conv into the Conv's weights and bias
-    /// (what compiling does anyway), so the weights a recipe sees are those the plan runs.
+    /// Folds every BatchNormalization that follows a Conv into the Conv's weights and bias,
+    /// and the activations that follow Convs into the Convs (what compiling does anyway), so
+    /// the weights a recipe sees are those the plan runs.
     pub fn fuse(&mut self) -> Result<(), OnnxError> {
-        let (graph, groups) = fuse::fold_batch_norms(&self.graph)?;
+        let (graph, groups) = fuse::fuse_graph(&self.graph)?;
         self.graph = graph;
         self.groups.extend(groups);
         Ok(())

@@ -4,6 +4,7 @@
 use super::error::{OnnxError, Unsupported};
 use super::graph::{Attr, Graph};
 use super::ops;
+use super::ops::activation::FUSED_ATTR;
 
 /// Every unsupported op or attribute of `graph`, in node order.
 pub fn unsupported(graph: &Graph) -> Vec<Unsupported> {
@@ -25,6 +26,10 @@ pub fn unsupported(graph: &Graph) -> Vec<Unsupported> {
             continue;
         };
         for (name, value) in &node.attrs {
+            if name == FUSED_ATTR && node.op == "Conv" {
+                // Put there by the fusion pass of a graph fused beforehand (OnnxModel::fuse).
+                continue;
+            }
             if !def.attrs.contains(&name.as_str()) {
                 push(format!("attribute `{name}`"));
             } else if let Attr::Other(kind) = value {

@@ -6,7 +6,15 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() {
+    // One line on failure (the unsupported op first), for scripts/onnx-speed.sh's table.
+    if let Err(e) = run() {
+        eprintln!("{}", e.to_string().replace('\n', " "));
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: candle-onnx-speed MODEL BATCH [ITERS] [input=1x128 ...]";
     let path = args.first().ok_or(usage)?;
@@ -15,7 +23,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut shapes: HashMap<String, Vec<usize>> = HashMap::new();
     for a in args.iter().skip(3) {
         let (name, dims) = a.split_once('=').ok_or(usage)?;
-        shapes.insert(name.into(), dims.split('x').map(|d| d.parse()).collect::<Result<_, _>>()?);
+        shapes.insert(
+            name.into(),
+            dims.split('x')
+                .map(|d| d.parse())
+                .collect::<Result<_, _>>()?,
+        );
     }
     let t0 = Instant::now();
     let model = candle_onnx::read_file(path)?;
@@ -23,7 +36,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let graph = model.graph.as_ref().ok_or("no graph")?;
     let inits: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
     let mut inputs = HashMap::new();
-    for i in graph.input.iter().filter(|i| !inits.contains(&i.name.as_str())) {
+    for i in graph
+        .input
+        .iter()
+        .filter(|i| !inits.contains(&i.name.as_str()))
+    {
         let Some(candle_onnx::onnx::type_proto::Value::TensorType(t)) =
             i.r#type.as_ref().and_then(|t| t.value.as_ref())
         else {
@@ -38,7 +55,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .dim
                 .iter()
                 .map(|d| match &d.value {
-                    Some(candle_onnx::onnx::tensor_shape_proto::dimension::Value::DimValue(v)) => *v as usize,
+                    Some(candle_onnx::onnx::tensor_shape_proto::dimension::Value::DimValue(v)) => {
+                        *v as usize
+                    }
                     _ => 1,
                 })
                 .collect(),

@@ -1,6 +1,9 @@
 //! Conv and ConvTranspose (1-D and 2-D), and the window geometry pooling shares.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
+
+use super::activation::{Activation, Epilogue};
+use super::depthwise::Depthwise;
 
 use super::matmul::{prepare, Weight};
 use super::{attr_int, attr_str, op_checked, Lowered, Meta, NodeCtx, OpDef, OpError, OpResult};
@@ -221,6 +224,7 @@ fn conv(c: &mut NodeCtx) -> OpResult<Lowered> {
         .as_ref()
         .map(|b| b.elem_count() * b.dtype().size_in_bytes())
         .unwrap_or(0);
+    let act = Activation::fused_into(c.node);
     let x = c.operand(0)?;
     let name = c.input_names.get(1).cloned().unwrap_or_default();
     let quantize = c.quantize.is_some() || c.weights.quantized.contains_key(&name);
@@ -228,12 +232,9 @@ fn conv(c: &mut NodeCtx) -> OpResult<Lowered> {
         let cols = wd[1] * kernel[0] * kernel[1];
         let (weight, bytes) = prepare(c, &name, "im2col", (m, cols), || w.reshape((m, cols)))?;
         if let Weight::Quant(_) = weight {
+            let epilogue = Epilogue::new(bias.clone(), act, c.device, xm.dtype)?;
             return Ok(Lowered::single(meta, move |t| {
-                let y = im2col_conv(x.get(t), &weight, &win, m)?;
-                match &bias {
-                    Some(b) => y.broadcast_add(b),
-                    None => Ok(y),
-                }
+                epilogue.apply(im2col_conv(x.get(t), &weight, &win, m)?)
             })
             .with_flops(flops)
             .with_weight_bytes(bytes + bias_bytes));
@@ -245,8 +246,14 @@ fn conv(c: &mut NodeCtx) -> OpResult<Lowered> {
         ));
     }
     if group == cin && group > 1 && wd[1] == 1 && kernel.len() == 2 {
-        return depthwise(meta, x, w, bias, win, m / cin).map(|l| l.with_flops(flops));
+        if c.device.is_cpu() && xm.dtype == DType::F32 {
+            return direct_depthwise(meta, x, &w, bias.as_ref(), &win, (m / cin, act))
+                .map(|l| l.with_flops(flops));
+        }
+        let epilogue = Epilogue::new(bias, act, c.device, xm.dtype)?;
+        return depthwise(meta, x, w, epilogue, win, m / cin).map(|l| l.with_flops(flops));
     }
+    let epilogue = Epilogue::new(bias, act, c.device, xm.dtype)?;
     let (pad, pre) = match win.symmetric() {
         Some(p) => (p, None),
         None => (0, Some(win.pads.clone())),
@@ -264,12 +271,37 @@ fn conv(c: &mut NodeCtx) -> OpResult<Lowered> {
         } else {
             x.conv2d(&w, pad, stride, dilation, group)?
         };
-        match &bias {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
-        }
+        epilogue.apply(y)
     })
     .with_flops(flops))
+}
+
+/// A depthwise 2-D convolution on f32 CPU tensors: the direct kernel of [`Depthwise`].
+fn direct_depthwise(
+    meta: Meta,
+    x: super::Operand,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    win: &Window,
+    (mult, act): (usize, Activation),
+) -> OpResult<Lowered> {
+    let op = Depthwise {
+        weight: w.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+        bias: match bias {
+            Some(b) => b.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+            None => Vec::new(),
+        },
+        mult,
+        kernel: (win.kernel[0], win.kernel[1]),
+        stride: win.stride,
+        dilation: win.dilation,
+        pad: (win.pads[0].0, win.pads[1].0),
+        out: (win.out[0], win.out[1]),
+        act,
+    };
+    Ok(Lowered::single(meta, move |t| {
+        x.get(t).contiguous()?.apply_op1_no_bwd(&op)
+    }))
 }
 
 /// A depthwise 2-D convolution (one input channel per group): candle's grouped conv2d runs
@@ -279,7 +311,7 @@ fn depthwise(
     meta: Meta,
     x: super::Operand,
     w: Tensor,
-    bias: Option<Tensor>,
+    epilogue: Epilogue,
     win: Window,
     mult: usize,
 ) -> OpResult<Lowered> {
@@ -305,11 +337,7 @@ fn depthwise(
                 patches.push(strided(&rows, 3, j * win.dilation, wo, win.stride)?);
             }
         }
-        let y = Tensor::stack(&patches, 2)?.broadcast_mul(&w)?.sum(2)?;
-        match &bias {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
-        }
+        epilogue.apply(Tensor::stack(&patches, 2)?.broadcast_mul(&w)?.sum(2)?)
     }))
 }
 

@@ -2,6 +2,7 @@
 
 use candle_core::{DType, Tensor};
 
+use super::activation::{self, Activation};
 use super::{broadcast_shapes, op, Lowered, Meta, NodeCtx, OpDef, OpError, OpResult, Operand};
 
 pub(crate) const OPS: &[OpDef] = &[
@@ -119,13 +120,14 @@ fn leaky_relu(c: &mut NodeCtx) -> OpResult<Lowered> {
 }
 
 fn hard_sigmoid(c: &mut NodeCtx) -> OpResult<Lowered> {
-    let alpha = c.float_attr("alpha", 0.2)? as f64;
-    let beta = c.float_attr("beta", 0.5)? as f64;
-    float_unary(c, move |x| x.affine(alpha, beta)?.clamp(0f64, 1f64))
+    let alpha = c.float_attr("alpha", 0.2)?;
+    let beta = c.float_attr("beta", 0.5)?;
+    let act = Activation::HardSigmoid { alpha, beta };
+    float_unary(c, move |x| activation::run(act, x))
 }
 
 fn hard_swish(c: &mut NodeCtx) -> OpResult<Lowered> {
-    float_unary(c, |x| x.mul(&x.affine(1.0 / 6.0, 0.5)?.clamp(0f64, 1f64)?))
+    float_unary(c, |x| activation::run(Activation::HARD_SWISH, x))
 }
 
 fn clip(c: &mut NodeCtx) -> OpResult<Lowered> {

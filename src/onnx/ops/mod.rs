@@ -14,7 +14,9 @@ use super::graph::{Attr, Node};
 use super::recipe::QuantReport;
 use super::weights::DeviceWeights;
 
+pub(crate) mod activation;
 pub(crate) mod conv;
+pub(crate) mod depthwise;
 pub(crate) mod elementwise;
 pub(crate) mod matmul;
 pub(crate) mod norm;
