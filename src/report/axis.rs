@@ -21,6 +21,8 @@ pub struct ValueAxis {
     pub log: bool,
     /// Ticks at exactly these values (for example the batch sizes measured) instead of 1-2-5.
     pub ticks: Option<Vec<f64>>,
+    /// Tick labels in binary byte units (`1.50 GiB`) instead of plain numbers.
+    pub bytes: bool,
 }
 
 impl ValueAxis {
@@ -49,6 +51,7 @@ impl ValueAxis {
                 hi: 10f64.powf(hi_log),
                 log: true,
                 ticks: None,
+                bytes: false,
             }
         } else {
             let lo = if zero {
@@ -72,6 +75,7 @@ impl ValueAxis {
             hi: if hi > lo { hi } else { lo + 1.0 },
             log: false,
             ticks: None,
+            bytes: false,
         }
     }
 
@@ -170,7 +174,11 @@ impl Ranged for ValueAxis {
 
 impl ValueFormatter<f64> for ValueAxis {
     fn format_ext(&self, value: &f64) -> String {
-        format::num(*value)
+        if self.bytes {
+            format::bytes(*value)
+        } else {
+            format::num(*value)
+        }
     }
 }
 
@@ -241,6 +249,18 @@ mod tests {
         let ticks = a.key_points(6usize);
         assert_eq!(ticks[0], 0.0);
         assert!(ticks.windows(2).all(|w| w[1] > w[0]));
+    }
+
+    #[test]
+    fn a_bytes_axis_labels_its_ticks_in_binary_units() {
+        let plain = ValueAxis::fit([1e6, 3e9], true, 0.0);
+        let bytes = ValueAxis {
+            bytes: true,
+            ..plain.clone()
+        };
+        let gib = 1024f64.powi(3);
+        assert_eq!(bytes.format_ext(&(1.5 * gib)), "1.50 GiB");
+        assert_eq!(plain.format_ext(&(1.5 * gib)), format::num(1.5 * gib));
     }
 
     #[test]

@@ -344,6 +344,7 @@ pub fn throughput(d: &ReportData) -> Result<Outcome, String> {
         hi: batches[batches.len() - 1] * 1.6,
         log: true,
         ticks: Some(batches.clone()),
+        bytes: false,
     };
     let y = ValueAxis::fit(
         series.iter().flat_map(|s| s.1.iter().map(|p| p.1)),

@@ -116,12 +116,15 @@ pub fn memory(d: &ReportData) -> Result<Outcome, String> {
         return omitted(TITLE, "no language-model case recorded its memory");
     }
     let labels: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
-    let axis = ValueAxis::fit(
-        rows.iter()
-            .flat_map(|r| bars(r).into_iter().filter_map(|b| b.1)),
-        true,
-        0.3,
-    );
+    let axis = ValueAxis {
+        bytes: true,
+        ..ValueAxis::fit(
+            rows.iter()
+                .flat_map(|r| bars(r).into_iter().filter_map(|b| b.1)),
+            true,
+            0.3,
+        )
+    };
     let names = [
         "weight bytes (the GGUF's tensors)",
         "KV cache, computed at the longest context",
@@ -150,7 +153,7 @@ pub fn memory(d: &ReportData) -> Result<Outcome, String> {
         axes(
             root,
             &mut ch,
-            Some(&format!("bytes{}", axis.scale_note())),
+            Some(&format!("memory{}", axis.scale_note())),
             Some("variant"),
             (true, false),
         )?;

@@ -205,12 +205,14 @@ pub fn roofline(d: &ReportData) -> Result<Outcome, String> {
         hi: decade_above(x_max),
         log: true,
         ticks: None,
+        bytes: false,
     };
     let y = ValueAxis {
         lo: decade_below(y_min.min(x.lo * roofs.iter().map(|r| r.2).fold(f64::INFINITY, f64::min))),
         hi: decade_above(y_max),
         log: true,
         ticks: None,
+        bytes: false,
     };
     let roof_color = |threads: usize| color(roofs.iter().position(|r| r.0 == threads).unwrap_or(0));
     let mut legend: Vec<Entry> = roofs

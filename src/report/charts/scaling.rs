@@ -74,6 +74,7 @@ pub fn scaling(d: &ReportData) -> Result<Outcome, String> {
         hi: tmax + 0.25 * (tmax - tmin),
         log: false,
         ticks: Some(threads.clone()),
+        bytes: false,
     };
     let top = lines
         .iter()
