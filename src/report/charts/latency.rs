@@ -5,7 +5,7 @@ use plotters::style::text_anchor::{HPos, VPos};
 
 use super::text::style;
 
-use super::super::axis::ValueAxis;
+use super::super::axis::{CategoryAxis, ValueAxis};
 use super::super::data::{CaseView, ReportData};
 use super::super::format;
 use super::*;
@@ -124,6 +124,47 @@ pub(super) struct BoxStats {
     pub lo_whisker: f64,
     pub hi_whisker: f64,
     pub outliers: Vec<f64>,
+}
+
+/// One horizontal box plot at row `y`: whiskers with end caps, the box from q1 to q3 in
+/// `col`, the median as a heavy line, and the outliers as rings.
+pub(super) fn draw_box(
+    ch: &mut ChartContext<'_, BitMapBackend<'_>, Cartesian2d<ValueAxis, CategoryAxis>>,
+    b: &BoxStats,
+    y: f64,
+    col: RGBColor,
+) -> super::DrawResult {
+    let ink = INK.stroke_width(2);
+    ch.draw_series([
+        PathElement::new(vec![(b.lo_whisker, y), (b.q1, y)], ink),
+        PathElement::new(vec![(b.q3, y), (b.hi_whisker, y)], ink),
+        PathElement::new(
+            vec![(b.lo_whisker, y - 0.15), (b.lo_whisker, y + 0.15)],
+            ink,
+        ),
+        PathElement::new(
+            vec![(b.hi_whisker, y - 0.15), (b.hi_whisker, y + 0.15)],
+            ink,
+        ),
+    ])?;
+    ch.draw_series([Rectangle::new(
+        [(b.q1, y - 0.3), (b.q3, y + 0.3)],
+        col.mix(0.55).filled(),
+    )])?;
+    ch.draw_series([Rectangle::new(
+        [(b.q1, y - 0.3), (b.q3, y + 0.3)],
+        col.stroke_width(2),
+    )])?;
+    ch.draw_series([PathElement::new(
+        vec![(b.median, y - 0.3), (b.median, y + 0.3)],
+        INK.stroke_width(3),
+    )])?;
+    ch.draw_series(
+        b.outliers
+            .iter()
+            .map(|&x| Circle::new((x, y), 3, INK.mix(0.6).stroke_width(1))),
+    )?;
+    Ok(())
 }
 
 pub(super) fn box_stats(samples: &[f64]) -> Option<BoxStats> {
@@ -245,36 +286,7 @@ pub fn distribution(d: &ReportData) -> Result<Outcome, String> {
         for (i, (c, b)) in rows.iter().zip(&boxes).enumerate() {
             let y = row_y(i, n);
             let col = color(target_index(&targets, &c.case.target));
-            let ink = INK.stroke_width(2);
-            ch.draw_series([
-                PathElement::new(vec![(b.lo_whisker, y), (b.q1, y)], ink),
-                PathElement::new(vec![(b.q3, y), (b.hi_whisker, y)], ink),
-                PathElement::new(
-                    vec![(b.lo_whisker, y - 0.15), (b.lo_whisker, y + 0.15)],
-                    ink,
-                ),
-                PathElement::new(
-                    vec![(b.hi_whisker, y - 0.15), (b.hi_whisker, y + 0.15)],
-                    ink,
-                ),
-            ])?;
-            ch.draw_series([Rectangle::new(
-                [(b.q1, y - 0.3), (b.q3, y + 0.3)],
-                col.mix(0.55).filled(),
-            )])?;
-            ch.draw_series([Rectangle::new(
-                [(b.q1, y - 0.3), (b.q3, y + 0.3)],
-                col.stroke_width(2),
-            )])?;
-            ch.draw_series([PathElement::new(
-                vec![(b.median, y - 0.3), (b.median, y + 0.3)],
-                INK.stroke_width(3),
-            )])?;
-            ch.draw_series(
-                b.outliers
-                    .iter()
-                    .map(|&x| Circle::new((x, y), 3, INK.mix(0.6).stroke_width(1))),
-            )?;
+            draw_box(&mut ch, b, y, col)?;
             let right = b
                 .outliers
                 .last()

@@ -4,7 +4,7 @@
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
-use super::latency::{box_stats, BoxStats};
+use super::latency::{box_stats, draw_box, BoxStats};
 use super::llm::{cases_of, grouped_by_test, row_label, target_index, TIMED_NOTE};
 use super::text::style;
 
@@ -108,36 +108,7 @@ pub fn itl(d: &ReportData) -> Result<Outcome, String> {
             let y = row_y(i, n);
             let b = &r.boxes;
             let col = color(target_index(d, &r.target));
-            let ink = INK.stroke_width(2);
-            ch.draw_series([
-                PathElement::new(vec![(b.lo_whisker, y), (b.q1, y)], ink),
-                PathElement::new(vec![(b.q3, y), (b.hi_whisker, y)], ink),
-                PathElement::new(
-                    vec![(b.lo_whisker, y - 0.15), (b.lo_whisker, y + 0.15)],
-                    ink,
-                ),
-                PathElement::new(
-                    vec![(b.hi_whisker, y - 0.15), (b.hi_whisker, y + 0.15)],
-                    ink,
-                ),
-            ])?;
-            ch.draw_series([Rectangle::new(
-                [(b.q1, y - 0.3), (b.q3, y + 0.3)],
-                col.mix(0.55).filled(),
-            )])?;
-            ch.draw_series([Rectangle::new(
-                [(b.q1, y - 0.3), (b.q3, y + 0.3)],
-                col.stroke_width(2),
-            )])?;
-            ch.draw_series([PathElement::new(
-                vec![(b.median, y - 0.3), (b.median, y + 0.3)],
-                INK.stroke_width(3),
-            )])?;
-            ch.draw_series(
-                b.outliers
-                    .iter()
-                    .map(|&x| Circle::new((x, y), 3, INK.mix(0.6).stroke_width(1))),
-            )?;
+            draw_box(&mut ch, b, y, col)?;
             ch.draw_series([TriangleMarker::new((r.p99, y + 0.3), 6, INK.filled())])?;
             let right = b
                 .outliers
