@@ -277,6 +277,53 @@ pub fn record(case: &GenerationCase) -> LlmCaseInfo {
 fn to_ms(ns: &[u64]) -> Vec<f64> {
     ns.iter().map(|&v| v as f64 / 1e6).collect()
 }
+/// The [`ScenarioKind`](super::ScenarioKind) methods that prefill, decode and generate share,
+/// written once: they differ only in the variant of their record (`$record`, e.g.
+/// `ScenarioRecord::Decode`). Expanded inside each kind's `impl`, whose file imports the
+/// types named here.
+macro_rules! shared_methods {
+    ($record:path) => {
+        fn quick(&self, spec: &GenerationSpec) -> GenerationSpec {
+            spec.quick()
+        }
+
+        /// The raw record (TTFT and inter-token latency samples) is not pooled across
+        /// processes.
+        fn single_process(&self) -> bool {
+            true
+        }
+
+        fn measure<W: Driven>(
+            &self,
+            case: &GenerationCase,
+            pipeline: &mut W,
+            cfg: &SamplerConfig,
+            observer: &mut dyn Observer,
+        ) -> Result<Measured<GenerationRaw>, <W as Workload>::Error> {
+            generation::measure(case, pipeline, cfg, observer)
+        }
+
+        fn record(&self, case: &GenerationCase) -> Option<ScenarioRecord> {
+            Some($record(generation::record(case)))
+        }
+
+        fn assemble(
+            &self,
+            case: &GenerationCase,
+            raw: &GenerationRaw,
+            result: &mut CaseResult,
+            settings: &Settings,
+        ) {
+            let info = generation::assemble(case, raw, result, settings);
+            generation::apply(result, $record(info));
+        }
+
+        fn metrics<'a>(&self, case: &'a CaseResult) -> KindMetrics<'a> {
+            generation::metrics(case)
+        }
+    };
+}
+pub(crate) use shared_methods;
 
 /// A generation case's figures in `result`: its record, and no throughput in repetitions nor
 /// traffic (tokens/s replaces the one; there is no roofline for a generation case).

@@ -86,41 +86,5 @@ impl ScenarioKind for Prefill {
         generation::prompt_need(spec, &spec.prompt_tokens)
     }
 
-    fn quick(&self, spec: &GenerationSpec) -> GenerationSpec {
-        spec.quick()
-    }
-
-    /// The raw record (ITL, TTFT samples) is not pooled across processes.
-    fn single_process(&self) -> bool {
-        true
-    }
-
-    fn measure<W: Driven>(
-        &self,
-        case: &GenerationCase,
-        pipeline: &mut W,
-        cfg: &SamplerConfig,
-        observer: &mut dyn Observer,
-    ) -> Result<Measured<GenerationRaw>, <W as Workload>::Error> {
-        generation::measure(case, pipeline, cfg, observer)
-    }
-
-    fn record(&self, case: &GenerationCase) -> Option<ScenarioRecord> {
-        Some(ScenarioRecord::Prefill(generation::record(case)))
-    }
-
-    fn assemble(
-        &self,
-        case: &GenerationCase,
-        raw: &GenerationRaw,
-        result: &mut CaseResult,
-        settings: &Settings,
-    ) {
-        let info = generation::assemble(case, raw, result, settings);
-        generation::apply(result, ScenarioRecord::Prefill(info));
-    }
-
-    fn metrics<'a>(&self, case: &'a CaseResult) -> KindMetrics<'a> {
-        generation::metrics(case)
-    }
+    generation::shared_methods!(ScenarioRecord::Prefill);
 }
