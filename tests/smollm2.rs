@@ -393,4 +393,31 @@ case_timeout_s = 600
         kld.mean > 0.0 && kld.mean < 0.5,
         "q8_0 stays close: {kld:?}"
     );
+    // The report of the real run draws every LLM chart its cases call for.
+    let report = dir.path().join("report");
+    let out = support::command()
+        .args(["report", output.to_str().unwrap(), "--out"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(report.join("index.html")).unwrap();
+    for file in [
+        "llm-tokens-prefill.png",
+        "llm-tokens-decode.png",
+        "llm-tokens-generate.png",
+        "llm-itl.png",
+        "llm-quality-ppl.png",
+        "llm-quality-kld.png",
+        "llm-memory.png",
+    ] {
+        let png = std::fs::read(report.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{file}");
+        assert!(page.contains(&format!("({file})")), "{file} not on the page");
+    }
 }
