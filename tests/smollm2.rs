@@ -418,6 +418,9 @@ case_timeout_s = 600
     ] {
         let png = std::fs::read(report.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{file}");
-        assert!(page.contains(&format!("({file})")), "{file} not on the page");
+        assert!(
+            page.contains(&format!("({file})")),
+            "{file} not on the page"
+        );
     }
 }
