@@ -388,6 +388,15 @@ pub(crate) fn attr_int(node: &Node, name: &str) -> Option<i64> {
     }
 }
 
+/// The largest absolute difference between two tensors of one shape (tests of the kernels
+/// against candle's own ops).
+#[cfg(test)]
+pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .and_then(|d| d.abs()?.max_all()?.to_scalar::<f32>())
+        .expect("tensors of one shape")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
