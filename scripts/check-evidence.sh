@@ -16,7 +16,8 @@
 # compare numbers across machines.
 #
 # Usage: scripts/check-evidence.sh [-n N] [-o DIR] [-s SUITE] [--slowdown F] [--small F]
-#                                  [--busy] [--retry-disturbed R] [--max-minutes M] [--no-build]
+#                                  [--busy] [--retry-disturbed R] [--max-processes P]
+#                                  [--max-minutes M] [--no-build]
 #   -n N          trials (default 20; fewer is a smoke test of the script, not evidence)
 #   -o DIR        where runs, check reports and summary.md go (default results/evidence/<UTC time>)
 #   -s SUITE      suite file (default suites/ci.toml)
@@ -26,6 +27,10 @@
 #                 repository in a scratch target folder, started again whenever it ends (both
 #                 cores); the goals are then no false regression and no +F slowdown "passed"
 #   --retry-disturbed R  pass `--retry-disturbed R` to every run (default 0)
+#   --max-processes P    run a copy of the suite ($OUT/suite.toml) whose [settings]
+#                 max_processes is P (at least its `processes`): beside a busy neighbour
+#                 every case otherwise runs the suite's full 40 processes, and a trial takes
+#                 about 15 minutes on 2 cores
 #   --max-minutes M      start no trial after M minutes; the summary counts the trials done
 #   --no-build    use target/release/inferbench as it is
 # Exit status: 0 when every goal is met, 1 when one is missed, 2 on a usage or run error.
@@ -39,6 +44,7 @@ SMALL=0.02
 BUILD=1
 BUSY=0
 RETRY=0
+MAX_PROCESSES=0
 MAX_MINUTES=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -50,6 +56,7 @@ while [[ $# -gt 0 ]]; do
         --no-build) BUILD=0; shift ;;
         --busy) BUSY=1; shift ;;
         --retry-disturbed) RETRY="$2"; shift 2 ;;
+        --max-processes) MAX_PROCESSES="$2"; shift 2 ;;
         --max-minutes) MAX_MINUTES="$2"; shift 2 ;;
         -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
@@ -59,8 +66,8 @@ if ! [[ "$N" =~ ^[0-9]+$ ]] || [[ "$N" -lt 1 ]]; then
     echo "-n needs a positive whole number, got $N" >&2
     exit 2
 fi
-for v in "$RETRY" "$MAX_MINUTES"; do
-    [[ "$v" =~ ^[0-9]+$ ]] || { echo "--retry-disturbed and --max-minutes need whole numbers, got $v" >&2; exit 2; }
+for v in "$RETRY" "$MAX_MINUTES" "$MAX_PROCESSES"; do
+    [[ "$v" =~ ^[0-9]+$ ]] || { echo "--retry-disturbed, --max-processes and --max-minutes need whole numbers, got $v" >&2; exit 2; }
 done
 
 cd "$(dirname "$0")/.."
@@ -71,6 +78,11 @@ fi
 [[ -x "$BIN" ]] || { echo "$BIN is missing; build with cargo build --release" >&2; exit 2; }
 OUT="${OUT:-results/evidence/$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT"
+if [[ "$MAX_PROCESSES" -gt 0 ]]; then
+    grep -qE '^max_processes *=' "$SUITE" || { echo "$SUITE has no max_processes line to change" >&2; exit 2; }
+    sed -E "s/^max_processes *=.*/max_processes = $MAX_PROCESSES/" "$SUITE" > "$OUT/suite.toml"
+    SUITE="$OUT/suite.toml"
+fi
 
 if [[ "$N" -lt 20 ]]; then
     echo "note: N = $N < 20: a smoke test of this script, not evidence" >&2
@@ -201,6 +213,7 @@ env_line=$("$BIN" env --json | (command -v jq > /dev/null && jq -r '"\(.cpu_mode
     flags="-n $N -s $SUITE"
     [[ "$BUSY" == 1 ]] && flags="$flags --busy"
     [[ "$RETRY" -gt 0 ]] && flags="$flags --retry-disturbed $RETRY"
+    [[ "$MAX_PROCESSES" -gt 0 ]] && flags="$flags --max-processes $MAX_PROCESSES"
     echo "\`scripts/check-evidence.sh $flags\` on $(date -u +%Y-%m-%d), $env_line;"
     echo "load average (1 min) at the start $load, after the last trial $load_end, highest after a trial $load_max."
     if [[ "$BUSY" == 1 ]]; then
