@@ -14,7 +14,8 @@ Writes, with random weights from fixed seeds:
   MobileNet-style CNN built from torchvision's blocks, the seed CNN, a 2-layer BERT encoder,
   and a Keras-style NHWC graph; plus manifest.json (batch and input_shapes per fixture).
 - with --large, .cache/onnx-models/*.onnx: torchvision resnet18 and mobilenet_v3_small at
-  224x224, and all-MiniLM-L6-v2 from the weights scripts/fetch-minilm.sh fetches.
+  224x224, and all-MiniLM-L6-v2 from the weights scripts/fetch-minilm.sh fetches (at opset 17,
+  and at opset 14 for candle_onnx::simple_eval, which has no LayerNormalization).
 - with --keras, tests/fixtures/onnx/keras_tf2onnx.onnx: a Keras CNN (NHWC) through tf2onnx,
   from a venv with tensorflow-cpu==2.21.0 tf2onnx==1.17.0 onnx==1.23.2 numpy==2.4.6
   (run there with --keras --no-fixtures; torch is not needed).
@@ -451,12 +452,12 @@ def hf_state_dict(sd, layers):
     return out
 
 
-def export_bert(net, path, seq):
+def export_bert(net, path, seq, opset=17):
     import torch
     ids = torch.randint(0, 100, (1, seq))
     return torch_export(net, (ids, torch.ones_like(ids)), path, ["input_ids", "attention_mask"],
                         {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
-                         "output": {0: "batch"}})
+                         "output": {0: "batch"}}, opset=opset)
 
 
 def bert_tiny(out_dir):
@@ -484,6 +485,12 @@ def minilm(out_dir):
     m = export_bert(net.eval(), out_dir / "all_minilm_l6_v2.onnx", 128)
     save(m, "all_minilm_l6_v2", input_shapes={"input_ids": [1, 128], "attention_mask": [1, 128]},
          note="all-MiniLM-L6-v2, sequence 128", directory=out_dir)
+    # The same model at opset 14, before LayerNormalization existed: the exporter writes each
+    # layer norm as ReduceMean, Sub, Pow, Sqrt and Div, ops candle_onnx::simple_eval runs, so
+    # scripts/onnx-speed.sh has one real model on which all three runtimes can be timed.
+    m = export_bert(net.eval(), out_dir / "all_minilm_l6_v2_opset14.onnx", 128, opset=14)
+    save(m, "all_minilm_l6_v2_opset14", input_shapes={"input_ids": [1, 128], "attention_mask": [1, 128]},
+         note="all-MiniLM-L6-v2, sequence 128, opset 14 (layer norms as primitive ops)", directory=out_dir)
 
 
 def torchvision_full(out_dir):

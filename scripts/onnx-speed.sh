@@ -26,7 +26,8 @@ out_json="${OUT_JSON:-target/onnx-speed.jsonl}"
 models=("$@")
 if [ ${#models[@]} -eq 0 ]; then
   models=(.cache/onnx-models/resnet18.onnx .cache/onnx-models/mobilenet_v3_small.onnx
-    ".cache/onnx-models/all_minilm_l6_v2.onnx:input_ids=1x128,attention_mask=1x128")
+    ".cache/onnx-models/all_minilm_l6_v2.onnx:input_ids=1x128,attention_mask=1x128"
+    ".cache/onnx-models/all_minilm_l6_v2_opset14.onnx:input_ids=1x128,attention_mask=1x128")
 fi
 
 if [[ " $runtimes " == *" inferbench "* ]]; then
