@@ -17,7 +17,7 @@ use inferbench::results;
 use inferbench::schema::{CaseResult, RunResult, ScenarioRecord};
 
 mod support;
-use support::{inferbench, text};
+use support::{assert_cut_by_budget, inferbench, text};
 
 const SUITE: &str = r#"
 [suite]
@@ -509,46 +509,43 @@ fn unsupported_architectures_exit_2_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let suite = arch_suite(dir.path(), &["phi3"]);
     let body = std::fs::read_to_string(&suite).unwrap();
-    TinyLlama {
+    let gemma = TinyLlama {
         architecture: "gemma3",
         ..TinyLlama::default()
-    }
-    .write(&dir.path().join("gemma.gguf"))
-    .unwrap();
-    let gemma = dir.path().join("gemma.toml");
-    std::fs::write(&gemma, body.replace("\"phi3.gguf\"", "\"gemma.gguf\"")).unwrap();
-    let out = inferbench(&["run", gemma.to_str().unwrap()]);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    for needle in [
-        "gemma.gguf",
-        "`gemma3`",
-        "llama, qwen2, qwen3, phi3",
-        "models[0].path",
-    ] {
-        assert!(stderr.contains(needle), "no {needle:?} in {stderr}");
-    }
-    assert!(!stderr.contains("panicked"), "{stderr}");
-
-    TinyLlama {
+    };
+    let tied_phi3 = TinyLlama {
         architecture: "phi3",
         tied: true,
         ..TinyLlama::default()
-    }
-    .write(&dir.path().join("tied.gguf"))
-    .unwrap();
-    let tied = dir.path().join("tied.toml");
-    std::fs::write(&tied, body.replace("\"phi3.gguf\"", "\"tied.gguf\"")).unwrap();
-    let out = inferbench(&["run", tied.to_str().unwrap()]);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    for needle in [
-        "tied.gguf",
-        "output.weight is missing",
-        "phi3",
-        "models[0].path",
-    ] {
-        assert!(stderr.contains(needle), "no {needle:?} in {stderr}");
+    };
+    let cases = [
+        (
+            "gemma",
+            gemma,
+            &["`gemma3`", "llama, qwen2, qwen3, phi3"][..],
+        ),
+        ("tied", tied_phi3, &["output.weight is missing", "phi3"][..]),
+    ];
+    for (name, model, needles) in cases {
+        let gguf = format!("{name}.gguf");
+        model.write(&dir.path().join(&gguf)).unwrap();
+        let suite = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &suite,
+            body.replace("\"phi3.gguf\"", &format!("\"{gguf}\"")),
+        )
+        .unwrap();
+        let out = inferbench(&["run", suite.to_str().unwrap()]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        for needle in needles
+            .iter()
+            .copied()
+            .chain([gguf.as_str(), "models[0].path"])
+        {
+            assert!(stderr.contains(needle), "{name}: no {needle:?} in {stderr}");
+        }
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
     }
 }
 
@@ -910,24 +907,7 @@ fn a_time_budget_cuts_every_llm_case_short() {
         "--quick keeps the smallest of each list"
     );
     for c in &run.cases {
-        assert_eq!(
-            c.status,
-            inferbench::schema::CaseStatus::Partial,
-            "{}: {:?}",
-            c.id,
-            c.error
-        );
-        assert_eq!(
-            c.stop_reason,
-            Some(inferbench::schema::StopReason::Budget),
-            "{}",
-            c.id
-        );
-        let why = c.error.as_deref().unwrap();
-        assert!(
-            why.contains("cut short by the time budget of 0.000001 s"),
-            "{why}"
-        );
+        assert_cut_by_budget(c, "0.000001");
     }
     for c in &run.cases[..3] {
         let n = c.latency_ms.as_ref().unwrap().samples.len();

@@ -12,7 +12,7 @@ use inferbench::results;
 use inferbench::schema::{CaseResult, CaseStatus, RunResult};
 
 mod support;
-use support::{inferbench, text};
+use support::{assert_cut_by_budget, inferbench, text};
 
 const SUITE: &str = r#"
 [suite]
@@ -230,18 +230,7 @@ fn a_time_budget_cuts_server_and_multi_stream_cases_short(dir: &Path) {
     assert_eq!(run.settings.budget_s, Some(0.3));
     assert_eq!(run.cases.len(), 4);
     for c in &run.cases {
-        assert_eq!(c.status, CaseStatus::Partial, "{}: {:?}", c.id, c.error);
-        assert_eq!(
-            c.stop_reason,
-            Some(inferbench::schema::StopReason::Budget),
-            "{}",
-            c.id
-        );
-        let why = c.error.as_deref().unwrap();
-        assert!(
-            why.contains("cut short by the time budget of 0.3 s"),
-            "{why}"
-        );
+        assert_cut_by_budget(c, "0.3");
     }
     let q40 = case(&run, "q40/").server().unwrap();
     assert!(q40.queries > 0, "{q40:?}");

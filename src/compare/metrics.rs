@@ -174,6 +174,51 @@ impl KindMetrics<'_> {
             per_process: true,
         }
     }
+
+    /// A case whose load is offered at a rate (a server, an LLM server). A max-QPS search
+    /// reports its highest passing rate `max_qps` (None: no rate passed), compared by its
+    /// bracket up to `failing_qps`, and no latency: its latency is that of its best probe,
+    /// at a rate of its own. A fixed rate compares its latency. Neither compares throughput
+    /// (the offered load sets it) or per-process figures (latency depends on that load).
+    pub fn offered_load(search: Option<MaxQpsSearch>) -> Self {
+        let latency = search.is_none();
+        let own = search
+            .and_then(|s| {
+                s.max_qps.map(|max_qps| MetricValue {
+                    name: "max_qps",
+                    unit: s.unit,
+                    better: Better::Higher,
+                    value: max_qps,
+                    ci: None,
+                    evidence: Evidence::Bracket {
+                        passing: max_qps,
+                        failing: s.failing_qps,
+                    },
+                    threshold: |t| t.throughput,
+                    tag: Some(s.bounds),
+                })
+            })
+            .into_iter()
+            .collect();
+        KindMetrics {
+            own,
+            latency,
+            throughput: false,
+            per_process: false,
+        }
+    }
+}
+
+/// What a max-QPS search found, for [`KindMetrics::offered_load`].
+pub struct MaxQpsSearch {
+    /// The highest rate that met the bounds, if any did.
+    pub max_qps: Option<f64>,
+    /// The lowest rate that failed them, if any did.
+    pub failing_qps: Option<f64>,
+    /// The rate's unit ("queries/s", "requests/s").
+    pub unit: &'static str,
+    /// The bounds the search held, as the check's row shows them ("p99 <= 20 ms").
+    pub bounds: String,
 }
 
 /// The metric table: every figure of a case that the check compares and the exports write,

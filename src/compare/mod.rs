@@ -62,7 +62,9 @@ use crate::schema::{CaseResult, CaseStatus, CheckConfig, EnvDifference, RunResul
 pub use comparability::run_differences;
 use comparability::thread_differences;
 pub use evidence::{compare_metric, reference_floor_us, samples_needed, MIN_UNDISTURBED};
-pub use metrics::{metrics, Better, Evidence, KindMetrics, MetricValue, ScenarioChecks};
+pub use metrics::{
+    metrics, Better, Evidence, KindMetrics, MaxQpsSearch, MetricValue, ScenarioChecks,
+};
 use rule::trim;
 pub use rule::{decide, ChangeKind, Verdict};
 

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Cell, DriveError, Driven, Measured, ScenarioKind};
-use crate::compare::{Better, Evidence, KindMetrics, MetricValue};
+use crate::compare::{KindMetrics, MaxQpsSearch};
 use crate::llm::server::{
     run_server, LlmFindMax, LlmRequest, LlmServerLoad, LlmServerMeasurement, LlmServerTarget,
 };
@@ -338,33 +338,15 @@ fn metrics(case: &CaseResult) -> KindMetrics<'_> {
     let Some(ScenarioRecord::LlmServer(info)) = &case.record else {
         return KindMetrics::common();
     };
-    let search = info.search.as_ref();
-    let own = search
-        .and_then(|s| s.max_qps.map(|max_qps| (s, max_qps)))
-        .map(|(s, max_qps)| MetricValue {
-            name: "max_qps",
-            unit: "requests/s",
-            better: Better::Higher,
-            value: max_qps,
-            ci: None,
-            evidence: Evidence::Bracket {
-                passing: max_qps,
-                failing: s.failing_qps,
-            },
-            threshold: |t| t.throughput,
-            tag: Some(format!(
-                "p99 TTFT <= {} ms, p99 TPOT <= {} ms",
-                s.ttft_p99_bound_ms, s.tpot_p99_bound_ms
-            )),
-        })
-        .into_iter()
-        .collect();
-    KindMetrics {
-        own,
-        latency: search.is_none(),
-        throughput: false,
-        per_process: false,
-    }
+    KindMetrics::offered_load(info.search.as_ref().map(|s| MaxQpsSearch {
+        max_qps: s.max_qps,
+        failing_qps: s.failing_qps,
+        unit: "requests/s",
+        bounds: format!(
+            "p99 TTFT <= {} ms, p99 TPOT <= {} ms",
+            s.ttft_p99_bound_ms, s.tpot_p99_bound_ms
+        ),
+    }))
 }
 
 #[cfg(test)]

@@ -61,3 +61,24 @@ pub fn run_quick(
     let run = inferbench::results::read_json(output).unwrap();
     (out, run)
 }
+
+/// A case `--quick`'s time budget cut short: status `partial`, stop reason `budget`, and an
+/// error naming the budget as the run file writes it (`budget` is that text, "2" or "0.3").
+pub fn assert_cut_by_budget(case: &inferbench::schema::CaseResult, budget: &str) {
+    use inferbench::schema::{CaseStatus, StopReason};
+    assert_eq!(
+        case.status,
+        CaseStatus::Partial,
+        "{}: {:?}",
+        case.id,
+        case.error
+    );
+    assert_eq!(case.stop_reason, Some(StopReason::Budget), "{}", case.id);
+    let why = case.error.as_deref().unwrap_or_default();
+    let expected = format!("cut short by the time budget of {budget} s");
+    assert!(
+        why.contains(&expected),
+        "{}: no {expected:?} in {why:?}",
+        case.id
+    );
+}

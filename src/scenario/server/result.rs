@@ -11,7 +11,7 @@
 //! pass or fail is itself a noisy p99 estimate, which the bracket does not carry.
 
 use super::{ServerLoad, ServerMeasurement, ServerTarget};
-use crate::compare::{Better, Evidence, KindMetrics, MetricComparison, MetricValue, Verdict};
+use crate::compare::{KindMetrics, MaxQpsSearch, MetricComparison, Verdict};
 use crate::measure::server::ProbeRaw;
 use crate::schema::{
     fmt_rate, CaseResult, CaseStatus, LatencyMs, ProbeInfo, ScenarioRecord, SearchInfo,
@@ -167,30 +167,12 @@ pub(super) fn metrics(case: &CaseResult) -> KindMetrics<'_> {
     let Some(server) = case.server() else {
         return KindMetrics::common();
     };
-    let search = server.search.as_ref();
-    let own = search
-        .and_then(|s| s.max_qps.map(|max_qps| (s, max_qps)))
-        .map(|(s, max_qps)| MetricValue {
-            name: "max_qps",
-            unit: "queries/s",
-            better: Better::Higher,
-            value: max_qps,
-            ci: None,
-            evidence: Evidence::Bracket {
-                passing: max_qps,
-                failing: s.failing_qps,
-            },
-            threshold: |t| t.throughput,
-            tag: Some(format!("p99 <= {} ms", s.p99_bound_ms)),
-        })
-        .into_iter()
-        .collect();
-    KindMetrics {
-        own,
-        latency: search.is_none(),
-        throughput: false,
-        per_process: false,
-    }
+    KindMetrics::offered_load(server.search.as_ref().map(|s| MaxQpsSearch {
+        max_qps: s.max_qps,
+        failing_qps: s.failing_qps,
+        unit: "queries/s",
+        bounds: format!("p99 <= {} ms", s.p99_bound_ms),
+    }))
 }
 
 /// Server cases: a candidate that stops keeping up with the offered load is regressed (and
