@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Sums an `inferbench profile` run file's per-step times of an ONNX model by kind of step,
-for explaining the gap to ONNX Runtime layer by layer (BENCHMARKS.md, "ONNX speed"); set
-beside scripts/onnx-ort-profile.py's sums by ONNX Runtime's op type. Run by hand with a venv
-that has the `onnx` package (scripts/export-onnx-models.py makes one):
+beside ONNX Runtime's own profile summed the same way, to explain the gap layer by layer
+(BENCHMARKS.md, "ONNX speed: our plan against ONNX Runtime (issue #18, part 9)"). Run by
+hand with a venv that has the `onnx` package (scripts/export-onnx-models.py makes one):
 
     python scripts/onnx-profile-groups.py RUN.json MODEL.onnx [--ort ORT.json]
 

@@ -8,10 +8,11 @@
 //! A span binds to the subscriber current when it is created, so the model must be loaded
 //! under the timer ([`SpanTimer::dispatch`] with `tracing::dispatcher::with_default`).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use tracing::span::{Attributes, Id, Record};
+use tracing::subscriber::NoSubscriber;
 use tracing::{Dispatch, Event, Metadata, Subscriber};
 
 /// The components a forward pass is split into, in the order they are reported, with the
@@ -96,6 +97,14 @@ impl SpanTimer {
 
     /// The dispatcher to load a model under (its spans then report here).
     pub fn dispatch(&self) -> Dispatch {
+        // tracing caches each callsite's interest. With a single live dispatcher it takes
+        // the interest of whichever thread reaches a callsite first, so a callsite of
+        // candle's first reached on another thread (tests running models side by side)
+        // would be cached as "never" and its spans would not reach this timer. A second,
+        // permanent dispatcher that enables nothing makes the cache combine every live
+        // dispatcher instead: this one's callsites become "sometimes", asked per span.
+        static COMPANION: OnceLock<Dispatch> = OnceLock::new();
+        COMPANION.get_or_init(|| Dispatch::new(NoSubscriber::default()));
         Dispatch::new(self.clone())
     }
 
