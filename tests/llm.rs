@@ -851,18 +851,15 @@ fn profile_splits_a_decode_into_components() {
         .all(|l| l.samples_ms.len() == profile.iterations));
     let share: f64 = profile.layers.iter().map(|l| l.share).sum();
     assert!((share - 1.0).abs() < 1e-9, "{share}");
-    // The components are part of each repetition's four decode steps: their sum stays near
-    // the unprofiled repetition (the spans' own cost and greedy sampling in between aside).
-    assert!(profile.layer_sum_mean_ms > 0.0);
+    // The components are part of each repetition's four decode steps (the unit test of
+    // `llm::profile` holds each repetition's sum below its own time). How far the spans'
+    // cost lifts the sum above the unprofiled repetition is a wall-clock ratio, which this
+    // test, run beside others, does not bound.
+    assert!(profile.layer_sum_mean_ms > 0.0 && profile.layer_sum_mean_ms.is_finite());
+    assert!(profile.forward_mean_ms > 0.0);
     // Held against the case's own repetitions only: the generic second pass would time the
     // model's forward, a whole repetition with the untimed context prefill.
     assert_eq!(profile.forward_after_mean_ms, None);
-    assert!(
-        profile.layer_sum_mean_ms < 3.0 * profile.forward_mean_ms,
-        "{} vs {}",
-        profile.layer_sum_mean_ms,
-        profile.forward_mean_ms
-    );
 }
 
 /// Under a time budget (`--quick`, capped here by the suite's `budget_s` at 1 µs, shorter than
