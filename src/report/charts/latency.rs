@@ -74,18 +74,13 @@ pub fn latency(d: &ReportData) -> Result<Outcome, String> {
     let png = chart("latency.png", TITLE, caption, height, |root| {
         let body = frame(root, TITLE, &legend)?;
         let n = rows.len();
-        let mut ch = ChartBuilder::on(&body)
-            .margin(16)
-            .margin_right(30)
-            .x_label_area_size(56)
-            .y_label_area_size(label_area(&labels))
-            .build_cartesian_2d(axis.clone(), rows_axis(&labels))?;
-        axes(
+        let mut ch = rows_chart(
             root,
-            &mut ch,
-            Some(&format!("latency per iteration (ms{})", axis.scale_note())),
-            Some("variant · target"),
-            (true, false),
+            &body,
+            &axis,
+            &labels,
+            &format!("latency per iteration (ms{})", axis.scale_note()),
+            "variant · target",
         )?;
         for (i, (c, s)) in rows.iter().zip(&stats).enumerate() {
             let y = row_y(i, n);
@@ -270,19 +265,7 @@ pub fn distribution(d: &ReportData) -> Result<Outcome, String> {
     let png = chart("latency-distribution.png", TITLE, caption, height, |root| {
         let body = frame(root, TITLE, &legend)?;
         let n = rows.len();
-        let mut ch = ChartBuilder::on(&body)
-            .margin(16)
-            .margin_right(30)
-            .x_label_area_size(56)
-            .y_label_area_size(label_area(&labels))
-            .build_cartesian_2d(axis.clone(), rows_axis(&labels))?;
-        axes(
-            root,
-            &mut ch,
-            Some(&x_desc),
-            Some("variant · target"),
-            (true, false),
-        )?;
+        let mut ch = rows_chart(root, &body, &axis, &labels, &x_desc, "variant · target")?;
         for (i, (c, b)) in rows.iter().zip(&boxes).enumerate() {
             let y = row_y(i, n);
             let col = color(target_index(&targets, &c.case.target));

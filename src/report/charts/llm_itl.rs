@@ -88,21 +88,16 @@ pub fn itl(d: &ReportData) -> Result<Outcome, String> {
     let png = chart("llm-itl.png", TITLE, caption, height, |root| {
         let body = frame(root, TITLE, &legend)?;
         let n = rows.len();
-        let mut ch = ChartBuilder::on(&body)
-            .margin(16)
-            .margin_right(30)
-            .x_label_area_size(56)
-            .y_label_area_size(label_area(&labels))
-            .build_cartesian_2d(axis.clone(), rows_axis(&labels))?;
-        axes(
+        let mut ch = rows_chart(
             root,
-            &mut ch,
-            Some(&format!(
+            &body,
+            &axis,
+            &labels,
+            &format!(
                 "inter-token latency: one decode step (ms{})",
                 axis.scale_note()
-            )),
-            Some("variant · test · target"),
-            (true, false),
+            ),
+            "variant · test · target",
         )?;
         for (i, r) in rows.iter().enumerate() {
             let y = row_y(i, n);

@@ -144,18 +144,13 @@ pub fn memory(d: &ReportData) -> Result<Outcome, String> {
     let png = chart("llm-memory.png", TITLE, caption, height, |root| {
         let body = frame(root, TITLE, &legend)?;
         let n = rows.len();
-        let mut ch = ChartBuilder::on(&body)
-            .margin(16)
-            .margin_right(30)
-            .x_label_area_size(56)
-            .y_label_area_size(label_area(&labels))
-            .build_cartesian_2d(axis.clone(), rows_axis(&labels))?;
-        axes(
+        let mut ch = rows_chart(
             root,
-            &mut ch,
-            Some(&format!("memory{}", axis.scale_note())),
-            Some("variant"),
-            (true, false),
+            &body,
+            &axis,
+            &labels,
+            &format!("memory{}", axis.scale_note()),
+            "variant",
         )?;
         for (i, r) in rows.iter().enumerate() {
             let y = row_y(i, n);

@@ -113,18 +113,13 @@ fn rate_chart(d: &ReportData, scenario: Scenario, rows: &[RateRow]) -> Result<Ch
     chart(file, title, caption, height, |root| {
         let body = frame(root, title, &legend)?;
         let n = rows.len();
-        let mut ch = ChartBuilder::on(&body)
-            .margin(16)
-            .margin_right(30)
-            .x_label_area_size(56)
-            .y_label_area_size(label_area(&labels))
-            .build_cartesian_2d(axis.clone(), rows_axis(&labels))?;
-        axes(
+        let mut ch = rows_chart(
             root,
-            &mut ch,
-            Some(&format!("tokens per second{}", axis.scale_note())),
-            Some("variant · test · target"),
-            (true, false),
+            &body,
+            &axis,
+            &labels,
+            &format!("tokens per second{}", axis.scale_note()),
+            "variant · test · target",
         )?;
         for (i, r) in rows.iter().enumerate() {
             let y = row_y(i, n);

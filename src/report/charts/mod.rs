@@ -524,6 +524,28 @@ fn rows_axis(labels: &[String]) -> super::axis::CategoryAxis {
     super::axis::CategoryAxis::new(labels.iter().rev().cloned().collect())
 }
 
+/// The layout every row chart shares: one row per label (the first on top) against the
+/// value `axis` along x, vertical grid lines only, both axes described.
+fn rows_chart<'b, 'a>(
+    root: &Area<'_>,
+    body: &'b Area<'a>,
+    axis: &ValueAxis,
+    labels: &[String],
+    x_desc: &str,
+    y_desc: &str,
+) -> DrawResult<
+    ChartContext<'b, BitMapBackend<'a>, Cartesian2d<ValueAxis, super::axis::CategoryAxis>>,
+> {
+    let mut ch = ChartBuilder::on(body)
+        .margin(16)
+        .margin_right(30)
+        .x_label_area_size(56)
+        .y_label_area_size(label_area(labels))
+        .build_cartesian_2d(axis.clone(), rows_axis(labels))?;
+    axes(root, &mut ch, Some(x_desc), Some(y_desc), (true, false))?;
+    Ok(ch)
+}
+
 /// A short file-name-safe form of a name: `cnn-q8 [B]` -> `cnn-q8-b`.
 fn slug(s: &str) -> String {
     let mut out = String::new();

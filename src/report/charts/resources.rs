@@ -202,22 +202,17 @@ pub fn energy(d: &ReportData) -> Result<Outcome, String> {
     let png = chart("energy.png", title, caption, height, |root| {
         let body = frame(root, title, &legend)?;
         let n = rows.len();
-        let mut ch = ChartBuilder::on(&body)
-            .margin(16)
-            .margin_right(30)
-            .x_label_area_size(56)
-            .y_label_area_size(label_area(&labels))
-            .build_cartesian_2d(axis.clone(), rows_axis(&labels))?;
-        axes(
+        let mut ch = rows_chart(
             root,
-            &mut ch,
-            Some(&format!(
+            &body,
+            &axis,
+            &labels,
+            &format!(
                 "energy per inference (mJ{}{})",
                 if all_est { ", ESTIMATED" } else { "" },
                 axis.scale_note()
-            )),
-            Some("case"),
-            (true, false),
+            ),
+            "case",
         )?;
         for (i, &(mj, est, _)) in figures.iter().enumerate() {
             let y = row_y(i, n);
